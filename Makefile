@@ -1,0 +1,50 @@
+# fleetprof — run `make help` for the targets.
+SHELL := /bin/bash
+GO ?= go
+TOOL := $(GO) tool -modfile=$(CURDIR)/tools/go.mod
+BIN := bin/fleetprof
+GOTEST_FLAGS ?= -count=1 -timeout 20m
+
+.DEFAULT_GOAL := help
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+
+setup: ## install Debian packages, the chDB library (npm) and Go modules
+	./scripts/setup.sh
+
+build: ## build bin/fleetprof (needs no chDB, no clang)
+	$(GO) build -o $(BIN) ./cmd/fleetprof
+
+up: setup build ## set up, then run fleetprof up: embedded ClickHouse, agent on this host, UI on http://127.0.0.1:7070
+	$(if $(filter 0,$(shell id -u)),,sudo) ./$(BIN) up
+
+test: setup check-generated lint ## set up, then check generated code, lint and run the whole test suite
+	$(GO) test $(GOTEST_FLAGS) ./...
+
+test-short: ## the suite without setup, generation check or lint
+	$(GO) test $(GOTEST_FLAGS) ./...
+
+bench: setup build ## benchmarks (ingest, queries, agent overhead, analyzer evaluation, UI render)
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 1x -timeout 60m ./... | tee bench.txt
+
+generate: ## regenerate protobuf (buf) and eBPF (bpf2go) code
+	cd proto && $(TOOL) buf generate && $(TOOL) buf lint
+	$(GO) generate ./bpf/...
+
+check-generated: ## fail when regenerating would change committed generated code
+	@sum() { find proto bpf -type f \( -name '*.go' -o -name '*.o' \) -print0 | sort -z | xargs -0 sha256sum; }; \
+	before=$$(sum); $(MAKE) --no-print-directory generate >/dev/null; after=$$(sum); \
+	if [ "$$before" != "$$after" ]; then echo "generated code was out of date (now regenerated; review and commit):"; \
+	  diff <(echo "$$before") <(echo "$$after") | grep '^>' ; exit 1; fi; echo "generated code is up to date"
+
+lint: ## golangci-lint (config: .golangci.yml)
+	$(TOOL) golangci-lint run ./...
+
+fmt: ## gofmt the tree
+	gofmt -w $$(git ls-files '*.go')
+
+clean: ## remove build output
+	rm -rf bin bench.txt
+
+.PHONY: help setup build up test test-short bench generate check-generated lint fmt clean

@@ -1,0 +1,16 @@
+package sampler
+
+// Source is the kernel boundary of the agent: what it needs from a
+// sampler. *Sampler implements it; samplertest.Fake is the hand-written
+// fake for unit tests of code that consumes samples and events.
+type Source interface {
+	// Drain returns the samples counted since the previous call and
+	// cumulative stats.
+	Drain() ([]Sample, Stats, error)
+	// Events delivers process lifecycle events until Close.
+	Events() <-chan ProcEvent
+	// Close stops sampling and closes the Events channel.
+	Close() error
+}
+
+var _ Source = (*Sampler)(nil)

@@ -1,0 +1,275 @@
+package symbolize
+
+import (
+	"bytes"
+	"debug/elf"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// Layout of the Go 1.20+ runtime tables (runtime/symtab.go, runtime2.go,
+// symtabinl.go; unchanged through Go 1.26), 64-bit only.
+const (
+	goPclntabMagic120 = 0xfffffff1
+
+	pcHeaderNfunc       = 8
+	pcHeaderFuncnameOff = 32
+	pcHeaderPctabOff    = 56
+	pcHeaderPclnOff     = 64
+	pcHeaderSize        = 72
+
+	moduledataFuncnametab = 8   // []byte data pointer
+	moduledataText        = 176 // runtime.text
+	moduledataGofunc      = 320 // go:func.*, base of funcdata offsets
+	moduledataMinSize     = 328
+
+	funcNameOff   = 4
+	funcNpcdata   = 28
+	funcNfuncdata = 43
+	funcPcdata    = 44 // followed by [npcdata]uint32 then [nfuncdata]uint32
+
+	pcdataInlTreeIndex = 2
+	funcdataInlTree    = 3
+	inlinedCallSize    = 16
+	inlinedCallNameOff = 4
+	inlinedCallParent  = 8
+)
+
+var errNoModuledata = errors.New("go moduledata not found")
+
+// goTables holds what parseGoPclntab extracts from a Go binary.
+type goTables struct {
+	syms []symbol
+	inl  []inlineFunc
+}
+
+// parseGoPclntab reads function names and the inline tree (the tables the
+// Go runtime uses for its own tracebacks) from a Go 1.20+ 64-bit binary.
+// Unlike DWARF this survives -ldflags=-s -w and the stripping "go test"
+// does. The funcdata base (gofunc) comes from the module data that the
+// linker stores in .go.module (Go 1.26) or .noptrdata (older), found by its
+// pointer to .gopclntab.
+func parseGoPclntab(f *elf.File) (*goTables, error) {
+	sec := f.Section(".gopclntab")
+	if sec == nil {
+		return nil, errors.New("no .gopclntab")
+	}
+	tab, err := sec.Data()
+	if err != nil {
+		return nil, fmt.Errorf("read .gopclntab: %w", err)
+	}
+	le := binary.LittleEndian
+	if len(tab) < pcHeaderSize || le.Uint32(tab) != goPclntabMagic120 || tab[7] != 8 {
+		return nil, errors.New("unsupported pclntab (need Go 1.20+, 64-bit)")
+	}
+	quantum := uint64(tab[6])
+	nfunc := le.Uint64(tab[pcHeaderNfunc:])
+	funcnameOff := le.Uint64(tab[pcHeaderFuncnameOff:])
+	pctabOff := le.Uint64(tab[pcHeaderPctabOff:])
+	pclnOff := le.Uint64(tab[pcHeaderPclnOff:])
+	if funcnameOff >= uint64(len(tab)) || pctabOff >= uint64(len(tab)) || pclnOff+(nfunc+1)*8 > uint64(len(tab)) {
+		return nil, errors.New("pclntab header out of range")
+	}
+	md, err := findModuledata(f, sec.Addr, sec.Addr+funcnameOff)
+	if err != nil {
+		return nil, err
+	}
+	text := le.Uint64(md[moduledataText:])
+	gofunc := le.Uint64(md[moduledataGofunc:])
+	gofuncData, gofuncAddr := sectionAt(f, gofunc)
+
+	r := &pclnReader{tab: tab, funcnames: tab[funcnameOff:], pctab: tab[pctabOff:], quantum: quantum}
+	ftab := tab[pclnOff:]
+	out := &goTables{syms: make([]symbol, 0, nfunc)}
+	var runs []pcRun
+	for i := range nfunc {
+		entry := text + uint64(le.Uint32(ftab[i*8:]))
+		end := text + uint64(le.Uint32(ftab[(i+1)*8:]))
+		funcOff := pclnOff + uint64(le.Uint32(ftab[i*8+4:]))
+		if funcOff+funcPcdata > uint64(len(tab)) {
+			return nil, fmt.Errorf("func %d out of range", i)
+		}
+		fn := tab[funcOff:]
+		name := r.name(int32(le.Uint32(fn[funcNameOff:])))
+		var size uint64
+		if end > entry {
+			size = end - entry
+		}
+		out.syms = append(out.syms, symbol{addr: entry, size: size, name: name})
+
+		npcdata := uint64(le.Uint32(fn[funcNpcdata:]))
+		nfuncdata := uint64(fn[funcNfuncdata])
+		if gofuncData == nil || npcdata <= pcdataInlTreeIndex || nfuncdata <= funcdataInlTree ||
+			funcPcdata+4*(npcdata+nfuncdata) > uint64(len(fn)) {
+			continue
+		}
+		pcdataOff := le.Uint32(fn[funcPcdata+4*pcdataInlTreeIndex:])
+		inlOff := le.Uint32(fn[funcPcdata+4*npcdata+4*funcdataInlTree:])
+		if pcdataOff == 0 || inlOff == ^uint32(0) {
+			continue
+		}
+		treeStart := gofunc + uint64(inlOff) - gofuncAddr
+		if gofunc+uint64(inlOff) < gofuncAddr || treeStart >= uint64(len(gofuncData)) {
+			continue
+		}
+		tree := gofuncData[treeStart:]
+		runs = r.decode(runs[:0], pcdataOff, entry)
+		var calls []inlineCall
+		var chain []string
+		for _, run := range runs {
+			chain = chain[:0]
+			// Walk from the innermost inlined call out to the physical
+			// function, as the runtime's inlineUnwinder does.
+			for ix, n := run.val, 0; ix >= 0 && n < 64; n++ {
+				off := uint64(ix) * inlinedCallSize
+				if off+inlinedCallSize > uint64(len(tree)) {
+					break
+				}
+				chain = append(chain, r.name(int32(le.Uint32(tree[off+inlinedCallNameOff:]))))
+				parent := entry + uint64(int64(int32(le.Uint32(tree[off+inlinedCallParent:]))))
+				ix = valueAt(runs, parent)
+			}
+			for j := len(chain) - 1; j >= 0; j-- {
+				calls = append(calls, inlineCall{lo: run.lo, hi: run.hi, name: chain[j]})
+			}
+		}
+		if len(calls) > 0 {
+			out.inl = append(out.inl, inlineFunc{lo: entry, hi: end, calls: slices.Clip(calls)})
+		}
+	}
+	// ftab is sorted by entry; keep the invariant explicit for lookups.
+	slices.SortStableFunc(out.syms, func(a, b symbol) int { return compareUint64(a.addr, b.addr) })
+	slices.SortStableFunc(out.inl, func(a, b inlineFunc) int { return compareUint64(a.lo, b.lo) })
+	return out, nil
+}
+
+func compareUint64(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// findModuledata returns the bytes of runtime.firstmoduledata: the first
+// pointer-aligned word equal to the pclntab address whose funcnametab
+// pointer matches too.
+func findModuledata(f *elf.File, pclntab, funcnametab uint64) ([]byte, error) {
+	var want [16]byte
+	binary.LittleEndian.PutUint64(want[:], pclntab)
+	binary.LittleEndian.PutUint64(want[8:], funcnametab)
+	for _, name := range []string{".go.module", ".noptrdata", ".data.rel.ro", ".data"} {
+		s := f.Section(name)
+		if s == nil || s.Type == elf.SHT_NOBITS {
+			continue
+		}
+		d, err := s.Data()
+		if err != nil {
+			continue
+		}
+		for i := 0; i+moduledataMinSize <= len(d); i += 8 {
+			j := bytes.Index(d[i:], want[:])
+			if j < 0 {
+				break
+			}
+			i += j
+			if i%8 == 0 && i+moduledataMinSize <= len(d) {
+				return d[i : i+moduledataMinSize], nil
+			}
+			i -= i % 8 // continue scanning after this unaligned match
+		}
+	}
+	return nil, errNoModuledata
+}
+
+// sectionAt returns the contents and address of the allocated section
+// holding addr.
+func sectionAt(f *elf.File, addr uint64) ([]byte, uint64) {
+	for _, s := range f.Sections {
+		if s.Flags&elf.SHF_ALLOC == 0 || s.Type == elf.SHT_NOBITS || addr < s.Addr || addr >= s.Addr+s.Size {
+			continue
+		}
+		d, err := s.Data()
+		if err != nil {
+			return nil, 0
+		}
+		return d, s.Addr
+	}
+	return nil, 0
+}
+
+type pclnReader struct {
+	tab, funcnames, pctab []byte
+	quantum               uint64
+}
+
+func (r *pclnReader) name(off int32) string {
+	if off < 0 || int(off) >= len(r.funcnames) {
+		return "?"
+	}
+	b := r.funcnames[off:]
+	if i := bytes.IndexByte(b, 0); i >= 0 {
+		b = b[:i]
+	}
+	return goPrintName(string(b))
+}
+
+// goPrintName shortens type arguments to "[...]" as the runtime does
+// (funcNameForPrint), so names match Go's own tracebacks and pprof profiles.
+func goPrintName(name string) string {
+	i := strings.IndexByte(name, '[')
+	if i < 0 {
+		return name
+	}
+	j := strings.LastIndexByte(name, ']')
+	if j <= i {
+		return name
+	}
+	return name[:i] + "[...]" + name[j+1:]
+}
+
+// pcRun is one step of a pcvalue table: val holds on [lo, hi).
+type pcRun struct {
+	lo, hi uint64
+	val    int32
+}
+
+// decode expands the pcvalue table at pctab[off] (runtime.step): values
+// start at -1, each step adds a zig-zag delta and advances the pc.
+func (r *pclnReader) decode(dst []pcRun, off uint32, entry uint64) []pcRun {
+	if uint64(off) >= uint64(len(r.pctab)) {
+		return dst
+	}
+	p := r.pctab[off:]
+	pc, val := entry, int32(-1)
+	for first := true; ; first = false {
+		uv, n := binary.Uvarint(p)
+		if n <= 0 || (uv == 0 && !first) {
+			return dst
+		}
+		p = p[n:]
+		val += int32(-(uint32(uv) & 1) ^ (uint32(uv) >> 1))
+		pcd, n := binary.Uvarint(p)
+		if n <= 0 {
+			return dst
+		}
+		p = p[n:]
+		lo := pc
+		pc += pcd * r.quantum
+		dst = append(dst, pcRun{lo: lo, hi: pc, val: val})
+	}
+}
+
+func valueAt(runs []pcRun, pc uint64) int32 {
+	for _, r := range runs {
+		if pc >= r.lo && pc < r.hi {
+			return r.val
+		}
+	}
+	return -1
+}

@@ -1,0 +1,213 @@
+package symbolize
+
+import (
+	"debug/elf"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// fakeProc is a procfs tree under a temp dir whose processes map real
+// binaries built by the test, so lifecycle cases (pid reuse, exit, maps
+// changing) are deterministic.
+type fakeProc struct{ root string }
+
+func newFakeProc(t *testing.T) fakeProc {
+	return fakeProc{root: t.TempDir()}
+}
+
+// set writes pid's stat (with start time) and maps and makes its root "/".
+func (f fakeProc) set(t *testing.T, pid uint32, start uint64, maps ...string) {
+	t.Helper()
+	dir := filepath.Join(f.root, fmt.Sprint(pid))
+	if err := os.MkdirAll(filepath.Join(dir, "map_files"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	stat := fmt.Sprintf("%d (fake) S%s %d 0 0\n", pid, strings.Repeat(" 0", 18), start)
+	if err := os.WriteFile(filepath.Join(dir, "stat"), []byte(stat), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "maps"), []byte(strings.Join(maps, "")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(filepath.Join(dir, "root")); err != nil {
+		if err := os.Symlink("/", filepath.Join(dir, "root")); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func (f fakeProc) remove(t *testing.T, pid uint32) {
+	t.Helper()
+	if err := os.RemoveAll(filepath.Join(f.root, fmt.Sprint(pid))); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// mapsLine is the maps line of bin's executable segment loaded at bias,
+// shown under path (which may differ from bin, e.g. "(deleted)").
+func mapsLine(t *testing.T, bin, path string, bias uint64) (line string, start, end uint64) {
+	t.Helper()
+	ef, err := elf.Open(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ef.Close()
+	var st syscall.Stat_t
+	if err := syscall.Stat(bin, &st); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range ef.Progs {
+		if p.Type == elf.PT_LOAD && p.Flags&elf.PF_X != 0 {
+			start = bias + p.Vaddr&^0xfff
+			end = (bias + p.Vaddr + p.Filesz + 0xfff) &^ 0xfff
+			line = fmt.Sprintf("%x-%x r-xp %08x fd:01 %d %s\n", start, end, p.Off&^0xfff, st.Ino, path)
+			return line, start, end
+		}
+	}
+	t.Fatalf("%s has no executable segment", bin)
+	return "", 0, 0
+}
+
+func TestLifecycle(t *testing.T) {
+	exe := buildC(t, false)
+	pie := buildC(t, true)
+	exeA := nmSymbols(t, exe)["a"].addr + 4
+	const pieBias = 0x555555554000
+	pieA := nmSymbols(t, pie)["a"].addr + pieBias + 4
+	exeLine, exeStart, exeEnd := mapsLine(t, exe, exe, 0)
+	pieLine, _, _ := mapsLine(t, pie, pie, pieBias)
+
+	sym := func(s *Symbolizer, pid uint32, pc uint64) string {
+		got := s.Symbolize(pid, []uint64{pc}, nil)
+		if len(got) != 1 {
+			t.Fatalf("Symbolize returned %q", got)
+		}
+		return got[0]
+	}
+
+	t.Run("maps re-read on miss (dlopen)", func(t *testing.T) {
+		fp := newFakeProc(t)
+		s := newTestSymbolizer(t, Config{ProcRoot: fp.root, MinRefresh: time.Nanosecond})
+		fp.set(t, 10, 100)
+		if err := s.ProcessStarted(10); err != nil {
+			t.Fatal(err)
+		}
+		if got := sym(s, 10, exeA); got != "[unknown]" {
+			t.Errorf("before mapping: %q", got)
+		}
+		fp.set(t, 10, 100, exeLine)
+		if got := sym(s, 10, exeA); got != "a" {
+			t.Errorf("after mapping appeared: %q", got)
+		}
+	})
+
+	t.Run("pid reuse", func(t *testing.T) {
+		fp := newFakeProc(t)
+		s := newTestSymbolizer(t, Config{ProcRoot: fp.root, MinRefresh: time.Nanosecond})
+		fp.set(t, 11, 100, exeLine)
+		if got := sym(s, 11, exeA); got != "a" {
+			t.Fatalf("first process: %q", got)
+		}
+		// Same pid, new process (other start time) without an exec event:
+		// the miss-triggered re-read notices the new start time.
+		fp.set(t, 11, 200, pieLine)
+		if got := sym(s, 11, pieA); got != "a" {
+			t.Errorf("second process: %q", got)
+		}
+		if got := sym(s, 11, exeA); got != "[unknown]" {
+			t.Errorf("first process's address in the second: %q", got)
+		}
+	})
+
+	t.Run("exit grace", func(t *testing.T) {
+		for _, tt := range []struct {
+			grace time.Duration
+			want  string
+			procs int
+		}{
+			{time.Hour, "a", 1},
+			{time.Nanosecond, "[unknown]", 0},
+		} {
+			fp := newFakeProc(t)
+			s := newTestSymbolizer(t, Config{ProcRoot: fp.root, ExitGrace: tt.grace})
+			fp.set(t, 12, 100, exeLine)
+			if err := s.ProcessStarted(12); err != nil {
+				t.Fatal(err)
+			}
+			s.ProcessExited(12)
+			fp.remove(t, 12)
+			if got := sym(s, 12, exeA); got != tt.want {
+				t.Errorf("grace %v: after exit %q, want %q", tt.grace, got, tt.want)
+			}
+			if got := s.Stats().Processes; got != tt.procs {
+				t.Errorf("grace %v: Processes = %d, want %d", tt.grace, got, tt.procs)
+			}
+		}
+	})
+
+	t.Run("objects shared and bounded", func(t *testing.T) {
+		fp := newFakeProc(t)
+		s := newTestSymbolizer(t, Config{ProcRoot: fp.root, MaxFiles: 1})
+		fp.set(t, 20, 100, exeLine)
+		fp.set(t, 21, 100, exeLine)
+		fp.set(t, 22, 100, pieLine)
+		for _, pid := range []uint32{20, 21, 22} {
+			if err := s.ProcessStarted(pid); err != nil {
+				t.Fatal(err)
+			}
+		}
+		st := s.Stats()
+		if st.FileMisses != 2 || st.FileHits != 1 || st.FilesCached != 1 {
+			t.Errorf("stats = %+v, want 2 misses, 1 hit, 1 cached", st)
+		}
+		// Evicted from the cache, still referenced by its process.
+		if got := sym(s, 20, exeA); got != "a" {
+			t.Errorf("evicted object's process: %q", got)
+		}
+		if got := sym(s, 22, pieA); got != "a" {
+			t.Errorf("cached object's process: %q", got)
+		}
+	})
+
+	t.Run("deleted file via map_files", func(t *testing.T) {
+		fp := newFakeProc(t)
+		s := newTestSymbolizer(t, Config{ProcRoot: fp.root})
+		line, _, _ := mapsLine(t, exe, "/gone/chain (deleted)", 0)
+		fp.set(t, 13, 100, line)
+		link := filepath.Join(fp.root, "13", "map_files", fmt.Sprintf("%x-%x", exeStart, exeEnd))
+		if err := os.Symlink(exe, link); err != nil {
+			t.Fatal(err)
+		}
+		if got := sym(s, 13, exeA); got != "a" {
+			t.Errorf("deleted file: %q", got)
+		}
+		if err := os.Remove(link); err != nil {
+			t.Fatal(err)
+		}
+		s2 := newTestSymbolizer(t, Config{ProcRoot: fp.root})
+		if got := sym(s2, 13, exeA); !strings.HasPrefix(got, "[unknown] chain+0x") {
+			t.Errorf("unreadable file: %q, want [unknown] chain+0x...", got)
+		}
+	})
+
+	t.Run("frame order", func(t *testing.T) {
+		fp := newFakeProc(t)
+		s := newTestSymbolizer(t, Config{ProcRoot: fp.root, NoKernel: true})
+		fp.set(t, 14, 100, exeLine)
+		syms := nmSymbols(t, exe)
+		user := []uint64{syms["c"].addr + 4, 0, syms["b"].addr + 5, syms["main"].addr + 5}
+		want := []string{"main", "b", "c", "[unknown]_[k]", "[unknown]_[k]"}
+		if got := s.Symbolize(14, user, []uint64{0xffffffff81000001, 0xffffffff81000002}); !slices.Equal(got, want) {
+			t.Errorf("Symbolize = %q, want %q", got, want)
+		}
+		if st := s.Stats(); st.Frames != 5 || st.UnknownFrames != 2 {
+			t.Errorf("stats = %+v, want 5 frames, 2 unknown", st)
+		}
+	})
+}

@@ -1,0 +1,309 @@
+package symbolize
+
+import (
+	"cmp"
+	"debug/elf"
+	"debug/gosym"
+	"encoding/binary"
+	"encoding/hex"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/ianlancetaylor/demangle"
+)
+
+// object is the parsed, immutable-after-load symbol information of one ELF
+// file (executable, shared library or the vDSO).
+type object struct {
+	key      string // cache key: build id or file identity
+	base     string // module basename for unknown frames
+	buildID  string // GNU build id, hex; empty if none
+	segments []segment
+	syms     []symbol // sorted by addr, one per addr
+	inl      []inlineFunc
+	statKeys []string // file identities that resolved to this object
+	hasDWARF bool
+}
+
+// segment is a PT_LOAD program header: the mapping between file offsets and
+// link-time virtual addresses.
+type segment struct {
+	off, vaddr, filesz uint64
+}
+
+type symbol struct {
+	addr, size uint64
+	name       string
+	// mangled is set until name has been demangled (done lazily: most
+	// symbols are never looked up).
+	mangled bool
+}
+
+// vaddr converts a file offset into the object's link-time virtual address.
+func (o *object) vaddr(fileOff uint64) (uint64, bool) {
+	for _, s := range o.segments {
+		if fileOff >= s.off && fileOff < s.off+s.filesz {
+			return fileOff - s.off + s.vaddr, true
+		}
+	}
+	return 0, false
+}
+
+// lookup returns the symbol containing addr.
+func (o *object) lookup(addr uint64) (*symbol, bool) {
+	i, found := slices.BinarySearchFunc(o.syms, addr, func(s symbol, a uint64) int { return cmp.Compare(s.addr, a) })
+	if !found {
+		i--
+	}
+	if i < 0 {
+		return nil, false
+	}
+	s := &o.syms[i]
+	if s.size != 0 && addr >= s.addr+s.size {
+		return nil, false
+	}
+	if s.mangled {
+		s.name = demangle.Filter(s.name)
+		s.mangled = false
+	}
+	return s, true
+}
+
+// Symbol sources, in order of preference when two name the same address.
+const (
+	prioGo = iota // .gopclntab: the names the Go runtime itself reports
+	prioGlobal
+	prioWeak
+	prioLocal
+)
+
+type candidate struct {
+	symbol
+	prio int
+}
+
+// elfInput is one opened ELF file with the name used in errors.
+type elfInput struct {
+	f    *elf.File
+	name string
+}
+
+// parseObject builds an object from the mapped file and, if found, its
+// separate debug file (which may be nil).
+func parseObject(file, debug *elfInput, maxDWARF int64) (*object, error) {
+	o := &object{base: filepath.Base(file.name)}
+	o.buildID, _ = buildID(file.f)
+	for _, p := range file.f.Progs {
+		if p.Type == elf.PT_LOAD {
+			o.segments = append(o.segments, segment{off: p.Off, vaddr: p.Vaddr, filesz: p.Filesz})
+		}
+	}
+	if len(o.segments) == 0 {
+		return nil, fmt.Errorf("parse %s: no PT_LOAD segments", file.name)
+	}
+	isGo := file.f.Section(".gopclntab") != nil
+	var cands []candidate
+	var goTab *goTables
+	if isGo {
+		// The runtime's own tables give its names and inline tree even
+		// when stripped; debug/gosym (names only) is the fallback for
+		// layouts this parser does not know.
+		var err error
+		if goTab, err = parseGoPclntab(file.f); err == nil {
+			for _, s := range goTab.syms {
+				cands = append(cands, candidate{symbol: s, prio: prioGo})
+			}
+		} else {
+			cands = appendGoSymbols(cands, file.f)
+		}
+	}
+	// A debug file's .symtab is a superset of the stripped file's tables;
+	// still read all: duplicates are dropped by address below.
+	if debug != nil {
+		cands = appendELFSymbols(cands, debug.f, false, isGo)
+	}
+	cands = appendELFSymbols(cands, file.f, false, isGo)
+	cands = appendELFSymbols(cands, file.f, true, isGo)
+	slices.SortFunc(cands, func(a, b candidate) int {
+		if c := cmp.Compare(a.addr, b.addr); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(a.prio, b.prio); c != 0 {
+			return c
+		}
+		// Among aliases prefer the public-looking name: malloc over
+		// __libc_malloc.
+		ua, ub := len(a.name)-len(strings.TrimLeft(a.name, "_")), len(b.name)-len(strings.TrimLeft(b.name, "_"))
+		if c := cmp.Compare(ua, ub); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(len(a.name), len(b.name)); c != 0 {
+			return c
+		}
+		return strings.Compare(a.name, b.name)
+	})
+	for i, c := range cands {
+		if i > 0 && cands[i-1].addr == c.addr {
+			continue
+		}
+		o.syms = append(o.syms, c.symbol)
+	}
+	o.syms = slices.Clip(o.syms)
+
+	if goTab != nil {
+		// Go code's inlining comes from pclntab: it is what the runtime
+		// reports and it is cheaper than DWARF. (Inlining inside cgo's C
+		// code is not expanded.)
+		o.inl = goTab.inl
+		return o, nil
+	}
+	dw := file
+	if debug != nil && hasDWARF(debug.f) {
+		dw = debug
+	}
+	if sec := dw.f.Section(".debug_info"); sec != nil && int64(sec.Size) <= maxDWARF {
+		inl, err := parseInlines(dw.f)
+		if err != nil {
+			return nil, fmt.Errorf("parse %s dwarf: %w", dw.name, err)
+		}
+		o.inl = inl
+		o.hasDWARF = true
+	}
+	return o, nil
+}
+
+func hasDWARF(f *elf.File) bool {
+	s := f.Section(".debug_info")
+	return s != nil && s.Type != elf.SHT_NOBITS
+}
+
+func appendELFSymbols(cands []candidate, f *elf.File, dynamic, isGo bool) []candidate {
+	var syms []elf.Symbol
+	if dynamic {
+		syms, _ = f.DynamicSymbols()
+	} else {
+		syms, _ = f.Symbols()
+	}
+	for _, s := range syms {
+		typ := elf.ST_TYPE(s.Info)
+		if typ != elf.STT_FUNC && typ != elf.STT_GNU_IFUNC {
+			continue
+		}
+		if s.Value == 0 || s.Section == elf.SHN_UNDEF || s.Name == "" {
+			continue
+		}
+		prio := prioLocal
+		switch elf.ST_BIND(s.Info) {
+		case elf.STB_GLOBAL:
+			prio = prioGlobal
+		case elf.STB_WEAK:
+			prio = prioWeak
+		}
+		name := s.Name
+		if isGo {
+			// Go's linker names assembly (ABI0) functions "pkg.f.abi0";
+			// the runtime and pprof call them "pkg.f".
+			name = strings.TrimSuffix(name, ".abi0")
+			name = strings.TrimSuffix(name, ".abiinternal")
+		} else if i := strings.IndexByte(name, '@'); i > 0 {
+			name = name[:i] // symbol versions: memcpy@@GLIBC_2.14
+		}
+		mangled := strings.HasPrefix(name, "_Z") || strings.HasPrefix(name, "_R")
+		cands = append(cands, candidate{symbol: symbol{addr: s.Value, size: s.Size, name: name, mangled: mangled}, prio: prio})
+	}
+	return cands
+}
+
+// appendGoSymbols reads function names from .gopclntab, which survives
+// stripping. Failures (e.g. a pclntab newer than this Go's debug/gosym) leave
+// the ELF symbol tables as the only source.
+func appendGoSymbols(cands []candidate, f *elf.File) []candidate {
+	pcln, err := f.Section(".gopclntab").Data()
+	if err != nil {
+		return cands
+	}
+	var textStart uint64
+	if t := f.Section(".text"); t != nil {
+		textStart = t.Addr
+	}
+	tab, err := gosym.NewTable(nil, gosym.NewLineTable(pcln, textStart))
+	if err != nil {
+		return cands
+	}
+	for _, fn := range tab.Funcs {
+		var size uint64
+		if fn.End > fn.Entry {
+			size = fn.End - fn.Entry
+		}
+		cands = append(cands, candidate{symbol: symbol{addr: fn.Entry, size: size, name: goPrintName(fn.Name)}, prio: prioGo})
+	}
+	return cands
+}
+
+// buildID returns the GNU build id (hex), or the Go build id prefixed with
+// "go:" for Go binaries linked without one.
+func buildID(f *elf.File) (string, error) {
+	var goID string
+	for _, p := range f.Progs {
+		if p.Type != elf.PT_NOTE {
+			continue
+		}
+		data := make([]byte, p.Filesz)
+		if _, err := p.ReadAt(data, 0); err != nil {
+			continue
+		}
+		if id, kind := parseNotes(data, f.ByteOrder); kind == "gnu" {
+			return id, nil
+		} else if kind == "go" {
+			goID = id
+		}
+	}
+	// Go's internal linker emits notes as sections only for some modes.
+	for _, name := range []string{".note.gnu.build-id", ".note.go.buildid"} {
+		s := f.Section(name)
+		if s == nil {
+			continue
+		}
+		data, err := s.Data()
+		if err != nil {
+			continue
+		}
+		if id, kind := parseNotes(data, f.ByteOrder); kind == "gnu" {
+			return id, nil
+		} else if kind == "go" && goID == "" {
+			goID = id
+		}
+	}
+	if goID != "" {
+		return "go:" + goID, nil
+	}
+	return "", fmt.Errorf("no build id")
+}
+
+func parseNotes(data []byte, bo binary.ByteOrder) (id, kind string) {
+	for len(data) >= 12 {
+		namesz := uint64(bo.Uint32(data[0:]))
+		descsz := uint64(bo.Uint32(data[4:]))
+		typ := bo.Uint32(data[8:])
+		nameEnd := 12 + (namesz+3)&^3
+		descEnd := nameEnd + (descsz+3)&^3
+		if nameEnd > uint64(len(data)) || 12+namesz > uint64(len(data)) || nameEnd+descsz > uint64(len(data)) {
+			return "", ""
+		}
+		name := strings.TrimRight(string(data[12:12+namesz]), "\x00")
+		desc := data[nameEnd : nameEnd+descsz]
+		switch {
+		case name == "GNU" && typ == 3: // NT_GNU_BUILD_ID
+			return hex.EncodeToString(desc), "gnu"
+		case name == "Go" && typ == 4: // Go build id note
+			id, kind = string(desc), "go"
+		}
+		if descEnd > uint64(len(data)) {
+			break
+		}
+		data = data[descEnd:]
+	}
+	return id, kind
+}

@@ -1,0 +1,99 @@
+package pprofconv
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/fleetprof/fleetprof/aggregator/storage"
+	"github.com/google/pprof/profile"
+)
+
+// defaultPeriodNS is used when the store knows no period (100 Hz, Go's default).
+const defaultPeriodNS = 10_000_000
+
+// ToPprof builds a CPU profile from stored stacks: sample types samples/count and
+// cpu/nanoseconds (count × period), one function and one location per frame name.
+// start and dur describe the selection's time range.
+func ToPprof(p *storage.Profile, start time.Time, dur time.Duration) *profile.Profile {
+	period := p.PeriodNS
+	if period <= 0 {
+		period = defaultPeriodNS
+	}
+	out := &profile.Profile{
+		SampleType: []*profile.ValueType{
+			{Type: "samples", Unit: "count"},
+			{Type: "cpu", Unit: "nanoseconds"},
+		},
+		DefaultSampleType: "cpu",
+		PeriodType:        &profile.ValueType{Type: "cpu", Unit: "nanoseconds"},
+		Period:            period,
+		TimeNanos:         start.UnixNano(),
+		DurationNanos:     int64(dur),
+	}
+	locs := map[string]*profile.Location{}
+	location := func(name string) *profile.Location {
+		if l, ok := locs[name]; ok {
+			return l
+		}
+		id := uint64(len(locs) + 1)
+		fn := &profile.Function{ID: id, Name: name, SystemName: name}
+		l := &profile.Location{ID: id, Line: []profile.Line{{Function: fn}}}
+		out.Function = append(out.Function, fn)
+		out.Location = append(out.Location, l)
+		locs[name] = l
+		return l
+	}
+	for _, s := range p.Stacks {
+		if s.Value <= 0 || len(s.Frames) == 0 {
+			continue
+		}
+		ls := make([]*profile.Location, len(s.Frames))
+		for i, f := range s.Frames {
+			// pprof stacks are leaf first.
+			ls[len(s.Frames)-1-i] = location(f)
+		}
+		out.Sample = append(out.Sample, &profile.Sample{Location: ls, Value: []int64{s.Value, s.Value * period}})
+	}
+	return out
+}
+
+// WritePprof writes p as a gzipped profile.proto.
+func WritePprof(w io.Writer, p *storage.Profile, start time.Time, dur time.Duration) error {
+	if err := ToPprof(p, start, dur).Write(w); err != nil {
+		return fmt.Errorf("write pprof: %w", err)
+	}
+	return nil
+}
+
+// WriteFolded writes one "root;...;leaf count" line per stack, sorted by stack, with
+// identical stacks merged. Semicolons inside names become colons so lines stay parseable.
+func WriteFolded(w io.Writer, p *storage.Profile) error {
+	counts := map[string]int64{}
+	for _, s := range p.Stacks {
+		if s.Value <= 0 || len(s.Frames) == 0 {
+			continue
+		}
+		names := make([]string, len(s.Frames))
+		for i, f := range s.Frames {
+			names[i] = strings.NewReplacer(";", ":", "\n", " ").Replace(f)
+		}
+		counts[strings.Join(names, ";")] += s.Value
+	}
+	keys := make([]string, 0, len(counts))
+	for k := range counts {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	bw := bufio.NewWriter(w)
+	for _, k := range keys {
+		fmt.Fprintf(bw, "%s %d\n", k, counts[k])
+	}
+	if err := bw.Flush(); err != nil {
+		return fmt.Errorf("write folded: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,353 @@
+package changepoint
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"sort"
+)
+
+// Config tunes Detect. The zero value is not valid; start from DefaultConfig.
+type Config struct {
+	// Alpha is the significance level of each split test (false-positive rate per
+	// series on noise without change points).
+	Alpha float64
+	// MinSegment is the shortest segment (in points) a change point may create.
+	MinSegment int
+	// Sigma, if > 0, is the known long-run standard deviation of the noise; 0 estimates
+	// it robustly from the series.
+	Sigma float64
+	// IgnoreAutocorrelation treats the noise as independent even if the series shows
+	// positive lag-1 autocorrelation.
+	IgnoreAutocorrelation bool
+	// MaxChangePoints caps the number of change points returned (0 = no cap); the
+	// most significant splits are found first.
+	MaxChangePoints int
+}
+
+// DefaultConfig returns the defaults: α = 0.01, segments of at least 5 points.
+func DefaultConfig() Config {
+	return Config{Alpha: 0.01, MinSegment: 5}
+}
+
+// Validate reports the first invalid field.
+func (c Config) Validate() error {
+	if !(c.Alpha > 0 && c.Alpha < 1) {
+		return fmt.Errorf("alpha %v: want 0 < alpha < 1", c.Alpha)
+	}
+	if c.MinSegment < 2 {
+		return fmt.Errorf("min segment %d: want >= 2", c.MinSegment)
+	}
+	if c.Sigma < 0 || math.IsNaN(c.Sigma) || math.IsInf(c.Sigma, 0) {
+		return fmt.Errorf("sigma %v: want a finite value >= 0", c.Sigma)
+	}
+	if c.MaxChangePoints < 0 {
+		return fmt.Errorf("max change points %d: want >= 0", c.MaxChangePoints)
+	}
+	return nil
+}
+
+// ChangePoint is one detected mean shift.
+type ChangePoint struct {
+	// Index is the first index of the new segment.
+	Index int `json:"index"`
+	// Before and After are the means of the final segments on either side.
+	Before float64 `json:"before"`
+	After  float64 `json:"after"`
+	// Statistic is the standardized CUSUM maximum of the split test,
+	// max_k |S_k − k/n·S_n| / (σ·√n), over the segment that was split.
+	Statistic float64 `json:"statistic"`
+	// PValue is P(statistic ≥ observed) for a Brownian bridge (no change).
+	PValue float64 `json:"p_value"`
+	// Z is the two-sample z score of the split, (After−Before)/(σ·√(1/n₁+1/n₂)), using
+	// the final segments.
+	Z float64 `json:"z"`
+}
+
+// Noise describes the estimated noise of a series.
+type Noise struct {
+	// Sigma is the marginal standard deviation, LongRunSigma the standard deviation
+	// that governs sums (σ·√((1+φ)/(1−φ)) for AR(1)), Phi the lag-1 autocorrelation.
+	Sigma, LongRunSigma, Phi float64
+}
+
+// ErrNonFinite is wrapped by Detect's error for NaN or infinite input.
+var ErrNonFinite = errors.New("non-finite value")
+
+// Detect finds mean shifts in xs by binary segmentation: each segment is split at the
+// maximum of its CUSUM if the split is significant at cfg.Alpha; both halves are then
+// searched again. Series shorter than 2·MinSegment have no change points.
+func Detect(xs []float64, cfg Config) ([]ChangePoint, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("changepoint config: %w", err)
+	}
+	for i, x := range xs {
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			return nil, fmt.Errorf("index %d is %v: %w", i, x, ErrNonFinite)
+		}
+	}
+	n := len(xs)
+	m := cfg.MinSegment
+	if n < 2*m {
+		return nil, nil
+	}
+	prefix := make([]float64, n+1)
+	for i, x := range xs {
+		prefix[i+1] = prefix[i] + x
+	}
+	// An exactly piecewise-constant series has σ = 0; a tiny floor relative to the data
+	// keeps exact steps detectable and rounding noise not.
+	scale := 0.0
+	for _, x := range xs {
+		scale = math.Max(scale, math.Abs(x))
+	}
+	floor := 1e-9 * scale
+	if floor == 0 {
+		return nil, nil // all zeros
+	}
+	if cfg.Sigma > 0 {
+		return segment(xs, prefix, cfg, math.Max(cfg.Sigma, floor)), nil
+	}
+	// The noise level comes from the residuals around the current segmentation, so
+	// shifts do not inflate it; two refinements settle it (the first guess, from
+	// differences, cannot tell autocorrelation from white noise well on short series).
+	nz := EstimateNoise(xs)
+	sigma := nz.LongRunSigma
+	if cfg.IgnoreAutocorrelation {
+		sigma = nz.Sigma
+	}
+	cps := segment(xs, prefix, cfg, math.Max(sigma, floor))
+	for range 2 {
+		nz = residualNoise(xs, prefix, cps)
+		s := nz.LongRunSigma
+		if cfg.IgnoreAutocorrelation {
+			s = nz.Sigma
+		}
+		if s == sigma {
+			break
+		}
+		sigma = s
+		cps = segment(xs, prefix, cfg, math.Max(sigma, floor))
+	}
+	return cps, nil
+}
+
+// segment runs binary segmentation with a known long-run σ.
+func segment(xs, prefix []float64, cfg Config, sigma float64) []ChangePoint {
+	n, m := len(xs), cfg.MinSegment
+	type split struct {
+		index   int
+		stat, p float64
+		lo, hi  int
+	}
+	var found []split
+	// Work queue ordered by significance so MaxChangePoints keeps the strongest splits.
+	queue := [][2]int{{0, n}}
+	var pending []split
+	for len(queue) > 0 || len(pending) > 0 {
+		for _, seg := range queue {
+			lo, hi := seg[0], seg[1]
+			if hi-lo < 2*m {
+				continue
+			}
+			k, stat := cusumSplit(prefix, lo, hi, m, sigma)
+			p := bridgeSupP(stat)
+			if p < cfg.Alpha {
+				pending = append(pending, split{index: k, stat: stat, p: p, lo: lo, hi: hi})
+			}
+		}
+		queue = queue[:0]
+		if len(pending) == 0 {
+			break
+		}
+		best := 0
+		for i := range pending {
+			if pending[i].p < pending[best].p || (pending[i].p == pending[best].p && pending[i].stat > pending[best].stat) {
+				best = i
+			}
+		}
+		s := pending[best]
+		pending = slices.Delete(pending, best, best+1)
+		found = append(found, s)
+		if cfg.MaxChangePoints > 0 && len(found) == cfg.MaxChangePoints {
+			break
+		}
+		queue = append(queue, [2]int{s.lo, s.index}, [2]int{s.index, s.hi})
+	}
+	sort.Slice(found, func(i, j int) bool { return found[i].index < found[j].index })
+	out := make([]ChangePoint, len(found))
+	for i, s := range found {
+		lo, hi := 0, n
+		if i > 0 {
+			lo = found[i-1].index
+		}
+		if i+1 < len(found) {
+			hi = found[i+1].index
+		}
+		n1, n2 := float64(s.index-lo), float64(hi-s.index)
+		before := (prefix[s.index] - prefix[lo]) / n1
+		after := (prefix[hi] - prefix[s.index]) / n2
+		out[i] = ChangePoint{
+			Index: s.index, Before: before, After: after,
+			Statistic: s.stat, PValue: s.p,
+			Z: (after - before) / (sigma * math.Sqrt(1/n1+1/n2)),
+		}
+	}
+	return out
+}
+
+// residualNoise estimates σ and the lag-1 autocorrelation from the residuals around
+// the segment means of cps.
+func residualNoise(xs, prefix []float64, cps []ChangePoint) Noise {
+	n := len(xs)
+	res := make([]float64, n)
+	sameSeg := make([]bool, n) // res[i] and res[i-1] are in the same segment
+	lo := 0
+	for s := 0; s <= len(cps); s++ {
+		hi := n
+		if s < len(cps) {
+			hi = cps[s].Index
+		}
+		mean := (prefix[hi] - prefix[lo]) / float64(hi-lo)
+		for i := lo; i < hi; i++ {
+			res[i] = xs[i] - mean
+			sameSeg[i] = i > lo
+		}
+		lo = hi
+	}
+	v := trimmedVar(res)
+	if v == 0 {
+		return Noise{}
+	}
+	// Winsorize so single outliers do not dominate the autocovariance.
+	c := 3 * math.Sqrt(v)
+	var num, den float64
+	pairs := 0
+	for i := range res {
+		r := math.Max(-c, math.Min(c, res[i]))
+		den += r * r
+		if sameSeg[i] {
+			num += r * math.Max(-c, math.Min(c, res[i-1]))
+			pairs++
+		}
+	}
+	phi := 0.0
+	if den > 0 && pairs > 0 {
+		phi = num / den
+		// The sample autocorrelation is biased toward 0 by about (1+4φ)/n, more so
+		// after fitting segment means.
+		phi += (1 + 4*phi) / float64(n)
+	}
+	if phi < 1/math.Sqrt(float64(n)) {
+		phi = 0
+	}
+	phi = math.Min(phi, 0.9)
+	sigma2 := v
+	return Noise{
+		Sigma:        math.Sqrt(sigma2),
+		LongRunSigma: math.Sqrt(sigma2 * (1 + phi) / (1 - phi)),
+		Phi:          phi,
+	}
+}
+
+// cusumSplit returns the most likely split index in [lo+m, hi−m] (the Gaussian maximum
+// likelihood location, which maximizes the CUSUM weighted by 1/√(k(n−k)/n)) and the
+// test statistic: the unweighted CUSUM maximum standardized by σ·√n. The unweighted
+// maximum is flat near the ends of a segment, so it locates early/late steps poorly,
+// while its null distribution is the simple Kolmogorov one.
+func cusumSplit(prefix []float64, lo, hi, m int, sigma float64) (int, float64) {
+	n := float64(hi - lo)
+	total := prefix[hi] - prefix[lo]
+	best, bestW, bestK := 0.0, -1.0, lo+m
+	for k := lo + m; k <= hi-m; k++ {
+		j := float64(k - lo)
+		c := math.Abs(prefix[k] - prefix[lo] - j/n*total)
+		best = math.Max(best, c)
+		if w := c / math.Sqrt(j*(n-j)/n); w > bestW {
+			bestW, bestK = w, k
+		}
+	}
+	return bestK, best / (sigma * math.Sqrt(n))
+}
+
+// bridgeSupP is P(sup|B(t)| > x) for a standard Brownian bridge (Kolmogorov
+// distribution): 2·Σ(−1)^(k−1)·exp(−2k²x²).
+func bridgeSupP(x float64) float64 {
+	if x <= 0.3 {
+		return 1 // the series has not converged usefully and the answer is ≈1
+	}
+	sum := 0.0
+	for k := 1; k <= 100; k++ {
+		term := math.Exp(-2 * float64(k*k) * x * x)
+		if k%2 == 1 {
+			sum += term
+		} else {
+			sum -= term
+		}
+		if term < 1e-16 {
+			break
+		}
+	}
+	return math.Min(1, math.Max(0, 2*sum))
+}
+
+// EstimateNoise estimates the noise of xs robustly, so that mean shifts and isolated
+// outliers do not inflate it: the variances of lag-1 and lag-2 differences are
+// estimated with a 10%-trimmed mean of squares; for AR(1) noise
+// Var(x_t−x_{t−1}) = 2σ²(1−φ) and Var(x_t−x_{t−2}) = 2σ²(1−φ²), so their ratio is 1+φ.
+func EstimateNoise(xs []float64) Noise {
+	n := len(xs)
+	if n < 3 {
+		return Noise{}
+	}
+	d1 := make([]float64, 0, n-1)
+	for i := 1; i < n; i++ {
+		d1 = append(d1, xs[i]-xs[i-1])
+	}
+	v1 := trimmedVar(d1)
+	if v1 == 0 {
+		return Noise{}
+	}
+	phi := 0.0
+	if n >= 8 {
+		d2 := make([]float64, 0, n-2)
+		for i := 2; i < n; i++ {
+			d2 = append(d2, xs[i]-xs[i-2])
+		}
+		phi = trimmedVar(d2)/v1 - 1
+		// The ratio is noisy (sd ≈ 1.3/√n for white noise); only act on autocorrelation
+		// that is clearly there, so white noise keeps its nominal false-positive rate.
+		if phi < 2/math.Sqrt(float64(n)) {
+			phi = 0
+		}
+		phi = math.Min(phi, 0.9)
+	}
+	sigma2 := v1 / (2 * (1 - phi))
+	return Noise{
+		Sigma:        math.Sqrt(sigma2),
+		LongRunSigma: math.Sqrt(sigma2 * (1 + phi) / (1 - phi)),
+		Phi:          phi,
+	}
+}
+
+// trimmedVar estimates the variance of zero-mean Gaussian-like values from the
+// smallest 90% of their squares, corrected to be consistent for the Gaussian.
+func trimmedVar(d []float64) float64 {
+	sq := make([]float64, len(d))
+	for i, x := range d {
+		sq[i] = x * x
+	}
+	sort.Float64s(sq)
+	keep := int(math.Ceil(0.9 * float64(len(sq))))
+	if keep < 1 {
+		keep = 1
+	}
+	sum := 0.0
+	for _, v := range sq[:keep] {
+		sum += v
+	}
+	// E[Z²; |Z| < 1.6449]/0.9 for Z ~ N(0,1): trimming the top 10% of |d|.
+	const consistency = 0.62299
+	return sum / float64(keep) / consistency
+}

@@ -1,0 +1,116 @@
+package detect
+
+import (
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/fleetprof/fleetprof/analyzer/changepoint"
+)
+
+// Config holds every parameter of the detection pipeline. Start from DefaultConfig.
+type Config struct {
+	// MinShare skips functions whose mean inclusive share is below it (1e-5 = 0.001%).
+	MinShare float64
+	// ChangePoint configures the change-point search on each share series; its Alpha
+	// is also the level of the before/after and version-paired z-tests.
+	ChangePoint changepoint.Config
+	// AnalysisWindow is how far back (before ExtendedWindow) a change may start to be
+	// reported; 0 means anywhere in the series. Older data is history: it sets the
+	// baseline and the seasonal profile.
+	AnalysisWindow time.Duration
+	// ExtendedWindow is the most recent stretch in which a change must still be
+	// present; a change point needs at least this much data after it.
+	ExtendedWindow time.Duration
+	// WentAwayFraction: the net change (baseline → latest level) must be at least
+	// this fraction of the largest jump in the window, or the change went away.
+	WentAwayFraction float64
+	// SeasonPeriod is the seasonal cycle (daily); 0 disables the seasonality stage.
+	// Needs at least two periods of history before the analysis window.
+	SeasonPeriod time.Duration
+	// MinAbsoluteChange (share units) and MinRelativeChange (fraction of the
+	// before share) are both required of a finding.
+	MinAbsoluteChange float64
+	MinRelativeChange float64
+	// MergeTolerance is how close in time two changes must be to count as the same
+	// event (merge, dedup and cost-shift).
+	MergeTolerance time.Duration
+	// DedupCoverage: a caller's rise is explained by a callee's if the callee's
+	// absolute rise is at least this fraction of the caller's.
+	DedupCoverage float64
+	// CostShiftFraction: a rise is a cost shift when same-domain functions fell, at
+	// the same time, by at least this fraction of it.
+	CostShiftFraction float64
+	// MinOverlapBuckets is how many buckets two versions must both run in before the
+	// version-paired test is used.
+	MinOverlapBuckets int
+	// MaxStacks is the number of representative stacks per finding.
+	MaxStacks int
+}
+
+// DefaultConfig returns the defaults: 6h analysis window, 1h extended window, daily
+// seasonality, α = 0.01, and thresholds of +1% relative and 0.001% of the service
+// absolute.
+func DefaultConfig() Config {
+	return Config{
+		MinShare:          1e-5,
+		ChangePoint:       changepoint.DefaultConfig(),
+		AnalysisWindow:    6 * time.Hour,
+		ExtendedWindow:    time.Hour,
+		WentAwayFraction:  0.5,
+		SeasonPeriod:      24 * time.Hour,
+		MinAbsoluteChange: 1e-5,
+		MinRelativeChange: 0.01,
+		MergeTolerance:    30 * time.Minute,
+		DedupCoverage:     0.5,
+		CostShiftFraction: 0.5,
+		MinOverlapBuckets: 3,
+		MaxStacks:         3,
+	}
+}
+
+// Validate reports the first invalid field.
+func (c Config) Validate() error {
+	if err := c.ChangePoint.Validate(); err != nil {
+		return fmt.Errorf("change point: %w", err)
+	}
+	fracs := []struct {
+		name string
+		v    float64
+	}{
+		{"min share", c.MinShare}, {"went-away fraction", c.WentAwayFraction},
+		{"min absolute change", c.MinAbsoluteChange}, {"min relative change", c.MinRelativeChange},
+		{"dedup coverage", c.DedupCoverage}, {"cost-shift fraction", c.CostShiftFraction},
+	}
+	for _, f := range fracs {
+		if f.v < 0 || f.v > 1 || math.IsNaN(f.v) {
+			return fmt.Errorf("%s %v: want 0..1", f.name, f.v)
+		}
+	}
+	if c.DedupCoverage == 0 {
+		return fmt.Errorf("dedup coverage 0: want > 0")
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"analysis window", c.AnalysisWindow}, {"extended window", c.ExtendedWindow}, {"season period", c.SeasonPeriod}, {"merge tolerance", c.MergeTolerance}} {
+		if d.v < 0 {
+			return fmt.Errorf("%s %v: want >= 0", d.name, d.v)
+		}
+	}
+	if c.MinOverlapBuckets < 2 {
+		return fmt.Errorf("min overlap buckets %d: want >= 2", c.MinOverlapBuckets)
+	}
+	if c.MaxStacks < 0 {
+		return fmt.Errorf("max stacks %d: want >= 0", c.MaxStacks)
+	}
+	return nil
+}
+
+// buckets converts a duration to a whole number of buckets (rounding up).
+func buckets(d, step time.Duration) int {
+	if d <= 0 {
+		return 0
+	}
+	return int((d + step - 1) / step)
+}

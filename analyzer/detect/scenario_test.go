@@ -1,0 +1,267 @@
+package detect
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fleetprof/fleetprof/analyzer/findings"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/scenarios")
+
+// scenario is a synthetic service: stacks with relative weights, sampled per bucket
+// and host group with Poisson noise and host-group over-dispersion, plus events that
+// change the weights. Files: testdata/scenarios/NAME.json, golden NAME.golden.json.
+type scenario struct {
+	Service          string  `json:"service"`
+	Seed             uint64  `json:"seed"`
+	Buckets          int     `json:"buckets"`
+	StepMinutes      int     `json:"step_minutes"`
+	SamplesPerBucket float64 `json:"samples_per_bucket"`
+	// TrafficAmplitude varies the number of samples over the day (shares unchanged).
+	TrafficAmplitude float64 `json:"traffic_amplitude"`
+	Groups           int     `json:"groups"`
+	// GroupNoise is the sd of the per (bucket, group, stack) log weight: host-to-host
+	// variation beyond sampling noise.
+	GroupNoise float64         `json:"group_noise"`
+	Cores      float64         `json:"cores"`
+	Stacks     []scenarioStack `json:"stacks"`
+	Events     []scenarioEvent `json:"events"`
+	// Expect lists the functions that must be reported (empty for negative controls).
+	Expect []string `json:"expect"`
+}
+
+type scenarioStack struct {
+	Frames []string `json:"frames"`
+	Weight float64  `json:"weight"`
+}
+
+// scenarioEvent kinds: step (weight×factor from at), spike (×factor for len buckets),
+// seasonal (×(1+amplitude·sin) with a daily period), move (fraction of stack's weight
+// moves to stack to, from at), rollout (version "new" takes a share of traffic rising
+// linearly from 10% at at to 100% after len buckets; in it stack's weight ×factor).
+type scenarioEvent struct {
+	Kind      string  `json:"kind"`
+	Stack     int     `json:"stack"`
+	At        int     `json:"at"`
+	Len       int     `json:"len"`
+	Factor    float64 `json:"factor"`
+	Amplitude float64 `json:"amplitude"`
+	Fraction  float64 `json:"fraction"`
+	To        int     `json:"to"`
+	Old       string  `json:"old"`
+	New       string  `json:"new"`
+}
+
+var scenarioStart = time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC)
+
+// generate samples the scenario deterministically from its seed.
+func (sc *scenario) generate(tb testing.TB) *Service {
+	step := time.Duration(sc.StepMinutes) * time.Minute
+	perDay := float64(24 * time.Hour / step)
+	b := NewBuilder(sc.Service, sc.Cores, scenarioStart, step, sc.Buckets)
+	r := rand.New(rand.NewPCG(sc.Seed, 0x5eed))
+	var rollout *scenarioEvent
+	for i := range sc.Events {
+		if sc.Events[i].Kind == "rollout" {
+			rollout = &sc.Events[i]
+		}
+	}
+	weights := func(t int, newVersion bool) []float64 {
+		w := make([]float64, len(sc.Stacks))
+		for i, s := range sc.Stacks {
+			w[i] = s.Weight
+		}
+		for _, e := range sc.Events {
+			switch e.Kind {
+			case "step":
+				if t >= e.At {
+					w[e.Stack] *= e.Factor
+				}
+			case "spike":
+				if t >= e.At && t < e.At+e.Len {
+					w[e.Stack] *= e.Factor
+				}
+			case "seasonal":
+				w[e.Stack] *= 1 + e.Amplitude*math.Sin(2*math.Pi*float64(t)/perDay)
+			case "move":
+				if t >= e.At {
+					moved := e.Fraction * w[e.Stack]
+					w[e.Stack] -= moved
+					w[e.To] += moved
+				}
+			case "rollout":
+				if newVersion {
+					w[e.Stack] *= e.Factor
+				}
+			}
+		}
+		return w
+	}
+	for t := range sc.Buckets {
+		traffic := 1 + sc.TrafficAmplitude*math.Sin(2*math.Pi*float64(t)/perDay+1)
+		type part struct {
+			version string
+			frac    float64
+			isNew   bool
+		}
+		parts := []part{{"", 1, false}}
+		if rollout != nil {
+			f := 0.0
+			if t >= rollout.At {
+				f = math.Min(1, 0.1+0.9*float64(t-rollout.At)/float64(max(rollout.Len, 1)))
+			}
+			parts = []part{{rollout.Old, 1 - f, false}, {rollout.New, f, true}}
+		}
+		for g := range sc.Groups {
+			group := "g" + string(rune('0'+g))
+			for _, p := range parts {
+				if p.frac <= 0 {
+					continue
+				}
+				w := weights(t, p.isNew)
+				sum := 0.0
+				for i := range w {
+					w[i] *= math.Exp(sc.GroupNoise * r.NormFloat64())
+					sum += w[i]
+				}
+				n := sc.SamplesPerBucket * traffic * p.frac / float64(sc.Groups)
+				for i, s := range sc.Stacks {
+					if err := b.Add(t, p.version, group, s.Frames, poisson(r, n*w[i]/sum)); err != nil {
+						tb.Fatal(err)
+					}
+				}
+			}
+		}
+	}
+	return b.Service()
+}
+
+func poisson(r *rand.Rand, lambda float64) float64 {
+	if lambda <= 0 {
+		return 0
+	}
+	if lambda > 30 {
+		return math.Max(0, math.Round(lambda+math.Sqrt(lambda)*r.NormFloat64()))
+	}
+	l, k, p := math.Exp(-lambda), 0.0, 1.0
+	for {
+		p *= r.Float64()
+		if p <= l {
+			return k
+		}
+		k++
+	}
+}
+
+func loadScenario(t testing.TB, path string) *scenario {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sc scenario
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&sc); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return &sc
+}
+
+// roundSig rounds floats in goldens to 4 significant digits, so platform differences
+// in the last bits do not break them.
+func roundSig(x float64) float64 {
+	if x == 0 || math.IsInf(x, 0) || math.IsNaN(x) {
+		return x
+	}
+	e := math.Pow(10, 3-math.Floor(math.Log10(math.Abs(x))))
+	return math.Round(x*e) / e
+}
+
+func roundFinding(f *findings.Finding) {
+	for _, s := range []*findings.Share{&f.Before, &f.After} {
+		s.Value, s.Lo, s.Hi, s.Samples = roundSig(s.Value), roundSig(s.Lo), roundSig(s.Hi), roundSig(s.Samples)
+	}
+	f.AbsoluteChange, f.RelativeChange = roundSig(f.AbsoluteChange), roundSig(f.RelativeChange)
+	f.EstimatedCores, f.PValue = roundSig(f.EstimatedCores), roundSig(f.PValue)
+	if f.PValue < 1e-12 {
+		f.PValue = 0 // the far tail is numerically fragile and means the same
+	}
+	for i := range f.RepresentativeStacks {
+		f.RepresentativeStacks[i].Share = roundSig(f.RepresentativeStacks[i].Share)
+	}
+}
+
+func TestScenarios(t *testing.T) {
+	paths, err := filepath.Glob(filepath.Join("testdata", "scenarios", "*.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var specs []string
+	for _, p := range paths {
+		if !strings.HasSuffix(p, ".golden.json") {
+			specs = append(specs, p)
+		}
+	}
+	if len(specs) < 6 {
+		t.Fatalf("found %d scenarios, want at least 6", len(specs))
+	}
+	for _, path := range specs {
+		name := strings.TrimSuffix(filepath.Base(path), ".json")
+		t.Run(name, func(t *testing.T) {
+			sc := loadScenario(t, path)
+			svc := sc.generate(t)
+			res, err := Run(svc, DefaultConfig())
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, d := range res.Dropped {
+				t.Logf("dropped %s at %s: %s", d.Function, d.Stage, d.Reason)
+			}
+			var got []string
+			for i := range res.Findings {
+				f := &res.Findings[i]
+				got = append(got, f.Function)
+				t.Logf("finding %s: %.4g%% → %.4g%% (%+.2f%%) at %s group %v filters %v", f.Function,
+					100*f.Before.Value, 100*f.After.Value, 100*f.RelativeChange, f.ChangeTime.Format(time.RFC3339), f.DedupGroup, f.FiltersPassed)
+				if err := f.Validate(); err != nil {
+					t.Errorf("finding %s invalid: %v", f.Function, err)
+				}
+				roundFinding(f)
+			}
+			slices.Sort(got)
+			want := slices.Clone(sc.Expect)
+			slices.Sort(want)
+			if !slices.Equal(got, want) {
+				t.Errorf("findings for %v, want %v", got, want)
+			}
+			var buf bytes.Buffer
+			if err := findings.Encode(&buf, time.Time{}, res.Findings); err != nil {
+				t.Fatal(err)
+			}
+			golden := filepath.Join("testdata", "scenarios", name+".golden.json")
+			if *update {
+				if err := os.WriteFile(golden, buf.Bytes(), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			want2, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("%v (run go test ./analyzer/detect -update)", err)
+			}
+			if !bytes.Equal(buf.Bytes(), want2) {
+				t.Errorf("findings differ from %s (run with -update if intended):\n%s", golden, buf.String())
+			}
+		})
+	}
+}

@@ -1,0 +1,80 @@
+package findings
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestDomainOf(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"net/http.(*conn).serve", "net/http"},
+		{"net/http.(*conn)", "net/http"},
+		{"encoding/json.Marshal", "encoding/json"},
+		{"main.main", "main"},
+		{"runtime.mallocgc", "runtime"},
+		{"github.com/a/b.T.Method.func1", "github.com/a/b"},
+		{"memcpy", "memcpy"},
+		{"", ""},
+	}
+	for _, tt := range tests {
+		if got := DomainOf(tt.in); got != tt.want {
+			t.Errorf("DomainOf(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+func TestRoundTrip(t *testing.T) {
+	ct := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	f := Finding{
+		Kind: KindRegression, Service: "api", Function: "encoding/json.Marshal",
+		Before: Share{Value: 0.01, Lo: 0.009, Hi: 0.011}, After: Share{Value: 0.0105, Lo: 0.0101, Hi: 0.0109},
+		AbsoluteChange: 0.0005, RelativeChange: 0.05, ChangeTime: ct, PValue: 1e-6,
+		FiltersPassed: []string{FilterSignificance},
+	}
+	f.ID = ComputeID(&f)
+	var buf bytes.Buffer
+	if err := Encode(&buf, ct, []Finding{f}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(buf.String(), `"schema": "fleetprof.findings/v1"`) {
+		t.Fatalf("schema missing:\n%s", buf.String())
+	}
+	got, err := Decode(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Findings) != 1 || got.Findings[0].ID != f.ID || !got.Findings[0].ChangeTime.Equal(ct) {
+		t.Fatalf("round trip: got %+v", got.Findings)
+	}
+	// The id ignores measured values.
+	g := f
+	g.After.Value = 0.02
+	if ComputeID(&g) != f.ID {
+		t.Error("id depends on measured values")
+	}
+	g.Function = "other"
+	if ComputeID(&g) == f.ID {
+		t.Error("id ignores function")
+	}
+}
+
+func TestDecodeErrors(t *testing.T) {
+	tests := []struct{ name, doc, want string }{
+		{"other schema", `{"schema":"fleetprof.findings/v2","findings":[]}`, "unsupported"},
+		{"not findings", `{"schema":"x","findings":[]}`, "not a findings document"},
+		{"bad kind", `{"schema":"fleetprof.findings/v1","findings":[{"kind":"x","id":"1","service":"s","function":"f"}]}`, "finding 0: kind"},
+		{"no id", `{"schema":"fleetprof.findings/v1","findings":[{"kind":"regression","service":"s","function":"f"}]}`, "empty id"},
+		{"opportunity part", `{"schema":"fleetprof.findings/v1","findings":[{"kind":"opportunity","id":"1","service":"s","function":"f"}]}`, "without opportunity"},
+		{"garbage", `{`, "decode findings"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Decode(strings.NewReader(tt.doc))
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want containing %q", err, tt.want)
+			}
+		})
+	}
+}

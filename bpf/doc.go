@@ -1,0 +1,48 @@
+// Package bpf holds fleetprof's eBPF programs and their bpf2go-generated Go
+// bindings.
+//
+// profiler.bpf.c (CO-RE, compiled once, relocated at load time against the
+// running kernel's BTF) contains:
+//
+//   - do_sample, a perf_event program attached to one software cpu-clock
+//     event per online CPU. Each sample records the kernel and user stacks
+//     (bpf_get_stackid into a stack-trace map, the user one with
+//     BPF_F_USER_STACK) and increments a hash map keyed by
+//     ProfilerSampleKey (pid, tgid, user/kernel stack id, comm). The maps
+//     are double-buffered (stacks0/counts0 and stacks1/counts1, selected by
+//     the active_buf global) so user space drains one pair while the
+//     program fills the other. The idle task (pid 0) is skipped unless the
+//     skip_idle rodata constant is cleared before load.
+//   - handle_exec, handle_exit and handle_fork, tp_btf programs on the
+//     sched_process_exec/exit/fork tracepoints that write ProfilerEvent
+//     records to the "events" ring buffer, one per process (new threads and
+//     non-final thread exits are filtered out in the kernel).
+//   - "stats", a per-CPU array indexed by ProfilerStatIdx counting samples
+//     and every loss: counts map full, stack map collisions (EEXIST), user
+//     stack read faults (EFAULT) and other errors, events lost to a full
+//     ring. A kernel-stack EFAULT means the CPU was in user mode and is
+//     counted as STAT_USER_MODE, not as a loss.
+//
+// Stacks are unwound by the kernel through frame pointers only (no
+// .eh_frame unwinding): code built without frame pointers (C at -O2,
+// Debian's libc, python3) yields truncated user stacks. Go binaries keep
+// frame pointers and unwind fully. Stack ids are leaf first, as the kernel
+// returns them.
+//
+// Loading and attaching is done by agent/sampler; this package only
+// embeds the object files.
+//
+// # Regenerating
+//
+// The generated profiler_*_bpfel.go and .o files are committed so that
+// `go build` needs no clang. After editing profiler.bpf.c run
+//
+//	go generate ./bpf/        (or ./bpf/generate.sh)
+//
+// which needs clang and llvm-strip (Debian: clang llvm libbpf-dev) and runs
+// bpf2go v0.22.0. `REGEN_VMLINUX=1 ./bpf/generate.sh` first re-dumps
+// vmlinux.h from /sys/kernel/btf/vmlinux (needs bpftool); CO-RE makes the
+// committed vmlinux.h good for other kernels too, so this is rarely needed.
+// The output does not depend on the checkout path, so a check can
+// regenerate and diff.
+package bpf

@@ -1,0 +1,284 @@
+package samplebatch
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/ipc"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+)
+
+// Limits bound what one batch may hold. The zero value of a field means its default.
+type Limits struct {
+	MaxBytes      int           // encoded size; default 16 MiB
+	MaxRows       int           // default 1,000,000
+	MaxFrames     int           // frames per stack; default 1,024
+	MaxFrameBytes int           // bytes per frame name; default 1,024
+	MaxLabels     int           // extra labels per row; default 64
+	MaxValue      int64         // samples per row; default 1<<40
+	MaxPeriodNS   int64         // default one hour
+	MaxFuture     time.Duration // how far ts may be ahead of Now; default 24h
+	Now           func() time.Time
+}
+
+func (l Limits) withDefaults() Limits {
+	def := func(v *int, d int) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	def(&l.MaxBytes, 16<<20)
+	def(&l.MaxRows, 1_000_000)
+	def(&l.MaxFrames, 1024)
+	def(&l.MaxFrameBytes, 1024)
+	def(&l.MaxLabels, 64)
+	if l.MaxValue == 0 {
+		l.MaxValue = 1 << 40
+	}
+	if l.MaxPeriodNS == 0 {
+		l.MaxPeriodNS = int64(time.Hour)
+	}
+	if l.MaxFuture == 0 {
+		l.MaxFuture = 24 * time.Hour
+	}
+	if l.Now == nil {
+		l.Now = time.Now
+	}
+	return l
+}
+
+// minTS rejects timestamps before 2000-01-01: they are unset clocks, not data.
+const minTS = 946684800
+
+// Row is one decoded sample row; its frames are in Batch.Stacks[StackID].
+type Row struct {
+	TS       int64
+	Labels   Labels
+	StackID  uint64
+	Value    int64
+	PeriodNS int64
+}
+
+// Batch is a decoded, validated sample batch.
+type Batch struct {
+	Rows   []Row
+	Stacks map[uint64][]string // every stack the rows name, root first
+}
+
+// Samples is the total sample count of the batch.
+func (b *Batch) Samples() int64 {
+	var n int64
+	for _, r := range b.Rows {
+		n += r.Value
+	}
+	return n
+}
+
+// ErrInvalid marks a batch that breaks the schema or the limits; retrying it cannot help.
+var ErrInvalid = errors.New("invalid sample batch")
+
+func invalidf(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
+}
+
+// Decode reads and validates one encoded batch. Every error wraps ErrInvalid and names
+// the column and row at fault.
+func Decode(data []byte, lim Limits) (b *Batch, err error) {
+	lim = lim.withDefaults()
+	// The Arrow IPC reader panics on some corrupt inputs (out-of-range offsets);
+	// a batch from the network must never take the aggregator down.
+	defer func() {
+		if r := recover(); r != nil {
+			b, err = nil, invalidf("corrupt arrow data: %v", r)
+		}
+	}()
+	if len(data) == 0 {
+		return nil, invalidf("empty payload")
+	}
+	if len(data) > lim.MaxBytes {
+		return nil, invalidf("payload is %d bytes, limit %d", len(data), lim.MaxBytes)
+	}
+	rdr, err := ipc.NewReader(bytes.NewReader(data), ipc.WithAllocator(memory.DefaultAllocator))
+	if err != nil {
+		return nil, invalidf("not an arrow ipc stream: %v", err)
+	}
+	defer rdr.Release()
+	if err := checkSchema(rdr.Schema()); err != nil {
+		return nil, err
+	}
+	b = &Batch{Stacks: map[uint64][]string{}}
+	d := decoder{lim: lim, maxTS: lim.Now().Add(lim.MaxFuture).Unix(), b: b}
+	for rdr.Next() {
+		if err := d.record(rdr.RecordBatch()); err != nil {
+			return nil, err
+		}
+	}
+	if err := rdr.Err(); err != nil {
+		return nil, invalidf("read arrow ipc: %v", err)
+	}
+	for i, r := range b.Rows {
+		if _, ok := b.Stacks[r.StackID]; !ok {
+			return nil, invalidf("row %d: stack_id: %016x has no frames in this batch", i, r.StackID)
+		}
+	}
+	return b, nil
+}
+
+func checkSchema(s *arrow.Schema) error {
+	md := s.Metadata()
+	if v, _ := md.GetValue(MetaSchema); v != SchemaName {
+		return invalidf("schema metadata %s is %q, want %q", MetaSchema, v, SchemaName)
+	}
+	if v, _ := md.GetValue(MetaSchemaVersion); v != SchemaVersion {
+		return invalidf("unsupported schema version %q (this aggregator reads %q)", v, SchemaVersion)
+	}
+	for _, want := range Schema.Fields() {
+		idx := s.FieldIndices(want.Name)
+		if len(idx) == 0 {
+			return invalidf("missing column %q", want.Name)
+		}
+		if got := s.Field(idx[0]).Type; !arrow.TypeEqual(got, want.Type) {
+			return invalidf("column %q: type %s, want %s", want.Name, got, want.Type)
+		}
+	}
+	return nil
+}
+
+type decoder struct {
+	lim   Limits
+	maxTS int64
+	b     *Batch
+}
+
+func column[T arrow.Array](rec arrow.RecordBatch, name string) T {
+	return rec.Column(rec.Schema().FieldIndices(name)[0]).(T)
+}
+
+// dictStrings returns the value of row i of a dictionary<int32, utf8> column.
+func dictStrings(a *array.Dictionary) func(i int) string {
+	dict := a.Dictionary().(*array.String)
+	// Copy each dictionary entry once: rows outlive the IPC buffers.
+	vals := make([]string, dict.Len())
+	for i := range vals {
+		vals[i] = string([]byte(dict.Value(i)))
+	}
+	return func(i int) string { return vals[a.GetValueIndex(i)] }
+}
+
+func (d *decoder) record(rec arrow.RecordBatch) error {
+	n := int(rec.NumRows())
+	base := len(d.b.Rows)
+	if base+n > d.lim.MaxRows {
+		return invalidf("more than %d rows", d.lim.MaxRows)
+	}
+	for _, f := range Schema.Fields() {
+		if f.Nullable {
+			continue
+		}
+		if c := rec.Column(rec.Schema().FieldIndices(f.Name)[0]); c.NullN() > 0 {
+			for i := 0; i < n; i++ {
+				if c.IsNull(i) {
+					return invalidf("row %d: %s: null in a non-null column", base+i, f.Name)
+				}
+			}
+		}
+	}
+	ts := column[*array.Timestamp](rec, ColTS)
+	labels := make([]func(int) string, len(labelColumns))
+	for i, name := range labelColumns {
+		labels[i] = dictStrings(column[*array.Dictionary](rec, name))
+	}
+	pid := column[*array.Uint32](rec, ColPID)
+	keys := column[*array.List](rec, ColLabelKeys)
+	vals := column[*array.List](rec, ColLabelValues)
+	keyStr, valStr := keys.ListValues().(*array.String), vals.ListValues().(*array.String)
+	stackID := column[*array.Uint64](rec, ColStackID)
+	frames := column[*array.List](rec, ColFrames)
+	frameDict := frames.ListValues().(*array.Dictionary)
+	frameName := dictStrings(frameDict)
+	value := column[*array.Int64](rec, ColValue)
+	period := column[*array.Int64](rec, ColPeriodNS)
+
+	for i := 0; i < n; i++ {
+		row := base + i
+		r := Row{TS: int64(ts.Value(i)), StackID: stackID.Value(i), Value: value.Value(i), PeriodNS: period.Value(i)}
+		if r.TS < minTS || r.TS > d.maxTS {
+			return invalidf("row %d: ts: %s is outside the accepted range", row, time.Unix(r.TS, 0).UTC().Format(time.RFC3339))
+		}
+		if r.Value < 0 {
+			return invalidf("row %d: value: negative (%d)", row, r.Value)
+		}
+		if r.Value > d.lim.MaxValue {
+			return invalidf("row %d: value: %d exceeds the limit %d", row, r.Value, d.lim.MaxValue)
+		}
+		if r.PeriodNS <= 0 || r.PeriodNS > d.lim.MaxPeriodNS {
+			return invalidf("row %d: period_ns: %d is not in (0, %d]", row, r.PeriodNS, d.lim.MaxPeriodNS)
+		}
+		if r.Value > math.MaxInt64/r.PeriodNS {
+			return invalidf("row %d: value × period_ns overflows int64", row)
+		}
+		l := &r.Labels
+		l.Service, l.Version, l.Host, l.Namespace = labels[0](i), labels[1](i), labels[2](i), labels[3](i)
+		l.Pod, l.Container, l.Comm = labels[4](i), labels[5](i), labels[6](i)
+		l.PID = pid.Value(i)
+		if l.Service == "" {
+			return invalidf("row %d: service: empty", row)
+		}
+		ks, ke := keys.ValueOffsets(i)
+		vs, ve := vals.ValueOffsets(i)
+		if ke-ks != ve-vs {
+			return invalidf("row %d: label_keys has %d entries, label_values %d", row, ke-ks, ve-vs)
+		}
+		if int(ke-ks) > d.lim.MaxLabels {
+			return invalidf("row %d: label_keys: %d labels, limit %d", row, ke-ks, d.lim.MaxLabels)
+		}
+		for j := int64(0); j < ke-ks; j++ {
+			k := keyStr.Value(int(ks + j))
+			if k == "" {
+				return invalidf("row %d: label_keys: empty label name", row)
+			}
+			l.Extra = append(l.Extra, Label{Key: string([]byte(k)), Value: string([]byte(valStr.Value(int(vs + j))))})
+		}
+		if !frames.IsNull(i) {
+			if err := d.stack(row, r.StackID, frames, i, frameDict, frameName); err != nil {
+				return err
+			}
+		}
+		d.b.Rows = append(d.b.Rows, r)
+	}
+	return nil
+}
+
+func (d *decoder) stack(row int, id uint64, frames *array.List, i int, dict *array.Dictionary, name func(int) string) error {
+	start, end := frames.ValueOffsets(i)
+	if end == start {
+		return invalidf("row %d: frames: empty stack", row)
+	}
+	if int(end-start) > d.lim.MaxFrames {
+		return invalidf("row %d: frames: %d frames, limit %d", row, end-start, d.lim.MaxFrames)
+	}
+	if _, ok := d.b.Stacks[id]; ok {
+		return nil // repeated frames for a known stack: allowed, checked once
+	}
+	fs := make([]string, 0, end-start)
+	for j := start; j < end; j++ {
+		if dict.IsNull(int(j)) {
+			return invalidf("row %d: frames: null frame name at depth %d", row, j-start)
+		}
+		f := name(int(j))
+		if len(f) > d.lim.MaxFrameBytes {
+			return invalidf("row %d: frames: frame name of %d bytes at depth %d, limit %d", row, len(f), j-start, d.lim.MaxFrameBytes)
+		}
+		fs = append(fs, f)
+	}
+	if want := StackID(fs); want != id {
+		return invalidf("row %d: stack_id: %016x does not match its frames (want %016x)", row, id, want)
+	}
+	d.b.Stacks[id] = fs
+	return nil
+}

@@ -1,0 +1,171 @@
+package samplebatch
+
+import (
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+)
+
+const ts0 = 1_760_000_000
+
+func sample(frames []string, v int64) Sample {
+	return Sample{TS: ts0, Labels: Labels{Service: "api", Version: "v1", Host: "h1", Comm: "api", PID: 42,
+		Extra: []Label{{Key: "zone", Value: "a"}}}, Frames: frames, Value: v, PeriodNS: 10_101_010}
+}
+
+func TestRoundTrip(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	in := []Sample{
+		sample([]string{"main", "a", "b"}, 3),
+		sample([]string{"main", "a"}, 1),
+		sample([]string{"main", "a", "b"}, 2), // same stack: frames sent once
+	}
+	b := NewBuilder(mem)
+	for _, s := range in {
+		b.Append(s)
+	}
+	rec := b.NewRecord()
+	frames := rec.Column(rec.Schema().FieldIndices(ColFrames)[0])
+	if got := frames.NullN(); got != 1 {
+		t.Errorf("frames nulls = %d, want 1 (repeated stack)", got)
+	}
+	data, err := EncodeIPC(mem, rec)
+	rec.Release()
+	b.Release()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := Decode(data, Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Rows) != 3 || got.Samples() != 6 || len(got.Stacks) != 2 {
+		t.Fatalf("rows=%d samples=%d stacks=%d", len(got.Rows), got.Samples(), len(got.Stacks))
+	}
+	for i, r := range got.Rows {
+		if !reflect.DeepEqual(r.Labels, in[i].Labels) {
+			t.Errorf("row %d labels = %+v, want %+v", i, r.Labels, in[i].Labels)
+		}
+		if f := got.Stacks[r.StackID]; !reflect.DeepEqual(f, in[i].Frames) {
+			t.Errorf("row %d frames = %v, want %v", i, f, in[i].Frames)
+		}
+	}
+}
+
+// encodeWith builds a valid one-row record and lets mutate replace one column.
+func encodeWith(t *testing.T, schema *arrow.Schema, mutate func(cols []arrow.Array) []arrow.Array) []byte {
+	t.Helper()
+	b := NewBuilder(nil)
+	b.Append(sample([]string{"main", "f"}, 1))
+	rec := b.NewRecord()
+	cols := mutate(rec.Columns())
+	out := array.NewRecordBatch(schema, cols, rec.NumRows())
+	data, err := encodeSchema(schema, out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+func TestDecodeRejects(t *testing.T) {
+	good, err := Encode([]Sample{sample([]string{"main", "f"}, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	badMeta := arrow.NewMetadata([]string{MetaSchema, MetaSchemaVersion}, []string{SchemaName, "99"})
+	wrongVersion := arrow.NewSchema(Schema.Fields(), &badMeta)
+	dropValue := func() *arrow.Schema {
+		var fs []arrow.Field
+		for _, f := range Schema.Fields() {
+			if f.Name != ColValue {
+				fs = append(fs, f)
+			}
+		}
+		md := Schema.Metadata()
+		return arrow.NewSchema(fs, &md)
+	}()
+	int64Col := func(v int64) arrow.Array {
+		bl := array.NewInt64Builder(memory.DefaultAllocator)
+		bl.Append(v)
+		return bl.NewArray()
+	}
+	replace := func(name string, col arrow.Array) func([]arrow.Array) []arrow.Array {
+		return func(cols []arrow.Array) []arrow.Array {
+			out := append([]arrow.Array(nil), cols...)
+			out[Schema.FieldIndices(name)[0]] = col
+			return out
+		}
+	}
+	tests := []struct {
+		name string
+		data []byte
+		want string
+	}{
+		{"empty", nil, "empty payload"},
+		{"garbage", []byte("not arrow at all"), "not an arrow ipc stream"},
+		{"truncated", good[:len(good)/2], "arrow"},
+		{"oversized", append(good, make([]byte, 17<<20)...), "limit"},
+		{"schema version", encodeWith(t, wrongVersion, func(c []arrow.Array) []arrow.Array { return c }), `unsupported schema version "99"`},
+		{"missing column", encodeWith(t, dropValue, func(c []arrow.Array) []arrow.Array {
+			return append(append([]arrow.Array(nil), c[:13]...), c[14])
+		}), `missing column "value"`},
+		{"negative value", encodeWith(t, Schema, replace(ColValue, int64Col(-3))), "row 0: value: negative (-3)"},
+		{"overflowing value", encodeWith(t, Schema, replace(ColValue, int64Col(1<<62))), "row 0: value: 4611686018427387904 exceeds"},
+		{"bad period", encodeWith(t, Schema, replace(ColPeriodNS, int64Col(0))), "row 0: period_ns"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Decode(tc.data, Limits{})
+			if err == nil {
+				t.Fatalf("Decode accepted a bad batch")
+			}
+			if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error = %v, want it to contain %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestStackIDMismatch(t *testing.T) {
+	b := NewBuilder(nil)
+	b.Append(sample([]string{"main", "f"}, 1))
+	rec := b.NewRecord()
+	ids := array.NewUint64Builder(memory.DefaultAllocator)
+	ids.Append(7)
+	cols := append([]arrow.Array(nil), rec.Columns()...)
+	cols[Schema.FieldIndices(ColStackID)[0]] = ids.NewArray()
+	data, err := encodeSchema(Schema, array.NewRecordBatch(Schema, cols, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Decode(data, Limits{}); err == nil || !strings.Contains(err.Error(), "does not match its frames") {
+		t.Fatalf("error = %v", err)
+	}
+}
+
+func FuzzDecode(f *testing.F) {
+	good, _ := Encode([]Sample{sample([]string{"main", "a", "b"}, 3), sample([]string{"main"}, 1)})
+	f.Add(good)
+	f.Add([]byte{})
+	f.Add(good[:100])
+	f.Fuzz(func(t *testing.T, data []byte) {
+		b, err := Decode(data, Limits{})
+		if err != nil {
+			if !errors.Is(err, ErrInvalid) {
+				t.Fatalf("error does not wrap ErrInvalid: %v", err)
+			}
+			return
+		}
+		for _, r := range b.Rows {
+			if r.Value < 0 || len(b.Stacks[r.StackID]) == 0 {
+				t.Fatalf("accepted invalid row %+v", r)
+			}
+		}
+	})
+}

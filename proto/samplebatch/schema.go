@@ -1,0 +1,85 @@
+package samplebatch
+
+import (
+	"strings"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/cespare/xxhash/v2"
+)
+
+// Schema metadata keys and the values of this version.
+const (
+	MetaSchema        = "fleetprof.schema"
+	MetaSchemaVersion = "fleetprof.schema_version"
+	SchemaName        = "fleetprof.samplebatch"
+	SchemaVersion     = "1"
+)
+
+// Column names, in schema order.
+const (
+	ColTS          = "ts"
+	ColService     = "service"
+	ColVersion     = "version"
+	ColHost        = "host"
+	ColNamespace   = "namespace"
+	ColPod         = "pod"
+	ColContainer   = "container"
+	ColComm        = "comm"
+	ColPID         = "pid"
+	ColLabelKeys   = "label_keys"
+	ColLabelValues = "label_values"
+	ColStackID     = "stack_id"
+	ColFrames      = "frames"
+	ColValue       = "value"
+	ColPeriodNS    = "period_ns"
+)
+
+// labelColumns are the dictionary-encoded string label columns, in schema order.
+var labelColumns = []string{ColService, ColVersion, ColHost, ColNamespace, ColPod, ColContainer, ColComm}
+
+var dictString = &arrow.DictionaryType{IndexType: arrow.PrimitiveTypes.Int32, ValueType: arrow.BinaryTypes.String}
+
+// Schema is the Arrow schema of version 1.
+var Schema = func() *arrow.Schema {
+	fields := []arrow.Field{{Name: ColTS, Type: &arrow.TimestampType{Unit: arrow.Second, TimeZone: "UTC"}}}
+	for _, name := range labelColumns {
+		fields = append(fields, arrow.Field{Name: name, Type: dictString})
+	}
+	fields = append(fields,
+		arrow.Field{Name: ColPID, Type: arrow.PrimitiveTypes.Uint32},
+		arrow.Field{Name: ColLabelKeys, Type: arrow.ListOf(arrow.BinaryTypes.String)},
+		arrow.Field{Name: ColLabelValues, Type: arrow.ListOf(arrow.BinaryTypes.String)},
+		arrow.Field{Name: ColStackID, Type: arrow.PrimitiveTypes.Uint64},
+		arrow.Field{Name: ColFrames, Type: arrow.ListOf(dictString), Nullable: true},
+		arrow.Field{Name: ColValue, Type: arrow.PrimitiveTypes.Int64},
+		arrow.Field{Name: ColPeriodNS, Type: arrow.PrimitiveTypes.Int64},
+	)
+	md := arrow.NewMetadata([]string{MetaSchema, MetaSchemaVersion}, []string{SchemaName, SchemaVersion})
+	return arrow.NewSchema(fields, &md)
+}()
+
+// StackID is the identity of a stack: xxhash64 of its frame names (root first) joined by
+// newlines. Agents and the aggregator compute it the same way, so a stack is stored once.
+func StackID(frames []string) uint64 {
+	return xxhash.Sum64String(strings.Join(frames, "\n"))
+}
+
+// Labels identify where samples come from.
+type Labels struct {
+	Service, Version, Host, Namespace, Pod, Container, Comm string
+	PID                                                     uint32
+	// Extra holds any other labels as key/value pairs.
+	Extra []Label
+}
+
+// Label is one extra key=value label.
+type Label struct{ Key, Value string }
+
+// Sample is one row: Value samples of one stack in one time bucket.
+type Sample struct {
+	TS       int64 // bucket start, Unix seconds
+	Labels   Labels
+	Frames   []string // root first
+	Value    int64
+	PeriodNS int64
+}
