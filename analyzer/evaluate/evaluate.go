@@ -1,0 +1,388 @@
+package evaluate
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/fleetprof/fleetprof/analyzer/detect"
+	"github.com/fleetprof/fleetprof/analyzer/findings"
+	"github.com/fleetprof/fleetprof/analyzer/rootcause"
+	"github.com/fleetprof/fleetprof/analyzer/simulate"
+)
+
+// Config is one evaluation sweep. Start from DefaultConfig.
+type Config struct {
+	// Sizes are the injected relative self-cost increases to sweep.
+	Sizes []float64
+	// PerService is the number of regressions injected per service per size.
+	PerService int
+	// Sim is the base fleet; each size gets its own fleet (seed + size index).
+	Sim       simulate.Config
+	Detect    detect.Config
+	RootCause rootcause.Config
+	// RepoDir, when set, enables root cause: repositories are written under it
+	// (one subdirectory per size). Needs the git command.
+	RepoDir string
+	// Latency enables the latency search (detection on growing prefixes).
+	Latency bool
+}
+
+// DefaultConfig is a small sweep that runs in seconds.
+func DefaultConfig() Config {
+	sim := simulate.DefaultConfig()
+	sim.Services, sim.Hosts, sim.Functions = 1, 20, 40
+	d := detect.DefaultConfig()
+	d.AnalysisWindow = 0 // the whole simulated day is the analysis window
+	return Config{
+		Sizes:      []float64{0.05, 0.2, 0.5},
+		PerService: 3,
+		Sim:        sim,
+		Detect:     d,
+		RootCause:  rootcause.DefaultConfig(),
+		Latency:    true,
+	}
+}
+
+// Validate reports the first invalid field.
+func (c Config) Validate() error {
+	if len(c.Sizes) == 0 || c.PerService < 1 {
+		return fmt.Errorf("sizes %v, per service %d: want at least one of each", c.Sizes, c.PerService)
+	}
+	if err := c.Sim.Validate(); err != nil {
+		return fmt.Errorf("sim: %w", err)
+	}
+	if err := c.Detect.Validate(); err != nil {
+		return fmt.Errorf("detect: %w", err)
+	}
+	return c.RootCause.Validate()
+}
+
+// Row summarizes one size.
+type Row struct {
+	Size        float64 `json:"size"`
+	Regressions int     `json:"regressions"`
+	Detected    int     `json:"detected"`
+	Recall      float64 `json:"recall"`
+	// FalsePositives are findings matching no injected regression (nor a caller of
+	// one); Series the function series examined.
+	FalsePositives int     `json:"false_positives"`
+	Series         int     `json:"series"`
+	FPPerSeries    float64 `json:"fp_per_series"`
+	// MeanLatency is the mean time from full rollout until the detector, run on the
+	// data up to then, first reports the regression.
+	MeanLatency time.Duration `json:"mean_latency"`
+	// RootCauseTop3 counts detected regressions whose PR was in the top 3.
+	RootCauseTop3     int     `json:"root_cause_top3"`
+	RootCauseAccuracy float64 `json:"root_cause_accuracy"`
+	// MeanXFloor is the mean injected inclusive-share change in units of the sampling
+	// noise floor sqrt(p(1−p)/N), N = service samples in one bucket.
+	MeanXFloor float64 `json:"mean_x_floor"`
+	Cases      []Case  `json:"cases"`
+}
+
+// Case is one injected regression's outcome.
+type Case struct {
+	Function  string        `json:"function"`
+	Share     float64       `json:"share"` // inclusive share before
+	XFloor    float64       `json:"x_floor"`
+	Detected  bool          `json:"detected"`
+	Latency   time.Duration `json:"latency,omitempty"`
+	RootCause bool          `json:"root_cause_top3"`
+}
+
+// Run runs the sweep.
+func Run(ctx context.Context, cfg Config) ([]Row, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("evaluate config: %w", err)
+	}
+	var rows []Row
+	for si, size := range cfg.Sizes {
+		sc := cfg.Sim
+		sc.Seed += int64(si)
+		sc.Regressions = nil
+		sc.RandomRegressions = cfg.PerService * sc.Services
+		sc.RandomMinSize, sc.RandomMaxSize = size, size
+		row, err := runOne(ctx, cfg, sc, si)
+		if err != nil {
+			return nil, fmt.Errorf("size %v: %w", size, err)
+		}
+		row.Size = size
+		rows = append(rows, row)
+	}
+	return rows, nil
+}
+
+func runOne(ctx context.Context, cfg Config, sc simulate.Config, idx int) (Row, error) {
+	fleet, err := simulate.New(sc)
+	if err != nil {
+		return Row{}, err
+	}
+	repoDir := ""
+	if cfg.RepoDir != "" {
+		repoDir = filepath.Join(cfg.RepoDir, fmt.Sprint(idx))
+		if err := fleet.WriteRepos(repoDir); err != nil {
+			return Row{}, err
+		}
+	}
+	tr := fleet.Truth()
+	svcs := BuildServices(fleet)
+	var row Row
+	var latSum time.Duration
+	latN := 0
+	for _, info := range tr.Services {
+		svc := svcs[info.Name]
+		res, err := detect.Run(svc, cfg.Detect)
+		if err != nil {
+			return Row{}, err
+		}
+		row.Series += res.Stats.Series
+		var regs []simulate.Injection
+		for _, in := range tr.Regressions {
+			if in.Service == info.Name {
+				regs = append(regs, in)
+			}
+		}
+		ancestors := callersOf(svc, regs)
+		bucketN := mean(svc.Total)
+		for _, f := range res.Findings {
+			if matchRegression(f, regs, sc.Bucket) < 0 && !ancestors[f.Function] {
+				row.FalsePositives++
+			}
+		}
+		for _, in := range regs {
+			row.Regressions++
+			p := in.InclusiveBefore
+			c := Case{Function: in.Function, Share: p,
+				XFloor: (in.InclusiveAfter - p) / math.Sqrt(p*(1-p)/bucketN)}
+			var hit *findings.Finding
+			for i := range res.Findings {
+				if matchRegression(res.Findings[i], []simulate.Injection{in}, sc.Bucket) == 0 {
+					hit = &res.Findings[i]
+					break
+				}
+			}
+			if hit != nil {
+				c.Detected = true
+				row.Detected++
+				if cfg.Latency {
+					if lat, ok := latency(svc, cfg.Detect, in, sc.Bucket); ok {
+						c.Latency = lat
+						latSum += lat
+						latN++
+					}
+				}
+				if repoDir != "" {
+					ok, err := rootCauseHit(ctx, cfg, filepath.Join(repoDir, info.Repo), info, svc, hit, in)
+					if err != nil {
+						return Row{}, err
+					}
+					c.RootCause = ok
+					if ok {
+						row.RootCauseTop3++
+					}
+				}
+			}
+			row.MeanXFloor += c.XFloor
+			row.Cases = append(row.Cases, c)
+		}
+	}
+	if row.Regressions > 0 {
+		row.Recall = float64(row.Detected) / float64(row.Regressions)
+		row.MeanXFloor /= float64(row.Regressions)
+	}
+	if row.Series > 0 {
+		row.FPPerSeries = float64(row.FalsePositives) / float64(row.Series)
+	}
+	if latN > 0 {
+		row.MeanLatency = latSum / time.Duration(latN)
+	}
+	if row.Detected > 0 {
+		row.RootCauseAccuracy = float64(row.RootCauseTop3) / float64(row.Detected)
+	}
+	return row, nil
+}
+
+// BuildServices turns a simulated fleet into detector input, one Service per
+// simulated service, with host-group and version breakdowns and stacks.
+func BuildServices(f *simulate.Fleet) map[string]*detect.Service {
+	cfg := f.Config()
+	bs := map[string]*detect.Builder{}
+	for _, name := range f.Services() {
+		bs[name] = detect.NewBuilder(name, float64(cfg.Hosts)*cfg.CoresPerHost, cfg.Start, cfg.Bucket, f.Buckets())
+	}
+	for i := range f.Buckets() {
+		f.Bucket(i).Each(func(s simulate.StackSample) {
+			// Bucket, count and frames come from the simulator and are always valid.
+			_ = bs[s.Service].Add(i, s.Version, fmt.Sprint(s.HostGroup), s.Frames, float64(s.Count))
+		})
+	}
+	out := map[string]*detect.Service{}
+	for name, b := range bs {
+		out[name] = b.Service()
+	}
+	return out
+}
+
+// matchRegression returns the index of the regression f reports (same function,
+// change between rollout start and a few hours after full rollout), or -1.
+func matchRegression(f findings.Finding, regs []simulate.Injection, step time.Duration) int {
+	for i, in := range regs {
+		if f.Function != in.Function && !slices.Contains(f.DedupGroup, in.Function) {
+			continue
+		}
+		if f.ChangeTime.IsZero() || (!f.ChangeTime.Before(in.Start.Add(-2*step)) && f.ChangeTime.Before(in.Full.Add(3*time.Hour))) {
+			return i
+		}
+	}
+	return -1
+}
+
+// callersOf lists functions above an injected function in some stack: their
+// inclusive share rose with it, so reporting them is redundant, not false.
+func callersOf(svc *detect.Service, regs []simulate.Injection) map[string]bool {
+	out := map[string]bool{}
+	for _, st := range svc.Stacks {
+		for _, in := range regs {
+			if i := slices.Index(st.Frames, in.Function); i > 0 {
+				for _, fr := range st.Frames[:i] {
+					out[fr] = true
+				}
+			}
+		}
+	}
+	return out
+}
+
+// latency finds the shortest data prefix, ending at or after full rollout, on which
+// the regression is detected.
+func latency(svc *detect.Service, cfg detect.Config, in simulate.Injection, step time.Duration) (time.Duration, bool) {
+	full := int(in.Full.Sub(svc.Start) / step)
+	for end := full + 1; end <= svc.Buckets(); end++ {
+		res, err := detect.Run(truncate(svc, end), cfg)
+		if err != nil {
+			continue // too short for the configured windows
+		}
+		for _, f := range res.Findings {
+			if matchRegression(f, []simulate.Injection{in}, step) == 0 {
+				return time.Duration(end-full) * step, true
+			}
+		}
+	}
+	return 0, false
+}
+
+// truncate returns svc restricted to its first n buckets (sharing the arrays).
+func truncate(svc *detect.Service, n int) *detect.Service {
+	c := *svc
+	c.Total = svc.Total[:n]
+	c.GroupTotal = cutMap(svc.GroupTotal, n)
+	c.VersionTotal = cutMap(svc.VersionTotal, n)
+	c.Series = make([]detect.Series, len(svc.Series))
+	for i, s := range svc.Series {
+		s.Inclusive = s.Inclusive[:n]
+		if s.Self != nil {
+			s.Self = s.Self[:n]
+		}
+		s.GroupInclusive = cutMap(s.GroupInclusive, n)
+		s.VersionInclusive = cutMap(s.VersionInclusive, n)
+		c.Series[i] = s
+	}
+	c.Stacks = make([]detect.Stack, len(svc.Stacks))
+	for i, s := range svc.Stacks {
+		s.Count = s.Count[:n]
+		c.Stacks[i] = s
+	}
+	return &c
+}
+
+func cutMap(m map[string][]float64, n int) map[string][]float64 {
+	if m == nil {
+		return nil
+	}
+	out := make(map[string][]float64, len(m))
+	for k, v := range m {
+		out[k] = v[:n]
+	}
+	return out
+}
+
+// rootCauseHit ranks the changes of the releases deployed up to the finding's change
+// and reports whether the injected PR is in the top 3.
+func rootCauseHit(ctx context.Context, cfg Config, repo string, info simulate.ServiceInfo, svc *detect.Service,
+	f *findings.Finding, in simulate.Injection) (bool, error) {
+	change := f.ChangeTime
+	if change.IsZero() {
+		change = in.Full
+	}
+	deploys := []rootcause.Deploy{{Version: "v1", At: svc.Start.Add(-24 * time.Hour)}}
+	for _, r := range info.Releases {
+		if r.Start.After(change.Add(cfg.RootCause.TimingTolerance)) {
+			break
+		}
+		deploys = append(deploys, rootcause.Deploy{Version: r.Version, Ref: r.Tag, At: r.Start})
+	}
+	if len(deploys) > 3 {
+		deploys = deploys[len(deploys)-3:] // the last two releases before the change
+	}
+	if len(deploys) < 2 {
+		return false, nil
+	}
+	cands, err := rootcause.Repo{Dir: repo}.Candidates(ctx, deploys)
+	if err != nil {
+		return false, err
+	}
+	cb := int(change.Sub(svc.Start) / svc.Step)
+	lo, hi := max(0, cb-18), svc.Buckets()
+	reg := rootcause.Regression{Function: f.Function, ChangeTime: change}
+	for _, st := range svc.Stacks {
+		var b, a float64
+		for i := lo; i < hi; i++ {
+			if i < cb {
+				b += st.Count[i]
+			} else {
+				a += st.Count[i]
+			}
+		}
+		reg.Stacks = append(reg.Stacks, rootcause.StackDelta{Frames: st.Frames, Before: b, After: a})
+	}
+	for i := lo; i < hi; i++ {
+		if i < cb {
+			reg.BeforeTotal += svc.Total[i]
+		} else {
+			reg.AfterTotal += svc.Total[i]
+		}
+	}
+	res, err := rootcause.Rank(reg, cands, cfg.RootCause)
+	if err != nil {
+		return false, err
+	}
+	for _, c := range res.RootCauses() {
+		if c.PR == in.Change.PR {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+func mean(xs []float64) float64 {
+	s := 0.0
+	for _, x := range xs {
+		s += x
+	}
+	return s / float64(max(1, len(xs)))
+}
+
+// Table formats rows for humans.
+func Table(rows []Row) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%-6s %5s %6s %8s %10s %9s %8s\n", "size", "regs", "recall", "×floor", "fp/series", "latency", "rc-top3")
+	for _, r := range rows {
+		fmt.Fprintf(&b, "%-6.3f %5d %6.2f %8.1f %10.4f %9s %8.2f\n", r.Size, r.Regressions, r.Recall, r.MeanXFloor, r.FPPerSeries, r.MeanLatency, r.RootCauseAccuracy)
+	}
+	return b.String()
+}

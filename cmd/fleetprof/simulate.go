@@ -1,0 +1,388 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+
+	"github.com/fleetprof/fleetprof/analyzer/simulate"
+	ingestv1 "github.com/fleetprof/fleetprof/proto/fleetprof/ingest/v1"
+	"github.com/fleetprof/fleetprof/proto/samplebatch"
+)
+
+func init() {
+	register("simulate", "synthetic fleet: many hosts, rollouts, injected regressions with ground truth", runSimulate)
+}
+
+// simBatchRows bounds the rows of one sample batch, well under the ingest limits.
+const simBatchRows = 20000
+
+// simSummary is what simulate prints on stdout.
+type simSummary struct {
+	Start       time.Time `json:"start"`
+	Buckets     int       `json:"buckets"`
+	Samples     int64     `json:"samples"`
+	Rows        int64     `json:"rows"`
+	Batches     int64     `json:"batches"`
+	Regressions int       `json:"regressions"`
+	Controls    int       `json:"controls"`
+	Repo        string    `json:"repo,omitempty"`
+	Truth       string    `json:"truth,omitempty"`
+	Out         string    `json:"out,omitempty"`
+	GRPC        string    `json:"grpc,omitempty"`
+}
+
+func runSimulate(ctx context.Context, args []string, stdout io.Writer) error {
+	cfg := simulate.DefaultConfig()
+	fs := flag.NewFlagSet("simulate", flag.ContinueOnError)
+	fs.IntVar(&cfg.Hosts, "hosts", cfg.Hosts, "hosts per service")
+	fs.IntVar(&cfg.Services, "services", cfg.Services, "number of services")
+	fs.DurationVar(&cfg.Duration, "duration", cfg.Duration, "simulated time span")
+	fs.DurationVar(&cfg.Bucket, "bucket", cfg.Bucket, "time bucket")
+	fs.Int64Var(&cfg.Seed, "seed", cfg.Seed, "random seed (same seed, same fleet)")
+	fs.IntVar(&cfg.Functions, "functions", cfg.Functions, "service-owned functions per service")
+	fs.IntVar(&cfg.Releases, "releases", cfg.Releases, "releases per service after v1")
+	fs.Float64Var(&cfg.SampleHz, "hz", cfg.SampleHz, "sampling rate per core")
+	regs := fs.String("regressions", "random:2", `injected regressions: "FUNCTION=SIZE,…" and/or "random:K"`)
+	start := fs.String("start", "", "start of the first bucket (RFC 3339; default: now minus duration, bucket-aligned)")
+	repo := fs.String("repo", "", "write one git repository per service under this directory")
+	truth := fs.String("truth", "", "write the ground truth JSON to this file")
+	addr := fs.String("grpc", "", "aggregator ingest address (default 127.0.0.1:7071 unless --out is given)")
+	token := fs.String("token", os.Getenv("FLEETPROF_TOKEN"), "bearer token for the aggregator ($FLEETPROF_TOKEN)")
+	out := fs.String("out", "", "write batches (Arrow IPC) or, with --direct, rollup rows (JSON lines) to this directory instead of an aggregator")
+	direct := fs.Bool("direct", false, "write rollup rows (fast direct form) instead of sample batches; needs --out")
+	progress := fs.Bool("progress", false, "show progress on stderr even when it is not a terminal")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Errorf("unexpected arguments %q", fs.Args())}
+	}
+	specs, random, err := simulate.ParseRegressions(*regs)
+	if err != nil {
+		return usageError{err}
+	}
+	cfg.Regressions, cfg.RandomRegressions = specs, random
+	if *start != "" {
+		if cfg.Start, err = time.Parse(time.RFC3339, *start); err != nil {
+			return usageError{fmt.Errorf("--start: %w", err)}
+		}
+	} else if cfg.Bucket > 0 {
+		cfg.Start = time.Now().UTC().Add(-cfg.Duration).Truncate(cfg.Bucket)
+	}
+	if *direct && *out == "" {
+		return usageError{errors.New("--direct needs --out (rollup rows are not sent over the ingest RPC)")}
+	}
+	if *out != "" && *addr != "" {
+		return usageError{errors.New("give either --grpc or --out, not both")}
+	}
+	if *out == "" && *addr == "" {
+		*addr = "127.0.0.1:7071"
+	}
+	if err := cfg.Validate(); err != nil {
+		return usageError{err}
+	}
+	fleet, err := simulate.New(cfg)
+	if err != nil {
+		return err
+	}
+	sum := simSummary{Start: cfg.Start, Buckets: fleet.Buckets(), Repo: *repo, Truth: *truth, Out: *out, GRPC: *addr}
+	if *repo != "" {
+		if err := fleet.WriteRepos(*repo); err != nil {
+			return err
+		}
+	}
+	// Truth first: it is useful even if sending is interrupted.
+	if *truth != "" {
+		if err := fleet.Truth().WriteFile(*truth); err != nil {
+			return err
+		}
+	}
+	tr := fleet.Truth()
+	sum.Regressions, sum.Controls = len(tr.Regressions), len(tr.Controls)
+
+	var sink simSink
+	switch {
+	case *out != "" && *direct:
+		sink, err = newRollupSink(*out)
+	case *out != "":
+		sink, err = &fileSink{dir: filepath.Join(*out, "batches")}, os.MkdirAll(filepath.Join(*out, "batches"), 0o755)
+	default:
+		sink, err = dialIngest(ctx, *addr, *token)
+	}
+	if err != nil {
+		return err
+	}
+	defer sink.Close()
+	bar := newProgressBar(os.Stderr, *progress, fleet.Buckets())
+	err = eachBucket(ctx, fleet, func(b *simulate.Bucket) error {
+		sum.Samples += b.Total()
+		if *direct {
+			rows := b.Rollup()
+			sum.Rows += int64(len(rows))
+			sum.Batches++
+			bar.step(b.Index + 1)
+			return sink.(*rollupSink).write(rows)
+		}
+		samples := b.Samples()
+		sum.Rows += int64(len(samples))
+		for part := 0; part*simBatchRows < len(samples); part++ {
+			chunk := samples[part*simBatchRows : min(len(samples), (part+1)*simBatchRows)]
+			data, err := samplebatch.Encode(chunk)
+			if err != nil {
+				return err
+			}
+			id := fmt.Sprintf("sim-%d-%d-%d-%d", cfg.Seed, cfg.Start.Unix(), b.Index, part)
+			if err := sink.Send(ctx, id, data); err != nil {
+				return err
+			}
+			sum.Batches++
+		}
+		bar.step(b.Index + 1)
+		return nil
+	})
+	bar.done()
+	if err != nil {
+		return err
+	}
+	if err := sink.Close(); err != nil {
+		return err
+	}
+	enc := json.NewEncoder(stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(sum)
+}
+
+// eachBucket draws buckets in parallel and hands them to fn in order.
+func eachBucket(ctx context.Context, f *simulate.Fleet, fn func(*simulate.Bucket) error) error {
+	n := f.Buckets()
+	workers := max(1, runtime.GOMAXPROCS(0))
+	futures := make([]chan *simulate.Bucket, n)
+	for i := range futures {
+		futures[i] = make(chan *simulate.Bucket, 1)
+	}
+	sem := make(chan struct{}, 2*workers)
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		for i := range n {
+			select {
+			case sem <- struct{}{}:
+			case <-stop:
+				return
+			}
+			go func() { futures[i] <- f.Bucket(i) }()
+		}
+	}()
+	for i := range n {
+		var b *simulate.Bucket
+		select {
+		case b = <-futures[i]:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		<-sem
+		if err := fn(b); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// simSink receives encoded sample batches.
+type simSink interface {
+	Send(ctx context.Context, id string, data []byte) error
+	Close() error
+}
+
+// fileSink writes each batch to DIR/<id>.arrow.
+type fileSink struct{ dir string }
+
+func (s *fileSink) Send(_ context.Context, id string, data []byte) error {
+	if err := os.WriteFile(filepath.Join(s.dir, id+".arrow"), data, 0o644); err != nil {
+		return fmt.Errorf("write batch: %w", err)
+	}
+	return nil
+}
+
+func (s *fileSink) Close() error { return nil }
+
+// rollupSink writes rollup rows as JSON lines to DIR/rollup.jsonl.
+type rollupSink struct {
+	f   *os.File
+	enc *json.Encoder
+}
+
+func newRollupSink(dir string) (*rollupSink, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("create output directory: %w", err)
+	}
+	f, err := os.Create(filepath.Join(dir, "rollup.jsonl"))
+	if err != nil {
+		return nil, fmt.Errorf("create rollup file: %w", err)
+	}
+	return &rollupSink{f: f, enc: json.NewEncoder(f)}, nil
+}
+
+func (s *rollupSink) write(rows []simulate.RollupRow) error {
+	for i := range rows {
+		if err := s.enc.Encode(&rows[i]); err != nil {
+			return fmt.Errorf("write rollup: %w", err)
+		}
+	}
+	return nil
+}
+
+func (s *rollupSink) Send(context.Context, string, []byte) error {
+	return errors.New("rollup sink takes rollup rows, not batches")
+}
+
+func (s *rollupSink) Close() error {
+	if s.f == nil {
+		return nil
+	}
+	err := s.f.Close()
+	s.f = nil
+	if err != nil {
+		return fmt.Errorf("close rollup file: %w", err)
+	}
+	return nil
+}
+
+// ingestSink sends batches over one Write stream, one batch in flight: the aggregator
+// answers each request in order, so waiting for the answer keeps the loop simple and
+// a FAILED batch can be resent with the same id.
+type ingestSink struct {
+	conn   *grpc.ClientConn
+	stream grpc.BidiStreamingClient[ingestv1.WriteRequest, ingestv1.WriteResponse]
+	cancel context.CancelFunc
+}
+
+func dialIngest(ctx context.Context, addr, token string) (*ingestSink, error) {
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return nil, fmt.Errorf("dial aggregator %s: %w", addr, err)
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	if token != "" {
+		sctx = metadata.AppendToOutgoingContext(sctx, "authorization", "Bearer "+token)
+	}
+	stream, err := ingestv1.NewIngestServiceClient(conn).Write(sctx)
+	if err != nil {
+		cancel()
+		conn.Close()
+		return nil, fmt.Errorf("open ingest stream to %s: %w", addr, err)
+	}
+	return &ingestSink{conn: conn, stream: stream, cancel: cancel}, nil
+}
+
+func (s *ingestSink) Send(ctx context.Context, id string, data []byte) error {
+	backoff := 200 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		if err := s.stream.Send(&ingestv1.WriteRequest{BatchId: id, ArrowIpc: data}); err != nil {
+			return fmt.Errorf("send batch %s: %w", id, s.recvErr(err))
+		}
+		resp, err := s.stream.Recv()
+		if err != nil {
+			return fmt.Errorf("batch %s: %w", id, err)
+		}
+		switch resp.GetStatus() {
+		case ingestv1.WriteResponse_STATUS_ACKED, ingestv1.WriteResponse_STATUS_DUPLICATE:
+			return nil
+		case ingestv1.WriteResponse_STATUS_FAILED:
+			if attempt < 5 {
+				select {
+				case <-time.After(backoff):
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+				backoff *= 2
+				continue
+			}
+		}
+		return fmt.Errorf("batch %s: %s: %s", id, resp.GetStatus(), resp.GetError())
+	}
+}
+
+// recvErr turns io.EOF from Send into the stream's real error.
+func (s *ingestSink) recvErr(err error) error {
+	if errors.Is(err, io.EOF) {
+		if _, rerr := s.stream.Recv(); rerr != nil {
+			return rerr
+		}
+	}
+	return err
+}
+
+func (s *ingestSink) Close() error {
+	if s.conn == nil {
+		return nil
+	}
+	err := s.stream.CloseSend()
+	if err == nil {
+		// Drain to let the server finish the stream cleanly.
+		if _, rerr := s.stream.Recv(); rerr != nil && !errors.Is(rerr, io.EOF) {
+			err = rerr
+		}
+	}
+	s.cancel()
+	cerr := s.conn.Close()
+	s.conn = nil
+	if err != nil {
+		return fmt.Errorf("close ingest stream: %w", err)
+	}
+	if cerr != nil {
+		return fmt.Errorf("close ingest connection: %w", cerr)
+	}
+	return nil
+}
+
+// progressBar prints "\r[####....] i/n buckets" on a terminal (or when forced).
+type progressBar struct {
+	w    io.Writer
+	n    int
+	on   bool
+	last time.Time
+}
+
+func newProgressBar(f *os.File, force bool, n int) *progressBar {
+	on := force
+	if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
+		on = true
+	}
+	return &progressBar{w: f, n: n, on: on}
+}
+
+func (p *progressBar) step(i int) {
+	if !p.on || (i < p.n && time.Since(p.last) < 100*time.Millisecond) {
+		return
+	}
+	p.last = time.Now()
+	const width = 30
+	done := width * i / max(1, p.n)
+	bar := make([]byte, width)
+	for j := range bar {
+		bar[j] = '.'
+		if j < done {
+			bar[j] = '#'
+		}
+	}
+	fmt.Fprintf(p.w, "\r[%s] %d/%d buckets", bar, i, p.n)
+}
+
+func (p *progressBar) done() {
+	if p.on {
+		fmt.Fprintln(p.w)
+	}
+}
