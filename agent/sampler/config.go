@@ -18,7 +18,7 @@ const (
 	// magnitude; beyond a few kHz the sampler itself dominates CPU time.
 	MaxHz = 10000
 
-	minStackMapEntries     = 8192
+	minStackMapEntries     = 16384
 	maxDefaultStackEntries = 1 << 16 // ~67 MB of kernel memory
 	maxStackMapEntries     = 1 << 18 // ~270 MB of stack slots; more is a mistake
 	minCountMapEntries     = 4096
@@ -35,11 +35,12 @@ type Config struct {
 	DrainInterval time.Duration
 	// StackMapEntries is the size of the stack-trace map. Two different
 	// stacks hashing to the same bucket lose the second one (EEXIST,
-	// counted as a stack collision), so it is sized well above the number
-	// of distinct stacks per interval. Each entry costs ~1 KiB of kernel
-	// memory, twice (double buffering). Default: CPUs × Hz × (DrainInterval + 1 s) samples, each
-	// with up to two stacks, mostly repeated; within [8192, 65536] and
-	// rounded up to a power of two (the kernel's bucket count).
+	// counted as a stack collision): with n distinct stacks per drain
+	// interval about n/(2 × entries) of them are lost, so size it well
+	// above n, or drain more often. Each entry costs ~1 KiB of kernel
+	// memory, twice (double buffering). Default: CPUs × Hz ×
+	// (DrainInterval + 1 s), within [16384, 65536], rounded up to a power
+	// of two (the kernel's bucket count).
 	StackMapEntries int
 	// CountMapEntries is the number of distinct (thread, comm, stacks)
 	// keys the kernel can hold between drains. Default: CPUs × Hz ×

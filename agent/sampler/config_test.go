@@ -15,11 +15,11 @@ func TestWithDefaults(t *testing.T) {
 		wantStacks int
 		wantCounts int
 	}{
-		{"zero on 2 cpus", Config{}, 2, 19, 8192, 4096},
+		{"zero on 2 cpus", Config{}, 2, 19, 16384, 4096},
 		{"99 Hz on 64 cpus", Config{Hz: 99}, 64, 99, 65536, 69696},
 		{"19 Hz on 64 cpus", Config{}, 64, 19, 16384, 13376},
 		{"explicit sizes kept", Config{Hz: 49, StackMapEntries: 100, CountMapEntries: 7}, 8, 49, 100, 7},
-		{"short drain interval", Config{DrainInterval: time.Second}, 4, 19, 8192, 4096},
+		{"short drain interval", Config{DrainInterval: time.Second}, 4, 19, 16384, 4096},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -112,13 +112,11 @@ func New(cfg Config) (*Sampler, error) {
 	s.stacks = [2]*ebpf.Map{s.objs.Stacks0, s.objs.Stacks1}
 	s.counts = [2]*ebpf.Map{s.objs.Counts0, s.objs.Counts1}
 	if err := s.attach(cpus); err != nil {
-		s.release()
-		return nil, err
+		return nil, errors.Join(err, s.release())
 	}
 	s.ring, err = ringbuf.NewReader(s.objs.Events)
 	if err != nil {
-		s.release()
-		return nil, fmt.Errorf("open event ring buffer: %w", err)
+		return nil, errors.Join(fmt.Errorf("open event ring buffer: %w", err), s.release())
 	}
 	s.wg.Add(1)
 	go s.readEvents()
@@ -192,7 +190,7 @@ func (s *Sampler) attachCPU(cpu int) error {
 	} else if ioErr := unix.IoctlSetInt(fd, unix.PERF_EVENT_IOC_SET_BPF, s.objs.DoSample.FD()); ioErr != nil {
 		// Kernels before 5.15 have no perf_event bpf_link; the ioctl is the
 		// old way and is undone by closing fd.
-		return fmt.Errorf("attach perf event on cpu %d: %w (ioctl fallback: %v)", cpu, err, ioErr)
+		return fmt.Errorf("attach perf event on cpu %d: %w (ioctl fallback: %w)", cpu, err, ioErr)
 	}
 	if err := unix.IoctlSetInt(fd, unix.PERF_EVENT_IOC_ENABLE, 0); err != nil {
 		return fmt.Errorf("enable perf event on cpu %d: %w", cpu, err)
@@ -327,6 +325,11 @@ func (s *Sampler) Drain() ([]Sample, Stats, error) {
 			}
 			return nil, fmt.Errorf("look up stack %d: %w", id, err)
 		}
+		// Nothing writes to this buffer now: free the slot right away so
+		// clearStacks only has leftovers to find.
+		if err := stackMap.Delete(uint32(id)); err != nil {
+			return nil, fmt.Errorf("delete stack %d: %w", id, err)
+		}
 		n := 0
 		for n < len(buf) && buf[n] != 0 {
 			n++
@@ -388,17 +391,22 @@ func waitForRunningPrograms() {
 	}
 }
 
-// clearStacks deletes every stack of a buffer no program writes to.
+// clearStacks deletes every stack left in a buffer no program writes to:
+// stacks of samples that were themselves lost (count map full).
 func clearStacks(m *ebpf.Map) error {
 	var ids []uint32
 	var id uint32
-	it := m.Iterate()
-	var buf [maxStackDepth]uint64
-	for it.Next(&id, &buf) {
+	key := any(nil) // nil starts at the first key
+	for {
+		if err := m.NextKey(key, &id); err != nil {
+			if errors.Is(err, ebpf.ErrKeyNotExist) {
+				break
+			}
+			return fmt.Errorf("iterate stack map: %w", err)
+		}
 		ids = append(ids, id)
-	}
-	if err := it.Err(); err != nil {
-		return fmt.Errorf("iterate stack map: %w", err)
+		next := id
+		key = &next
 	}
 	for _, id := range ids {
 		if err := m.Delete(id); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
