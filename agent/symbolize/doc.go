@@ -1,46 +1,58 @@
 // Package symbolize turns raw stack addresses captured by the eBPF sampler
 // (user and kernel stacks, leaf first, as bpf_get_stackid returns them) into
-// function names, root first.
+// function names, root first: user frames from root to leaf, then kernel
+// frames (the user code called into the kernel). Each inlined call expands
+// into several names, outermost first.
 //
 // Supported:
-//   - User space ELF objects found through /proc/PID/maps. Files are opened via
-//     /proc/PID/root/<path> so binaries inside containers resolve, falling back
-//     to /proc/PID/map_files/<range> (also used for deleted files).
-//   - PIE and non-PIE executables and shared libraries: the load bias is
-//     computed from the PT_LOAD segment that holds the mapped file offset.
-//   - Symbols from .symtab and .dynsym, and from separate debug files found by
-//     build id under <DebugDir>/.build-id/xx/rest.debug (Debian's *-dbg
-//     packages, e.g. libc6-dbg), also looked up inside the process's root.
-//   - Go binaries: function names from .gopclntab (works on stripped
-//     binaries; names match runtime.FuncForPC, e.g. net/http.(*conn).serve).
-//   - Inlined frames from DWARF DW_TAG_inlined_subroutine, for objects (or
-//     their debug files) that carry DWARF; each inlined call expands into
-//     several names, outermost first. Objects without DWARF get no inline
-//     expansion (Go's own pclntab inline tree is not read).
-//   - C++ and Rust names demangled (github.com/ianlancetaylor/demangle).
-//   - The vDSO, read once from this process's own mapping (the kernel maps
+//   - User space ELF objects found through /proc/PID/maps. Files are opened
+//     via /proc/PID/root/<path> so binaries inside containers resolve, with
+//     /proc/PID/map_files/<range> as the fallback (deleted or replaced
+//     files, overlay inode mismatches).
+//   - PIE and non-PIE executables and shared libraries: the load bias comes
+//     from the PT_LOAD segment that holds the mapped file offset.
+//   - Symbols from .symtab and .dynsym, and from separate debug files found
+//     by build id under <DebugDir>/.build-id/xx/rest.debug (Debian's -dbg
+//     packages, e.g. libc6-dbg), looked up in the process's root first.
+//   - Go binaries (Go 1.20+, 64-bit): names and inlined frames from the
+//     runtime's own tables (.gopclntab, with the inline tree found through
+//     the module data), so stripped binaries (-ldflags=-s -w, "go test"
+//     binaries) work and names match runtime.FuncForPC and CallersFrames:
+//     net/http.(*conn).serve, generic functions as pkg.F[...]. Unknown
+//     layouts fall back to debug/gosym (names only, no inlining).
+//   - Inlined frames of other code from DWARF DW_TAG_inlined_subroutine, for
+//     objects (or their debug files) that carry DWARF; agrees with
+//     addr2line -i. DWARF bigger than Config.MaxDWARFBytes is skipped.
+//   - C++ and Rust names, demangled lazily (ianlancetaylor/demangle).
+//   - The vDSO, parsed once from this process's own mapping (the kernel maps
 //     the same image into every process).
-//   - Kernel frames from /proc/kallsyms (including module symbols), suffixed
+//   - Kernel frames from /proc/kallsyms (module symbols included), suffixed
 //     "_[k]" as perf and FlameGraph do.
 //
-// Frame naming: unknown user frames are "[unknown] <module>+0x<addr>" where
-// addr is the ELF virtual address when the object could be read (feed it to
-// addr2line) and the file offset otherwise; frames outside every mapping are
-// "[unknown]"; unknown kernel frames are "[unknown]_[k]". Every frame but the
-// leaf is a return address, so 1 is subtracted before lookup to land inside
-// the call instruction (correct function and inline context).
+// Frame naming: an unknown user frame is "[unknown] <module>+0x<addr>",
+// addr being the ELF virtual address when the object could be read (feed it
+// to addr2line) and the file offset otherwise; a frame outside every mapping
+// is "[unknown]"; an unknown kernel frame is "[unknown]_[k]". Every frame but
+// the leaf is a return address, so 1 is subtracted before the lookup to land
+// on the call instruction (right function and inline context).
 //
 // Process lifecycle: ProcessStarted reads /proc/PID/maps and loads the
-// executable objects immediately, so processes that exit before their
-// samples are symbolized still resolve. The start time (field 22 of
-// /proc/PID/stat) detects pid reuse. ProcessExited keeps the process for
-// Config.ExitGrace so late samples still resolve. Parsed objects are cached
+// executable objects at once, so processes that exit before their samples
+// are symbolized still resolve. The start time (field 22 of /proc/PID/stat)
+// detects pid reuse. An address outside every known mapping of a live
+// process re-reads its maps (at most every Config.MinRefresh): libraries
+// mapped by ld.so after the exec event, or dlopen. ProcessExited keeps the
+// process for Config.ExitGrace for late samples. Parsed objects are cached
 // by build id (or dev+inode+size+mtime without one) in an LRU bounded by
-// Config.MaxFiles; live processes keep their objects referenced.
+// Config.MaxFiles; tracked processes keep their objects referenced.
 //
 // Not supported: unwinding (.eh_frame/DWARF CFI is the sampler's job),
-// .gnu_debuglink lookups, debuginfod, JIT perf maps (/tmp/perf-PID.map),
-// source lines, and kallsyms reloads after modules load. A Symbolizer is safe
-// for concurrent use; one mutex serializes all calls, including the file I/O
-// of loading a new object.
+// .gnu_debuglink, debuginfod, JIT perf maps (/tmp/perf-PID.map), source
+// lines, inlining inside the C part of cgo binaries, 32-bit processes,
+// kallsyms reloads after modules load. A process that exits before ld.so
+// mapped its libraries keeps those frames unknown.
+//
+// A Symbolizer is safe for concurrent use. One mutex serializes all calls,
+// including the file I/O of loading a new object (libc with its debug file
+// and DWARF takes ~0.7 s once; a Go binary ~30 ms).
 package symbolize

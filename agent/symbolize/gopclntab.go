@@ -2,6 +2,7 @@ package symbolize
 
 import (
 	"bytes"
+	"cmp"
 	"debug/elf"
 	"encoding/binary"
 	"errors"
@@ -43,7 +44,7 @@ var errNoModuledata = errors.New("go moduledata not found")
 // goTables holds what parseGoPclntab extracts from a Go binary.
 type goTables struct {
 	syms []symbol
-	inl  []inlineFunc
+	inl  []inlineRun
 }
 
 // parseGoPclntab reads function names and the inline tree (the tables the
@@ -79,6 +80,12 @@ func parseGoPclntab(f *elf.File) (*goTables, error) {
 	}
 	text := le.Uint64(md[moduledataText:])
 	gofunc := le.Uint64(md[moduledataGofunc:])
+	// Sanity check (PIE binaries of some Go versions leave these words to
+	// dynamic relocations): runtime.text lies inside .text.
+	ts := f.Section(".text")
+	if ts == nil || text < ts.Addr || text >= ts.Addr+ts.Size {
+		return nil, fmt.Errorf("go moduledata text %#x outside .text", text)
+	}
 	gofuncData, gofuncAddr := sectionAt(f, gofunc)
 
 	r := &pclnReader{tab: tab, funcnames: tab[funcnameOff:], pctab: tab[pctabOff:], quantum: quantum}
@@ -98,7 +105,9 @@ func parseGoPclntab(f *elf.File) (*goTables, error) {
 		if end > entry {
 			size = end - entry
 		}
-		out.syms = append(out.syms, symbol{addr: entry, size: size, name: name})
+		// cgo and race binaries list their C/C++ functions here too.
+		mangled := strings.HasPrefix(name, "_Z") || strings.HasPrefix(name, "_R")
+		out.syms = append(out.syms, symbol{addr: entry, size: size, name: name, mangled: mangled})
 
 		npcdata := uint64(le.Uint32(fn[funcNpcdata:]))
 		nfuncdata := uint64(fn[funcNfuncdata])
@@ -117,12 +126,13 @@ func parseGoPclntab(f *elf.File) (*goTables, error) {
 		}
 		tree := gofuncData[treeStart:]
 		runs = r.decode(runs[:0], pcdataOff, entry)
-		var calls []inlineCall
-		var chain []string
 		for _, run := range runs {
-			chain = chain[:0]
+			if run.val < 0 || run.hi <= run.lo {
+				continue
+			}
 			// Walk from the innermost inlined call out to the physical
 			// function, as the runtime's inlineUnwinder does.
+			var chain []string
 			for ix, n := run.val, 0; ix >= 0 && n < 64; n++ {
 				off := uint64(ix) * inlinedCallSize
 				if off+inlinedCallSize > uint64(len(tree)) {
@@ -132,28 +142,14 @@ func parseGoPclntab(f *elf.File) (*goTables, error) {
 				parent := entry + uint64(int64(int32(le.Uint32(tree[off+inlinedCallParent:]))))
 				ix = valueAt(runs, parent)
 			}
-			for j := len(chain) - 1; j >= 0; j-- {
-				calls = append(calls, inlineCall{lo: run.lo, hi: run.hi, name: chain[j]})
-			}
-		}
-		if len(calls) > 0 {
-			out.inl = append(out.inl, inlineFunc{lo: entry, hi: end, calls: slices.Clip(calls)})
+			slices.Reverse(chain)
+			out.inl = append(out.inl, inlineRun{lo: run.lo, hi: run.hi, chain: chain})
 		}
 	}
 	// ftab is sorted by entry; keep the invariant explicit for lookups.
-	slices.SortStableFunc(out.syms, func(a, b symbol) int { return compareUint64(a.addr, b.addr) })
-	slices.SortStableFunc(out.inl, func(a, b inlineFunc) int { return compareUint64(a.lo, b.lo) })
+	slices.SortStableFunc(out.syms, func(a, b symbol) int { return cmp.Compare(a.addr, b.addr) })
+	slices.SortStableFunc(out.inl, func(a, b inlineRun) int { return cmp.Compare(a.lo, b.lo) })
 	return out, nil
-}
-
-func compareUint64(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // findModuledata returns the bytes of runtime.firstmoduledata: the first
@@ -265,11 +261,14 @@ func (r *pclnReader) decode(dst []pcRun, off uint32, entry uint64) []pcRun {
 	}
 }
 
+// valueAt returns the value at pc of decoded runs (sorted, contiguous).
 func valueAt(runs []pcRun, pc uint64) int32 {
-	for _, r := range runs {
-		if pc >= r.lo && pc < r.hi {
-			return r.val
-		}
+	i, found := slices.BinarySearchFunc(runs, pc, func(r pcRun, pc uint64) int { return cmp.Compare(r.lo, pc) })
+	if !found {
+		i--
 	}
-	return -1
+	if i < 0 || pc >= runs[i].hi {
+		return -1
+	}
+	return runs[i].val
 }

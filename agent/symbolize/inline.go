@@ -10,11 +10,56 @@ import (
 	"github.com/ianlancetaylor/demangle"
 )
 
-// inlineFunc is one PC range of a concrete (out-of-line) function together
-// with every call inlined into it.
-type inlineFunc struct {
+// inlineRun is a PC range with one inline context: the calls inlined at
+// every address in it, outermost first. An object's runs are sorted and
+// disjoint, so a lookup is one binary search.
+type inlineRun struct {
 	lo, hi uint64
-	calls  []inlineCall // shared by all ranges of one function, DIE pre-order
+	chain  []string
+}
+
+// inlines appends the names of the calls inlined at addr, outermost first.
+func (o *object) inlines(dst []string, addr uint64) []string {
+	i, found := slices.BinarySearchFunc(o.inl, addr, func(r inlineRun, a uint64) int { return cmp.Compare(r.lo, a) })
+	if !found {
+		i--
+	}
+	if i < 0 || addr >= o.inl[i].hi {
+		return dst
+	}
+	return append(dst, o.inl[i].chain...)
+}
+
+// flattenCalls turns nested call ranges of one function, in DIE pre-order
+// (a caller before the calls nested in it), into disjoint runs.
+func flattenCalls(dst []inlineRun, calls []inlineCall) []inlineRun {
+	points := make([]uint64, 0, 2*len(calls))
+	for _, c := range calls {
+		points = append(points, c.lo, c.hi)
+	}
+	slices.Sort(points)
+	points = slices.Compact(points)
+	var prev []string
+	for i := 0; i+1 < len(points); i++ {
+		lo, hi := points[i], points[i+1]
+		var chain []string
+		for _, c := range calls {
+			if lo >= c.lo && lo < c.hi {
+				chain = append(chain, c.name)
+			}
+		}
+		if len(chain) == 0 {
+			prev = nil
+			continue
+		}
+		if n := len(dst); n > 0 && dst[n-1].hi == lo && slices.Equal(prev, chain) {
+			dst[n-1].hi = hi
+			continue
+		}
+		dst = append(dst, inlineRun{lo: lo, hi: hi, chain: chain})
+		prev = chain
+	}
+	return dst
 }
 
 // inlineCall is one range of one DW_TAG_inlined_subroutine.
@@ -23,28 +68,12 @@ type inlineCall struct {
 	name   string
 }
 
-// inlines appends the names of the calls inlined at addr, outermost first.
-func (o *object) inlines(dst []string, addr uint64) []string {
-	i, found := slices.BinarySearchFunc(o.inl, addr, func(f inlineFunc, a uint64) int { return cmp.Compare(f.lo, a) })
-	if !found {
-		i--
-	}
-	if i < 0 || addr >= o.inl[i].hi {
-		return dst
-	}
-	// Pre-order lists a caller's range before the ranges nested in it, so
-	// the matches come out outermost first.
-	for _, c := range o.inl[i].calls {
-		if addr >= c.lo && addr < c.hi {
-			dst = append(dst, c.name)
-		}
-	}
-	return dst
-}
+// tagGNUCallSite is DW_TAG_GNU_call_site, GCC's pre-DWARF 5 call site.
+const tagGNUCallSite dwarf.Tag = 0x4109
 
 // parseInlines reads DW_TAG_inlined_subroutine entries of every concrete
 // function in f's DWARF.
-func parseInlines(f *elf.File) ([]inlineFunc, error) {
+func parseInlines(f *elf.File) ([]inlineRun, error) {
 	d, err := f.DWARF()
 	if err != nil {
 		return nil, fmt.Errorf("load dwarf: %w", err)
@@ -65,6 +94,7 @@ func parseInlines(f *elf.File) ([]inlineFunc, error) {
 		// stack has one entry per open DIE with children: whether it is a
 		// concrete function that started a group.
 		stack []bool
+		isC   bool // current unit is C: its types hold no functions
 	)
 	r := d.Reader()
 	for {
@@ -86,6 +116,24 @@ func parseInlines(f *elf.File) ([]inlineFunc, error) {
 		}
 		startsGroup := false
 		switch e.Tag {
+		case dwarf.TagCompileUnit, dwarf.TagPartialUnit:
+			lang, _ := e.Val(dwarf.AttrLanguage).(int64)
+			isC = lang == 0x1 || lang == 0x2 || lang == 0xc || lang == 0x1d || lang == 0x2c
+		case dwarf.TagStructType, dwarf.TagUnionType, dwarf.TagClassType:
+			// C types hold no functions; C++ ones declare methods whose
+			// linkage names concrete functions refer to.
+			if isC && e.Children {
+				r.SkipChildren()
+				continue
+			}
+		case dwarf.TagEnumerationType, dwarf.TagSubroutineType, dwarf.TagArrayType,
+			dwarf.TagFormalParameter, dwarf.TagVariable, dwarf.TagCallSite, tagGNUCallSite:
+			// Nothing below these names a function or an inlined call;
+			// call sites are numerous in optimized code.
+			if e.Children {
+				r.SkipChildren()
+				continue
+			}
 		case dwarf.TagSubprogram:
 			if n, ok := e.Val(dwarf.AttrLinkageName).(string); ok && n != "" {
 				names[e.Offset] = demangle.Filter(n)
@@ -132,7 +180,7 @@ func parseInlines(f *elf.File) ([]inlineFunc, error) {
 		}
 		return "", false
 	}
-	var out []inlineFunc
+	var out []inlineRun
 	for _, g := range groups {
 		if len(g.calls) == 0 {
 			continue
@@ -143,15 +191,8 @@ func parseInlines(f *elf.File) ([]inlineFunc, error) {
 				calls = append(calls, inlineCall{lo: c.lo, hi: c.hi, name: n})
 			}
 		}
-		if len(calls) == 0 {
-			continue
-		}
-		for _, rg := range g.ranges {
-			if rg[1] > rg[0] {
-				out = append(out, inlineFunc{lo: rg[0], hi: rg[1], calls: calls})
-			}
-		}
+		out = flattenCalls(out, calls)
 	}
-	slices.SortFunc(out, func(a, b inlineFunc) int { return cmp.Compare(a.lo, b.lo) })
+	slices.SortFunc(out, func(a, b inlineRun) int { return cmp.Compare(a.lo, b.lo) })
 	return slices.Clip(out), nil
 }

@@ -101,6 +101,12 @@ func TestLifecycle(t *testing.T) {
 		if got := sym(s, 10, exeA); got != "[unknown]" {
 			t.Errorf("before mapping: %q", got)
 		}
+		// Several misses in one sample re-read the maps once.
+		before := s.Stats().MapsReads
+		s.Symbolize(10, []uint64{exeA, exeA + 1, exeA + 2}, nil)
+		if got := s.Stats().MapsReads - before; got != 1 {
+			t.Errorf("maps read %d times for one sample, want 1", got)
+		}
 		fp.set(t, 10, 100, exeLine)
 		if got := sym(s, 10, exeA); got != "a" {
 			t.Errorf("after mapping appeared: %q", got)
@@ -210,4 +216,77 @@ func TestLifecycle(t *testing.T) {
 			t.Errorf("stats = %+v, want 5 frames, 2 unknown", st)
 		}
 	})
+}
+
+// TestConcurrentUse runs the public methods from several goroutines; run
+// with -race.
+func TestConcurrentUse(t *testing.T) {
+	exe := buildC(t, false)
+	exeA := nmSymbols(t, exe)["a"].addr + 4
+	line, _, _ := mapsLine(t, exe, exe, 0)
+	fp := newFakeProc(t)
+	for pid := uint32(30); pid < 34; pid++ {
+		fp.set(t, pid, 100, line)
+	}
+	s := newTestSymbolizer(t, Config{ProcRoot: fp.root, NoKernel: true})
+	done := make(chan string)
+	for pid := uint32(30); pid < 34; pid++ {
+		go func() {
+			var last string
+			for i := range 200 {
+				if i%50 == 0 {
+					if err := s.ProcessStarted(pid); err != nil {
+						done <- err.Error()
+						return
+					}
+				}
+				last = s.Symbolize(pid, []uint64{exeA}, []uint64{1})[0]
+				_ = s.Stats()
+			}
+			s.ProcessExited(pid)
+			done <- last
+		}()
+	}
+	for range 4 {
+		if got := <-done; got != "a" {
+			t.Errorf("goroutine result %q, want a", got)
+		}
+	}
+}
+
+func TestVDSO(t *testing.T) {
+	pid := uint32(os.Getpid())
+	var vdso *mapping
+	for _, m := range readTestMaps(t, pid) {
+		if m.path == "[vdso]" {
+			vdso = &m
+		}
+	}
+	if vdso == nil {
+		t.Skip("no [vdso] mapping in this process")
+	}
+	s := newTestSymbolizer(t, Config{})
+	o := s.vdsoObject()
+	if o == nil {
+		t.Fatal("could not parse the vDSO")
+	}
+	var addr uint64
+	for _, sy := range o.syms {
+		if strings.Contains(sy.name, "clock_gettime") {
+			addr = sy.addr
+		}
+	}
+	if addr == 0 {
+		t.Fatalf("no clock_gettime in vDSO symbols %v", o.syms)
+	}
+	fileOff := uint64(0)
+	for _, seg := range o.segments {
+		if addr >= seg.vaddr && addr < seg.vaddr+seg.filesz {
+			fileOff = addr - seg.vaddr + seg.off
+		}
+	}
+	got := s.Symbolize(pid, []uint64{vdso.start + fileOff - vdso.offset + 2}, nil)
+	if len(got) != 1 || !strings.Contains(got[0], "clock_gettime") {
+		t.Errorf("vDSO address = %q, want *clock_gettime", got)
+	}
 }

@@ -7,24 +7,21 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
-	"path/filepath"
 	"slices"
 	"strings"
 
 	"github.com/ianlancetaylor/demangle"
 )
 
-// object is the parsed, immutable-after-load symbol information of one ELF
-// file (executable, shared library or the vDSO).
+// object is the parsed symbol information of one ELF
+// file (executable, shared library or the vDSO); only lazy demangling
+// changes it after load, under the Symbolizer lock.
 type object struct {
 	key      string // cache key: build id or file identity
-	base     string // module basename for unknown frames
-	buildID  string // GNU build id, hex; empty if none
 	segments []segment
 	syms     []symbol // sorted by addr, one per addr
-	inl      []inlineFunc
+	inl      []inlineRun
 	statKeys []string // file identities that resolved to this object
-	hasDWARF bool
 }
 
 // segment is a PT_LOAD program header: the mapping between file offsets and
@@ -93,8 +90,7 @@ type elfInput struct {
 // parseObject builds an object from the mapped file and, if found, its
 // separate debug file (which may be nil).
 func parseObject(file, debug *elfInput, maxDWARF int64) (*object, error) {
-	o := &object{base: filepath.Base(file.name)}
-	o.buildID, _ = buildID(file.f)
+	o := &object{}
 	for _, p := range file.f.Progs {
 		if p.Type == elf.PT_LOAD {
 			o.segments = append(o.segments, segment{off: p.Off, vaddr: p.Vaddr, filesz: p.Filesz})
@@ -169,7 +165,6 @@ func parseObject(file, debug *elfInput, maxDWARF int64) (*object, error) {
 			return nil, fmt.Errorf("parse %s dwarf: %w", dw.name, err)
 		}
 		o.inl = inl
-		o.hasDWARF = true
 	}
 	return o, nil
 }

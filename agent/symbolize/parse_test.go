@@ -1,8 +1,11 @@
 package symbolize
 
 import (
+	"debug/elf"
 	"encoding/binary"
 	"errors"
+	"reflect"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -210,4 +213,105 @@ func TestUnknownFrame(t *testing.T) {
 			t.Errorf("unknownFrame(%q, %#x) = %q, want %q", tt.file, tt.off, got, tt.want)
 		}
 	}
+}
+
+func TestObjectLookup(t *testing.T) {
+	o := &object{syms: []symbol{
+		{addr: 0x1000, size: 0x10, name: "sized"},
+		{addr: 0x1020, name: "unsized"},
+		{addr: 0x1100, size: 0x20, name: "_ZN3foo3barEi", mangled: true},
+		{addr: 0x1200, size: 0x20, name: "_ZZZ_not_mangled", mangled: true},
+	}}
+	tests := []struct {
+		addr uint64
+		want string // "" means no symbol
+	}{
+		{0xfff, ""},
+		{0x1000, "sized"},
+		{0x100f, "sized"},
+		{0x1010, ""}, // past sized's end, before the next symbol
+		{0x1020, "unsized"},
+		{0x10ff, "unsized"}, // no size: runs up to the next symbol
+		{0x1105, "foo::bar(int)"},
+		{0x1105, "foo::bar(int)"}, // demangled once, cached
+		{0x1201, "_ZZZ_not_mangled"},
+		{0x1220, ""},
+	}
+	for _, tt := range tests {
+		s, ok := o.lookup(tt.addr)
+		got := ""
+		if ok {
+			got = s.name
+		}
+		if got != tt.want {
+			t.Errorf("lookup(%#x) = %q, want %q", tt.addr, got, tt.want)
+		}
+	}
+}
+
+func TestFlattenCalls(t *testing.T) {
+	// f inlines g over [10,50); g inlines h over [20,30) and [40,45).
+	calls := []inlineCall{
+		{lo: 10, hi: 50, name: "g"},
+		{lo: 20, hi: 30, name: "h"},
+		{lo: 40, hi: 45, name: "h"},
+	}
+	got := flattenCalls(nil, calls)
+	want := []inlineRun{
+		{lo: 10, hi: 20, chain: []string{"g"}},
+		{lo: 20, hi: 30, chain: []string{"g", "h"}},
+		{lo: 30, hi: 40, chain: []string{"g"}},
+		{lo: 40, hi: 45, chain: []string{"g", "h"}},
+		{lo: 45, hi: 50, chain: []string{"g"}},
+	}
+	if !slices.EqualFunc(got, want, func(a, b inlineRun) bool {
+		return a.lo == b.lo && a.hi == b.hi && slices.Equal(a.chain, b.chain)
+	}) {
+		t.Errorf("flattenCalls =\n%+v\nwant\n%+v", got, want)
+	}
+	o := &object{inl: got}
+	for _, tc := range []struct {
+		addr uint64
+		want []string
+	}{{5, nil}, {10, []string{"g"}}, {25, []string{"g", "h"}}, {44, []string{"g", "h"}}, {49, []string{"g"}}, {50, nil}} {
+		if got := o.inlines(nil, tc.addr); !slices.Equal(got, tc.want) {
+			t.Errorf("inlines(%d) = %q, want %q", tc.addr, got, tc.want)
+		}
+	}
+}
+
+func TestGoPrintName(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"main.main", "main.main"},
+		{"net/http.(*conn).serve", "net/http.(*conn).serve"},
+		{"slices.Sort[go.shape.[]int,go.shape.int]", "slices.Sort[...]"},
+		{"pkg.(*T[go.shape.int]).M", "pkg.(*T[...]).M"},
+		{"weird[", "weird["},
+	}
+	for _, tt := range tests {
+		if got := goPrintName(tt.in); got != tt.want {
+			t.Errorf("goPrintName(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+// TestGoSymFallback covers the debug/gosym path used when the pclntab
+// layout is not the one parseGoPclntab knows.
+func TestGoSymFallback(t *testing.T) {
+	f, err := elf.Open("/proc/self/exe")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	pc := reflect.ValueOf(TestGoSymFallback).Pointer()
+	want := runtime.FuncForPC(pc).Name()
+	for _, c := range appendGoSymbols(nil, f) {
+		if c.addr == uint64(pc) {
+			if c.name != want {
+				t.Errorf("gosym name %q, want %q", c.name, want)
+			}
+			return
+		}
+	}
+	t.Errorf("gosym has no function at %#x (%s)", pc, want)
 }

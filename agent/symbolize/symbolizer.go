@@ -141,7 +141,7 @@ func (s *Symbolizer) AppendSymbolize(dst []string, pid uint32, user, kernel []ui
 			if i > 0 {
 				pc-- // return address: look up the call instruction
 			}
-			dst = s.appendUser(dst, p, pc, now)
+			dst, p = s.appendUser(dst, p, pc, now)
 		}
 	}
 	for i := len(kernel) - 1; i >= 0; i-- {
@@ -175,17 +175,26 @@ func (s *Symbolizer) kernelName(pc uint64) string {
 	return "[unknown]_[k]"
 }
 
-func (s *Symbolizer) appendUser(dst []string, p *process, pc uint64, now time.Time) []string {
+// appendUser appends the names for one user pc of p (nil if unknown) and
+// returns p, replaced if its maps had to be re-read.
+func (s *Symbolizer) appendUser(dst []string, p *process, pc uint64, now time.Time) ([]string, *process) {
 	var m *mapping
 	if p != nil {
 		m = p.find(pc)
 		if m == nil && p.exitAt.IsZero() && now.Sub(p.readAt) >= s.cfg.MinRefresh {
-			// Maybe a library loaded since the maps were read.
+			// Maybe a library loaded since the maps were read. Setting
+			// readAt also rate-limits retries when the process is gone.
+			p.readAt = now
 			if np, err := s.startLocked(p.pid, now); err == nil {
-				m = np.find(pc)
+				p = np
+				m = p.find(pc)
 			}
 		}
 	}
+	return s.appendMapped(dst, m, pc), p
+}
+
+func (s *Symbolizer) appendMapped(dst []string, m *mapping, pc uint64) []string {
 	if m == nil {
 		s.stats.UnknownFrames++
 		return append(dst, "[unknown]")
@@ -321,7 +330,8 @@ func (s *Symbolizer) objectFor(pid uint32, m *mapping) *object {
 		return nil
 	}
 	key := "f:" + statKey
-	if id, err := buildID(ef); err == nil {
+	id, idErr := buildID(ef)
+	if idErr == nil {
 		key = "b:" + id
 	}
 	if e, ok := s.byKey[key]; ok {
@@ -334,7 +344,7 @@ func (s *Symbolizer) objectFor(pid uint32, m *mapping) *object {
 	}
 	s.stats.FileMisses++
 	var debug *elfInput
-	if id, err := buildID(ef); err == nil && !strings.HasPrefix(id, "go:") {
+	if idErr == nil && !strings.HasPrefix(id, "go:") {
 		if df, name := s.openDebugFile(pid, id); df != nil {
 			defer df.Close()
 			debug = &elfInput{f: df, name: name}
