@@ -55,10 +55,11 @@ type ChangePoint struct {
 	// Before and After are the means of the final segments on either side.
 	Before float64 `json:"before"`
 	After  float64 `json:"after"`
-	// Statistic is the standardized CUSUM maximum of the split test,
-	// max_k |S_k − k/n·S_n| / (σ·√n), over the segment that was split.
+	// Statistic is the split test's maximum two-sample z score, over all admissible
+	// splits of the segment that was split (its square is the likelihood ratio).
 	Statistic float64 `json:"statistic"`
-	// PValue is P(statistic ≥ observed) for a Brownian bridge (no change).
+	// PValue is P(max ≥ Statistic) without a change, so it accounts for the search
+	// over split points.
 	PValue float64 `json:"p_value"`
 	// Z is the two-sample z score of the split, (After−Before)/(σ·√(1/n₁+1/n₂)), using
 	// the final segments.
@@ -69,28 +70,38 @@ type ChangePoint struct {
 type Noise struct {
 	// Sigma is the marginal standard deviation, LongRunSigma the standard deviation
 	// that governs sums (σ·√((1+φ)/(1−φ)) for AR(1)), Phi the lag-1 autocorrelation.
-	Sigma, LongRunSigma, Phi float64
+	Sigma        float64 `json:"sigma"`
+	LongRunSigma float64 `json:"long_run_sigma"`
+	Phi          float64 `json:"phi"`
 }
 
 // ErrNonFinite is wrapped by Detect's error for NaN or infinite input.
 var ErrNonFinite = errors.New("non-finite value")
 
-// Detect finds mean shifts in xs by binary segmentation: each segment is split at the
-// maximum of its CUSUM if the split is significant at cfg.Alpha; both halves are then
-// searched again. Series shorter than 2·MinSegment have no change points.
+// Detect finds mean shifts in xs by binary segmentation: each segment is split where
+// the likelihood ratio for one mean shift is largest, if that maximum is significant at
+// cfg.Alpha; both halves are then searched again. Series shorter than 2·MinSegment
+// have no change points.
 func Detect(xs []float64, cfg Config) ([]ChangePoint, error) {
+	cps, _, err := DetectNoise(xs, cfg)
+	return cps, err
+}
+
+// DetectNoise is Detect that also returns the noise estimate the tests used (the
+// residual noise around the final segmentation, or cfg.Sigma when given).
+func DetectNoise(xs []float64, cfg Config) ([]ChangePoint, Noise, error) {
 	if err := cfg.Validate(); err != nil {
-		return nil, fmt.Errorf("changepoint config: %w", err)
+		return nil, Noise{}, fmt.Errorf("changepoint config: %w", err)
 	}
 	for i, x := range xs {
 		if math.IsNaN(x) || math.IsInf(x, 0) {
-			return nil, fmt.Errorf("index %d is %v: %w", i, x, ErrNonFinite)
+			return nil, Noise{}, fmt.Errorf("index %d is %v: %w", i, x, ErrNonFinite)
 		}
 	}
 	n := len(xs)
 	m := cfg.MinSegment
 	if n < 2*m {
-		return nil, nil
+		return nil, EstimateNoise(xs), nil
 	}
 	prefix := make([]float64, n+1)
 	for i, x := range xs {
@@ -104,10 +115,10 @@ func Detect(xs []float64, cfg Config) ([]ChangePoint, error) {
 	}
 	floor := 1e-9 * scale
 	if floor == 0 {
-		return nil, nil // all zeros
+		return nil, Noise{}, nil // all zeros
 	}
 	if cfg.Sigma > 0 {
-		return segment(xs, prefix, cfg, math.Max(cfg.Sigma, floor)), nil
+		return segment(xs, prefix, cfg, math.Max(cfg.Sigma, floor)), Noise{Sigma: cfg.Sigma, LongRunSigma: cfg.Sigma}, nil
 	}
 	// The noise level comes from the residuals around the current segmentation, so
 	// shifts do not inflate it; two refinements settle it (the first guess, from
@@ -130,7 +141,7 @@ func Detect(xs []float64, cfg Config) ([]ChangePoint, error) {
 		sigma = s
 		cps = segment(xs, prefix, cfg, math.Max(sigma, floor))
 	}
-	return cps, nil
+	return cps, nz, nil
 }
 
 // segment runs binary segmentation with a known long-run σ.
@@ -151,8 +162,8 @@ func segment(xs, prefix []float64, cfg Config, sigma float64) []ChangePoint {
 			if hi-lo < 2*m {
 				continue
 			}
-			k, stat := cusumSplit(prefix, lo, hi, m, sigma)
-			p := bridgeSupP(stat)
+			k, stat := lrtSplit(prefix, lo, hi, m, sigma)
+			p := lrtMaxP(stat, hi-lo, m)
 			if p < cfg.Alpha {
 				pending = append(pending, split{index: k, stat: stat, p: p, lo: lo, hi: hi})
 			}
@@ -251,45 +262,69 @@ func residualNoise(xs, prefix []float64, cps []ChangePoint) Noise {
 	}
 }
 
-// cusumSplit returns the most likely split index in [lo+m, hi−m] (the Gaussian maximum
-// likelihood location, which maximizes the CUSUM weighted by 1/√(k(n−k)/n)) and the
-// test statistic: the unweighted CUSUM maximum standardized by σ·√n. The unweighted
-// maximum is flat near the ends of a segment, so it locates early/late steps poorly,
-// while its null distribution is the simple Kolmogorov one.
-func cusumSplit(prefix []float64, lo, hi, m int, sigma float64) (int, float64) {
+// lrtSplit returns the split index in [lo+m, hi−m] maximizing the two-sample z score
+// |mean(right) − mean(left)| / (σ·√(1/k + 1/(n−k))) — the Gaussian likelihood ratio for
+// one mean shift is its square — and that maximum.
+func lrtSplit(prefix []float64, lo, hi, m int, sigma float64) (int, float64) {
 	n := float64(hi - lo)
 	total := prefix[hi] - prefix[lo]
-	best, bestW, bestK := 0.0, -1.0, lo+m
+	best, bestK := -1.0, lo+m
 	for k := lo + m; k <= hi-m; k++ {
 		j := float64(k - lo)
-		c := math.Abs(prefix[k] - prefix[lo] - j/n*total)
-		best = math.Max(best, c)
-		if w := c / math.Sqrt(j*(n-j)/n); w > bestW {
-			bestW, bestK = w, k
+		// |S_k − k/n·S_n| / √(k(n−k)/n) equals the z score times σ.
+		z := math.Abs(prefix[k]-prefix[lo]-j/n*total) / math.Sqrt(j*(n-j)/n)
+		if z > best {
+			best, bestK = z, k
 		}
 	}
-	return bestK, best / (sigma * math.Sqrt(n))
+	return bestK, best / sigma
 }
 
-// bridgeSupP is P(sup|B(t)| > x) for a standard Brownian bridge (Kolmogorov
-// distribution): 2·Σ(−1)^(k−1)·exp(−2k²x²).
-func bridgeSupP(x float64) float64 {
-	if x <= 0.3 {
-		return 1 // the series has not converged usefully and the answer is ≈1
+// lrtMaxP approximates P(max_{m≤k≤n−m} |Z_k| ≥ b) for Gaussian noise without a change
+// (James, James & Siegmund 1987, Biometrika 74:71–83):
+//
+//	b·φ(b)·∫ ν(b/√(n·t(1−t))) / (t(1−t)) dt over t ∈ [m/n, 1−m/n],
+//
+// where ν corrects the continuous-time boundary crossing for discrete steps. The
+// integral is taken over u = logit(t), where dt/(t(1−t)) = du and the integrand is
+// smooth.
+func lrtMaxP(b float64, n, m int) float64 {
+	if b <= 0 || n < 2*m {
+		return 1
 	}
-	sum := 0.0
-	for k := 1; k <= 100; k++ {
-		term := math.Exp(-2 * float64(k*k) * x * x)
-		if k%2 == 1 {
-			sum += term
-		} else {
-			sum -= term
-		}
-		if term < 1e-16 {
-			break
-		}
+	t0 := float64(m) / float64(n)
+	u0, u1 := math.Log(t0/(1-t0)), math.Log((1-t0)/t0)
+	if u1 <= u0 {
+		// A single admissible split: an ordinary two-sided z-test.
+		return math.Erfc(b / math.Sqrt2)
 	}
-	return math.Min(1, math.Max(0, 2*sum))
+	const steps = 64
+	h := (u1 - u0) / steps
+	integral := 0.0
+	for i := 0; i <= steps; i++ {
+		u := u0 + float64(i)*h
+		t := 1 / (1 + math.Exp(-u))
+		v := nu(b / math.Sqrt(float64(n)*t*(1-t)))
+		if i == 0 || i == steps {
+			v /= 2
+		}
+		integral += v * h
+	}
+	phi := math.Exp(-b*b/2) / math.Sqrt(2*math.Pi)
+	p := b * phi * integral
+	// Never below the single-split p-value, never above 1.
+	return math.Min(1, math.Max(p, math.Erfc(b/math.Sqrt2)))
+}
+
+// nu is Siegmund's approximation of the overshoot correction ν(x).
+func nu(x float64) float64 {
+	if x < 1e-9 {
+		return 1
+	}
+	h := x / 2
+	cdf := 0.5 * math.Erfc(-h/math.Sqrt2)
+	pdf := math.Exp(-h*h/2) / math.Sqrt(2*math.Pi)
+	return (2 / x) * (cdf - 0.5) / (h*cdf + pdf)
 }
 
 // EstimateNoise estimates the noise of xs robustly, so that mean shifts and isolated
@@ -335,19 +370,67 @@ func EstimateNoise(xs []float64) Noise {
 // smallest 90% of their squares, corrected to be consistent for the Gaussian.
 func trimmedVar(d []float64) float64 {
 	sq := make([]float64, len(d))
+	total := 0.0
 	for i, x := range d {
 		sq[i] = x * x
+		total += sq[i]
 	}
-	sort.Float64s(sq)
 	keep := int(math.Ceil(0.9 * float64(len(sq))))
 	if keep < 1 {
 		keep = 1
 	}
-	sum := 0.0
-	for _, v := range sq[:keep] {
-		sum += v
+	sum := total
+	if keep < len(sq) {
+		// Selection, not a sort: only the split between kept and trimmed matters.
+		selectKth(sq, keep)
+		sum = 0
+		for _, v := range sq[:keep] {
+			sum += v
+		}
 	}
 	// E[Z²; |Z| < 1.6449]/0.9 for Z ~ N(0,1): trimming the top 10% of |d|.
 	const consistency = 0.62299
 	return sum / float64(keep) / consistency
+}
+
+// selectKth reorders xs so that xs[:k] holds its k smallest values (quickselect).
+func selectKth(xs []float64, k int) {
+	lo, hi := 0, len(xs)-1
+	for lo < hi {
+		// Median of three as pivot keeps sorted and constant input fast.
+		mid := lo + (hi-lo)/2
+		if xs[mid] < xs[lo] {
+			xs[mid], xs[lo] = xs[lo], xs[mid]
+		}
+		if xs[hi] < xs[lo] {
+			xs[hi], xs[lo] = xs[lo], xs[hi]
+		}
+		if xs[hi] < xs[mid] {
+			xs[hi], xs[mid] = xs[mid], xs[hi]
+		}
+		pivot := xs[mid]
+		i, j := lo, hi
+		for i <= j {
+			for xs[i] < pivot {
+				i++
+			}
+			for xs[j] > pivot {
+				j--
+			}
+			if i <= j {
+				xs[i], xs[j] = xs[j], xs[i]
+				i++
+				j--
+			}
+		}
+		// Now xs[lo..j] <= pivot <= xs[i..hi]; keep the side holding index k-1.
+		switch {
+		case k-1 <= j:
+			hi = j
+		case k-1 >= i:
+			lo = i
+		default:
+			return
+		}
+	}
 }

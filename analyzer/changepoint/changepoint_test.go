@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -269,6 +270,35 @@ func BenchmarkDetect1000(b *testing.B) {
 	for b.Loop() {
 		if _, err := Detect(xs, DefaultConfig()); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+func TestSelectKth(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 5))
+	for _, n := range []int{1, 2, 3, 10, 101, 1000} {
+		for _, dup := range []bool{false, true} {
+			xs := make([]float64, n)
+			for i := range xs {
+				xs[i] = r.Float64()
+				if dup {
+					xs[i] = float64(r.IntN(3))
+				}
+			}
+			sorted := slices.Clone(xs)
+			slices.Sort(sorted)
+			for _, k := range []int{1, n / 2, n} {
+				if k < 1 {
+					continue
+				}
+				c := slices.Clone(xs)
+				selectKth(c, k)
+				got := slices.Clone(c[:k])
+				slices.Sort(got)
+				if !slices.Equal(got, sorted[:k]) {
+					t.Fatalf("n=%d k=%d dup=%v: wrong selection", n, k, dup)
+				}
+			}
 		}
 	}
 }

@@ -22,8 +22,9 @@ type Config struct {
 	// ExtendedWindow is the most recent stretch in which a change must still be
 	// present; a change point needs at least this much data after it.
 	ExtendedWindow time.Duration
-	// WentAwayFraction: the net change (baseline → latest level) must be at least
-	// this fraction of the largest jump in the window, or the change went away.
+	// WentAwayFraction: a change went away when its net change (baseline → latest
+	// level) is under this fraction of its peak (the level of the segment furthest
+	// from the baseline) and the reversion from the peak is significant.
 	WentAwayFraction float64
 	// SeasonPeriod is the seasonal cycle (daily); 0 disables the seasonality stage.
 	// Needs at least two periods of history before the analysis window.
@@ -46,6 +47,8 @@ type Config struct {
 	MinOverlapBuckets int
 	// MaxStacks is the number of representative stacks per finding.
 	MaxStacks int
+	// Parallelism is the number of series analyzed at once; 0 means GOMAXPROCS.
+	Parallelism int
 }
 
 // DefaultConfig returns the defaults: 6h analysis window, 1h extended window, daily
@@ -57,7 +60,7 @@ func DefaultConfig() Config {
 		ChangePoint:       changepoint.DefaultConfig(),
 		AnalysisWindow:    6 * time.Hour,
 		ExtendedWindow:    time.Hour,
-		WentAwayFraction:  0.5,
+		WentAwayFraction:  0.3,
 		SeasonPeriod:      24 * time.Hour,
 		MinAbsoluteChange: 1e-5,
 		MinRelativeChange: 0.01,
@@ -100,6 +103,9 @@ func (c Config) Validate() error {
 	}
 	if c.MinOverlapBuckets < 2 {
 		return fmt.Errorf("min overlap buckets %d: want >= 2", c.MinOverlapBuckets)
+	}
+	if c.Parallelism < 0 {
+		return fmt.Errorf("parallelism %d: want >= 0", c.Parallelism)
 	}
 	if c.MaxStacks < 0 {
 		return fmt.Errorf("max stacks %d: want >= 0", c.MaxStacks)

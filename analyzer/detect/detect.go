@@ -3,9 +3,12 @@ package detect
 import (
 	"fmt"
 	"math"
+	"runtime"
 	"slices"
 	"sort"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/fleetprof/fleetprof/analyzer/changepoint"
@@ -93,22 +96,49 @@ func Run(svc *Service, cfg Config) (*Result, error) {
 		w.winLo = max(m, w.winHi-a)
 	}
 	res := &Result{}
+	// Series are independent until dedup: analyze them in parallel, collect in order.
+	type outcome struct {
+		c    *candidate
+		drop *Dropped
+		kind seriesOutcome
+	}
+	outs := make([]outcome, len(svc.Series))
+	workers := cfg.Parallelism
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(workers, len(svc.Series)) {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(svc.Series) {
+					return
+				}
+				c, drop, kind := analyzeSeries(svc, &svc.Series[i], cfg, w)
+				outs[i] = outcome{c, drop, kind}
+			}
+		})
+	}
+	wg.Wait()
 	var ups, downs []*candidate
-	for i := range svc.Series {
+	for _, o := range outs {
 		res.Stats.Series++
-		c, drop := analyzeSeries(svc, &svc.Series[i], cfg, w, res)
-		if drop != nil {
-			res.Dropped = append(res.Dropped, *drop)
-			continue
-		}
-		if c == nil {
-			continue
-		}
-		res.Stats.Candidates++
-		if c.abs > 0 {
-			ups = append(ups, c)
-		} else {
-			downs = append(downs, c)
+		switch o.kind {
+		case outcomeBelowMinShare:
+			res.Stats.BelowMinShare++
+		case outcomeNoChange:
+			res.Stats.NoChange++
+		case outcomeDropped:
+			res.Dropped = append(res.Dropped, *o.drop)
+		case outcomeCandidate:
+			res.Stats.Candidates++
+			if o.c.abs > 0 {
+				ups = append(ups, o.c)
+			} else {
+				downs = append(downs, o.c)
+			}
 		}
 	}
 	g := newCallGraph(svc.Edges)
@@ -128,36 +158,49 @@ func Run(svc *Service, cfg Config) (*Result, error) {
 	return res, nil
 }
 
-// analyzeSeries runs the per-series stages. It returns a candidate, a drop, or
-// neither (nothing to report).
-func analyzeSeries(svc *Service, sr *Series, cfg Config, w windows, res *Result) (*candidate, *Dropped) {
+type seriesOutcome int
+
+const (
+	outcomeBelowMinShare seriesOutcome = iota
+	outcomeNoChange
+	outcomeDropped
+	outcomeCandidate
+)
+
+// analyzeSeries runs the per-series stages.
+func analyzeSeries(svc *Service, sr *Series, cfg Config, w windows) (*candidate, *Dropped, seriesOutcome) {
 	var si, st float64
 	for i := range sr.Inclusive {
 		si += sr.Inclusive[i]
 		st += svc.Total[i]
 	}
 	if st == 0 || si/st < cfg.MinShare {
-		res.Stats.BelowMinShare++
-		return nil, nil
+		return nil, nil, outcomeBelowMinShare
 	}
 	vc, vdrop := versionCandidate(svc, sr, cfg, w)
 	tc, tdrop := timeCandidate(svc, sr, cfg, w)
+	var c *candidate
+	var drop *Dropped
 	switch {
 	case vc != nil && tc != nil:
 		// One change, seen both ways: the paired comparison is the better estimate.
 		vc.filters = append(vc.filters, findings.FilterMerge)
-		return thresholdStage(vc, cfg)
+		c, drop = thresholdStage(vc, cfg)
 	case vc != nil:
-		return thresholdStage(vc, cfg)
+		c, drop = thresholdStage(vc, cfg)
 	case tc != nil:
-		return thresholdStage(tc, cfg)
+		c, drop = thresholdStage(tc, cfg)
 	case tdrop != nil:
-		return nil, tdrop
+		drop = tdrop
 	case vdrop != nil:
-		return nil, vdrop
+		drop = vdrop
+	default:
+		return nil, nil, outcomeNoChange
 	}
-	res.Stats.NoChange++
-	return nil, nil
+	if drop != nil {
+		return nil, drop, outcomeDropped
+	}
+	return c, nil, outcomeCandidate
 }
 
 // thresholdStage applies the absolute and relative thresholds.
@@ -268,21 +311,42 @@ func timeCandidate(svc *Service, sr *Series, cfg Config, w windows) (*candidate,
 	baseHi := in[0].Index
 	afterLo := in[len(in)-1].Index
 	before := windowEstimate(svc, sr, prev, baseHi, offsets)
-	after := windowEstimate(svc, sr, afterLo, w.n, offsets)
+	// Merge: the change points in the window are one change from the baseline to the
+	// latest level; the segments between them show whether it went away meanwhile.
+	segs := make([]estimate, len(in))
+	for i, c := range in {
+		hi := w.n
+		if i+1 < len(in) {
+			hi = in[i+1].Index
+		}
+		segs[i] = windowEstimate(svc, sr, c.Index, hi, offsets)
+	}
+	after := segs[len(segs)-1]
 	net := after.P - before.P
-	// Merge: several change points in the window are one change from the baseline to
-	// the latest level, dated at the largest jump in the net direction.
-	maxJump, change, bestSame := 0.0, -1, 0.0
-	for _, c := range in {
-		j := c.After - c.Before
-		maxJump = math.Max(maxJump, math.Abs(j))
-		if j*net > 0 && math.Abs(j) > bestSame {
-			bestSame, change = math.Abs(j), c.Index
+	peak := after
+	for _, sg := range segs {
+		if math.Abs(sg.P-before.P) > math.Abs(peak.P-before.P) {
+			peak = sg
 		}
 	}
-	if change < 0 || math.Abs(net) < cfg.WentAwayFraction*maxJump {
-		return nil, &Dropped{Function: sr.Function, Stage: StageWentAway,
-			Reason: fmt.Sprintf("net change %+.3g is under %.0f%% of the largest jump %.3g", net, 100*cfg.WentAwayFraction, maxJump)}
+	zAlpha := math.Sqrt2 * math.Erfinv(1-cfg.ChangePoint.Alpha)
+	peakDelta := peak.P - before.P
+	if peakDelta*net <= 0 || math.Abs(net) < cfg.WentAwayFraction*math.Abs(peakDelta) {
+		// Only a significant reversion from the peak counts: short segments make the
+		// peak noisy.
+		if zr := math.Abs(peak.P-after.P) / math.Hypot(peak.SE, after.SE); zr > zAlpha {
+			return nil, &Dropped{Function: sr.Function, Stage: StageWentAway,
+				Reason: fmt.Sprintf("net change %+.3g is under %.0f%% of the peak change %+.3g (reversion z=%.1f)", net, 100*cfg.WentAwayFraction, peakDelta, zr)}
+		}
+	}
+	// The change time is the first change point after which the level carries at
+	// least WentAwayFraction of the net change.
+	change := in[len(in)-1].Index
+	for i, sg := range segs {
+		if d := sg.P - before.P; d*net > 0 && math.Abs(d) >= cfg.WentAwayFraction*math.Abs(net) {
+			change = in[i].Index
+			break
+		}
 	}
 	z := net / math.Hypot(before.SE, after.SE)
 	p := twoSidedP(z)
@@ -334,7 +398,6 @@ func versionCandidate(svc *Service, sr *Series, cfg Config, w windows) (*candida
 	}
 	sort.SliceStable(vs, func(i, j int) bool { return vs[i].first < vs[j].first })
 	var best *candidate
-	var drop *Dropped
 	for k := 1; k < len(vs); k++ {
 		a, b := vs[k-1].name, vs[k].name
 		ta, tb := svc.VersionTotal[a], svc.VersionTotal[b]
@@ -348,12 +411,17 @@ func versionCandidate(svc *Service, sr *Series, cfg Config, w windows) (*candida
 		if len(overlap) < cfg.MinOverlapBuckets || overlap[len(overlap)-1] < w.winLo {
 			continue
 		}
-		before, after, diff, z := pairedDiff(ia, ta, ib, tb, overlap)
+		// A few overlap buckets say little about over-dispersion; the old version's
+		// buckets before the rollout say more (and include diurnal swings, which only
+		// makes this conservative).
+		histDisp := 1.0
+		if h := overlap[0]; h >= 10 {
+			histDisp = quasiBinomial(ia[:h], ta[:h]).Dispersion
+		}
+		before, after, diff, z := pairedDiff(ia, ta, ib, tb, overlap, histDisp)
 		p := twoSidedP(z)
 		if p >= cfg.ChangePoint.Alpha {
-			drop = &Dropped{Function: sr.Function, Stage: StageSignificance,
-				Reason: fmt.Sprintf("%s→%s paired difference %+.3g not significant (p=%.2g)", a, b, diff, p)}
-			continue
+			continue // no evidence of a change: not a dropped candidate
 		}
 		if best != nil && p >= best.p {
 			continue
@@ -371,10 +439,7 @@ func versionCandidate(svc *Service, sr *Series, cfg Config, w windows) (*candida
 			best.rel = diff / before.P
 		}
 	}
-	if best != nil {
-		return best, nil
-	}
-	return nil, drop
+	return best, nil
 }
 
 // dominantVersion is the version with most samples in [lo, hi), "" if none.

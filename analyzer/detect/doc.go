@@ -23,8 +23,9 @@
 //  3. seasonality: with two periods of history a per-phase median profile is removed
 //     first, so a daily wave is not a change.
 //  4. went-away / merge: all change points of a function in the window merge into one
-//     net change (baseline → latest level); it must keep Config.WentAwayFraction of the
-//     largest jump, so transients that revert are dropped.
+//     net change (baseline → latest level); if that keeps less than
+//     Config.WentAwayFraction of the peak level change and the fall from the peak is
+//     significant, the change was a transient and is dropped.
 //  5. threshold: absolute and relative change.
 //  6. dedup: callers whose inclusive rise is explained by a callee's rise are grouped
 //     under the deepest such callee (Finding.DedupGroup).

@@ -103,6 +103,11 @@ func (s *Service) Validate() error {
 		if err := check(sr.Function+" inclusive", sr.Inclusive); err != nil {
 			return err
 		}
+		for t, x := range sr.Inclusive {
+			if x > s.Total[t]*(1+1e-9) {
+				return fmt.Errorf("service %s: %s bucket %d: inclusive %v exceeds total %v", s.Name, sr.Function, t, x, s.Total[t])
+			}
+		}
 		if sr.Self != nil {
 			if err := check(sr.Function+" self", sr.Self); err != nil {
 				return err

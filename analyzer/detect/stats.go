@@ -58,10 +58,11 @@ func quasiBinomial(inc, tot []float64) estimate {
 
 // pairedDiff compares a new version's share with an old one's within the same buckets
 // (so diurnal and traffic effects cancel): a weighted mean of per-bucket differences
-// with inverse binomial variance weights, its standard error inflated by the scatter of
-// the differences (χ²/df, at least 1). It returns the pooled shares, the difference
-// and its z score.
-func pairedDiff(incOld, totOld, incNew, totNew []float64, buckets []int) (before, after estimate, diff, z float64) {
+// with inverse binomial variance weights, its standard error inflated by the
+// over-dispersion: the larger of minDisp (measured elsewhere, e.g. on the old
+// version's history, where it has many degrees of freedom) and the scatter of the
+// differences (χ²/df). It returns the pooled shares, the difference and its z score.
+func pairedDiff(incOld, totOld, incNew, totNew []float64, buckets []int, minDisp float64) (before, after estimate, diff, z float64) {
 	var sw, swd float64
 	type cell struct{ d, w float64 }
 	cells := make([]cell, 0, len(buckets))
@@ -85,13 +86,13 @@ func pairedDiff(incOld, totOld, incNew, totNew []float64, buckets []int) (before
 		return before, after, 0, 0
 	}
 	diff = swd / sw
-	disp := 1.0
+	disp := math.Max(1, minDisp)
 	if len(cells) > 1 {
 		chi2 := 0.0
 		for _, c := range cells {
 			chi2 += c.w * (c.d - diff) * (c.d - diff)
 		}
-		disp = math.Max(1, chi2/float64(len(cells)-1))
+		disp = math.Max(disp, chi2/float64(len(cells)-1))
 	}
 	se := math.Sqrt(disp / sw)
 	if se == 0 {

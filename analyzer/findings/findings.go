@@ -93,6 +93,10 @@ type Finding struct {
 	Opportunity *Opportunity `json:"opportunity,omitempty"`
 }
 
+// Regression is a Finding of kind "regression" (the detector's output); regressions
+// and opportunities share one record so storage and UI handle one type.
+type Regression = Finding
+
 // RootCause is one candidate change that may have caused a regression.
 type RootCause struct {
 	Commit    string   `json:"commit"`

@@ -36,7 +36,7 @@ func runChangepoints(ctx context.Context, args []string, stdout io.Writer) error
 	alpha := fs.Float64("alpha", def.Alpha, "significance level of each split test (false-positive rate per series)")
 	minSeg := fs.Int("min-segment", def.MinSegment, "shortest segment a change point may create")
 	column := fs.Int("column", 0, "CSV column to read, 1-based (default: the first numeric column)")
-	verbose := fs.Bool("verbose", false, `add segment means, p-values and the noise estimate under "details"`)
+	verbose := fs.Bool("verbose", false, `add segment means, p-values ("details") and the noise estimate ("noise")`)
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: fleetprof changepoints [flags] FILE|-")
 		fmt.Fprintln(fs.Output(), "\nFILE holds numbers one per line, CSV (a header line is skipped), or a JSON array.")
@@ -83,7 +83,7 @@ func runChangepoints(ctx context.Context, args []string, stdout io.Writer) error
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	cps, err := changepoint.Detect(xs, cfg)
+	cps, noise, err := changepoint.DetectNoise(xs, cfg)
 	if err != nil {
 		return fmt.Errorf("detect: %w", err)
 	}
@@ -94,8 +94,7 @@ func runChangepoints(ctx context.Context, args []string, stdout io.Writer) error
 	if *verbose {
 		out.Details = cps
 		out.N = len(xs)
-		nz := changepoint.EstimateNoise(xs)
-		out.Noise = &nz
+		out.Noise = &noise
 	}
 	enc := json.NewEncoder(stdout)
 	if err := enc.Encode(out); err != nil {

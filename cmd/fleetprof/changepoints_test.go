@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -89,5 +90,23 @@ func TestChangepointsVerbose(t *testing.T) {
 	d := got.Details[0]
 	if d.Index != 60 || d.Before < 9.5 || d.Before > 10.5 || d.After < 13.5 || d.After > 14.5 || d.PValue > 1e-6 {
 		t.Errorf("details = %+v", d)
+	}
+}
+
+func TestChangepointsStdin(t *testing.T) {
+	f, err := os.Open(filepath.Join("testdata", "changepoints", "step.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	old := os.Stdin
+	os.Stdin = f
+	defer func() { os.Stdin = old }()
+	var out, errb bytes.Buffer
+	if code := run([]string{"changepoints", "-"}, &out, &errb); code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	if got := strings.TrimSpace(out.String()); got != `{"changepoints":[60]}` {
+		t.Errorf("stdout = %s", got)
 	}
 }
