@@ -14,8 +14,7 @@ func BenchmarkInsertArrow(b *testing.B) {
 	db := needDB(b)
 	ctx := context.Background()
 	const rows, batch = 100_000, 10_000
-	must(b, db.Exec(ctx, "DROP TABLE IF EXISTS bench_insert"))
-	must(b, db.Exec(ctx, fmt.Sprintf(createSamples, "bench_insert")))
+	createTable(b, db, "bench_insert")
 	mem := memory.NewGoAllocator()
 	rdr := buildReader(b, mem, rows, batch)
 	rdr.Release()
@@ -38,8 +37,7 @@ func BenchmarkQueryArrow(b *testing.B) {
 	db := needDB(b)
 	ctx := context.Background()
 	const rows = 200_000
-	must(b, db.Exec(ctx, "DROP TABLE IF EXISTS bench_query"))
-	must(b, db.Exec(ctx, fmt.Sprintf(createSamples, "bench_query")))
+	createTable(b, db, "bench_query")
 	mem := memory.NewGoAllocator()
 	rdr := buildReader(b, mem, rows, 20_000)
 	must(b, db.InsertArrow(ctx, fmt.Sprintf(insertSamples, "bench_query"), rdr))

@@ -28,6 +28,18 @@
 // INSERT ... SELECT ... FROM arrowstream(name). Binary data is never put
 // inline in query text: chDB splits statements at a blank line.
 //
+// Arrow types (chDB 26.5, verified by the tests): dictionary<int32, utf8>
+// columns and list<dictionary<int32, utf8>> insert directly into String,
+// LowCardinality(String) and Array(LowCardinality(String)) without casts;
+// timestamp[s] inserts into DateTime. Out of the engine, LowCardinality
+// arrives as its base type (utf8) and DateTime as uint32 seconds.
+//
+// Contexts: a connection is a blocking cgo call that cannot be interrupted,
+// so a context's deadline is handed to the engine as max_execution_time
+// (one SET when it changes) and a timeout then wraps
+// context.DeadlineExceeded; cancellation without a deadline is honored only
+// while waiting for a free connection.
+//
 // Costs measured on a 2-core VM: dlopen 24-350 ms, connect 50-90 ms,
 // ~190 MB RSS after connect. Tests share one DB via TestMain.
 package chdb
