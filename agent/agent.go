@@ -1,0 +1,498 @@
+package agent
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/oklog/run"
+
+	"github.com/fleetprof/fleetprof/agent/labels"
+	"github.com/fleetprof/fleetprof/agent/sampler"
+	"github.com/fleetprof/fleetprof/agent/ship"
+	"github.com/fleetprof/fleetprof/agent/symbolize"
+	"github.com/fleetprof/fleetprof/proto/samplebatch"
+)
+
+// Symbolizer names the frames of a sample (agent/symbolize implements it).
+type Symbolizer interface {
+	// ProcessStarted reads a new process's maps while it is alive.
+	ProcessStarted(pid uint32) error
+	// ProcessExited lets the symbolizer forget pid after a grace period.
+	ProcessExited(pid uint32)
+	// Symbolize returns names root first from leaf-first addresses.
+	Symbolize(pid uint32, user, kernel []uint64) []string
+}
+
+// Stats are the agent's cumulative counters.
+type Stats struct {
+	Sampler        sampler.Stats // latest cumulative sampler stats
+	Ship           ship.Stats
+	Flushes        uint64 // drains done
+	FlushErrors    uint64 // drains or spool writes that failed
+	Batches        uint64 // batches built and spooled
+	Rows           uint64 // rows in those batches
+	Samples        uint64 // samples in those batches
+	Frames         uint64 // frames symbolized
+	UnknownFrames  uint64 // frames the symbolizer could not name
+	EventsHandled  uint64 // process events handled
+	StartErrors    uint64 // ProcessStarted failures (process already gone)
+	ForksDropped   uint64 // fork children not read because the queue was full
+	LastFlushError string
+}
+
+// Agent samples, symbolizes, labels, aggregates and ships. Create it with
+// New or Open and call Run once.
+type Agent struct {
+	cfg      Config
+	src      sampler.Source
+	sym      Symbolizer
+	resolver *labels.Resolver
+	kube     *labels.Kube
+	shipper  *ship.Shipper
+	period   int64
+	useComm  bool
+	mem      memory.Allocator // batch buffers; tests use a checked allocator
+
+	// forks and forkSet queue fork children to read; only the event loop
+	// touches them.
+	forks   []uint32
+	forkSet map[uint32]bool
+
+	mu           sync.Mutex // guards the fields below
+	samplerStats sampler.Stats
+	lastFlush    time.Time
+	exited       []uint32 // pids to forget after the next flush
+	lastErr      string
+
+	flushes, flushErrors, batches, rows, samples, frames, unknown, events, startErrs, forksDropped atomic.Uint64
+}
+
+// Open starts the real eBPF sampler and symbolizer and returns an agent
+// using them. Errors loading BPF say what is missing (privileges, BTF, kernel).
+func Open(cfg Config) (*Agent, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("invalid agent config: %w", err)
+	}
+	sym, err := symbolize.New(symbolize.Config{
+		// Samples of an exited process are drained up to one flush later.
+		ExitGrace: 2*cfg.FlushInterval + 5*time.Second,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create symbolizer: %w", err)
+	}
+	src, err := sampler.New(sampler.Config{Hz: cfg.Hz, DrainInterval: cfg.FlushInterval})
+	if err != nil {
+		return nil, fmt.Errorf("start sampler: %w", err)
+	}
+	a, err := New(cfg, src, sym)
+	if err != nil {
+		src.Close()
+		return nil, err
+	}
+	return a, nil
+}
+
+// New returns an agent reading src and naming frames with sym. The agent
+// owns src from now on: Run closes it.
+func New(cfg Config, src sampler.Source, sym Symbolizer) (*Agent, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("invalid agent config: %w", err)
+	}
+	token := cfg.Token
+	if cfg.TokenFile != "" {
+		b, err := os.ReadFile(cfg.TokenFile)
+		if err != nil {
+			return nil, fmt.Errorf("read token file: %w", err)
+		}
+		token = strings.TrimSpace(string(b))
+	}
+	a := &Agent{cfg: cfg, src: src, sym: sym, period: cfg.periodNS(), mem: memory.DefaultAllocator, lastFlush: time.Now(), forkSet: map[uint32]bool{}}
+	if cfg.Kube == KubeOn || cfg.Kube == KubeAuto && labels.InCluster() {
+		k, err := labels.NewKube(cfg.KubeConfig)
+		if err != nil {
+			return nil, err
+		}
+		a.kube = k
+	}
+	lc := cfg.Labels
+	lc.Kube = a.kube
+	res, err := labels.NewResolver(lc)
+	if err != nil {
+		return nil, err
+	}
+	a.resolver = res
+	a.useComm = len(lc.Order) == 0 || slices.Contains(lc.Order, labels.RuleComm)
+
+	sc := cfg.Ship
+	sc.Addr, sc.AgentID, sc.Token, sc.TLS = cfg.Aggregator, cfg.NodeName, token, cfg.TLS
+	sc.SpoolDir, sc.SpoolMaxBytes = cfg.SpoolDir, cfg.SpoolMaxBytes
+	shipper, err := ship.New(sc)
+	if err != nil {
+		return nil, err
+	}
+	a.shipper = shipper
+	return a, nil
+}
+
+// Run runs the agent until ctx is done or an actor fails, then drains once
+// more (so nothing sampled is lost), closes the source and returns.
+func (a *Agent) Run(ctx context.Context) error {
+	defer a.shipper.Close()
+	defer a.src.Close()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var g run.Group
+	g.Add(func() error { <-ctx.Done(); return nil }, func(error) { cancel() })
+	g.Add(func() error { return a.eventLoop(ctx) }, func(error) { cancel() })
+	g.Add(func() error { return a.flushLoop(ctx) }, func(error) { cancel() })
+	g.Add(func() error { return a.shipper.Run(ctx) }, func(error) { cancel() })
+	if a.kube != nil {
+		if a.cfg.Kube == KubeOn {
+			if err := a.kube.Refresh(ctx); err != nil {
+				return fmt.Errorf("list kubernetes pods: %w", err)
+			}
+		}
+		g.Add(func() error { return a.kube.Run(ctx) }, func(error) { cancel() })
+	}
+	if a.cfg.MetricsAddr != MetricsOff {
+		l, err := net.Listen("tcp", a.cfg.MetricsAddr)
+		if err != nil {
+			return fmt.Errorf("listen for metrics: %w", err)
+		}
+		srv := &http.Server{Handler: a.MetricsHandler(), ReadHeaderTimeout: 10 * time.Second}
+		g.Add(func() error {
+			if err := srv.Serve(l); !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("serve metrics: %w", err)
+			}
+			return nil
+		}, func(error) {
+			sctx, scancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer scancel()
+			_ = srv.Shutdown(sctx)
+		})
+	}
+	return g.Run()
+}
+
+// maxEventBatch bounds how many queued events are coalesced at once;
+// maxPendingForks bounds the fork children waiting to be read.
+const (
+	maxEventBatch   = 4096
+	maxPendingForks = 4096
+)
+
+// eventLoop reads process events. Exec'd processes are read at once; fork
+// children wait in a queue read one at a time between event batches, so a
+// burst of forks (a parallel build) does not delay new images, whose maps
+// are the ones that cannot be recovered after a short process exits.
+func (a *Agent) eventLoop(ctx context.Context) error {
+	events := a.src.Events()
+	batch := make([]sampler.ProcEvent, 0, maxEventBatch)
+	for {
+		batch = batch[:0]
+		if len(a.forks) == 0 {
+			select {
+			case <-ctx.Done():
+				return nil
+			case ev, ok := <-events:
+				if !ok {
+					return nil
+				}
+				batch = append(batch, ev)
+			}
+		} else if ctx.Err() != nil {
+			return nil
+		}
+	more:
+		for len(batch) < maxEventBatch {
+			select {
+			case ev, ok := <-events:
+				if !ok {
+					break more
+				}
+				batch = append(batch, ev)
+			default:
+				break more
+			}
+		}
+		a.handleEvents(batch)
+		a.startOneFork()
+	}
+}
+
+// handleEvents coalesces queued events before the slow part (reading maps and
+// parsing new objects): a fork followed by exec is read once, as the new
+// image; a process that already exited is not read at all. Exec'd processes
+// are read now, fork children are queued for startOneFork.
+func (a *Agent) handleEvents(batch []sampler.ProcEvent) {
+	a.events.Add(uint64(len(batch)))
+	type state struct{ exec, exited bool }
+	procs := map[uint32]*state{}
+	var order, exits []uint32
+	for _, ev := range batch {
+		st := procs[ev.PID]
+		if st == nil {
+			st = &state{}
+			procs[ev.PID] = st
+			order = append(order, ev.PID)
+		}
+		switch ev.Kind {
+		case sampler.EventExec:
+			st.exec, st.exited = true, false
+			// Exec keeps the start time but changes comm and environment.
+			a.resolver.Forget(ev.PID)
+		case sampler.EventFork:
+			st.exited = false
+		case sampler.EventExit:
+			st.exited = true
+			exits = append(exits, ev.PID)
+		}
+	}
+	for _, pid := range order {
+		st := procs[pid]
+		switch {
+		case st.exited:
+			a.unqueueFork(pid) // gone: its maps cannot be read any more
+		case st.exec:
+			a.unqueueFork(pid)
+			a.startProcess(pid)
+		default:
+			a.queueFork(pid)
+		}
+	}
+	for _, pid := range exits {
+		a.sym.ProcessExited(pid)
+	}
+	a.mu.Lock()
+	a.exited = append(a.exited, exits...)
+	a.mu.Unlock()
+}
+
+// startProcess reads maps and labels now: the process may be gone by the
+// next flush.
+func (a *Agent) startProcess(pid uint32) {
+	if err := a.sym.ProcessStarted(pid); err != nil {
+		a.startErrs.Add(1)
+	}
+	a.resolver.Resolve(pid)
+}
+
+func (a *Agent) queueFork(pid uint32) {
+	if a.forkSet[pid] {
+		return
+	}
+	if len(a.forks) >= maxPendingForks {
+		delete(a.forkSet, a.forks[0])
+		a.forks = a.forks[1:]
+		a.forksDropped.Add(1)
+	}
+	a.forkSet[pid] = true
+	a.forks = append(a.forks, pid)
+}
+
+func (a *Agent) unqueueFork(pid uint32) {
+	if !a.forkSet[pid] {
+		return
+	}
+	delete(a.forkSet, pid)
+	a.forks = slices.DeleteFunc(a.forks, func(p uint32) bool { return p == pid })
+}
+
+// startOneFork reads the oldest queued fork child.
+func (a *Agent) startOneFork() {
+	if len(a.forks) == 0 {
+		return
+	}
+	pid := a.forks[0]
+	a.forks = a.forks[1:]
+	delete(a.forkSet, pid)
+	a.startProcess(pid)
+}
+
+func (a *Agent) flushLoop(ctx context.Context) error {
+	t := time.NewTicker(a.cfg.FlushInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			a.flushOrCount(time.Now())
+			return nil
+		case now := <-t.C:
+			a.flushOrCount(now)
+		}
+	}
+}
+
+// flushOrCount flushes; errors are counted and kept for Stats rather than
+// stopping the agent (the next flush retries the drain).
+func (a *Agent) flushOrCount(now time.Time) {
+	if err := a.Flush(now); err != nil {
+		a.flushErrors.Add(1)
+		a.mu.Lock()
+		a.lastErr = err.Error()
+		a.mu.Unlock()
+	}
+}
+
+// row is one aggregated (process, stack) with its sample count.
+type row struct {
+	pid    uint32
+	stack  string // frames joined by "\n"
+	frames []string
+	value  int64
+	comm   string // thread comm of a sample, the fallback process name
+}
+
+// Flush drains the source, builds batches of the interval that ends at now
+// and spools them for shipping. Run calls it every FlushInterval.
+func (a *Agent) Flush(now time.Time) error {
+	a.mu.Lock()
+	start := a.lastFlush
+	a.lastFlush = now
+	exited := a.exited
+	a.exited = nil
+	a.mu.Unlock()
+
+	samples, st, err := a.src.Drain()
+	a.flushes.Add(1)
+	if err != nil {
+		a.mu.Lock()
+		a.exited = append(exited, a.exited...) // forget them after a later flush
+		a.mu.Unlock()
+		return fmt.Errorf("drain samples: %w", err)
+	}
+	a.mu.Lock()
+	a.samplerStats = st
+	a.mu.Unlock()
+
+	rows := a.aggregate(samples)
+	for _, pid := range exited {
+		a.resolver.Forget(pid)
+	}
+	if len(rows) == 0 {
+		return nil
+	}
+	for chunk := range slices.Chunk(rows, a.cfg.MaxRowsPerBatch) {
+		data, n, err := a.encode(chunk, start.Unix())
+		if err != nil {
+			return err
+		}
+		if _, err := a.shipper.Send(data); err != nil {
+			return fmt.Errorf("spool batch: %w", err)
+		}
+		a.batches.Add(1)
+		a.rows.Add(uint64(len(chunk)))
+		a.samples.Add(uint64(n))
+	}
+	return nil
+}
+
+// aggregate symbolizes samples and sums identical (process, stack) rows;
+// rows are sorted so batches are deterministic.
+func (a *Agent) aggregate(samples []sampler.Sample) []*row {
+	type key struct {
+		pid   uint32
+		stack string
+	}
+	byKey := map[key]*row{}
+	for _, s := range samples {
+		frames := a.sym.Symbolize(s.TGID, s.User, s.Kernel)
+		a.frames.Add(uint64(len(frames)))
+		for _, f := range frames {
+			if strings.HasPrefix(f, "[unknown]") {
+				a.unknown.Add(1)
+			}
+		}
+		if len(frames) == 0 {
+			frames = []string{"[unknown]"} // the schema needs one frame
+		}
+		k := key{s.TGID, strings.Join(frames, "\n")}
+		r := byKey[k]
+		if r == nil {
+			r = &row{pid: s.TGID, stack: k.stack, frames: frames, comm: s.Comm}
+			byKey[k] = r
+		}
+		r.value += int64(s.Count)
+	}
+	rows := make([]*row, 0, len(byKey))
+	for _, r := range byKey {
+		rows = append(rows, r)
+	}
+	slices.SortFunc(rows, func(x, y *row) int {
+		return cmp.Or(cmp.Compare(x.pid, y.pid), strings.Compare(x.stack, y.stack))
+	})
+	return rows
+}
+
+// encode builds one Arrow batch of rows with bucket start ts (Unix seconds).
+func (a *Agent) encode(rows []*row, ts int64) ([]byte, int64, error) {
+	b := samplebatch.NewBuilder(a.mem)
+	defer b.Release()
+	infos := map[uint32]samplebatch.Labels{}
+	var n int64
+	for _, r := range rows {
+		l, ok := infos[r.pid]
+		if !ok {
+			l = a.labelsFor(r.pid, r.comm)
+			infos[r.pid] = l
+		}
+		b.Append(samplebatch.Sample{TS: ts, Labels: l, Frames: r.frames, Value: r.value, PeriodNS: a.period})
+		n += r.value
+	}
+	rec := b.NewRecord()
+	defer rec.Release()
+	data, err := samplebatch.EncodeIPC(a.mem, rec)
+	if err != nil {
+		return nil, 0, err
+	}
+	return data, n, nil
+}
+
+func (a *Agent) labelsFor(pid uint32, threadComm string) samplebatch.Labels {
+	info := a.resolver.Resolve(pid)
+	comm := cmp.Or(info.Comm, threadComm)
+	svc := info.Service
+	if svc == "" && a.useComm {
+		svc = comm
+	}
+	return samplebatch.Labels{
+		Service: svc, Version: info.Version, Host: a.cfg.NodeName,
+		Namespace: info.Namespace, Pod: info.Pod, Container: info.Container,
+		Comm: comm, PID: pid,
+	}
+}
+
+// Stats returns a snapshot of the counters.
+func (a *Agent) Stats() Stats {
+	a.mu.Lock()
+	st, last := a.samplerStats, a.lastErr
+	a.mu.Unlock()
+	return Stats{
+		Sampler:        st,
+		Ship:           a.shipper.Stats(),
+		Flushes:        a.flushes.Load(),
+		FlushErrors:    a.flushErrors.Load(),
+		Batches:        a.batches.Load(),
+		Rows:           a.rows.Load(),
+		Samples:        a.samples.Load(),
+		Frames:         a.frames.Load(),
+		UnknownFrames:  a.unknown.Load(),
+		EventsHandled:  a.events.Load(),
+		StartErrors:    a.startErrs.Load(),
+		ForksDropped:   a.forksDropped.Load(),
+		LastFlushError: last,
+	}
+}

@@ -1,0 +1,142 @@
+package agent
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"time"
+
+	"github.com/fleetprof/fleetprof/agent/labels"
+	"github.com/fleetprof/fleetprof/agent/sampler"
+	"github.com/fleetprof/fleetprof/agent/ship"
+)
+
+// Defaults of Config.
+const (
+	DefaultAggregator    = "127.0.0.1:7071"
+	DefaultHz            = 19
+	DefaultFlushInterval = 10 * time.Second
+	DefaultSpoolDir      = "/var/lib/fleetprof/spool"
+	DefaultSpoolMaxBytes = ship.DefaultSpoolMaxBytes
+	DefaultMetricsAddr   = "127.0.0.1:7072"
+	// MetricsOff as MetricsAddr disables the metrics server.
+	MetricsOff = "off"
+	// DefaultMaxRowsPerBatch keeps one batch well within the aggregator's
+	// limits (1M rows, 16 MiB) on hosts with many CPUs.
+	DefaultMaxRowsPerBatch = 50_000
+)
+
+// Kubernetes modes.
+const (
+	KubeAuto = "auto" // list pods when running in a cluster
+	KubeOn   = "on"   // list pods; fail if not possible
+	KubeOff  = "off"
+)
+
+// Config configures the agent. Zero fields mean the defaults.
+type Config struct {
+	// Aggregator is the ingest gRPC address (default 127.0.0.1:7071).
+	Aggregator string
+	// Hz is the sampling frequency per CPU (default 19).
+	Hz int
+	// FlushInterval is how often samples are drained and shipped; it is also
+	// the time bucket of a batch (default 10 s).
+	FlushInterval time.Duration
+	// Token or TokenFile (read at New) is the bearer token for the aggregator.
+	Token, TokenFile string
+	TLS              ship.TLSConfig
+	// SpoolDir holds batches until acknowledged (default /var/lib/fleetprof/spool).
+	SpoolDir      string
+	SpoolMaxBytes int64 // default 256 MiB
+	// NodeName is the host label and the agent id (default $NODE_NAME, then
+	// the hostname).
+	NodeName string
+	// MetricsAddr serves /metrics (default 127.0.0.1:7072; "off" disables).
+	MetricsAddr string
+	// Labels are the service/version rules; Labels.Kube is set by the agent.
+	Labels labels.Config
+	// Kube is "auto" (default), "on" or "off"; KubeConfig's Node defaults to
+	// NodeName.
+	Kube       string
+	KubeConfig labels.KubeConfig
+	// MaxRowsPerBatch splits large flushes (default 50,000).
+	MaxRowsPerBatch int
+	// Ship overrides shipper settings other than those above (tests: backoff,
+	// clock). Addr, AgentID, Token, TLS and spool fields are set from Config.
+	Ship ship.Config
+}
+
+// WithDefaults returns c with zero fields filled in.
+func (c Config) WithDefaults() Config {
+	if c.Aggregator == "" {
+		c.Aggregator = DefaultAggregator
+	}
+	if c.Hz == 0 {
+		c.Hz = DefaultHz
+	}
+	if c.FlushInterval == 0 {
+		c.FlushInterval = DefaultFlushInterval
+	}
+	if c.SpoolDir == "" {
+		c.SpoolDir = DefaultSpoolDir
+	}
+	if c.SpoolMaxBytes == 0 {
+		c.SpoolMaxBytes = DefaultSpoolMaxBytes
+	}
+	if c.NodeName == "" {
+		c.NodeName = os.Getenv("NODE_NAME")
+	}
+	if c.NodeName == "" {
+		c.NodeName, _ = os.Hostname()
+	}
+	if c.MetricsAddr == "" {
+		c.MetricsAddr = DefaultMetricsAddr
+	}
+	if c.Kube == "" {
+		c.Kube = KubeAuto
+	}
+	if c.KubeConfig.Node == "" {
+		c.KubeConfig.Node = c.NodeName
+	}
+	if c.MaxRowsPerBatch == 0 {
+		c.MaxRowsPerBatch = DefaultMaxRowsPerBatch
+	}
+	return c
+}
+
+// Validate reports the first invalid field. Call it on WithDefaults' result.
+func (c Config) Validate() error {
+	switch {
+	case c.Aggregator == "":
+		return errors.New("aggregator address is empty")
+	case c.Hz < 1 || c.Hz > sampler.MaxHz:
+		return fmt.Errorf("hz %d out of range [1, %d]", c.Hz, sampler.MaxHz)
+	case c.FlushInterval < time.Second:
+		return fmt.Errorf("flush interval %v is below 1s (batch timestamps are in seconds)", c.FlushInterval)
+	case c.Token != "" && c.TokenFile != "":
+		return errors.New("both token and token file are set")
+	case c.SpoolDir == "":
+		return errors.New("spool dir is empty")
+	case c.SpoolMaxBytes <= 0:
+		return fmt.Errorf("spool max bytes %d must be positive", c.SpoolMaxBytes)
+	case c.NodeName == "":
+		return errors.New("node name is empty (set NODE_NAME)")
+	case c.Kube != KubeAuto && c.Kube != KubeOn && c.Kube != KubeOff:
+		return fmt.Errorf("kubernetes mode %q (want auto, on or off)", c.Kube)
+	case c.MaxRowsPerBatch < 1:
+		return fmt.Errorf("max rows per batch %d must be positive", c.MaxRowsPerBatch)
+	}
+	if c.MetricsAddr != MetricsOff {
+		if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {
+			return fmt.Errorf("metrics address %q: %w", c.MetricsAddr, err)
+		}
+	}
+	if _, _, err := net.SplitHostPort(c.Aggregator); err != nil {
+		return fmt.Errorf("aggregator address %q: %w", c.Aggregator, err)
+	}
+	return nil
+}
+
+// periodNS is the sampling period, the weight of one sample.
+func (c Config) periodNS() int64 { return int64(time.Second) / int64(c.Hz) }

@@ -1,0 +1,81 @@
+package agent
+
+import (
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/fleetprof/fleetprof/agent/sampler"
+)
+
+// MetricsHandler serves the agent's metrics, plus its own CPU seconds and RSS
+// (process_cpu_seconds_total, process_resident_memory_bytes) and Go runtime
+// metrics, in the Prometheus text format.
+func (a *Agent) MetricsHandler() http.Handler {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		collectors.NewGoCollector(),
+		statsCollector{a},
+	)
+	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+}
+
+func desc(name, help string, labels ...string) *prometheus.Desc {
+	return prometheus.NewDesc("fleetprof_agent_"+name, help, labels, nil)
+}
+
+var (
+	descSamples      = desc("samples_total", "Samples taken by the kernel program.")
+	descDrained      = desc("samples_drained_total", "Samples drained from the kernel maps.")
+	descDrops        = desc("drops_total", "Samples, stacks or events lost, by reason.", "reason")
+	descTruncated    = desc("truncated_user_stacks_total", "Drained samples whose user stack has one frame (no frame pointers).")
+	descFlushes      = desc("flushes_total", "Drains of the sampler.")
+	descFlushErrors  = desc("flush_errors_total", "Drains or spool writes that failed.")
+	descBatches      = desc("batches_built_total", "Batches built and spooled.")
+	descRows         = desc("rows_total", "Rows in built batches.")
+	descFrames       = desc("frames_total", "Frames symbolized.")
+	descMisses       = desc("symbolization_misses_total", "Frames the symbolizer could not name.")
+	descEvents       = desc("process_events_total", "Process exec/fork/exit events handled.")
+	descStartErrors  = desc("process_start_errors_total", "New processes whose maps could not be read (already gone).")
+	descForksDropped = desc("forks_dropped_total", "Fork children not read because the queue was full.")
+	descSent         = desc("batches_sent_total", "Batch send attempts.")
+	descAcked        = desc("batches_acked_total", "Batches acknowledged as stored.")
+	descDuplicate    = desc("batches_duplicate_total", "Batches the aggregator already had (delivered).")
+	descRejected     = desc("batches_rejected_total", "Batches rejected by the aggregator and dropped.")
+	descFailed       = desc("batches_failed_total", "Failed send attempts (retried).")
+	descSpoolBytes   = desc("spool_bytes", "Bytes waiting in the spool.")
+	descSpoolBatches = desc("spool_batches", "Batches waiting in the spool.")
+	descSpoolDropped = desc("spool_dropped_total", "Batches dropped to keep the spool within its bound.")
+	counterDescs     = []*prometheus.Desc{descSamples, descDrained, descTruncated, descFlushes, descFlushErrors, descBatches, descRows, descFrames, descMisses, descEvents, descStartErrors, descForksDropped, descSent, descAcked, descDuplicate, descRejected, descFailed, descSpoolDropped}
+	gaugeDescs       = []*prometheus.Desc{descSpoolBytes, descSpoolBatches}
+)
+
+// statsCollector exports Stats at scrape time, so counters never disagree
+// with what Stats reports.
+type statsCollector struct{ a *Agent }
+
+func (c statsCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range append(append([]*prometheus.Desc{descDrops}, counterDescs...), gaugeDescs...) {
+		ch <- d
+	}
+}
+
+func (c statsCollector) Collect(ch chan<- prometheus.Metric) {
+	st := c.a.Stats()
+	counters := []uint64{
+		st.Sampler.Samples, st.Sampler.Drained, st.Sampler.TruncatedUserStacks, st.Flushes, st.FlushErrors, st.Batches, st.Rows,
+		st.Frames, st.UnknownFrames, st.EventsHandled, st.StartErrors, st.ForksDropped, st.Ship.Sent, st.Ship.Acked, st.Ship.Duplicate,
+		st.Ship.Rejected, st.Ship.Failed, st.Ship.SpoolDropped,
+	}
+	for i, d := range counterDescs {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(counters[i]))
+	}
+	ch <- prometheus.MustNewConstMetric(descSpoolBytes, prometheus.GaugeValue, float64(st.Ship.SpoolBytes))
+	ch <- prometheus.MustNewConstMetric(descSpoolBatches, prometheus.GaugeValue, float64(st.Ship.SpoolBatches))
+	for r := range sampler.NumDropReasons {
+		ch <- prometheus.MustNewConstMetric(descDrops, prometheus.CounterValue, float64(st.Sampler.Drops[r]), r.String())
+	}
+}
