@@ -67,8 +67,9 @@ func Import(p *profile.Profile, opt ImportOptions) ([]samplebatch.Sample, error)
 		return nil, errors.New("import pprof: profile has no sample types")
 	}
 	idx, divisor := valueIndex(p)
-	periodNS := int64(0)
-	if p.PeriodType != nil && p.PeriodType.Unit == "nanoseconds" && p.Period > 0 {
+	// The batch needs a period; non-time profiles (heap) get the CPU default.
+	periodNS := int64(defaultPeriodNS)
+	if p.PeriodType != nil && p.PeriodType.Unit == "nanoseconds" && p.Period > 0 && p.Period <= int64(time.Hour) {
 		periodNS = p.Period
 	}
 	ts := p.TimeNanos

@@ -1,0 +1,31 @@
+// Package aggregator is the central fleetprof server: agents stream Arrow sample
+// batches to its gRPC IngestService (proto/fleetprof/ingest/v1), it stores them
+// through a Store (aggregator/storage), and it serves the JSON query API under
+// /api/v1/, Prometheus metrics, health checks and, optionally, the web UI.
+//
+// Server.Run composes the gRPC server, the HTTP server and any extra actors (such as
+// the analyzer loop) with github.com/oklog/run: when one stops, all stop. Shutdown is
+// graceful: the servers stop accepting, batches being stored are finished and acked.
+//
+// HTTP API (all GET, JSON unless a format is asked for; errors are {"error": "..."}
+// with 400 naming the bad parameter, 404 for unknown routes and 500 for storage
+// failures):
+//
+//	/api/v1/services                 ?from&to
+//	/api/v1/labels                   selection → label keys
+//	/api/v1/label/{key}/values       selection → values of one label
+//	/api/v1/top                      selection &limit=50
+//	/api/v1/flame                    selection
+//	/api/v1/profile                  selection &format=json|pprof|folded
+//	/api/v1/diff                     two selections &movers=20
+//	/api/v1/series                   selection &function=F&step=1m
+//	/api/v1/versions                 ?service&from&to
+//	/api/v1/findings                 ?kind&service&from&to&limit
+//
+// A selection is service=NAME, from=TIME, to=TIME and repeatable filter=key=value
+// (filters on different keys are ANDed, on the same key ORed). TIME is RFC 3339,
+// Unix seconds, "now" or "now-DURATION" (now-1h, now-30m); the default range is the
+// last hour. A diff takes base_service/base_from/base_to/base_filter and
+// cmp_service/cmp_from/cmp_to/cmp_filter; an unprefixed parameter applies to both
+// sides (side filters are added to the shared ones).
+package aggregator

@@ -1,0 +1,292 @@
+package aggregator
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/fleetprof/fleetprof/aggregator/pprofconv"
+	"github.com/fleetprof/fleetprof/aggregator/storage"
+)
+
+// Query limits.
+const (
+	DefaultTopLimit   = 50
+	MaxTopLimit       = 100_000
+	DefaultMovers     = 20
+	MaxMovers         = 10_000
+	DefaultSeriesStep = time.Minute
+	MaxSeriesPoints   = 10_000
+	DefaultFindings   = 100
+	MaxFindings       = 10_000
+)
+
+// rawBody is a non-JSON API answer (profile exports).
+type rawBody struct {
+	contentType string
+	filename    string
+	data        []byte
+}
+
+type apiFunc func(r *http.Request, q url.Values, now time.Time) (any, error)
+
+func (s *Server) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if err := s.store.Ping(r.Context()); err != nil {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "storage not ready: " + err.Error()})
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	})
+	mux.Handle("GET /metrics", s.metrics.handler())
+	for _, e := range []struct {
+		name string
+		h    apiFunc
+	}{
+		{"services", s.services},
+		{"labels", s.labels},
+		{"label/{key}/values", s.labelValues},
+		{"top", s.top},
+		{"flame", s.flame},
+		{"profile", s.profile},
+		{"diff", s.diff},
+		{"series", s.series},
+		{"versions", s.versions},
+		{"findings", s.findings},
+	} {
+		mux.Handle("GET /api/v1/"+e.name, s.api(e.name, e.h))
+	}
+	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusNotFound, map[string]string{"error": fmt.Sprintf("no API route %s %s", r.Method, r.URL.Path)})
+	})
+	if s.ui != nil {
+		mux.Handle("/", s.ui)
+	} else {
+		mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path != "/" {
+				http.NotFound(w, r)
+				return
+			}
+			fmt.Fprintln(w, "fleetprof aggregator: JSON API under /api/v1/, metrics at /metrics (no UI configured)")
+		})
+	}
+	return mux
+}
+
+// api wraps an endpoint: time it, encode its answer, map errors to status codes.
+func (s *Server) api(name string, h apiFunc) http.Handler {
+	hist := s.metrics.queryTime.WithLabelValues(name)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		defer func() { hist.Observe(time.Since(start).Seconds()) }()
+		res, err := h(r, r.URL.Query(), s.now())
+		if err != nil {
+			var pe *paramError
+			if errors.As(err, &pe) {
+				writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+				return
+			}
+			writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "storage: " + err.Error()})
+			return
+		}
+		if raw, ok := res.(rawBody); ok {
+			w.Header().Set("Content-Type", raw.contentType)
+			if raw.filename != "" {
+				w.Header().Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", raw.filename))
+			}
+			w.Write(raw.data)
+			return
+		}
+		writeJSON(w, http.StatusOK, res)
+	})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.Encode(v) // the client may be gone; nothing useful to do with the error
+}
+
+func (s *Server) services(r *http.Request, q url.Values, now time.Time) (any, error) {
+	from, to, err := timeRange(q, now)
+	if err != nil {
+		return nil, err
+	}
+	svcs, err := s.store.Services(r.Context(), from, to)
+	if svcs == nil {
+		svcs = []string{}
+	}
+	return map[string]any{"services": svcs}, err
+}
+
+func (s *Server) labels(r *http.Request, q url.Values, now time.Time) (any, error) {
+	sel, err := parseSelection(q, "", now)
+	if err != nil {
+		return nil, err
+	}
+	keys, err := s.store.LabelKeys(r.Context(), sel)
+	if keys == nil {
+		keys = []string{}
+	}
+	return map[string]any{"keys": keys}, err
+}
+
+func (s *Server) labelValues(r *http.Request, q url.Values, now time.Time) (any, error) {
+	key := r.PathValue("key")
+	if _, err := ParseFilter(key + "="); err != nil {
+		return nil, badParam("key", "%v", err)
+	}
+	sel, err := parseSelection(q, "", now)
+	if err != nil {
+		return nil, err
+	}
+	vals, err := s.store.LabelValues(r.Context(), sel, key)
+	if vals == nil {
+		vals = []string{}
+	}
+	return map[string]any{"key": key, "values": vals}, err
+}
+
+func (s *Server) top(r *http.Request, q url.Values, now time.Time) (any, error) {
+	sel, err := parseSelection(q, "", now)
+	if err != nil {
+		return nil, err
+	}
+	limit, err := intParam(q, "limit", DefaultTopLimit, MaxTopLimit)
+	if err != nil {
+		return nil, err
+	}
+	return s.store.Top(r.Context(), sel, limit)
+}
+
+func (s *Server) flame(r *http.Request, q url.Values, now time.Time) (any, error) {
+	sel, err := parseSelection(q, "", now)
+	if err != nil {
+		return nil, err
+	}
+	return s.store.Flame(r.Context(), sel)
+}
+
+func (s *Server) profile(r *http.Request, q url.Values, now time.Time) (any, error) {
+	sel, err := parseSelection(q, "", now)
+	if err != nil {
+		return nil, err
+	}
+	format := q.Get("format")
+	switch format {
+	case "", "json", "pprof", "folded":
+	default:
+		return nil, badParam("format", "%q: want json, pprof or folded", format)
+	}
+	p, err := s.store.Profile(r.Context(), sel)
+	if err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	switch format {
+	case "pprof":
+		if err := pprofconv.WritePprof(&buf, p, sel.From, sel.To.Sub(sel.From)); err != nil {
+			return nil, err
+		}
+		return rawBody{"application/octet-stream", "profile.pb.gz", buf.Bytes()}, nil
+	case "folded":
+		if err := pprofconv.WriteFolded(&buf, p); err != nil {
+			return nil, err
+		}
+		return rawBody{"text/plain; charset=utf-8", "", buf.Bytes()}, nil
+	}
+	return p, nil
+}
+
+func (s *Server) diff(r *http.Request, q url.Values, now time.Time) (any, error) {
+	base, err := parseSelection(q, "base_", now)
+	if err != nil {
+		return nil, err
+	}
+	cmp, err := parseSelection(q, "cmp_", now)
+	if err != nil {
+		return nil, err
+	}
+	movers, err := intParam(q, "movers", DefaultMovers, MaxMovers)
+	if err != nil {
+		return nil, err
+	}
+	return s.store.Diff(r.Context(), base, cmp, movers)
+}
+
+func (s *Server) series(r *http.Request, q url.Values, now time.Time) (any, error) {
+	sel, err := parseSelection(q, "", now)
+	if err != nil {
+		return nil, err
+	}
+	fn := q.Get("function")
+	if fn == "" {
+		return nil, badParam("function", "required")
+	}
+	step := DefaultSeriesStep
+	if v := q.Get("step"); v != "" {
+		if step, err = parseDuration(v); err != nil || step < time.Second {
+			return nil, badParam("step", "%q: want a duration of at least 1s (30s, 5m, 1h)", v)
+		}
+	}
+	if n := sel.To.Sub(sel.From) / step; n > MaxSeriesPoints {
+		return nil, badParam("step", "%v gives %d points over the range, limit %d", step, n, MaxSeriesPoints)
+	}
+	pts, err := s.store.FunctionSeries(r.Context(), sel, fn, step)
+	if pts == nil {
+		pts = []storage.SeriesPoint{}
+	}
+	return map[string]any{"function": fn, "step_seconds": step.Seconds(), "points": pts}, err
+}
+
+func (s *Server) versions(r *http.Request, q url.Values, now time.Time) (any, error) {
+	svc := q.Get("service")
+	if svc == "" {
+		return nil, badParam("service", "required")
+	}
+	from, to, err := timeRange(q, now)
+	if err != nil {
+		return nil, err
+	}
+	vs, err := s.store.Versions(r.Context(), svc, from, to)
+	if vs == nil {
+		vs = []storage.VersionSpan{}
+	}
+	return map[string]any{"service": svc, "versions": vs}, err
+}
+
+// findings are not limited to the last hour by default: they are few and long-lived.
+func (s *Server) findings(r *http.Request, q url.Values, now time.Time) (any, error) {
+	fq := storage.FindingsQuery{Service: q.Get("service"), Kind: q.Get("kind")}
+	for _, p := range []struct {
+		name string
+		t    *time.Time
+	}{{"from", &fq.From}, {"to", &fq.To}} {
+		if v := q.Get(p.name); v != "" {
+			t, err := ParseTime(v, now)
+			if err != nil {
+				return nil, badParam(p.name, "%v", err)
+			}
+			*p.t = t
+		}
+	}
+	limit, err := intParam(q, "limit", DefaultFindings, MaxFindings)
+	if err != nil {
+		return nil, err
+	}
+	fq.Limit = limit
+	recs, err := s.store.Findings(r.Context(), fq)
+	if recs == nil {
+		recs = []storage.FindingRecord{}
+	}
+	return map[string]any{"findings": recs}, err
+}

@@ -1,0 +1,167 @@
+package aggregator
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"io"
+	"strings"
+	"sync"
+	"time"
+
+	ingestv1 "github.com/fleetprof/fleetprof/proto/fleetprof/ingest/v1"
+	"github.com/fleetprof/fleetprof/proto/samplebatch"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+)
+
+// ingestService implements IngestService.Write.
+type ingestService struct {
+	ingestv1.UnimplementedIngestServiceServer
+	s         *Server
+	draining  chan struct{}
+	drainOnce sync.Once
+}
+
+func newIngestService(s *Server) *ingestService {
+	return &ingestService{s: s, draining: make(chan struct{})}
+}
+
+// drain makes every stream return after the batch it is storing, if any.
+func (is *ingestService) drain() { is.drainOnce.Do(func() { close(is.draining) }) }
+
+// errDraining ends streams during shutdown; unacked batches are resent by the agent.
+var errDraining = status.Error(codes.Unavailable, "aggregator is shutting down; resend unacknowledged batches")
+
+// decoded is a received request and the result of decoding it.
+type decoded struct {
+	req   *ingestv1.WriteRequest
+	batch *samplebatch.Batch
+	err   error
+	start time.Time
+}
+
+// Write answers each request with exactly one response, in order. The receiving
+// goroutine also decodes, so the next batch is decoded while this one is stored;
+// it runs apart from the storing loop so a shutdown is noticed while a stream is idle.
+func (is *ingestService) Write(stream ingestv1.IngestService_WriteServer) error {
+	ctx := stream.Context()
+	// One decoded batch may wait while another is stored: bounded memory per stream.
+	reqs := make(chan decoded, 1)
+	errc := make(chan error, 1)
+	go func() {
+		for {
+			req, err := stream.Recv()
+			if err != nil {
+				errc <- err
+				return
+			}
+			d := decoded{req: req, start: time.Now()}
+			if req.GetBatchId() != "" {
+				d.batch, d.err = samplebatch.Decode(req.GetArrowIpc(), samplebatch.Limits{MaxBytes: is.s.cfg.MaxMessageBytes, Now: is.s.now})
+			}
+			select {
+			case reqs <- d:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	for {
+		select {
+		case <-is.draining:
+			return errDraining
+		default:
+		}
+		select {
+		case <-is.draining:
+			return errDraining
+		case d := <-reqs:
+			if err := stream.Send(is.write(ctx, d)); err != nil {
+				return err
+			}
+		case err := <-errc:
+			// Answer what was received before the client closed its side.
+			for {
+				select {
+				case d := <-reqs:
+					if serr := stream.Send(is.write(ctx, d)); serr != nil {
+						return serr
+					}
+					continue
+				default:
+				}
+				break
+			}
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return err
+		}
+	}
+}
+
+// write stores one decoded batch. Bad batches are REJECTED, storage errors FAILED;
+// neither ends the stream.
+func (is *ingestService) write(ctx context.Context, d decoded) *ingestv1.WriteResponse {
+	resp := &ingestv1.WriteResponse{BatchId: d.req.GetBatchId()}
+	defer func() {
+		is.s.metrics.observeBatch(resp.Status, resp.Rows, time.Since(d.start))
+	}()
+	if d.req.GetBatchId() == "" {
+		resp.Status, resp.Error = ingestv1.WriteResponse_STATUS_REJECTED, "batch_id is empty"
+		return resp
+	}
+	if d.err != nil {
+		resp.Status, resp.Error = ingestv1.WriteResponse_STATUS_REJECTED, d.err.Error()
+		return resp
+	}
+	rows, dup, err := is.s.store.Ingest(ctx, d.req.GetBatchId(), d.batch)
+	switch {
+	case errors.Is(err, samplebatch.ErrInvalid):
+		resp.Status, resp.Error = ingestv1.WriteResponse_STATUS_REJECTED, err.Error()
+	case err != nil:
+		resp.Status, resp.Error = ingestv1.WriteResponse_STATUS_FAILED, "store batch: "+err.Error()
+	case dup:
+		resp.Status = ingestv1.WriteResponse_STATUS_DUPLICATE
+	default:
+		resp.Status, resp.Rows = ingestv1.WriteResponse_STATUS_ACKED, int64(rows)
+	}
+	return resp
+}
+
+// authorize checks the bearer token in ctx's metadata in constant time.
+func (s *Server) authorize(ctx context.Context) error {
+	if s.token == "" {
+		return nil
+	}
+	md, _ := metadata.FromIncomingContext(ctx)
+	vals := md.Get("authorization")
+	if len(vals) == 0 {
+		return status.Error(codes.Unauthenticated, `missing credentials: send metadata "authorization: Bearer <token>"`)
+	}
+	tok, ok := strings.CutPrefix(vals[0], "Bearer ")
+	if !ok {
+		return status.Error(codes.Unauthenticated, `malformed authorization: want "Bearer <token>"`)
+	}
+	if subtle.ConstantTimeCompare([]byte(tok), []byte(s.token)) != 1 {
+		return status.Error(codes.Unauthenticated, "invalid bearer token")
+	}
+	return nil
+}
+
+func (s *Server) unaryAuth(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+	if err := s.authorize(ctx); err != nil {
+		return nil, err
+	}
+	return h(ctx, req)
+}
+
+func (s *Server) streamAuth(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+	if err := s.authorize(ss.Context()); err != nil {
+		return err
+	}
+	return h(srv, ss)
+}

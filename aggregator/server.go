@@ -1,0 +1,206 @@
+package aggregator
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/fleetprof/fleetprof/aggregator/storage"
+	ingestv1 "github.com/fleetprof/fleetprof/proto/fleetprof/ingest/v1"
+	"github.com/fleetprof/fleetprof/proto/samplebatch"
+	"github.com/oklog/run"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+)
+
+// Store is the storage boundary: what the server needs from aggregator/storage.Store.
+type Store interface {
+	Ingest(ctx context.Context, batchID string, b *samplebatch.Batch) (rows int, duplicate bool, err error)
+	Services(ctx context.Context, from, to time.Time) ([]string, error)
+	LabelKeys(ctx context.Context, sel storage.Selection) ([]string, error)
+	LabelValues(ctx context.Context, sel storage.Selection, key string) ([]string, error)
+	Profile(ctx context.Context, sel storage.Selection) (*storage.Profile, error)
+	Top(ctx context.Context, sel storage.Selection, limit int) (*storage.Top, error)
+	Flame(ctx context.Context, sel storage.Selection) (*storage.FlameNode, error)
+	Diff(ctx context.Context, base, cmp storage.Selection, movers int) (*storage.Diff, error)
+	FunctionSeries(ctx context.Context, sel storage.Selection, function string, step time.Duration) ([]storage.SeriesPoint, error)
+	Versions(ctx context.Context, service string, from, to time.Time) ([]storage.VersionSpan, error)
+	Findings(ctx context.Context, q storage.FindingsQuery) ([]storage.FindingRecord, error)
+	Ping(ctx context.Context) error
+}
+
+// Server is the aggregator: gRPC ingest plus the HTTP query API.
+type Server struct {
+	cfg     Config
+	store   Store
+	log     *slog.Logger
+	token   string
+	tls     *tls.Config
+	ui      http.Handler
+	actors  []actor
+	metrics *metrics
+	now     func() time.Time
+	grpc    *grpc.Server
+	ingest  *ingestService
+	handler http.Handler
+}
+
+type actor struct {
+	execute   func() error
+	interrupt func(error)
+}
+
+// Option customizes a Server.
+type Option func(*Server)
+
+// WithUI serves h at "/" (everything outside /api/, /metrics, /healthz, /readyz).
+func WithUI(h http.Handler) Option { return func(s *Server) { s.ui = h } }
+
+// WithActor adds an actor (e.g. the analyzer loop) that runs with the servers: Run
+// starts execute, and calls interrupt when any actor stops.
+func WithActor(execute func() error, interrupt func(error)) Option {
+	return func(s *Server) { s.actors = append(s.actors, actor{execute, interrupt}) }
+}
+
+// WithClock sets the clock used for relative times and batch validation (tests).
+func WithClock(now func() time.Time) Option { return func(s *Server) { s.now = now } }
+
+// New builds a server over store. The logger receives server-level errors only
+// (nil discards them).
+func New(cfg Config, store Store, logger *slog.Logger, opts ...Option) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("aggregator config: %w", err)
+	}
+	if store == nil {
+		return nil, errors.New("aggregator: nil store")
+	}
+	cfg = cfg.WithDefaults()
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	tok, err := cfg.token()
+	if err != nil {
+		return nil, fmt.Errorf("aggregator config: %w", err)
+	}
+	s := &Server{cfg: cfg, store: store, log: logger, token: tok, now: time.Now}
+	for _, o := range opts {
+		o(s)
+	}
+	if cfg.TLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+		if err != nil {
+			return nil, fmt.Errorf("load tls key pair: %w", err)
+		}
+		s.tls = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	s.metrics = newMetrics()
+	s.ingest = newIngestService(s)
+	gopts := []grpc.ServerOption{
+		grpc.MaxRecvMsgSize(cfg.MaxMessageBytes + 4096), // room for batch_id and framing
+		grpc.UnaryInterceptor(s.unaryAuth),
+		grpc.StreamInterceptor(s.streamAuth),
+	}
+	if s.tls != nil {
+		gopts = append(gopts, grpc.Creds(credentials.NewTLS(s.tls)))
+	}
+	s.grpc = grpc.NewServer(gopts...)
+	ingestv1.RegisterIngestServiceServer(s.grpc, s.ingest)
+	s.handler = s.routes()
+	return s, nil
+}
+
+// Handler is the HTTP handler (API, metrics, health, UI), for embedding and tests.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Run listens on the configured addresses and serves until ctx is done or an actor
+// fails; it returns nil after a shutdown caused by ctx.
+func (s *Server) Run(ctx context.Context) error {
+	gl, err := net.Listen("tcp", s.cfg.GRPCAddr)
+	if err != nil {
+		return fmt.Errorf("listen grpc: %w", err)
+	}
+	hl, err := net.Listen("tcp", s.cfg.HTTPAddr)
+	if err != nil {
+		gl.Close()
+		return fmt.Errorf("listen http: %w", err)
+	}
+	return s.Serve(ctx, gl, hl)
+}
+
+// errStopped marks the shutdown that ctx caused, which is not a failure.
+var errStopped = errors.New("stopped")
+
+// Serve serves gRPC on gl and HTTP on hl (taking ownership of both) like Run.
+func (s *Server) Serve(ctx context.Context, gl, hl net.Listener) error {
+	var g run.Group
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	g.Add(func() error {
+		<-ctx.Done()
+		return errStopped
+	}, func(error) { cancel() })
+
+	g.Add(func() error {
+		if err := s.grpc.Serve(gl); err != nil {
+			return fmt.Errorf("serve grpc: %w", err)
+		}
+		return nil
+	}, func(error) { s.stopGRPC() })
+
+	hs := &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		TLSConfig:         s.tls,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	g.Add(func() error {
+		var err error
+		if s.tls != nil {
+			err = hs.ServeTLS(hl, "", "")
+		} else {
+			err = hs.Serve(hl)
+		}
+		if err != nil && !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("serve http: %w", err)
+		}
+		return nil
+	}, func(error) {
+		sctx, scancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+		defer scancel()
+		if err := hs.Shutdown(sctx); err != nil {
+			hs.Close()
+		}
+	})
+	for _, a := range s.actors {
+		g.Add(a.execute, a.interrupt)
+	}
+	if err := g.Run(); err != nil && !errors.Is(err, errStopped) {
+		return err
+	}
+	return nil
+}
+
+// stopGRPC stops accepting, lets in-flight batches finish and be acked, then ends
+// the remaining streams; after ShutdownTimeout connections are cut.
+func (s *Server) stopGRPC() {
+	s.ingest.drain()
+	done := make(chan struct{})
+	go func() {
+		s.grpc.GracefulStop()
+		close(done)
+	}()
+	t := time.NewTimer(s.cfg.ShutdownTimeout)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+		s.log.Warn("grpc graceful stop timed out; closing connections", "timeout", s.cfg.ShutdownTimeout)
+		s.grpc.Stop()
+		<-done
+	}
+}

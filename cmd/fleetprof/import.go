@@ -1,0 +1,222 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/fleetprof/fleetprof/aggregator/pprofconv"
+	ingestv1 "github.com/fleetprof/fleetprof/proto/fleetprof/ingest/v1"
+	"github.com/fleetprof/fleetprof/proto/samplebatch"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+)
+
+func init() {
+	register("import", "ingest pprof files (e.g. from net/http/pprof) into an aggregator", runImport)
+}
+
+// importBatchRows keeps each batch well under the aggregator's size limits.
+const importBatchRows = 50_000
+
+// stringList is a repeatable / comma-separated flag.
+type stringList []string
+
+func (s *stringList) String() string { return strings.Join(*s, ",") }
+func (s *stringList) Set(v string) error {
+	for _, p := range strings.Split(v, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			*s = append(*s, p)
+		}
+	}
+	return nil
+}
+
+func runImport(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("import", flag.ContinueOnError)
+	service := fs.String("service", "", "service name (required)")
+	version := fs.String("version", "", "version label")
+	var labels stringList
+	fs.Var(&labels, "labels", "more labels k=v,k2=v2 (host, namespace, pod, container, comm, pid or any extra key); repeatable")
+	addr := fs.String("grpc", "127.0.0.1:7071", "aggregator gRPC address")
+	token := fs.String("token", "", "bearer token")
+	tokenFile := fs.String("token-file", "", "file holding the bearer token")
+	useTLS := fs.Bool("tls", false, "connect with TLS (system roots)")
+	bucket := fs.Duration("bucket", time.Minute, "time bucket samples are aligned to")
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "usage: fleetprof import FILE... --service NAME [flags]")
+		fs.PrintDefaults()
+	}
+	var files []string
+	for {
+		if err := parseFlags(fs, args); err != nil {
+			return err
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		files = append(files, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+	if len(files) == 0 {
+		return usageError{errors.New("no pprof FILE given")}
+	}
+	if *service == "" {
+		return usageError{errors.New("--service is required")}
+	}
+	lab, err := importLabels(*service, *version, labels)
+	if err != nil {
+		return usageError{err}
+	}
+	tok := *token
+	if *tokenFile != "" {
+		b, err := os.ReadFile(*tokenFile)
+		if err != nil {
+			return fmt.Errorf("read token file: %w", err)
+		}
+		tok = strings.TrimSpace(string(b))
+	}
+
+	// Convert every file before sending anything, so a bad file imports nothing.
+	type job struct {
+		file    string
+		id      string
+		batches [][]byte
+	}
+	var jobs []job
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return fmt.Errorf("%s: %w", f, err)
+		}
+		samples, err := pprofconv.Parse(data, pprofconv.ImportOptions{Labels: lab, Bucket: *bucket})
+		if err != nil {
+			return fmt.Errorf("%s: %w", f, err)
+		}
+		j := job{file: f, id: importBatchID(data, lab)}
+		for len(samples) > 0 {
+			n := min(len(samples), importBatchRows)
+			enc, err := samplebatch.Encode(samples[:n])
+			if err != nil {
+				return fmt.Errorf("%s: %w", f, err)
+			}
+			j.batches = append(j.batches, enc)
+			samples = samples[n:]
+		}
+		jobs = append(jobs, j)
+	}
+
+	creds := insecure.NewCredentials()
+	if *useTLS {
+		creds = credentials.NewTLS(&tls.Config{MinVersion: tls.VersionTLS12})
+	}
+	conn, err := grpc.NewClient(*addr, grpc.WithTransportCredentials(creds),
+		grpc.WithDefaultCallOptions(grpc.MaxCallSendMsgSize(64<<20)))
+	if err != nil {
+		return fmt.Errorf("connect %s: %w", *addr, err)
+	}
+	defer conn.Close()
+	if tok != "" {
+		ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+tok)
+	}
+	stream, err := ingestv1.NewIngestServiceClient(conn).Write(ctx)
+	if err != nil {
+		return fmt.Errorf("open ingest stream to %s: %w", *addr, err)
+	}
+	for _, j := range jobs {
+		var rows int64
+		dup := 0
+		for i, b := range j.batches {
+			id := j.id
+			if len(j.batches) > 1 {
+				id += "/" + strconv.Itoa(i)
+			}
+			if err := stream.Send(&ingestv1.WriteRequest{BatchId: id, ArrowIpc: b}); err != nil {
+				_, rerr := stream.Recv() // the stream's real error
+				return fmt.Errorf("%s: send: %w", j.file, errors.Join(err, rerr))
+			}
+			resp, err := stream.Recv()
+			if err != nil {
+				return fmt.Errorf("%s: %w", j.file, err)
+			}
+			switch resp.Status {
+			case ingestv1.WriteResponse_STATUS_ACKED:
+				rows += resp.Rows
+			case ingestv1.WriteResponse_STATUS_DUPLICATE:
+				dup++
+			default:
+				return fmt.Errorf("%s: batch %s %s: %s", j.file, id, resp.Status, resp.Error)
+			}
+		}
+		if dup == len(j.batches) {
+			fmt.Fprintf(stdout, "%s: duplicate (already imported)\n", j.file)
+		} else {
+			fmt.Fprintf(stdout, "%s: %d rows stored\n", j.file, rows)
+		}
+	}
+	if err := stream.CloseSend(); err != nil {
+		return fmt.Errorf("close ingest stream: %w", err)
+	}
+	if _, err := stream.Recv(); err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("close ingest stream: %w", err)
+	}
+	return nil
+}
+
+// importLabels builds the row labels from --service, --version and --labels.
+func importLabels(service, version string, kvs []string) (samplebatch.Labels, error) {
+	l := samplebatch.Labels{Service: service, Version: version}
+	for _, kv := range kvs {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return l, fmt.Errorf("--labels %q: want key=value", kv)
+		}
+		switch k {
+		case "service", "version":
+			return l, fmt.Errorf("--labels %q: use --%s", kv, k)
+		case "host":
+			l.Host = v
+		case "namespace":
+			l.Namespace = v
+		case "pod":
+			l.Pod = v
+		case "container":
+			l.Container = v
+		case "comm":
+			l.Comm = v
+		case "pid":
+			pid, err := strconv.ParseUint(v, 10, 32)
+			if err != nil {
+				return l, fmt.Errorf("--labels %q: pid is not a number", kv)
+			}
+			l.PID = uint32(pid)
+		default:
+			l.Extra = append(l.Extra, samplebatch.Label{Key: k, Value: v})
+		}
+	}
+	sort.Slice(l.Extra, func(i, j int) bool { return l.Extra[i].Key < l.Extra[j].Key })
+	return l, nil
+}
+
+// importBatchID is stable for the same file and labels, so a re-import is a duplicate.
+func importBatchID(data []byte, l samplebatch.Labels) string {
+	h := sha256.New()
+	h.Write(data)
+	fmt.Fprintf(h, "\x00%q\x00%q\x00%q\x00%q\x00%q\x00%q\x00%q\x00%d", l.Service, l.Version, l.Host, l.Namespace, l.Pod, l.Container, l.Comm, l.PID)
+	for _, e := range l.Extra {
+		fmt.Fprintf(h, "\x00%q=%q", e.Key, e.Value)
+	}
+	return "import-" + hex.EncodeToString(h.Sum(nil))
+}
