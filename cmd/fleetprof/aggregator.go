@@ -12,10 +12,11 @@ import (
 
 	"github.com/fleetprof/fleetprof/aggregator"
 	"github.com/fleetprof/fleetprof/aggregator/storage"
+	"github.com/fleetprof/fleetprof/aggregator/ui"
 )
 
 func init() {
-	register("aggregator", "ingest + query server (gRPC ingest, HTTP API, metrics)", runAggregator)
+	register("aggregator", "ingest + query server (gRPC ingest, HTTP API and web UI, metrics)", runAggregator)
 }
 
 func runAggregator(ctx context.Context, args []string, stdout io.Writer) error {
@@ -53,7 +54,7 @@ func runAggregator(ctx context.Context, args []string, stdout io.Writer) error {
 		return fmt.Errorf("open storage: %w", err)
 	}
 	defer store.Close()
-	srv, err := aggregator.New(cfg, store, log)
+	srv, err := aggregator.New(cfg, store, log, aggregator.WithUI(ui.Handler()))
 	if err != nil {
 		return err
 	}
