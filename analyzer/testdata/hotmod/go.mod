@@ -1,0 +1,3 @@
+module example.com/hotmod
+
+go 1.26.0
