@@ -367,13 +367,19 @@
       });
     } catch (e) { if (seq === loadSeq) setStatus('error', e.message); return; }
     if (seq !== loadSeq) return;
-    if (flameKey !== key) { flame.setData(tree.flat); flameKey = key; }
+    const fresh = flameKey !== key;
+    if (fresh) { flame.setData(tree.flat); flameKey = key; }
     flame.icicle = state.icicle === '1';
     flame.zoom = state.zoom ? flame.findPath(state.zoom.split(';')) : 0;
     flame.setSearch(state.q || '');
     if (!tree.t || !tree.t.total) setStatus('empty', 'No samples in this selection. Widen the time range or remove filters.');
     else setStatus('', '');
     flame.draw();
+    // A flame graph grows upwards from its root: on new data, bring the root row into
+    // view instead of leaving the reader at the top of a tall, mostly empty canvas.
+    if (fresh && !flame.icicle && flame.canvas.getBoundingClientRect().bottom > window.innerHeight) {
+      flame.canvas.scrollIntoView({ block: 'end' });
+    }
     crumbs($('crumbs'), flame);
     $('search-info').textContent = flame.matches ? `matched ${fmtPct(flame.matches.pct)} of samples` : '';
   }
