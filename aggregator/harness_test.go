@@ -121,7 +121,7 @@ func write(ctx context.Context, conn *grpc.ClientConn, token string, reqs ...*in
 	if err := stream.CloseSend(); err != nil {
 		return out, err
 	}
-	if _, err := stream.Recv(); err != io.EOF {
+	if _, err := stream.Recv(); !errors.Is(err, io.EOF) {
 		return out, err
 	}
 	return out, nil

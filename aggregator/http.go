@@ -102,7 +102,7 @@ func (s *Server) api(name string, h apiFunc) http.Handler {
 			if raw.filename != "" {
 				w.Header().Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", raw.filename))
 			}
-			w.Write(raw.data)
+			_, _ = w.Write(raw.data) // the client may be gone; nothing to do about it
 			return
 		}
 		writeJSON(w, http.StatusOK, res)
@@ -113,7 +113,7 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
 	enc := json.NewEncoder(w)
-	enc.Encode(v) // the client may be gone; nothing useful to do with the error
+	_ = enc.Encode(v) // the client may be gone; nothing useful to do with the error
 }
 
 func (s *Server) services(r *http.Request, q url.Values, now time.Time) (any, error) {

@@ -91,7 +91,7 @@ func ParseFilter(v string) (storage.Filter, error) {
 		return storage.Filter{}, fmt.Errorf("label key longer than 128 bytes")
 	}
 	for _, r := range k {
-		if !(unicode.IsLetter(r) || unicode.IsDigit(r) || strings.ContainsRune("_.-/", r)) {
+		if !unicode.IsLetter(r) && !unicode.IsDigit(r) && !strings.ContainsRune("_.-/", r) {
 			return storage.Filter{}, fmt.Errorf("label key %q: only letters, digits and _ . - / are allowed", k)
 		}
 	}

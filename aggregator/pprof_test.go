@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -61,7 +60,10 @@ func cpuProfile(t testing.TB) []byte {
 // pprofTop runs `go tool pprof -top` and returns function → flat%.
 func pprofTop(t *testing.T, file string) map[string]float64 {
 	t.Helper()
-	goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		t.Skipf("go tool not on PATH: %v", err)
+	}
 	out, err := exec.Command(goBin, "tool", "pprof", "-top", "-nodecount=10", file).CombinedOutput()
 	if err != nil {
 		t.Fatalf("go tool pprof: %v\n%s", err, out)

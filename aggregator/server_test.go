@@ -503,7 +503,7 @@ func TestPipelinedStream(t *testing.T) {
 			t.Fatalf("response %d = %s %v, want %s %v", i, resp.BatchId, resp.Status, id, want[i])
 		}
 	}
-	if _, err := stream.Recv(); err != io.EOF {
+	if _, err := stream.Recv(); !errors.Is(err, io.EOF) {
 		t.Fatalf("after all responses: %v, want EOF", err)
 	}
 }

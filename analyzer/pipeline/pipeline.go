@@ -318,7 +318,7 @@ func FormatPatch(ctx context.Context, cfg Config, res *skills.Resolution, branch
 			args = append(args, "-m", fmt.Sprint(res.RevertMainline))
 		}
 		if _, err := git(ctx, tmp, env, append(args, res.RevertCommit)...); err != nil {
-			return nil, fmt.Errorf("%w: %v", errNoRevert, err)
+			return nil, fmt.Errorf("%w: %w", errNoRevert, err)
 		}
 		return finishPatch(ctx, tmp, repo, branch)
 	}

@@ -52,7 +52,7 @@ func (o Offense) Resolve(ctx context.Context, c *Context) (*Resolution, error) {
 	ran, err := VerifyEdits(ctx, c.ModuleDir, edits)
 	if err != nil {
 		// A patch that does not build, vet or test is never proposed.
-		return nil, fmt.Errorf("offense: rewrite of %s does not verify: %v: %w", f.Function, err, ErrNoResolution)
+		return nil, fmt.Errorf("offense: rewrite of %s does not verify: %w: %w", f.Function, err, ErrNoResolution)
 	}
 	cfg := o.Costs.WithDefaults()
 	short := shortName(f.Function)
