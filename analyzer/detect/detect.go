@@ -57,6 +57,28 @@ func Detect(svc *Service, cfg Config) ([]findings.Finding, error) {
 	return r.Findings, nil
 }
 
+// FilterSelfShare marks a finding on the function's self share (samples where it is
+// the leaf) instead of its inclusive share; Before/After are then self shares.
+const FilterSelfShare = "self_share"
+
+// preferInclusive drops a self-share rise when the same function's inclusive share
+// rose at the same time: one change, the inclusive finding reports it.
+func preferInclusive(ups []*candidate, tol int) []*candidate {
+	out := ups[:0]
+outer:
+	for _, c := range ups {
+		if c.self {
+			for _, d := range ups {
+				if !d.self && d.fn == c.fn && near(c, d, tol) {
+					continue outer
+				}
+			}
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
 // candidate is a function whose share changed (up or down) and survived the
 // per-series stages.
 type candidate struct {
@@ -68,11 +90,12 @@ type candidate struct {
 	vBefore, vAfter string
 	filters         []string
 	group           []string
+	self            bool
 }
 
 // windows are the bucket ranges derived from Config for one service.
 type windows struct {
-	n, winLo, winHi, period, tol int
+	n, winLo, winHi, period, tol, ext int
 }
 
 // Run runs the full pipeline on one service: per series significance (change points
@@ -91,6 +114,7 @@ func Run(svc *Service, cfg Config) (*Result, error) {
 	w := windows{n: n, period: buckets(cfg.SeasonPeriod, svc.Step), tol: buckets(cfg.MergeTolerance, svc.Step)}
 	ext := max(buckets(cfg.ExtendedWindow, svc.Step), m)
 	w.winHi = n - ext
+	w.ext = ext
 	w.winLo = m
 	if a := buckets(cfg.AnalysisWindow, svc.Step); a > 0 {
 		w.winLo = max(m, w.winHi-a)
@@ -98,32 +122,75 @@ func Run(svc *Service, cfg Config) (*Result, error) {
 	res := &Result{}
 	// Series are independent until dedup: analyze them in parallel, collect in order.
 	type outcome struct {
-		c    *candidate
+		cs   []*candidate
 		drop *Dropped
 		kind seriesOutcome
 	}
-	outs := make([]outcome, len(svc.Series))
+	// Self shares are series too (gCPU of a function's own code): a function with a
+	// large inclusive share hides a regression of its own code, which is a small
+	// part of its inclusive samples. Leaves (self ≈ inclusive) need no second series.
+	series := make([]*Series, 0, 2*len(svc.Series))
+	isSelf := make([]bool, 0, 2*len(svc.Series))
+	for i := range svc.Series {
+		series = append(series, &svc.Series[i])
+		isSelf = append(isSelf, false)
+	}
+	if cfg.SelfShares {
+		for i := range svc.Series {
+			sr := &svc.Series[i]
+			if sr.Self == nil {
+				continue
+			}
+			var si, ss float64
+			for t := range sr.Self {
+				si += sr.Inclusive[t]
+				ss += sr.Self[t]
+			}
+			if ss > 0 && ss < 0.9*si {
+				series = append(series, &Series{Function: sr.Function, Inclusive: sr.Self})
+				isSelf = append(isSelf, true)
+			}
+		}
+	}
+	outs := make([]outcome, len(series))
 	workers := cfg.Parallelism
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)
 	}
 	var next atomic.Int64
 	var wg sync.WaitGroup
-	for range min(workers, len(svc.Series)) {
+	for range min(workers, len(series)) {
 		wg.Go(func() {
 			for {
 				i := int(next.Add(1)) - 1
-				if i >= len(svc.Series) {
+				if i >= len(series) {
 					return
 				}
-				c, drop, kind := analyzeSeries(svc, &svc.Series[i], cfg, w)
-				outs[i] = outcome{c, drop, kind}
+				cs, drop, kind := analyzeSeries(svc, series[i], cfg, w)
+				for _, c := range cs {
+					c.self = isSelf[i]
+					if c.self {
+						c.filters = append(c.filters, FilterSelfShare)
+					}
+				}
+				outs[i] = outcome{cs, drop, kind}
 			}
 		})
 	}
 	wg.Wait()
 	var ups, downs []*candidate
-	for _, o := range outs {
+	for i, o := range outs {
+		if isSelf[i] {
+			// Counted with its inclusive series; only its candidates matter.
+			for _, c := range o.cs {
+				if c.abs > 0 {
+					ups = append(ups, c)
+				} else {
+					downs = append(downs, c)
+				}
+			}
+			continue
+		}
 		res.Stats.Series++
 		switch o.kind {
 		case outcomeBelowMinShare:
@@ -134,17 +201,23 @@ func Run(svc *Service, cfg Config) (*Result, error) {
 			res.Dropped = append(res.Dropped, *o.drop)
 		case outcomeCandidate:
 			res.Stats.Candidates++
-			if o.c.abs > 0 {
-				ups = append(ups, o.c)
-			} else {
-				downs = append(downs, o.c)
+			for _, c := range o.cs {
+				if c.abs > 0 {
+					ups = append(ups, c)
+				} else {
+					downs = append(downs, c)
+				}
 			}
 		}
 	}
+	ups = preferInclusive(ups, max(w.tol, w.ext))
 	g := newCallGraph(svc.Edges)
-	ups = dedup(ups, g, cfg, w.tol)
-	ups = costShift(ups, downs, g, cfg, w.tol, res)
-	ups = dedup(ups, g, cfg, w.tol)
+	// Changes seen by different paths (or through a transient chained to them) are
+	// dated up to an extended window apart.
+	tol := max(w.tol, w.ext)
+	ups = dedup(ups, g, cfg, tol)
+	ups = costShift(svc, w, ups, downs, g, cfg, 2*tol, res)
+	ups = dedup(ups, g, cfg, tol)
 	for _, c := range ups {
 		res.Findings = append(res.Findings, c.finding(svc, cfg))
 	}
@@ -167,8 +240,9 @@ const (
 	outcomeCandidate
 )
 
-// analyzeSeries runs the per-series stages.
-func analyzeSeries(svc *Service, sr *Series, cfg Config, w windows) (*candidate, *Dropped, seriesOutcome) {
+// analyzeSeries runs the per-series stages. It returns at most one rise (reported
+// if it survives the cross-series stages) and one fall (evidence for cost shifts).
+func analyzeSeries(svc *Service, sr *Series, cfg Config, w windows) ([]*candidate, *Dropped, seriesOutcome) {
 	var si, st float64
 	for i := range sr.Inclusive {
 		si += sr.Inclusive[i]
@@ -178,29 +252,50 @@ func analyzeSeries(svc *Service, sr *Series, cfg Config, w windows) (*candidate,
 		return nil, nil, outcomeBelowMinShare
 	}
 	vc, vdrop := versionCandidate(svc, sr, cfg, w)
-	tc, tdrop := timeCandidate(svc, sr, cfg, w)
-	var c *candidate
+	tcs, tdrop := timeCandidate(svc, sr, cfg, w)
+	var out []*candidate
 	var drop *Dropped
-	switch {
-	case vc != nil && tc != nil:
+	cs := tcs
+	if vc != nil {
 		// One change, seen both ways: the paired comparison is the better estimate.
-		vc.filters = append(vc.filters, findings.FilterMerge)
-		c, drop = thresholdStage(vc, cfg)
-	case vc != nil:
-		c, drop = thresholdStage(vc, cfg)
-	case tc != nil:
-		c, drop = thresholdStage(tc, cfg)
-	case tdrop != nil:
-		drop = tdrop
-	case vdrop != nil:
-		drop = vdrop
-	default:
-		return nil, nil, outcomeNoChange
+		cs = []*candidate{vc}
+		gap := max(w.tol, w.ext) + cfg.ChangePoint.MinSegment
+		for _, tc := range tcs {
+			if (tc.abs > 0) == (vc.abs > 0) && tc.change >= vc.change-gap && tc.change <= vc.hi+gap {
+				if !slices.Contains(vc.filters, findings.FilterMerge) {
+					vc.filters = append(vc.filters, findings.FilterMerge)
+				}
+				continue
+			}
+			cs = append(cs, tc)
+		}
 	}
-	if drop != nil {
+	for _, c := range cs {
+		if c.abs < 0 {
+			// Falls are never reported, only evidence for cost shifts: a function
+			// with a large inclusive share may lose moved self cost that is under
+			// the relative threshold.
+			out = append(out, c)
+			continue
+		}
+		kept, d := thresholdStage(c, cfg)
+		if kept != nil {
+			out = append(out, kept)
+		} else if drop == nil {
+			drop = d
+		}
+	}
+	switch {
+	case len(out) > 0:
+		return out, nil, outcomeCandidate
+	case drop != nil:
 		return nil, drop, outcomeDropped
+	case tdrop != nil:
+		return nil, tdrop, outcomeDropped
+	case vdrop != nil:
+		return nil, vdrop, outcomeDropped
 	}
-	return c, nil, outcomeCandidate
+	return nil, nil, outcomeNoChange
 }
 
 // thresholdStage applies the absolute and relative thresholds.
@@ -262,29 +357,93 @@ func deseasonalize(s []float64, period, histEnd int) (adjusted, offsets []float6
 }
 
 // windowEstimate pools a function's counts over buckets [lo, hi), per host group when
-// the service has groups (so their spread measures over-dispersion), and removes the
-// window's average seasonal offset.
+// the service has groups (so the scatter within each group over time measures
+// over-dispersion), and removes the window's average seasonal offset.
 func windowEstimate(svc *Service, sr *Series, lo, hi int, offsets []float64) estimate {
-	var inc, tot []float64
+	var e estimate
 	if len(sr.GroupInclusive) > 0 {
+		var inc, tot [][]float64
 		for _, g := range sortedKeys(sr.GroupInclusive) {
-			inc = append(inc, sr.GroupInclusive[g][lo:hi]...)
-			tot = append(tot, svc.GroupTotal[g][lo:hi]...)
+			inc = append(inc, sr.GroupInclusive[g][lo:hi])
+			tot = append(tot, svc.GroupTotal[g][lo:hi])
 		}
+		e = withinGroups(inc, tot)
 	} else {
-		inc, tot = sr.Inclusive[lo:hi], svc.Total[lo:hi]
+		e = quasiBinomial(sr.Inclusive[lo:hi], svc.Total[lo:hi])
 	}
-	e := quasiBinomial(inc, tot)
 	if offsets != nil {
 		e.P -= mean(offsets[lo:hi])
 	}
 	return e
 }
 
+// inflate raises e's over-dispersion to at least disp.
+func inflate(e estimate, disp float64) estimate {
+	if disp > e.Dispersion && e.Dispersion > 0 {
+		e.SE *= math.Sqrt(disp / e.Dispersion)
+		e.Dispersion = disp
+	}
+	return e
+}
+
+// seriesDispersion is the over-dispersion of a function's counts around the levels
+// of its segments (bounds are change-point indices), per host group when the service
+// has groups: Pearson χ² over all cells divided by its degrees of freedom.
+func seriesDispersion(svc *Service, sr *Series, bounds []int, offsets []float64) float64 {
+	type cells struct{ inc, tot []float64 }
+	var gs []cells
+	if len(sr.GroupInclusive) > 0 {
+		for _, g := range sortedKeys(sr.GroupInclusive) {
+			gs = append(gs, cells{sr.GroupInclusive[g], svc.GroupTotal[g]})
+		}
+	} else {
+		gs = []cells{{sr.Inclusive, svc.Total}}
+	}
+	_ = offsets // seasonal swings within a segment count as dispersion: conservative
+	edges := append(append([]int{0}, bounds...), svc.Buckets())
+	var chi2, df float64
+	for k := 1; k < len(edges); k++ {
+		lo, hi := edges[k-1], edges[k]
+		for _, g := range gs {
+			var si, st float64
+			n := 0
+			for i := lo; i < hi; i++ {
+				if g.tot[i] > 0 {
+					si += g.inc[i]
+					st += g.tot[i]
+					n++
+				}
+			}
+			if n < 2 || si == 0 || si == st {
+				continue
+			}
+			p := si / st
+			for i := lo; i < hi; i++ {
+				if g.tot[i] > 0 {
+					d := g.inc[i] - g.tot[i]*p
+					chi2 += d * d / (g.tot[i] * p * (1 - p))
+				}
+			}
+			df += float64(n - 1)
+		}
+	}
+	if df == 0 {
+		return 1
+	}
+	return math.Max(1, chi2/df)
+}
+
+// event is a run of change points close enough to be one change (the stages of a
+// rollout, the start and end of a spike): bucket indices of its change points.
+type event struct{ cps []int }
+
 // timeCandidate is the before/after path: change points on the (deseasonalized)
-// share series, merged into one net change per function, then went-away and
-// significance.
-func timeCandidate(svc *Service, sr *Series, cfg Config, w windows) (*candidate, *Dropped) {
+// share series are chained into events (gaps up to the merge tolerance or the
+// extended window, so a transient's rise and fall are one event); each event's net
+// change (level before its first change point → level after its last) is checked for
+// went-away and significance. Every significant event is a candidate: rises may be
+// reported, falls are evidence for cost shifts.
+func timeCandidate(svc *Service, sr *Series, cfg Config, w windows) (cs []*candidate, drop *Dropped) {
 	if w.winHi < w.winLo {
 		return nil, nil
 	}
@@ -294,92 +453,128 @@ func timeCandidate(svc *Service, sr *Series, cfg Config, w windows) (*candidate,
 	if err != nil {
 		return nil, &Dropped{Function: sr.Function, Stage: StageSignificance, Reason: err.Error()}
 	}
-	var in []changepoint.ChangePoint
-	prev := 0 // start of the baseline segment
-	for _, c := range cps {
-		if c.Index < w.winLo {
-			prev = c.Index
-			continue
-		}
-		if c.Index <= w.winHi {
-			in = append(in, c)
-		}
-	}
-	if len(in) == 0 {
+	if len(cps) == 0 {
 		return nil, nil
 	}
-	baseHi := in[0].Index
-	afterLo := in[len(in)-1].Index
-	before := windowEstimate(svc, sr, prev, baseHi, offsets)
-	// Merge: the change points in the window are one change from the baseline to the
-	// latest level; the segments between them show whether it went away meanwhile.
-	segs := make([]estimate, len(in))
-	for i, c := range in {
-		hi := w.n
-		if i+1 < len(in) {
-			hi = in[i+1].Index
+	pvals := map[int]float64{}
+	var evs []event
+	// Rollout stages are change points in one direction a stage apart; a transient is
+	// a rise and a fall at least MinSegment apart (the search cannot place them
+	// closer), so a reversal may chain from further away.
+	gap := max(w.tol, w.ext)
+	for i, c := range cps {
+		pvals[c.Index] = c.PValue
+		if k := len(evs); k > 0 {
+			d := c.Index - evs[k-1].cps[len(evs[k-1].cps)-1]
+			reversal := (c.After-c.Before)*(cps[i-1].After-cps[i-1].Before) < 0
+			if d <= gap || (reversal && d <= gap+cfg.ChangePoint.MinSegment) {
+				evs[k-1].cps = append(evs[k-1].cps, c.Index)
+				continue
+			}
 		}
-		segs[i] = windowEstimate(svc, sr, c.Index, hi, offsets)
-	}
-	after := segs[len(segs)-1]
-	net := after.P - before.P
-	peak := after
-	for _, sg := range segs {
-		if math.Abs(sg.P-before.P) > math.Abs(peak.P-before.P) {
-			peak = sg
-		}
+		evs = append(evs, event{cps: []int{c.Index}})
 	}
 	zAlpha := math.Sqrt2 * math.Erfinv(1-cfg.ChangePoint.Alpha)
-	peakDelta := peak.P - before.P
-	if peakDelta*net <= 0 || math.Abs(net) < cfg.WentAwayFraction*math.Abs(peakDelta) {
-		// Only a significant reversion from the peak counts: short segments make the
-		// peak noisy.
-		if zr := math.Abs(peak.P-after.P) / math.Hypot(peak.SE, after.SE); zr > zAlpha {
-			return nil, &Dropped{Function: sr.Function, Stage: StageWentAway,
-				Reason: fmt.Sprintf("net change %+.3g is under %.0f%% of the peak change %+.3g (reversion z=%.1f)", net, 100*cfg.WentAwayFraction, peakDelta, zr)}
+	// Over-dispersion measured over the whole series (around its segmentation) is a
+	// floor for each window's own estimate, which short windows make noisy.
+	var bounds []int
+	for _, c := range cps {
+		bounds = append(bounds, c.Index)
+	}
+	disp := seriesDispersion(svc, sr, bounds, offsets)
+	for ei, ev := range evs {
+		first, last := ev.cps[0], ev.cps[len(ev.cps)-1]
+		if first < w.winLo || first > w.winHi {
+			continue
 		}
-	}
-	// The change time is the first change point after which the level carries at
-	// least WentAwayFraction of the net change.
-	change := in[len(in)-1].Index
-	for i, sg := range segs {
-		if d := sg.P - before.P; d*net > 0 && math.Abs(d) >= cfg.WentAwayFraction*math.Abs(net) {
-			change = in[i].Index
-			break
+		lo, hi := 0, w.n
+		if ei > 0 {
+			lo = evs[ei-1].cps[len(evs[ei-1].cps)-1]
 		}
+		if ei+1 < len(evs) {
+			hi = evs[ei+1].cps[0]
+		}
+		before := inflate(windowEstimate(svc, sr, lo, first, offsets), disp)
+		after := inflate(windowEstimate(svc, sr, last, hi, offsets), disp)
+		net := after.P - before.P
+		// Went-away: inside the event the level may have gone far from the baseline
+		// (a spike) and come back; only a significant reversion from the peak counts,
+		// short segments make the peak noisy.
+		peak := after
+		segs := make([]estimate, len(ev.cps))
+		for i, c := range ev.cps {
+			end := hi
+			if i+1 < len(ev.cps) {
+				end = ev.cps[i+1]
+			}
+			segs[i] = windowEstimate(svc, sr, c, end, offsets)
+			if math.Abs(segs[i].P-before.P) > math.Abs(peak.P-before.P) {
+				peak = segs[i]
+			}
+		}
+		peakDelta := peak.P - before.P
+		// A persisted change is one whose net change (level after the event vs
+		// before) is significant; when it is not but the event's peak was, the change
+		// went away (a transient), which is worth saying in Dropped.
+		z := net / math.Hypot(before.SE, after.SE)
+		p := twoSidedP(z)
+		if p >= cfg.Alpha {
+			if len(cs) == 0 {
+				drop = &Dropped{Function: sr.Function, Stage: StageSignificance,
+					Reason: fmt.Sprintf("persisted change %+.3g not significant (p=%.2g, dispersion %.1f)", net, p, math.Max(before.Dispersion, after.Dispersion))}
+				if zr := math.Abs(peak.P-after.P) / math.Hypot(peak.SE, after.SE); zr > zAlpha && math.Abs(net) < cfg.WentAwayFraction*math.Abs(peakDelta) {
+					drop = &Dropped{Function: sr.Function, Stage: StageWentAway,
+						Reason: fmt.Sprintf("net change %+.3g is under %.0f%% of the peak change %+.3g (reversion z=%.1f)", net, 100*cfg.WentAwayFraction, peakDelta, zr)}
+				}
+			}
+			continue
+		}
+		// The change starts at the event's first change point (a rollout's first
+		// stage), like the version-paired path's rollout start.
+		change := first
+		// The search's α only proposes changes; the strongest change point of the
+		// event must itself reach Alpha, so an event made of weak proposals is noise.
+		strongest := 1.0
+		for _, c := range ev.cps {
+			p = math.Max(p, pvals[c])
+			strongest = math.Min(strongest, pvals[c])
+		}
+		if strongest >= cfg.Alpha {
+			if len(cs) == 0 {
+				drop = &Dropped{Function: sr.Function, Stage: StageSignificance,
+					Reason: fmt.Sprintf("change points too weak (best p=%.2g)", strongest)}
+			}
+			continue
+		}
+		c := &candidate{
+			fn: sr.Function, domain: findings.DomainOf(sr.Function), change: change, lo: lo, hi: hi,
+			before: before, after: after, abs: net, p: p,
+			filters: []string{findings.FilterSignificance, findings.FilterWentAway},
+		}
+		if before.P > 0 {
+			c.rel = net / before.P
+		}
+		if offsets != nil {
+			c.filters = append(c.filters, findings.FilterSeasonality)
+		}
+		if len(ev.cps) > 1 {
+			c.filters = append(c.filters, findings.FilterMerge)
+		}
+		c.vBefore = dominantVersion(svc, lo, first)
+		c.vAfter = dominantVersion(svc, last, hi)
+		drop = nil
+		cs = append(cs, c)
 	}
-	z := net / math.Hypot(before.SE, after.SE)
-	p := twoSidedP(z)
-	if p >= cfg.ChangePoint.Alpha {
-		return nil, &Dropped{Function: sr.Function, Stage: StageSignificance,
-			Reason: fmt.Sprintf("persisted change %+.3g not significant (p=%.2g, dispersion %.1f)", net, p, math.Max(before.Dispersion, after.Dispersion))}
-	}
-	for _, c := range in {
-		p = math.Max(p, c.PValue)
-	}
-	c := &candidate{
-		fn: sr.Function, domain: findings.DomainOf(sr.Function), change: change, lo: prev, hi: w.n,
-		before: before, after: after, abs: net, p: p,
-		filters: []string{findings.FilterSignificance, findings.FilterWentAway},
-	}
-	if before.P > 0 {
-		c.rel = net / before.P
-	}
-	if offsets != nil {
-		c.filters = append(c.filters, findings.FilterSeasonality)
-	}
-	if len(in) > 1 {
-		c.filters = append(c.filters, findings.FilterMerge)
-	}
-	c.vBefore = dominantVersion(svc, prev, baseHi)
-	c.vAfter = dominantVersion(svc, afterLo, w.n)
-	return c, nil
+	return cs, drop
 }
 
-// versionCandidate is the rollout path: when two versions ran in the same buckets,
-// compare their shares bucket by bucket.
+// versionCandidate is the rollout path: when two versions ran in the same buckets on
+// at least MinVersionGroups host groups each, compare the host groups running the new
+// version with those running the old one (Welch test over group shares pooled in the
+// shared buckets), which cancels diurnal and traffic effects and counts host effects
+// as noise.
 func versionCandidate(svc *Service, sr *Series, cfg Config, w windows) (*candidate, *Dropped) {
-	if len(sr.VersionInclusive) < 2 {
+	if len(sr.VersionInclusive) < 2 || len(sr.CellInclusive) == 0 {
 		return nil, nil
 	}
 	type ver struct {
@@ -397,43 +592,81 @@ func versionCandidate(svc *Service, sr *Series, cfg Config, w windows) (*candida
 		}
 	}
 	sort.SliceStable(vs, func(i, j int) bool { return vs[i].first < vs[j].first })
+	cells := sortedCells(svc.CellTotal)
+	groupsOf := func(v string, t int) int {
+		n := 0
+		for _, c := range cells {
+			if c.Version == v && svc.CellTotal[c][t] > 0 {
+				n++
+			}
+		}
+		return n
+	}
 	var best *candidate
 	for k := 1; k < len(vs); k++ {
 		a, b := vs[k-1].name, vs[k].name
-		ta, tb := svc.VersionTotal[a], svc.VersionTotal[b]
-		ia, ib := sr.VersionInclusive[a], sr.VersionInclusive[b]
 		var overlap []int
 		for t := range w.n {
-			if ta[t] > 0 && tb[t] > 0 {
+			if groupsOf(a, t) >= cfg.MinVersionGroups && groupsOf(b, t) >= cfg.MinVersionGroups {
 				overlap = append(overlap, t)
 			}
 		}
 		if len(overlap) < cfg.MinOverlapBuckets || overlap[len(overlap)-1] < w.winLo {
 			continue
 		}
-		// A few overlap buckets say little about over-dispersion; the old version's
-		// buckets before the rollout say more (and include diurnal swings, which only
-		// makes this conservative).
-		histDisp := 1.0
-		if h := overlap[0]; h >= 10 {
-			histDisp = quasiBinomial(ia[:h], ta[:h]).Dispersion
+		pool := func(v string) (inc, tot []float64) {
+			for _, c := range cells {
+				if c.Version != v {
+					continue
+				}
+				var si, st float64
+				for _, t := range overlap {
+					si += sr.CellInclusive[c][t]
+					st += svc.CellTotal[c][t]
+				}
+				if st > 0 {
+					inc, tot = append(inc, si), append(tot, st)
+				}
+			}
+			return inc, tot
 		}
-		before, after, diff, z := pairedDiff(ia, ta, ib, tb, overlap, histDisp)
+		ia, ta := pool(a)
+		ib, tb := pool(b)
+		before, after, diff, z := groupTest(ia, ta, ib, tb)
+		// With history, the host groups' spread before the rollout (many windows)
+		// measures host effects far better than the few groups in the rollout.
+		if len(sr.GroupInclusive) > 1 {
+			var gi, gt [][]float64
+			for _, g := range sortedKeys(sr.GroupInclusive) {
+				gi, gt = append(gi, sr.GroupInclusive[g]), append(gt, svc.GroupTotal[g])
+			}
+			L := len(overlap)
+			if kappa, nw := hostVariance(gi, gt, vs[k].first, L); nw >= 5 {
+				before, after, diff, z = cellTest(ia, ta, ib, tb, kappa, L)
+			}
+		}
 		p := twoSidedP(z)
-		if p >= cfg.ChangePoint.Alpha {
+		if z == 0 || p >= cfg.PairedAlpha {
 			continue // no evidence of a change: not a dropped candidate
 		}
 		if best != nil && p >= best.p {
 			continue
 		}
+		start := overlap[0]
+		for t := range w.n {
+			if svc.VersionTotal[a][t] > 0 && svc.VersionTotal[b][t] > 0 {
+				start = t // the rollout's first bucket
+				break
+			}
+		}
 		best = &candidate{
 			fn: sr.Function, domain: findings.DomainOf(sr.Function),
-			change: overlap[0], lo: overlap[0], hi: overlap[len(overlap)-1] + 1,
+			change: start, lo: overlap[0], hi: overlap[len(overlap)-1] + 1,
 			before: before, after: after, abs: diff, p: p, vBefore: a, vAfter: b,
 			filters: []string{findings.FilterVersionPair, findings.FilterSignificance},
 		}
-		// The pooled shares differ slightly from the paired difference; report shares
-		// consistent with it.
+		// The pooled shares differ slightly from the mean group difference; report
+		// shares consistent with it.
 		best.after.P = before.P + diff
 		if before.P > 0 {
 			best.rel = diff / before.P
@@ -560,27 +793,177 @@ func dedup(ups []*candidate, g *callGraph, cfg Config, tol int) []*candidate {
 
 // costShift drops rises matched by falls of unrelated functions in the same domain at
 // the same time: the cost moved (e.g. code moved from one function to another), it
-// was not added.
-func costShift(ups, downs []*candidate, g *callGraph, cfg Config, tol int, res *Result) []*candidate {
-	var out []*candidate
+// was not added. Shares are normalised, so when a function's absolute cost grows by x
+// (in units of the old total) every other function's share falls by the factor
+// 1/(1+x); only the part of a fall beyond that dilution counts as moved cost.
+func costShift(svc *Service, w windows, ups, downs []*candidate, g *callGraph, cfg Config, tol int, res *Result) []*candidate {
+	var out, shifted []*candidate
+	dilAt := map[int]float64{}
 	for _, c := range ups {
+		// x/(1+x) for all rises at the same time, from each rise Δ of a share p:
+		// Δ = x(1−p)/(1+x).
+		dil := 0.0
+		for _, u := range ups {
+			if near(u, c, tol) && u.before.P < 1 {
+				dil += u.abs / (1 - u.before.P)
+			}
+		}
+		// Measured: most functions did not change, so the median relative change of
+		// all shares at that time is the dilution (several rises, or ones whose
+		// candidates were folded or filtered, are all in it).
+		if _, ok := dilAt[c.change]; !ok {
+			dilAt[c.change] = dilutionAt(svc, c.change, w)
+		}
+		dil = math.Min(math.Max(dil, dilAt[c.change]), 1)
 		fell := 0.0
 		var from []string
 		for _, d := range downs {
-			if d.domain == c.domain && near(c, d, tol) && !g.related(c.fn, d.fn) {
-				fell += -d.abs
+			if d.domain != c.domain || !near(c, d, tol) || g.related(c.fn, d.fn) || slices.Contains(from, d.fn) {
+				continue
+			}
+			if excess := -d.abs - d.before.P*dil; excess > 0 {
+				fell += excess
 				from = append(from, d.fn)
 			}
 		}
-		if fell > 0 && fell >= cfg.CostShiftFraction*c.abs {
+		// Falls measured directly in fixed windows around the change (the fall of a
+		// moved-from function need not have become a candidate of its own): inclusive
+		// shares of unrelated functions; for callers, whose inclusive share stays flat
+		// when cost moves into their callee, the self share.
+		for i := range svc.Series {
+			sr := &svc.Series[i]
+			d := sr.Function
+			if d == c.fn || findings.DomainOf(d) != c.domain || slices.Contains(from, d) {
+				continue
+			}
+			switch {
+			case g.isAncestor(d, c.fn) && sr.Self != nil:
+				if excess := windowFall(svc, sr.Self, c.change, w, dil); excess > 0 {
+					fell += excess
+					from = append(from, d+" (self)")
+				}
+			case !g.related(c.fn, d):
+				if excess := windowFall(svc, sr.Inclusive, c.change, w, dil); excess > 0 {
+					fell += excess
+					from = append(from, d)
+				}
+			}
+		}
+		// Moved cost balances: falls far larger than the rise are another event
+		// (a bigger change elsewhere), not where this rise came from.
+		rise := c.abs
+		if sr := seriesOf(svc, c.fn); sr != nil {
+			xs := sr.Inclusive
+			if c.self && sr.Self != nil {
+				xs = sr.Self
+			}
+			rise = math.Max(rise, -windowChange(svc, xs, c.change, w))
+		}
+		if fell > 0 && fell >= cfg.CostShiftFraction*c.abs && (cfg.CostShiftFraction == 0 || fell <= rise/cfg.CostShiftFraction) {
 			res.Dropped = append(res.Dropped, Dropped{Function: c.fn, Stage: StageCostShift,
-				Reason: fmt.Sprintf("rise %+.3g matched by falls %.3g in %s", c.abs, fell, strings.Join(from, ", "))})
+				Reason: fmt.Sprintf("rise %+.3g matched by falls %.3g beyond dilution in %s", c.abs, fell, strings.Join(from, ", "))})
+			shifted = append(shifted, c)
 			continue
 		}
-		c.filters = append(c.filters, findings.FilterCostShift)
 		out = append(out, c)
 	}
-	return out
+	// Callers whose inclusive rise is (mostly) the moved cost rose for the same reason.
+	kept := out[:0]
+outer:
+	for _, c := range out {
+		for _, sh := range shifted {
+			if near(c, sh, tol) && g.isAncestor(c.fn, sh.fn) && sh.abs >= cfg.DedupCoverage*c.abs {
+				res.Dropped = append(res.Dropped, Dropped{Function: c.fn, Stage: StageCostShift,
+					Reason: fmt.Sprintf("rise %+.3g is the cost shifted into its callee %s", c.abs, sh.fn)})
+				continue outer
+			}
+		}
+		c.filters = append(c.filters, findings.FilterCostShift)
+		kept = append(kept, c)
+	}
+	return kept
+}
+
+// dilutionAt is the typical relative fall of inclusive shares around bucket t
+// (windows from aroundChange), over functions with at least 0.1% of the service.
+func dilutionAt(svc *Service, t int, w windows) float64 {
+	blo, bhi, alo, ahi := aroundChange(t, w)
+	if bhi-blo < 2 || ahi-alo < 2 {
+		return 0
+	}
+	var rels []float64
+	for i := range svc.Series {
+		sr := &svc.Series[i]
+		b := sum(sr.Inclusive[blo:bhi]) / math.Max(1, sum(svc.Total[blo:bhi]))
+		a := sum(sr.Inclusive[alo:ahi]) / math.Max(1, sum(svc.Total[alo:ahi]))
+		if b >= 1e-3 && b < 0.9 {
+			rels = append(rels, a/b-1)
+		}
+	}
+	if len(rels) < 5 {
+		return 0
+	}
+	return math.Max(0, -median(rels))
+}
+
+// aroundChange returns the windows before and after a change at bucket t: up to six
+// extended windows each, the after one starting two extended windows later so a
+// rollout has completed.
+func aroundChange(t int, w windows) (blo, bhi, alo, ahi int) {
+	span := 6 * max(w.ext, 1)
+	blo, bhi = max(0, t-span), t
+	alo = min(w.n, t+2*w.ext)
+	ahi = min(w.n, alo+span)
+	if ahi-alo < 2 {
+		alo, ahi = t, w.n
+	}
+	return blo, bhi, alo, ahi
+}
+
+func sum(xs []float64) float64 {
+	s := 0.0
+	for _, x := range xs {
+		s += x
+	}
+	return s
+}
+
+// windowChange is the change of a count series' share (before − after, so a fall
+// is positive) between the windows around bucket t (aroundChange); 0 when it is
+// within 3 standard errors.
+func windowChange(svc *Service, xs []float64, t int, w windows) float64 {
+	blo, bhi, alo, ahi := aroundChange(t, w)
+	if bhi-blo < 2 || ahi-alo < 2 {
+		return 0
+	}
+	before := quasiBinomial(xs[blo:bhi], svc.Total[blo:bhi])
+	after := quasiBinomial(xs[alo:ahi], svc.Total[alo:ahi])
+	d := before.P - after.P
+	if math.Abs(d) < 3*math.Hypot(before.SE, after.SE) {
+		return 0
+	}
+	return d
+}
+
+// windowFall is how much a count series' share fell around bucket t beyond the
+// dilution dil (a relative fall every share shows).
+func windowFall(svc *Service, xs []float64, t int, w windows, dil float64) float64 {
+	fall := windowChange(svc, xs, t, w)
+	if fall <= 0 {
+		return 0
+	}
+	blo, bhi, _, _ := aroundChange(t, w)
+	p := sum(xs[blo:bhi]) / math.Max(1, sum(svc.Total[blo:bhi]))
+	return math.Max(0, fall-p*dil)
+}
+
+func seriesOf(svc *Service, fn string) *Series {
+	for i := range svc.Series {
+		if svc.Series[i].Function == fn {
+			return &svc.Series[i]
+		}
+	}
+	return nil
 }
 
 func (c *candidate) finding(svc *Service, cfg Config) findings.Finding {

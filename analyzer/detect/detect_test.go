@@ -236,7 +236,7 @@ func TestDedupAndCostShift(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			res := &Result{}
 			out := dedup(tt.ups, g, cfg, 2)
-			out = costShift(out, tt.downs, g, cfg, 2, res)
+			out = costShift(&Service{}, windows{}, out, tt.downs, g, cfg, 2, res)
 			out = dedup(out, g, cfg, 2)
 			var got []string
 			for _, o := range out {

@@ -5,31 +5,43 @@
 // relative change of one function.
 //
 // Input: a Service (per-bucket service totals, per-function inclusive/self counts,
-// optionally broken down per host group and per version, caller→callee edges, stacks).
-// Builder makes one from stack samples. Output: findings.Finding values of kind
-// "regression" (schema fleetprof.findings/v1).
+// optionally broken down per host group, per version and per (version, host group)
+// cell, caller→callee edges, stacks). Builder makes one from stack samples. Output:
+// findings.Finding values of kind "regression" (schema fleetprof.findings/v1).
 //
 // Pipeline (Run), every parameter in Config:
 //
 //  1. min share: functions below Config.MinShare (0.001%) are skipped.
-//  2. significance: change points on the share series (package changepoint, α = 0.01),
-//     kept if they start inside the analysis window and leave at least the extended
-//     window after them; the persisted change is then tested with a quasi-binomial
-//     z-test whose variance is the binomial one inflated by the over-dispersion seen
-//     between host groups (or buckets).
-//     Version-paired mode: when two versions ran in the same buckets (a rollout), their
-//     shares are compared bucket by bucket instead, which cancels diurnal and traffic
-//     effects and needs only Config.MinOverlapBuckets buckets of overlap.
+//  2. change points on the (deseasonalized) share series (package changepoint,
+//     α = 0.01) only propose changes. Change points close together form one event:
+//     same-direction ones up to the merge tolerance or extended window apart (the
+//     stages of a rollout), a rise and a fall up to MinSegment further (a transient:
+//     the search cannot place them closer).
 //  3. seasonality: with two periods of history a per-phase median profile is removed
 //     first, so a daily wave is not a change.
-//  4. went-away / merge: all change points of a function in the window merge into one
-//     net change (baseline → latest level); if that keeps less than
-//     Config.WentAwayFraction of the peak level change and the fall from the peak is
-//     significant, the change was a transient and is dropped.
+//  4. significance / went-away: an event's net change (level before its first change
+//     point → level after its last) must pass a z-test at Config.Alpha (1e-3) whose
+//     variance is binomial inflated by the over-dispersion measured within each host
+//     group over time (static host-group differences cancel in a before/after
+//     comparison of the same hosts, so they must not inflate it), floored by the
+//     series' dispersion around its whole segmentation. An event whose peak differed
+//     but whose net change is not significant went away (a transient).
+//     Version-paired mode: while two versions run in the same buckets on at least
+//     Config.MinVersionGroups host groups each, the groups running the new version
+//     are compared with those running the old one (Config.PairedAlpha). The noise is
+//     the spread between host groups, measured on the history before the rollout
+//     (scaled to each cell's samples), or Welch's test without history; so one host
+//     in a 1% stage never makes its host effect a "regression".
 //  5. threshold: absolute and relative change.
 //  6. dedup: callers whose inclusive rise is explained by a callee's rise are grouped
 //     under the deepest such callee (Finding.DedupGroup).
 //  7. cost shift: a rise matched by same-domain (package) falls at the same time is
-//     moved cost, not added cost, and dropped.
+//     moved cost, not added cost, and dropped. Shares are normalised, so a rise of x
+//     dilutes every other share by x/(1+x); only falls beyond that dilution count.
 //  8. dedup again on the survivors.
+//
+// Each event of a series is a candidate, so one function can regress in two releases
+// of one window. Not done: went-away across events (a later revert), self-share
+// series (only inclusive shares are tested; a self regression of a function with a
+// large inclusive share shows only through its own, smaller, relative change).
 package detect

@@ -27,7 +27,11 @@ type Service struct {
 	GroupTotal map[string][]float64
 	// VersionTotal optionally breaks Total down per service version.
 	VersionTotal map[string][]float64
-	Series       []Series
+	// CellTotal optionally breaks Total down per (version, host group): the
+	// version-paired test compares host groups running each version, so host effects
+	// count as noise instead of as a version difference.
+	CellTotal map[Cell][]float64
+	Series    []Series
 	// Edges are caller→callee sample counts from stacks (self-recursion excluded);
 	// dedup uses them to know which functions are callers of which.
 	Edges []Edge
@@ -44,7 +48,11 @@ type Series struct {
 	Self             []float64
 	GroupInclusive   map[string][]float64
 	VersionInclusive map[string][]float64
+	CellInclusive    map[Cell][]float64
 }
+
+// Cell is one (version, host group) pair.
+type Cell struct{ Version, Group string }
 
 // Edge is a caller→callee relation with the number of samples it appeared in.
 type Edge struct {
@@ -95,6 +103,11 @@ func (s *Service) Validate() error {
 			return err
 		}
 	}
+	for _, k := range sortedCells(s.CellTotal) {
+		if err := check("cell "+k.Version+"/"+k.Group+" total", s.CellTotal[k]); err != nil {
+			return err
+		}
+	}
 	for i := range s.Series {
 		sr := &s.Series[i]
 		if sr.Function == "" {
@@ -126,6 +139,14 @@ func (s *Service) Validate() error {
 				return fmt.Errorf("service %s: %s: version %q has no version total", s.Name, sr.Function, k)
 			}
 			if err := check(sr.Function+" version "+k, xs); err != nil {
+				return err
+			}
+		}
+		for k, xs := range sr.CellInclusive {
+			if _, ok := s.CellTotal[k]; !ok {
+				return fmt.Errorf("service %s: %s: cell %s/%s has no cell total", s.Name, sr.Function, k.Version, k.Group)
+			}
+			if err := check(sr.Function+" cell "+k.Version+"/"+k.Group, xs); err != nil {
 				return err
 			}
 		}
@@ -184,6 +205,10 @@ func (b *Builder) Add(bucket int, version, group string, frames []string, count 
 	if version != "" {
 		addAt(mapSlice(&s.VersionTotal, version, n), bucket, count)
 	}
+	cell := Cell{version, group}
+	if version != "" && group != "" {
+		addAt(mapSlice(&s.CellTotal, cell, n), bucket, count)
+	}
 	clear(b.seen)
 	for i, fn := range frames {
 		if i > 0 && frames[i-1] != fn {
@@ -204,6 +229,9 @@ func (b *Builder) Add(bucket int, version, group string, frames []string, count 
 		}
 		if version != "" {
 			addAt(mapSlice(&sr.VersionInclusive, version, n), bucket, count)
+		}
+		if version != "" && group != "" {
+			addAt(mapSlice(&sr.CellInclusive, cell, n), bucket, count)
 		}
 	}
 	leaf := b.series[frames[len(frames)-1]]
@@ -232,6 +260,9 @@ func (b *Builder) Service() *Service {
 		for v := range s.VersionTotal {
 			mapSlice(&sr.VersionInclusive, v, len(s.Total))
 		}
+		for c := range s.CellTotal {
+			mapSlice(&sr.CellInclusive, c, len(s.Total))
+		}
 		s.Series = append(s.Series, sr)
 	}
 	s.Edges = s.Edges[:0]
@@ -251,9 +282,9 @@ func (b *Builder) Service() *Service {
 	return s
 }
 
-func mapSlice(m *map[string][]float64, key string, n int) []float64 {
+func mapSlice[K comparable](m *map[K][]float64, key K, n int) []float64 {
 	if *m == nil {
-		*m = map[string][]float64{}
+		*m = map[K][]float64{}
 	}
 	xs, ok := (*m)[key]
 	if !ok {
@@ -271,5 +302,19 @@ func sortedKeys[V any](m map[string]V) []string {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
+	return keys
+}
+
+func sortedCells[V any](m map[Cell]V) []Cell {
+	keys := make([]Cell, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		if keys[i].Version != keys[j].Version {
+			return keys[i].Version < keys[j].Version
+		}
+		return keys[i].Group < keys[j].Group
+	})
 	return keys
 }

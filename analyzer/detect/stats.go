@@ -138,3 +138,215 @@ func median(xs []float64) float64 {
 	}
 	return (c[len(c)/2-1] + c[len(c)/2]) / 2
 }
+
+// withinGroups pools cells (one slice of inclusive and total counts per host group)
+// into a share whose over-dispersion is measured around each group's own share: the
+// bucket-to-bucket scatter within a group. Static differences between groups (host
+// effects) cancel in a before/after comparison of the same hosts, so they must not
+// inflate its standard error.
+func withinGroups(inc, tot [][]float64) estimate {
+	var si, st float64
+	cells, groups := 0, 0
+	for g := range inc {
+		used := false
+		for i := range inc[g] {
+			if tot[g][i] > 0 {
+				si += inc[g][i]
+				st += tot[g][i]
+				cells++
+				used = true
+			}
+		}
+		if used {
+			groups++
+		}
+	}
+	if st == 0 {
+		return estimate{Dispersion: 1}
+	}
+	p := si / st
+	disp := 1.0
+	if df := cells - groups; df > 0 && p > 0 && p < 1 {
+		chi2 := 0.0
+		for g := range inc {
+			var gi, gt float64
+			for i := range inc[g] {
+				gi += inc[g][i]
+				gt += tot[g][i]
+			}
+			if gt == 0 {
+				continue
+			}
+			pg := gi / gt
+			for i := range inc[g] {
+				if tot[g][i] > 0 {
+					d := inc[g][i] - tot[g][i]*pg
+					chi2 += d * d / (tot[g][i] * p * (1 - p))
+				}
+			}
+		}
+		disp = math.Max(1, chi2/float64(df))
+	}
+	v := p * (1 - p) / st
+	if p == 0 || p == 1 {
+		v = 1 / (st * st)
+	}
+	return estimate{P: p, SE: math.Sqrt(disp * v), N: st, Dispersion: disp}
+}
+
+// groupTest compares two sets of host-group shares (each group pooled over the same
+// buckets) with Welch's t-test: the variance is the scatter between groups, at least
+// the binomial one, so host effects count as noise. It returns the pooled shares, the
+// difference of mean group shares and a normal-equivalent z score (the t statistic
+// mapped through its degrees of freedom, so few groups give little confidence).
+func groupTest(incA, totA, incB, totB []float64) (a, b estimate, diff, z float64) {
+	mv := func(inc, tot []float64) (m, v, n float64, e estimate) {
+		var xs []float64
+		var si, st float64
+		for i := range inc {
+			if tot[i] > 0 {
+				xs = append(xs, inc[i]/tot[i])
+				si += inc[i]
+				st += tot[i]
+			}
+		}
+		e = quasiBinomial(inc, tot)
+		if len(xs) == 0 {
+			return 0, 0, 0, e
+		}
+		m = mean(xs)
+		for _, x := range xs {
+			v += (x - m) * (x - m)
+		}
+		if len(xs) > 1 {
+			v /= float64(len(xs) - 1)
+		}
+		// Binomial floor per group: sampling noise of the average group.
+		pb := si / st
+		v = math.Max(v, pb*(1-pb)/(st/float64(len(xs))))
+		return m, v, float64(len(xs)), e
+	}
+	ma, va, na, ea := mv(incA, totA)
+	mb, vb, nb, eb := mv(incB, totB)
+	if na < 2 || nb < 2 {
+		return ea, eb, mb - ma, 0
+	}
+	sa, sb := va/na, vb/nb
+	se := math.Sqrt(sa + sb)
+	diff = mb - ma
+	if se == 0 {
+		return ea, eb, diff, math.Inf(sign(diff))
+	}
+	t := diff / se
+	df := (sa + sb) * (sa + sb) / (sa*sa/(na-1) + sb*sb/(nb-1))
+	return ea, eb, diff, tToZ(t, df)
+}
+
+// tToZ maps a Student t statistic with df degrees of freedom to the normal z with the
+// same tail probability (Wallace's approximation, good to a few % for df >= 2).
+func tToZ(t, df float64) float64 {
+	if math.IsInf(t, 0) || df <= 0 {
+		return t
+	}
+	// Wallace (1959): z ≈ sqrt(df·ln(1+t²/df))·(8df+1)/(8df+3).
+	z := math.Sqrt(df*math.Log1p(t*t/df)) * (8*df + 1) / (8*df + 3)
+	if t < 0 {
+		z = -z
+	}
+	return z
+}
+
+// hostVariance measures how much host groups differ beyond sampling noise, from
+// history: over consecutive windows of L buckets it compares each group's share with
+// the window's, removes the binomial part, and scales by the group's samples per
+// bucket (a group's host effect averages over its hosts, whose number grows with its
+// samples). It returns κ such that a cell with n samples over L buckets has share
+// variance κ·L/n (host part) + p(1−p)/n (sampling part), and the number of windows
+// used.
+func hostVariance(inc, tot [][]float64, end, L int) (kappa float64, windows int) {
+	if L < 1 {
+		return 0, 0
+	}
+	var sum float64
+	var cnt int
+	for lo := 0; lo+L <= end; lo += L {
+		var xs, ns []float64
+		var si, st float64
+		for g := range inc {
+			var gi, gt float64
+			for i := lo; i < lo+L; i++ {
+				gi += inc[g][i]
+				gt += tot[g][i]
+			}
+			if gt > 0 {
+				xs, ns = append(xs, gi/gt), append(ns, gt)
+				si += gi
+				st += gt
+			}
+		}
+		G := len(xs)
+		if G < 2 || st == 0 {
+			continue
+		}
+		p := si / st
+		for k := range xs {
+			d := xs[k] - p
+			v := d*d*float64(G)/float64(G-1) - p*(1-p)/ns[k]
+			sum += v * ns[k] / float64(L)
+			cnt++
+		}
+		windows++
+	}
+	if cnt == 0 {
+		return 0, 0
+	}
+	return math.Max(0, sum/float64(cnt)), windows
+}
+
+// cellTest compares the groups running version B with those running A (group shares
+// pooled over the same L buckets) with inverse-variance weights, each group's
+// variance from hostVariance's κ plus sampling noise, inflated by the scatter the
+// groups show when it exceeds that model. It returns pooled shares, the difference
+// and its z score.
+func cellTest(incA, totA, incB, totB []float64, kappa float64, L int) (a, b estimate, diff, z float64) {
+	side := func(inc, tot []float64) (m, v float64, e estimate) {
+		e = quasiBinomial(inc, tot)
+		p := e.P
+		var sw, swx float64
+		ws := make([]float64, len(inc))
+		for i := range inc {
+			if tot[i] <= 0 {
+				continue
+			}
+			vg := kappa*float64(L)/tot[i] + math.Max(p*(1-p), 1/tot[i])/tot[i]
+			ws[i] = 1 / vg
+			sw += ws[i]
+			swx += ws[i] * inc[i] / tot[i]
+		}
+		if sw == 0 {
+			return 0, 0, e
+		}
+		m = swx / sw
+		chi2, k := 0.0, 0
+		for i := range inc {
+			if tot[i] > 0 {
+				d := inc[i]/tot[i] - m
+				chi2 += ws[i] * d * d
+				k++
+			}
+		}
+		disp := 1.0
+		if k > 1 {
+			disp = math.Max(1, chi2/float64(k-1))
+		}
+		return m, disp / sw, e
+	}
+	ma, va, ea := side(incA, totA)
+	mb, vb, eb := side(incB, totB)
+	diff = mb - ma
+	se := math.Sqrt(va + vb)
+	if se == 0 {
+		return ea, eb, diff, 0
+	}
+	return ea, eb, diff, diff / se
+}

@@ -28,16 +28,24 @@ type Config struct {
 	// RepoDir, when set, enables root cause: repositories are written under it
 	// (one subdirectory per size). Needs the git command.
 	RepoDir string
-	// Latency enables the latency search (detection on growing prefixes).
-	Latency bool
+	// Latency enables the latency search (detection on growing prefixes, up to
+	// MaxLatency after full rollout).
+	Latency    bool
+	MaxLatency time.Duration
+	// ShareBands are the upper edges of the inclusive-share bands results are also
+	// reported per (the last band is open-ended).
+	ShareBands []float64
 }
 
 // DefaultConfig is a small sweep that runs in seconds.
 func DefaultConfig() Config {
 	sim := simulate.DefaultConfig()
 	sim.Services, sim.Hosts, sim.Functions = 1, 20, 40
+	// Two quiet days of history, then a day with the releases: seasonality needs two
+	// periods before the analysis window.
+	sim.Duration, sim.History = 72*time.Hour, 48*time.Hour
 	d := detect.DefaultConfig()
-	d.AnalysisWindow = 0 // the whole simulated day is the analysis window
+	d.AnalysisWindow = 23 * time.Hour // the release day (after one hour of extended window, two full days of history)
 	return Config{
 		Sizes:      []float64{0.05, 0.2, 0.5},
 		PerService: 3,
@@ -45,6 +53,8 @@ func DefaultConfig() Config {
 		Detect:     d,
 		RootCause:  rootcause.DefaultConfig(),
 		Latency:    true,
+		MaxLatency: 4 * time.Hour,
+		ShareBands: []float64{0.005, 0.02, 0.1},
 	}
 }
 
@@ -73,6 +83,9 @@ type Row struct {
 	FalsePositives int     `json:"false_positives"`
 	Series         int     `json:"series"`
 	FPPerSeries    float64 `json:"fp_per_series"`
+	// ControlsReported counts findings on a negative control's function (the target
+	// of a cost shift, a refactor's new name, a spiking or seasonal function).
+	ControlsReported int `json:"controls_reported"`
 	// MeanLatency is the mean time from full rollout until the detector, run on the
 	// data up to then, first reports the regression.
 	MeanLatency time.Duration `json:"mean_latency"`
@@ -82,13 +95,36 @@ type Row struct {
 	// MeanXFloor is the mean injected inclusive-share change in units of the sampling
 	// noise floor sqrt(p(1−p)/N), N = service samples in one bucket.
 	MeanXFloor float64 `json:"mean_x_floor"`
-	Cases      []Case  `json:"cases"`
+	// Bands break the row down by the inclusive share of the function (injected
+	// regressions by theirs, false positives and series by theirs).
+	Bands []Band `json:"bands"`
+	Cases []Case `json:"cases"`
+}
+
+// Band is a Row restricted to functions with inclusive share in [Lo, Hi).
+type Band struct {
+	Lo                float64       `json:"lo"`
+	Hi                float64       `json:"hi"`
+	Regressions       int           `json:"regressions"`
+	Detected          int           `json:"detected"`
+	Recall            float64       `json:"recall"`
+	FalsePositives    int           `json:"false_positives"`
+	Series            int           `json:"series"`
+	FPPerSeries       float64       `json:"fp_per_series"`
+	MeanLatency       time.Duration `json:"mean_latency"`
+	RootCauseTop3     int           `json:"root_cause_top3"`
+	RootCauseAccuracy float64       `json:"root_cause_accuracy"`
+	MeanFloor         float64       `json:"mean_floor"`
+	MeanXFloor        float64       `json:"mean_x_floor"`
+	latN              int
+	latSum            time.Duration
 }
 
 // Case is one injected regression's outcome.
 type Case struct {
 	Function  string        `json:"function"`
 	Share     float64       `json:"share"` // inclusive share before
+	Floor     float64       `json:"floor"` // sqrt(p(1−p)/N), N = service samples per bucket
 	XFloor    float64       `json:"x_floor"`
 	Detected  bool          `json:"detected"`
 	Latency   time.Duration `json:"latency,omitempty"`
@@ -134,6 +170,18 @@ func runOne(ctx context.Context, cfg Config, sc simulate.Config, idx int) (Row, 
 	var row Row
 	var latSum time.Duration
 	latN := 0
+	edges := append(append([]float64{0}, cfg.ShareBands...), 1.0000001)
+	for i := 1; i < len(edges); i++ {
+		row.Bands = append(row.Bands, Band{Lo: edges[i-1], Hi: edges[i]})
+	}
+	band := func(share float64) *Band {
+		for i := range row.Bands {
+			if share < row.Bands[i].Hi {
+				return &row.Bands[i]
+			}
+		}
+		return &row.Bands[len(row.Bands)-1]
+	}
 	for _, info := range tr.Services {
 		svc := svcs[info.Name]
 		res, err := detect.Run(svc, cfg.Detect)
@@ -141,6 +189,19 @@ func runOne(ctx context.Context, cfg Config, sc simulate.Config, idx int) (Row, 
 			return Row{}, err
 		}
 		row.Series += res.Stats.Series
+		shares := map[string]float64{}
+		tot := 0.0
+		for _, x := range svc.Total {
+			tot += x
+		}
+		for _, sr := range svc.Series {
+			inc := 0.0
+			for _, x := range sr.Inclusive {
+				inc += x
+			}
+			shares[sr.Function] = inc / math.Max(tot, 1)
+			band(shares[sr.Function]).Series++
+		}
 		var regs []simulate.Injection
 		for _, in := range tr.Regressions {
 			if in.Service == info.Name {
@@ -149,16 +210,31 @@ func runOne(ctx context.Context, cfg Config, sc simulate.Config, idx int) (Row, 
 		}
 		ancestors := callersOf(svc, regs)
 		bucketN := mean(svc.Total)
+		controls := map[string]bool{}
+		for _, c := range tr.Controls {
+			if c.Service == info.Name {
+				controls[c.Function], controls[c.To] = true, true
+			}
+		}
+		delete(controls, "")
 		for _, f := range res.Findings {
+			if matchRegression(f, regs, sc.Bucket) < 0 && controls[f.Function] {
+				row.ControlsReported++
+			}
 			if matchRegression(f, regs, sc.Bucket) < 0 && !ancestors[f.Function] {
 				row.FalsePositives++
+				band(shares[f.Function]).FalsePositives++
 			}
 		}
 		for _, in := range regs {
 			row.Regressions++
 			p := in.InclusiveBefore
-			c := Case{Function: in.Function, Share: p,
-				XFloor: (in.InclusiveAfter - p) / math.Sqrt(p*(1-p)/bucketN)}
+			floor := math.Sqrt(p * (1 - p) / bucketN)
+			c := Case{Function: in.Function, Share: p, Floor: floor, XFloor: (in.InclusiveAfter - p) / floor}
+			bd := band(p)
+			bd.Regressions++
+			bd.MeanFloor += floor
+			bd.MeanXFloor += c.XFloor
 			var hit *findings.Finding
 			for i := range res.Findings {
 				if matchRegression(res.Findings[i], []simulate.Injection{in}, sc.Bucket) == 0 {
@@ -169,11 +245,14 @@ func runOne(ctx context.Context, cfg Config, sc simulate.Config, idx int) (Row, 
 			if hit != nil {
 				c.Detected = true
 				row.Detected++
+				bd.Detected++
 				if cfg.Latency {
-					if lat, ok := latency(svc, cfg.Detect, in, sc.Bucket); ok {
+					if lat, ok := latency(svc, cfg.Detect, in, sc.Bucket, cfg.MaxLatency); ok {
 						c.Latency = lat
 						latSum += lat
 						latN++
+						bd.latSum += lat
+						bd.latN++
 					}
 				}
 				if repoDir != "" {
@@ -184,6 +263,7 @@ func runOne(ctx context.Context, cfg Config, sc simulate.Config, idx int) (Row, 
 					c.RootCause = ok
 					if ok {
 						row.RootCauseTop3++
+						bd.RootCauseTop3++
 					}
 				}
 			}
@@ -203,6 +283,23 @@ func runOne(ctx context.Context, cfg Config, sc simulate.Config, idx int) (Row, 
 	}
 	if row.Detected > 0 {
 		row.RootCauseAccuracy = float64(row.RootCauseTop3) / float64(row.Detected)
+	}
+	for i := range row.Bands {
+		b := &row.Bands[i]
+		if b.Regressions > 0 {
+			b.Recall = float64(b.Detected) / float64(b.Regressions)
+			b.MeanFloor /= float64(b.Regressions)
+			b.MeanXFloor /= float64(b.Regressions)
+		}
+		if b.Series > 0 {
+			b.FPPerSeries = float64(b.FalsePositives) / float64(b.Series)
+		}
+		if b.latN > 0 {
+			b.MeanLatency = b.latSum / time.Duration(b.latN)
+		}
+		if b.Detected > 0 {
+			b.RootCauseAccuracy = float64(b.RootCauseTop3) / float64(b.Detected)
+		}
 	}
 	return row, nil
 }
@@ -260,9 +357,13 @@ func callersOf(svc *detect.Service, regs []simulate.Injection) map[string]bool {
 
 // latency finds the shortest data prefix, ending at or after full rollout, on which
 // the regression is detected.
-func latency(svc *detect.Service, cfg detect.Config, in simulate.Injection, step time.Duration) (time.Duration, bool) {
+func latency(svc *detect.Service, cfg detect.Config, in simulate.Injection, step, maxLat time.Duration) (time.Duration, bool) {
 	full := int(in.Full.Sub(svc.Start) / step)
-	for end := full + 1; end <= svc.Buckets(); end++ {
+	last := svc.Buckets()
+	if maxLat > 0 {
+		last = min(last, full+int(maxLat/step))
+	}
+	for end := full + 1; end <= last; end++ {
 		res, err := detect.Run(truncate(svc, end), cfg)
 		if err != nil {
 			continue // too short for the configured windows
@@ -282,6 +383,7 @@ func truncate(svc *detect.Service, n int) *detect.Service {
 	c.Total = svc.Total[:n]
 	c.GroupTotal = cutMap(svc.GroupTotal, n)
 	c.VersionTotal = cutMap(svc.VersionTotal, n)
+	c.CellTotal = cutMap(svc.CellTotal, n)
 	c.Series = make([]detect.Series, len(svc.Series))
 	for i, s := range svc.Series {
 		s.Inclusive = s.Inclusive[:n]
@@ -290,6 +392,7 @@ func truncate(svc *detect.Service, n int) *detect.Service {
 		}
 		s.GroupInclusive = cutMap(s.GroupInclusive, n)
 		s.VersionInclusive = cutMap(s.VersionInclusive, n)
+		s.CellInclusive = cutMap(s.CellInclusive, n)
 		c.Series[i] = s
 	}
 	c.Stacks = make([]detect.Stack, len(svc.Stacks))
@@ -300,11 +403,11 @@ func truncate(svc *detect.Service, n int) *detect.Service {
 	return &c
 }
 
-func cutMap(m map[string][]float64, n int) map[string][]float64 {
+func cutMap[K comparable](m map[K][]float64, n int) map[K][]float64 {
 	if m == nil {
 		return nil
 	}
-	out := make(map[string][]float64, len(m))
+	out := make(map[K][]float64, len(m))
 	for k, v := range m {
 		out[k] = v[:n]
 	}
@@ -377,12 +480,16 @@ func mean(xs []float64) float64 {
 	return s / float64(max(1, len(xs)))
 }
 
-// Table formats rows for humans.
+// Table formats rows for humans: one line per size, then its share bands.
 func Table(rows []Row) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%-6s %5s %6s %8s %10s %9s %8s\n", "size", "regs", "recall", "×floor", "fp/series", "latency", "rc-top3")
+	fmt.Fprintf(&b, "%-14s %5s %6s %9s %8s %10s %9s %8s %8s\n", "size/share%", "regs", "recall", "floor", "×floor", "fp/series", "latency", "rc-top3", "controls")
 	for _, r := range rows {
-		fmt.Fprintf(&b, "%-6.3f %5d %6.2f %8.1f %10.4f %9s %8.2f\n", r.Size, r.Regressions, r.Recall, r.MeanXFloor, r.FPPerSeries, r.MeanLatency, r.RootCauseAccuracy)
+		fmt.Fprintf(&b, "%-14.3f %5d %6.2f %9s %8.1f %10.4f %9s %8.2f %8d\n", r.Size, r.Regressions, r.Recall, "", r.MeanXFloor, r.FPPerSeries, r.MeanLatency, r.RootCauseAccuracy, r.ControlsReported)
+		for _, d := range r.Bands {
+			fmt.Fprintf(&b, "  %5.2g–%-6.2g %5d %6.2f %9.2g %8.1f %10.4f %9s %8.2f\n", 100*d.Lo, 100*math.Min(d.Hi, 1), d.Regressions, d.Recall, d.MeanFloor, d.MeanXFloor, d.FPPerSeries, d.MeanLatency, d.RootCauseAccuracy)
+		}
 	}
+	b.WriteString("(share bands in % of the service; floor = sqrt(p(1−p)/N) per bucket; fp/series per analysis window)\n")
 	return b.String()
 }

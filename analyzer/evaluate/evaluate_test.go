@@ -10,7 +10,10 @@ func TestEvaluateSanity(t *testing.T) {
 	if _, err := exec.LookPath("git"); err != nil {
 		t.Skip("git command not installed (Debian package git)")
 	}
+	// Two sizes keep the test fast (the git repositories dominate); the full sweep is
+	// BenchmarkEvaluate.
 	cfg := DefaultConfig()
+	cfg.Sizes = []float64{0.1, 0.5}
 	cfg.RepoDir = t.TempDir()
 	rows, err := Run(context.Background(), cfg)
 	if err != nil {
@@ -20,12 +23,14 @@ func TestEvaluateSanity(t *testing.T) {
 	for _, r := range rows {
 		t.Logf("size %v cases %+v", r.Size, r.Cases)
 	}
-	// Loose bounds: the detector is evolving; these catch a broken harness, not a
-	// weak detector (the benchmark reports the numbers).
 	if len(rows) != len(cfg.Sizes) {
 		t.Fatalf("%d rows for %d sizes", len(rows), len(cfg.Sizes))
 	}
-	detected, rc := 0, 0
+	// Loose bounds that still catch a broken detector: the injected regressions are
+	// 2–100× the noise floor here, the detector must find most of them, blame the
+	// right PR, and report next to nothing else (2 false positives in ~110 series
+	// would already be 20× the target rate; the benchmark measures it).
+	detected, rc, fp, series := 0, 0, 0, 0
 	for i, r := range rows {
 		if r.Regressions != cfg.PerService*cfg.Sim.Services || len(r.Cases) != r.Regressions {
 			t.Errorf("size %v: %d regressions, %d cases", r.Size, r.Regressions, len(r.Cases))
@@ -38,16 +43,28 @@ func TestEvaluateSanity(t *testing.T) {
 		if i > 0 && r.MeanXFloor <= rows[i-1].MeanXFloor {
 			t.Errorf("×floor %v at size %v not above %v at %v", r.MeanXFloor, r.Size, rows[i-1].MeanXFloor, rows[i-1].Size)
 		}
-		if r.FPPerSeries > 0.3 {
-			t.Errorf("size %v: %v false positives per series", r.Size, r.FPPerSeries)
+		if r.ControlsReported > 0 {
+			t.Errorf("size %v: %d negative controls reported", r.Size, r.ControlsReported)
+		}
+		n := 0
+		for _, b := range r.Bands {
+			n += b.Regressions
+		}
+		if n != r.Regressions {
+			t.Errorf("size %v: bands hold %d regressions, want %d", r.Size, n, r.Regressions)
 		}
 		detected += r.Detected
 		rc += r.RootCauseTop3
+		fp += r.FalsePositives
+		series += r.Series
 	}
-	if detected == 0 {
-		t.Error("no injected regression detected at any size")
+	if last := rows[len(rows)-1]; last.Recall < 0.6 {
+		t.Errorf("recall %v at size %v", last.Recall, last.Size)
 	}
-	if detected > 0 && float64(rc)/float64(detected) < 0.5 {
+	if fp > 2 {
+		t.Errorf("%d false positives in %d series", fp, series)
+	}
+	if detected > 0 && float64(rc)/float64(detected) < 0.6 {
 		t.Errorf("root cause in top-3 for %d of %d detected regressions", rc, detected)
 	}
 }
@@ -63,9 +80,13 @@ func TestConfigValidate(t *testing.T) {
 	}
 }
 
+// BenchmarkEvaluate is the full sweep: 2 services × 3 regressions per size on 20
+// hosts, three days (two of history), root cause when git is installed. Run with
+// -benchtime 1x; -v prints the table.
 func BenchmarkEvaluate(b *testing.B) {
 	cfg := DefaultConfig()
-	cfg.Latency = false
+	cfg.Sizes = []float64{0.02, 0.05, 0.1, 0.2, 0.5}
+	cfg.Sim.Services = 2
 	cfg.RepoDir = ""
 	if _, err := exec.LookPath("git"); err == nil {
 		cfg.RepoDir = b.TempDir()
@@ -80,13 +101,20 @@ func BenchmarkEvaluate(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+	b.Logf("\n%s", Table(rows))
+	var fp, series, ctl int
 	for _, r := range rows {
 		p := func(name string) string { return name + "@" + formatSize(r.Size) }
 		b.ReportMetric(r.Recall, p("recall"))
-		b.ReportMetric(r.FPPerSeries, p("fp/series"))
 		b.ReportMetric(r.MeanXFloor, p("xfloor"))
 		b.ReportMetric(r.RootCauseAccuracy, p("rc-top3"))
+		b.ReportMetric(r.MeanLatency.Minutes(), p("latency-min"))
+		fp += r.FalsePositives
+		series += r.Series
+		ctl += r.ControlsReported
 	}
+	b.ReportMetric(float64(fp)/float64(max(series, 1)), "fp/series")
+	b.ReportMetric(float64(ctl), "controls-reported")
 }
 
 func formatSize(s float64) string {

@@ -22,6 +22,9 @@ type Config struct {
 	Start    time.Time
 	Duration time.Duration
 	Bucket   time.Duration
+	// History is a quiet stretch at the start with no releases (0: none): detectors
+	// need history before their analysis window, e.g. two days for seasonality.
+	History time.Duration
 	// SampleHz is the per-core sampling rate and CoresPerHost the mean busy cores of a
 	// host: a host yields about SampleHz × CoresPerHost × Bucket samples per bucket.
 	SampleHz     float64
@@ -125,6 +128,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("bucket %v: want >= 1s", c.Bucket)
 	case c.Duration < c.Bucket:
 		return fmt.Errorf("duration %v: want >= bucket %v", c.Duration, c.Bucket)
+	case c.History < 0 || c.History >= c.Duration:
+		return fmt.Errorf("history %v: want 0 <= history < duration %v", c.History, c.Duration)
 	case !(c.SampleHz > 0) || !(c.CoresPerHost > 0):
 		return fmt.Errorf("sample hz %v, cores per host %v: want > 0", c.SampleHz, c.CoresPerHost)
 	case c.Functions < 8 || c.Functions > maxOwnedFunctions:

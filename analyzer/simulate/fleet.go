@@ -126,7 +126,7 @@ func (f *Fleet) plan(rng *rand.Rand, prNumber *int) error {
 		s.prs = make([][]*pullRequest, R+1)
 		s.adopt = make([][]int, R+1)
 		for k := 1; k <= R; k++ {
-			start := f.bucketOf(cfg.Start.Add(cfg.Duration * time.Duration(k) / time.Duration(R+1)))
+			start := f.bucketOf(cfg.Start.Add(cfg.History + (cfg.Duration-cfg.History)*time.Duration(k)/time.Duration(R+1)))
 			perm := rng.Perm(len(s.hosts))
 			s.adopt[k] = make([]int, len(s.hosts))
 			stageBuckets := int(cfg.StageDuration / cfg.Bucket)

@@ -1,0 +1,285 @@
+package defense
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"os/exec"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/fleetprof/fleetprof/aggregator/storage"
+	"github.com/fleetprof/fleetprof/analyzer/findings"
+	"github.com/fleetprof/fleetprof/analyzer/simulate"
+)
+
+// fleetStore is the hand-written fake Store: it answers from a simulated fleet.
+type fleetStore struct {
+	fleet   *simulate.Fleet
+	rollup  []storage.RollupRow
+	samples []stackSample
+	mu      sync.Mutex
+	put     []storage.FindingRecord
+	failPut error
+}
+
+type stackSample struct {
+	ts      time.Time
+	version string
+	frames  []string
+	count   int64
+}
+
+func newFleetStore(t testing.TB, f *simulate.Fleet) *fleetStore {
+	s := &fleetStore{fleet: f}
+	for i := range f.Buckets() {
+		b := f.Bucket(i)
+		for _, r := range b.Rollup() {
+			s.rollup = append(s.rollup, storage.RollupRow(r))
+		}
+		b.Each(func(x simulate.StackSample) {
+			s.samples = append(s.samples, stackSample{b.Start, x.Version, x.Frames, x.Count})
+		})
+	}
+	return s
+}
+
+func (s *fleetStore) Services(ctx context.Context, from, to time.Time) ([]string, error) {
+	return s.fleet.Services(), nil
+}
+
+func (s *fleetStore) Rollup(ctx context.Context, q storage.RollupQuery) ([]storage.RollupRow, error) {
+	var out []storage.RollupRow
+	for _, r := range s.rollup {
+		if r.Service == q.Service && !r.Bucket.Before(q.From) && r.Bucket.Before(q.To) {
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+
+func (s *fleetStore) Versions(ctx context.Context, service string, from, to time.Time) ([]storage.VersionSpan, error) {
+	m := map[string]*storage.VersionSpan{}
+	for _, x := range s.samples {
+		if x.ts.Before(from) || !x.ts.Before(to) {
+			continue
+		}
+		v := m[x.version]
+		if v == nil {
+			v = &storage.VersionSpan{Version: x.version, FirstSeen: x.ts, LastSeen: x.ts}
+			m[x.version] = v
+		}
+		v.LastSeen = x.ts
+		v.Samples += x.count
+	}
+	var out []storage.VersionSpan
+	for _, v := range m {
+		out = append(out, *v)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].FirstSeen.Before(out[j].FirstSeen) })
+	return out, nil
+}
+
+func (s *fleetStore) Profile(ctx context.Context, sel storage.Selection) (*storage.Profile, error) {
+	agg := map[string]*storage.StackCount{}
+	p := &storage.Profile{PeriodNS: int64(1e9 / s.fleet.Config().SampleHz)}
+	for _, x := range s.samples {
+		if x.ts.Before(sel.From) || !x.ts.Before(sel.To) {
+			continue
+		}
+		k := strings.Join(x.frames, "\x00")
+		if agg[k] == nil {
+			agg[k] = &storage.StackCount{Frames: x.frames}
+		}
+		agg[k].Value += x.count
+		p.Total += x.count
+	}
+	for _, v := range agg {
+		p.Stacks = append(p.Stacks, *v)
+	}
+	sort.Slice(p.Stacks, func(i, j int) bool { return p.Stacks[i].Value > p.Stacks[j].Value })
+	return p, nil
+}
+
+func (s *fleetStore) PutFindings(ctx context.Context, recs []storage.FindingRecord) error {
+	if s.failPut != nil {
+		return s.failPut
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.put = append(s.put, recs...)
+	return nil
+}
+
+// smallFleet is one service on 12 hosts for a day, one release at noon with one
+// regression (self cost ×2 of a random function), noise PRs as root-cause distractors.
+func smallFleet(t testing.TB) *simulate.Fleet {
+	c := simulate.DefaultConfig()
+	c.Services, c.Hosts, c.Functions = 1, 12, 20
+	c.Releases, c.RandomRegressions, c.RandomMinSize, c.RandomMaxSize = 1, 1, 1, 1
+	c.Seed = 3
+	c.CostShifts, c.Refactors, c.Spikes, c.HostFailures, c.SeasonalMix = 0, 0, 0, 0, 0
+	f, err := simulate.New(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func testConfig(f *simulate.Fleet) Config {
+	sc := f.Config()
+	cfg := DefaultConfig()
+	end := sc.Start.Add(sc.Duration)
+	cfg.Now = func() time.Time { return end }
+	cfg.Window, cfg.History = 12*time.Hour, 11*time.Hour
+	return cfg
+}
+
+func TestAnalyzeFake(t *testing.T) {
+	f := smallFleet(t)
+	st := newFleetStore(t, f)
+	cfg := testConfig(f)
+	rep, err := Analyze(context.Background(), st, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := f.Truth()
+	in := tr.Regressions[0]
+	t.Logf("injected %s %.4g→%.4g at %s; %d series", in.Function, in.InclusiveBefore, in.InclusiveAfter, in.Start, rep.Series)
+	var hit *findings.Finding
+	for i, fd := range rep.Findings {
+		t.Logf("finding %s %+.2f%% at %s %s→%s", fd.Function, 100*fd.RelativeChange, fd.ChangeTime, fd.VersionBefore, fd.VersionAfter)
+		if err := fd.Validate(); err != nil {
+			t.Errorf("invalid finding: %v", err)
+		}
+		if fd.Function == in.Function || slices.Contains(fd.DedupGroup, in.Function) {
+			hit = &rep.Findings[i]
+		}
+	}
+	if hit == nil {
+		t.Fatalf("injected regression of %s not found", in.Function)
+	}
+	if len(hit.RepresentativeStacks) == 0 || !slices.Contains(hit.RepresentativeStacks[0].Frames, hit.Function) {
+		t.Errorf("representative stacks %v", hit.RepresentativeStacks)
+	}
+	if len(st.put) != len(rep.Findings) {
+		t.Fatalf("stored %d findings, want %d", len(st.put), len(rep.Findings))
+	}
+	var back findings.Finding
+	if err := json.Unmarshal(st.put[0].Body, &back); err != nil || back.ID != st.put[0].ID || st.put[0].Kind != "regression" {
+		t.Errorf("stored record %+v: %v", st.put[0], err)
+	}
+}
+
+func TestAnalyzeRootCause(t *testing.T) {
+	if _, err := exec.LookPath("git"); err != nil {
+		t.Skip("git command not installed (Debian package git)")
+	}
+	f := smallFleet(t)
+	dir := t.TempDir()
+	if err := f.WriteRepos(dir); err != nil {
+		t.Fatal(err)
+	}
+	st := newFleetStore(t, f)
+	cfg := testConfig(f)
+	tr := f.Truth()
+	cfg.Repos = map[string]string{tr.Services[0].Name: dir + "/" + tr.Services[0].Repo}
+	rep, err := Analyze(context.Background(), st, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Errors) > 0 {
+		t.Errorf("root cause errors: %v", rep.Errors)
+	}
+	checkRootCause(t, rep.Findings, tr.Regressions[0])
+}
+
+func checkRootCause(t *testing.T, fs []findings.Finding, in simulate.Injection) {
+	t.Helper()
+	for _, fd := range fs {
+		if fd.Function != in.Function && !slices.Contains(fd.DedupGroup, in.Function) {
+			continue
+		}
+		var prs []int
+		for _, rc := range fd.RootCauses {
+			prs = append(prs, rc.PR)
+		}
+		t.Logf("%s root causes %v, injected PR %d", fd.Function, prs, in.Change.PR)
+		if !slices.Contains(prs, in.Change.PR) {
+			t.Errorf("injected PR #%d not in top-3 %v", in.Change.PR, prs)
+		}
+		return
+	}
+	t.Errorf("injected regression of %s not found", in.Function)
+}
+
+func TestAnalyzeStoreError(t *testing.T) {
+	f := smallFleet(t)
+	st := newFleetStore(t, f)
+	st.failPut = errors.New("disk full")
+	if _, err := Analyze(context.Background(), st, testConfig(f)); err == nil || !strings.Contains(err.Error(), "disk full") {
+		t.Fatalf("error %v, want the store's", err)
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	tests := []struct {
+		name string
+		edit func(*Config)
+		ok   bool
+	}{
+		{"default", func(*Config) {}, true},
+		{"no window", func(c *Config) { c.Window = 0 }, false},
+		{"negative history", func(c *Config) { c.History = -time.Hour }, false},
+		{"tiny step", func(c *Config) { c.Step = time.Millisecond }, false},
+		{"bad share", func(c *Config) { c.MinShare = 2 }, false},
+		{"no interval", func(c *Config) { c.Interval = 0 }, false},
+		{"bad repo", func(c *Config) { c.Repos = map[string]string{"svc": ""} }, false},
+		{"bad detect", func(c *Config) { c.Detect.Alpha = 0 }, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := DefaultConfig()
+			tt.edit(&c)
+			if err := c.Validate(); (err == nil) != tt.ok {
+				t.Errorf("Validate() = %v, want ok=%v", err, tt.ok)
+			}
+		})
+	}
+}
+
+func TestLoop(t *testing.T) {
+	f := smallFleet(t)
+	st := newFleetStore(t, f)
+	cfg := testConfig(f)
+	cfg.Interval = time.Hour
+	runs := make(chan *Report, 1)
+	l, err := NewLoop(st, cfg, func(r *Report, err error) {
+		if err != nil {
+			t.Error(err)
+		}
+		runs <- r
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error)
+	go func() { done <- l.Run(context.Background()) }()
+	if r := <-runs; len(r.Findings) == 0 {
+		t.Error("first run found nothing")
+	}
+	l.Interrupt(nil)
+	if err := <-done; err != nil {
+		t.Fatalf("Run returned %v after Interrupt", err)
+	}
+	// Interrupt before Run: Run returns at once.
+	l2, _ := NewLoop(st, cfg, nil)
+	l2.Interrupt(nil)
+	if err := l2.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,126 @@
+package defense
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/fleetprof/fleetprof/aggregator/storage"
+	"github.com/fleetprof/fleetprof/analyzer/findings"
+	"github.com/fleetprof/fleetprof/analyzer/simulate"
+	"github.com/fleetprof/fleetprof/proto/samplebatch"
+)
+
+// One chDB engine per process: the store is opened once for the test binary.
+var (
+	realStore *storage.Store
+	storeSkip string
+)
+
+func TestMain(m *testing.M) { os.Exit(runMain(m)) }
+
+func runMain(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "fleetprof-defense-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	st, err := storage.Open(context.Background(), storage.Config{URI: "embedded:" + dir})
+	switch {
+	case err != nil && strings.Contains(err.Error(), "libchdb.so not found"):
+		storeSkip = "chDB library not installed (run scripts/fetch-chdb.sh): " + err.Error()
+	case err != nil:
+		fmt.Fprintln(os.Stderr, "open embedded store:", err)
+		return 1
+	default:
+		realStore = st
+		defer st.Close()
+	}
+	return m.Run()
+}
+
+// fleetBatch is the fleet's samples as one decoded sample batch.
+func fleetBatch(f *simulate.Fleet) *samplebatch.Batch {
+	b := &samplebatch.Batch{Stacks: map[uint64][]string{}}
+	for i := range f.Buckets() {
+		for _, s := range f.Bucket(i).Samples() {
+			id := samplebatch.StackID(s.Frames)
+			b.Stacks[id] = s.Frames
+			b.Rows = append(b.Rows, samplebatch.Row{TS: s.TS, Labels: s.Labels, StackID: id, Value: s.Value, PeriodNS: s.PeriodNS})
+		}
+	}
+	return b
+}
+
+// TestAnalyzeRealStore runs the whole path: simulated samples → embedded ClickHouse →
+// Analyze (rollup, profiles, versions) → root cause from the generated repository →
+// findings stored and read back.
+func TestAnalyzeRealStore(t *testing.T) {
+	if realStore == nil {
+		t.Skip(storeSkip)
+	}
+	if _, err := exec.LookPath("git"); err != nil {
+		t.Skip("git command not installed (Debian package git)")
+	}
+	ctx := context.Background()
+	f := smallFleet(t)
+	if _, err := realStore.IngestBulk(ctx, fleetBatch(f)); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := f.WriteRepos(dir); err != nil {
+		t.Fatal(err)
+	}
+	tr := f.Truth()
+	cfg := testConfig(f)
+	cfg.Repos = map[string]string{tr.Services[0].Name: filepath.Join(dir, tr.Services[0].Repo)}
+	rep, err := Analyze(ctx, realStore, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Errors) > 0 {
+		t.Errorf("root cause errors: %v", rep.Errors)
+	}
+	for _, fd := range rep.Findings {
+		t.Logf("finding %s %+.2f%% at %s %s→%s", fd.Function, 100*fd.RelativeChange, fd.ChangeTime, fd.VersionBefore, fd.VersionAfter)
+	}
+	checkRootCause(t, rep.Findings, tr.Regressions[0])
+	recs, err := realStore.Findings(ctx, storage.FindingsQuery{Service: tr.Services[0].Name, Kind: "regression"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != len(rep.Findings) {
+		t.Fatalf("read back %d findings, stored %d", len(recs), len(rep.Findings))
+	}
+	got := map[string]bool{}
+	for _, r := range recs {
+		var fd findings.Finding
+		if err := json.Unmarshal(r.Body, &fd); err != nil {
+			t.Fatalf("record %s: %v", r.ID, err)
+		}
+		if fd.ID != r.ID {
+			t.Errorf("record %s holds finding %s", r.ID, fd.ID)
+		}
+		got[fd.Function] = true
+	}
+	if !got[tr.Regressions[0].Function] && len(rep.Findings) > 0 && !got[rep.Findings[0].Function] {
+		t.Errorf("stored findings %v miss the regression", got)
+	}
+	// A second run replaces the same findings (same ids) instead of adding more.
+	if _, err := Analyze(ctx, realStore, cfg); err != nil {
+		t.Fatal(err)
+	}
+	again, err := realStore.Findings(ctx, storage.FindingsQuery{Service: tr.Services[0].Name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(again) != len(recs) {
+		t.Errorf("after a second run %d findings, want %d", len(again), len(recs))
+	}
+}

@@ -1,0 +1,169 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/fleetprof/fleetprof/aggregator/storage"
+	"github.com/fleetprof/fleetprof/analyzer/defense"
+	"github.com/fleetprof/fleetprof/analyzer/findings"
+	"github.com/fleetprof/fleetprof/analyzer/rootcause"
+)
+
+func init() {
+	register("analyze", "run regression detection once over the store and print findings", runAnalyze)
+}
+
+// kvFlag collects repeated KEY=VALUE flags.
+type kvFlag map[string]string
+
+func (m kvFlag) String() string {
+	var parts []string
+	for k, v := range m {
+		parts = append(parts, k+"="+v)
+	}
+	return strings.Join(parts, ",")
+}
+
+func (m kvFlag) Set(s string) error {
+	k, v, ok := strings.Cut(s, "=")
+	if !ok || k == "" || v == "" {
+		return fmt.Errorf("%q: want SERVICE=VALUE", s)
+	}
+	m[k] = v
+	return nil
+}
+
+// listFlag collects repeated values.
+type listFlag []string
+
+func (l *listFlag) String() string     { return strings.Join(*l, ",") }
+func (l *listFlag) Set(s string) error { *l = append(*l, s); return nil }
+
+// analyzeOptions is the parsed command line.
+type analyzeOptions struct {
+	storage string
+	chdbLib string
+	json    bool
+	cfg     defense.Config
+}
+
+func parseAnalyzeFlags(args []string) (*analyzeOptions, error) {
+	fs := flag.NewFlagSet("analyze", flag.ContinueOnError)
+	o := &analyzeOptions{cfg: defense.DefaultConfig()}
+	repos, vmaps := kvFlag{}, kvFlag{}
+	var services listFlag
+	var now string
+	var dryRun bool
+	fs.StringVar(&o.storage, "storage", storage.DefaultURI, "store: embedded:DIR (in-process chDB) or clickhouse://HOST:PORT/DB")
+	fs.StringVar(&o.chdbLib, "chdb-lib", "", "explicit libchdb.so path for embedded storage")
+	fs.Var(&services, "service", "service to analyze (repeatable; default: every service with samples)")
+	fs.DurationVar(&o.cfg.Window, "window", o.cfg.Window, "analysis window: changes starting in it are reported")
+	fs.DurationVar(&o.cfg.History, "history", o.cfg.History, "history read before the window (baseline; 48h enables the seasonality filter)")
+	fs.DurationVar(&o.cfg.Step, "step", o.cfg.Step, "detector time bucket")
+	fs.Float64Var(&o.cfg.MinShare, "min-share", o.cfg.MinShare, "skip functions below this inclusive share (0..1)")
+	fs.Var(repos, "repo", "SERVICE=PATH: git repository for root cause (repeatable)")
+	fs.Var(vmaps, "version-map", "SERVICE=FILE: version → commit map (JSON object or \"VERSION COMMIT\" lines; default: versions are git refs)")
+	fs.StringVar(&now, "now", "", "analyze as of this time (RFC 3339; default: now)")
+	fs.BoolVar(&o.json, "json", false, "print findings as JSON (schema fleetprof.findings/v1)")
+	fs.BoolVar(&dryRun, "dry-run", false, "do not store the findings")
+	if err := parseFlags(fs, args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, usageError{fmt.Errorf("unexpected arguments %q", fs.Args())}
+	}
+	o.cfg.Services = services
+	o.cfg.Store = !dryRun
+	if len(repos) > 0 {
+		o.cfg.Repos = repos
+	}
+	for svc, path := range vmaps {
+		m, err := rootcause.LoadVersionMap(path)
+		if err != nil {
+			return nil, usageError{fmt.Errorf("version map for %s: %w", svc, err)}
+		}
+		if o.cfg.VersionMaps == nil {
+			o.cfg.VersionMaps = map[string]map[string]string{}
+		}
+		o.cfg.VersionMaps[svc] = m
+	}
+	if now != "" {
+		t, err := time.Parse(time.RFC3339, now)
+		if err != nil {
+			return nil, usageError{fmt.Errorf("--now: %w", err)}
+		}
+		o.cfg.Now = func() time.Time { return t }
+	}
+	if err := o.cfg.Validate(); err != nil {
+		return nil, usageError{err}
+	}
+	if err := (storage.Config{URI: o.storage}).Validate(); err != nil {
+		return nil, usageError{err}
+	}
+	return o, nil
+}
+
+func runAnalyze(ctx context.Context, args []string, stdout io.Writer) error {
+	o, err := parseAnalyzeFlags(args)
+	if err != nil {
+		return err
+	}
+	store, err := storage.Open(ctx, storage.Config{URI: o.storage, ChdbLib: o.chdbLib})
+	if err != nil {
+		return fmt.Errorf("open storage: %w", err)
+	}
+	defer store.Close()
+	return analyzeOnce(ctx, store, o, stdout, slog.New(slog.NewTextHandler(os.Stderr, nil)))
+}
+
+// analyzeOnce runs one analysis over st and prints the findings.
+func analyzeOnce(ctx context.Context, st defense.Store, o *analyzeOptions, stdout io.Writer, log *slog.Logger) error {
+	rep, err := defense.Analyze(ctx, st, o.cfg)
+	if err != nil {
+		return err
+	}
+	for _, e := range rep.Errors {
+		log.Warn("root cause failed", "err", e)
+	}
+	if o.json {
+		return findings.Encode(stdout, rep.To, rep.Findings)
+	}
+	return printFindings(stdout, rep)
+}
+
+// printFindings writes the findings as a table, one line per finding plus its top
+// root cause.
+func printFindings(w io.Writer, rep *defense.Report) error {
+	if len(rep.Findings) == 0 {
+		_, err := fmt.Fprintf(w, "no regressions in %s … %s (%d series)\n", rep.From.Format(time.RFC3339), rep.To.Format(time.RFC3339), rep.Series)
+		return err
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SERVICE\tFUNCTION\tCHANGE\tSHARE BEFORE → AFTER\tREL\tCORES\tVERSIONS\tROOT CAUSE")
+	for _, f := range rep.Findings {
+		rc := "-"
+		if len(f.RootCauses) > 0 {
+			c := f.RootCauses[0]
+			rc = fmt.Sprintf("#%d %s (%.0f%%)", c.PR, c.Title, 100*c.Confidence)
+			if c.PR == 0 {
+				rc = fmt.Sprintf("%.10s %s (%.0f%%)", c.Commit, c.Title, 100*c.Confidence)
+			}
+		}
+		versions := f.VersionBefore + "→" + f.VersionAfter
+		if f.VersionBefore == "" && f.VersionAfter == "" {
+			versions = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%.3f%% → %.3f%%\t%+.1f%%\t%+.3f\t%s\t%s\n", f.Service, f.Function,
+			f.ChangeTime.UTC().Format("2006-01-02 15:04"), 100*f.Before.Value, 100*f.After.Value,
+			100*f.RelativeChange, f.EstimatedCores, versions, rc)
+	}
+	return tw.Flush()
+}
