@@ -4,7 +4,10 @@ package storage
 // pipeline, UI via JSON). Keep these types and signatures stable; change them only
 // together with their callers.
 
-import "time"
+import (
+	"encoding/json"
+	"time"
+)
 
 // Filter restricts a selection to rows whose label Key equals Value. Key is a built-in
 // label (service, version, host, namespace, pod, container, comm, pid) or the name of an
@@ -112,4 +115,38 @@ type RollupQuery struct {
 	Service  string
 	From, To time.Time
 	MinShare float64
+}
+
+// VersionSpan is when a service version was seen: deploy events for the analyzer.
+type VersionSpan struct {
+	Version   string    `json:"version"`
+	FirstSeen time.Time `json:"first_seen"` // earliest sample bucket
+	LastSeen  time.Time `json:"last_seen"`  // latest sample bucket
+	Samples   int64     `json:"samples"`
+}
+
+// SeriesPoint is one step of a function's inclusive share over time.
+type SeriesPoint struct {
+	Time      time.Time `json:"time"`      // step start
+	Total     int64     `json:"total"`     // samples in the step
+	Inclusive int64     `json:"inclusive"` // samples whose stack contains the function
+	Share     float64   `json:"share"`     // Inclusive / Total (0..1)
+}
+
+// FindingRecord is one stored analyzer finding; Body is the analyzer's JSON.
+// Storing a record with an existing ID replaces it.
+type FindingRecord struct {
+	ID      string          `json:"id"`
+	Kind    string          `json:"kind"`
+	Service string          `json:"service"`
+	Created time.Time       `json:"created"`
+	Body    json.RawMessage `json:"body"`
+}
+
+// FindingsQuery selects findings; empty fields do not filter. Newest first.
+type FindingsQuery struct {
+	Service  string
+	Kind     string
+	From, To time.Time // on Created
+	Limit    int       // default 100
 }

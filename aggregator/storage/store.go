@@ -1,0 +1,573 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"net/url"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+
+	"github.com/fleetprof/fleetprof/proto/samplebatch"
+)
+
+// Store is fleetprof's profile store on ClickHouse. It is safe for
+// concurrent use.
+type Store struct {
+	cfg     Config
+	be      Backend
+	lay     layout
+	version Version
+	feat    features
+
+	stacks *stackCache
+	locks  keyedLocks
+	recent *idSet // batch ids ingested by this process
+}
+
+// Open connects to (or starts) the engine named by cfg.URI and brings the
+// schema up to date.
+func Open(ctx context.Context, cfg Config) (*Store, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	tgt, err := parseURI(cfg.URI)
+	if err != nil {
+		return nil, err
+	}
+	s := &Store{
+		cfg:    cfg,
+		lay:    layout{db: tgt.database, cluster: tgt.cluster, onCluster: tgt.onCluster},
+		stacks: newStackCache(cfg.StackCache),
+		recent: newIDSet(100_000),
+	}
+	if tgt.embedded {
+		s.be, err = openEmbedded(tgt.dir, cfg.ChdbLib)
+	} else {
+		s.be, err = openServerTarget(ctx, tgt, cfg.Retention, s.lay)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if s.version, err = s.be.ServerVersion(ctx); err != nil {
+		s.be.Close()
+		return nil, err
+	}
+	s.feat = featuresFor(s.version)
+	// Cluster DDL node by node already ran in openServerTarget.
+	if tgt.cluster == "" || tgt.onCluster {
+		if err := migrate(ctx, s.be, s.lay, s.feat, cfg.Retention); err != nil {
+			s.be.Close()
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// openServerTarget connects to a server or cluster; in cluster mode without
+// ON CLUSTER it creates the schema on every node first (no ZooKeeper needed).
+func openServerTarget(ctx context.Context, tgt target, retention time.Duration, lay layout) (Backend, error) {
+	dsn := tgt.dsn
+	if tgt.cluster != "" {
+		// Reads right after a write must see it: insert into all shards synchronously.
+		u, err := url.Parse(dsn)
+		if err != nil {
+			return nil, fmt.Errorf("parse clickhouse uri: %w", err)
+		}
+		q := u.Query()
+		q.Set("insert_distributed_sync", "1")
+		u.RawQuery = q.Encode()
+		dsn = u.String()
+	}
+	if tgt.cluster != "" && !tgt.onCluster {
+		for _, h := range tgt.hosts {
+			node, err := openServer(ctx, tgt.dsn, []string{h}, "")
+			if err != nil {
+				return nil, err
+			}
+			v, err := node.ServerVersion(ctx)
+			if err == nil {
+				err = migrate(ctx, node, lay, featuresFor(v), retention)
+			}
+			node.Close()
+			if err != nil {
+				return nil, fmt.Errorf("node %s: %w", h, err)
+			}
+		}
+	}
+	return openServer(ctx, dsn, tgt.hosts, "")
+}
+
+// Close releases the engine connection.
+func (s *Store) Close() error { return s.be.Close() }
+
+// Ping checks that the engine answers.
+func (s *Store) Ping(ctx context.Context) error {
+	if _, err := s.be.Query(ctx, "SELECT 1"); err != nil {
+		return fmt.Errorf("ping storage: %w", err)
+	}
+	return nil
+}
+
+// ServerVersion is the ClickHouse version of the engine.
+func (s *Store) ServerVersion() Version { return s.version }
+
+// table is the qualified public name of a table.
+func (s *Store) table(name string) string { return s.lay.db + "." + name }
+
+// Ingest writes a decoded batch once: a batch id already stored returns
+// duplicate=true and writes nothing. Concurrent retries of one id in this
+// process are serialized; the id is recorded only after the data is written,
+// so a failed write can be retried.
+func (s *Store) Ingest(ctx context.Context, batchID string, b *samplebatch.Batch) (rows int, duplicate bool, err error) {
+	res, err := s.IngestBatches(ctx, []IngestItem{{ID: batchID, Batch: b}})
+	if err != nil {
+		return 0, false, err
+	}
+	return res[0].Rows, res[0].Duplicate, nil
+}
+
+// IngestItem is one batch and its id for IngestBatches.
+type IngestItem struct {
+	ID    string
+	Batch *samplebatch.Batch
+}
+
+// IngestResult is what happened to one IngestItem.
+type IngestResult struct {
+	Rows      int
+	Duplicate bool
+}
+
+// maxIDsPerCheck bounds the ids quoted into one lookup (max_query_size).
+const maxIDsPerCheck = 1000
+
+// IngestBatches is Ingest for several batches written together: one id
+// lookup and one insert per table for all of them. Every ClickHouse insert
+// creates a part, so a server that queues agent batches for a few
+// milliseconds and writes them here gets several times the rows/s of one
+// Ingest per batch. Either every new batch is written or none is (an error).
+func (s *Store) IngestBatches(ctx context.Context, items []IngestItem) ([]IngestResult, error) {
+	ids := make([]string, 0, len(items))
+	for i, it := range items {
+		if it.ID == "" {
+			return nil, fmt.Errorf("ingest: item %d: empty batch id", i)
+		}
+		if it.Batch == nil {
+			return nil, fmt.Errorf("ingest: item %d (%s): nil batch", i, it.ID)
+		}
+		ids = append(ids, it.ID)
+	}
+	// Sorted, distinct: a fixed lock order cannot deadlock against another call.
+	sort.Strings(ids)
+	ids = slices.Compact(ids)
+	for _, id := range ids {
+		unlock := s.locks.lock(id)
+		defer unlock()
+	}
+	known := map[string]bool{}
+	var check []string
+	for _, id := range ids {
+		if s.recent.has(id) {
+			known[id] = true
+		} else {
+			check = append(check, id)
+		}
+	}
+	for len(check) > 0 {
+		n := min(len(check), maxIDsPerCheck)
+		quoted := make([]string, n)
+		for i, id := range check[:n] {
+			quoted[i] = quote(id)
+		}
+		r, err := s.be.Query(ctx, fmt.Sprintf("SELECT DISTINCT batch_id FROM %s WHERE batch_id IN (%s)", s.table("ingested_batches"), strings.Join(quoted, ",")))
+		if err != nil {
+			return nil, fmt.Errorf("ingest: check batch ids: %w", err)
+		}
+		for _, id := range column0Strings(r) {
+			known[id] = true
+			s.recent.add(id)
+		}
+		check = check[n:]
+	}
+	res := make([]IngestResult, len(items))
+	merged := &samplebatch.Batch{}
+	var newIDs []string
+	var newRows []uint64
+	for i, it := range items {
+		if known[it.ID] {
+			res[i].Duplicate = true
+			continue
+		}
+		known[it.ID] = true // the same id twice in one call is written once
+		res[i].Rows = len(it.Batch.Rows)
+		newIDs = append(newIDs, it.ID)
+		newRows = append(newRows, uint64(len(it.Batch.Rows)))
+		if len(newIDs) == 1 {
+			merged.Rows, merged.Stacks = it.Batch.Rows, it.Batch.Stacks
+			continue
+		}
+		if len(newIDs) == 2 { // copy before appending: the first batch is the caller's
+			merged.Rows = slices.Clone(merged.Rows)
+			merged.Stacks = maps.Clone(merged.Stacks)
+		}
+		merged.Rows = append(merged.Rows, it.Batch.Rows...)
+		maps.Copy(merged.Stacks, it.Batch.Stacks)
+	}
+	if len(newIDs) == 0 {
+		return res, nil
+	}
+	if _, err := s.write(ctx, merged); err != nil {
+		return nil, err
+	}
+	rec := batchIDRecord(newIDs, time.Now(), newRows)
+	defer rec.Release()
+	if err := s.be.Insert(ctx, s.table("ingested_batches"), rec); err != nil {
+		return nil, fmt.Errorf("ingest: record batch ids: %w", err)
+	}
+	for _, id := range newIDs {
+		s.recent.add(id)
+	}
+	return res, nil
+}
+
+// IngestBulk writes a batch without the batch-id check: the simulator's and
+// importers' path for large runs. The batch may exceed the network limits.
+func (s *Store) IngestBulk(ctx context.Context, b *samplebatch.Batch) (int, error) {
+	if b == nil {
+		return 0, errors.New("ingest bulk: nil batch")
+	}
+	return s.write(ctx, b)
+}
+
+func (s *Store) write(ctx context.Context, b *samplebatch.Batch) (int, error) {
+	if len(b.Rows) == 0 {
+		return 0, nil
+	}
+	if err := s.writeData(ctx, b); err != nil {
+		return 0, err
+	}
+	if err := s.writeRollup(ctx, aggregateRollup(b, s.cfg.HostGroups, s.cfg.RollupBucket)); err != nil {
+		return 0, err
+	}
+	return len(b.Rows), nil
+}
+
+func (s *Store) writeRollup(ctx context.Context, a *rollupAgg) error {
+	if len(a.keys) == 0 {
+		return nil
+	}
+	rec := a.record()
+	defer rec.Release()
+	if err := s.be.Insert(ctx, s.table("function_rollup"), rec); err != nil {
+		return fmt.Errorf("ingest: write rollup: %w", err)
+	}
+	return nil
+}
+
+// writeData writes the batch's new stacks, then its samples.
+func (s *Store) writeData(ctx context.Context, b *samplebatch.Batch) error {
+	var newIDs []uint64
+	for id := range b.Stacks {
+		if !s.stacks.has(id) {
+			newIDs = append(newIDs, id)
+		}
+	}
+	if len(newIDs) > 0 {
+		rec := stacksRecord(newIDs, b.Stacks)
+		err := s.be.Insert(ctx, s.table("stacks"), rec)
+		rec.Release()
+		if err != nil {
+			return fmt.Errorf("ingest: write stacks: %w", err)
+		}
+		// Only after the insert: a failed one must be retried next time.
+		for _, id := range newIDs {
+			s.stacks.put(id, b.Stacks[id])
+		}
+	}
+	rec := samplesRecord(b)
+	err := s.be.Insert(ctx, s.table("samples"), rec)
+	rec.Release()
+	if err != nil {
+		return fmt.Errorf("ingest: write samples: %w", err)
+	}
+	return nil
+}
+
+// bulkRollupKeys is when a BulkWriter writes its rollup without waiting for Flush.
+const bulkRollupKeys = 2_000_000
+
+// BulkWriter writes large runs (simulator, imports) fast: no batch-id check,
+// and the rollup is merged in memory across writes, so rows of one host group
+// and minute from many batches become one row. It is written by Flush (and
+// whenever it holds 2M keys). Until Flush the samples are stored but the
+// rollup lacks them. Not safe for concurrent use.
+type BulkWriter struct {
+	s   *Store
+	agg *rollupAgg
+}
+
+// NewBulkWriter starts a bulk run; call Flush at the end.
+func (s *Store) NewBulkWriter() *BulkWriter {
+	return &BulkWriter{s: s, agg: newRollupAgg(s.cfg.HostGroups, s.cfg.RollupBucket)}
+}
+
+// Write stores a batch's stacks and samples and adds it to the pending rollup.
+func (w *BulkWriter) Write(ctx context.Context, b *samplebatch.Batch) (int, error) {
+	if b == nil {
+		return 0, errors.New("bulk write: nil batch")
+	}
+	if len(b.Rows) == 0 {
+		return 0, nil
+	}
+	if err := w.s.writeData(ctx, b); err != nil {
+		return 0, err
+	}
+	w.agg.addBatch(b)
+	if len(w.agg.keys) >= bulkRollupKeys {
+		if err := w.Flush(ctx); err != nil {
+			return 0, err
+		}
+	}
+	return len(b.Rows), nil
+}
+
+// Flush writes the pending rollup.
+func (w *BulkWriter) Flush(ctx context.Context) error {
+	if err := w.s.writeRollup(ctx, w.agg); err != nil {
+		return err
+	}
+	w.agg = newRollupAgg(w.s.cfg.HostGroups, w.s.cfg.RollupBucket)
+	return nil
+}
+
+var (
+	tsType      = &arrow.TimestampType{Unit: arrow.Second, TimeZone: "UTC"}
+	stringList  = arrow.ListOf(arrow.BinaryTypes.String)
+	stackSchema = arrow.NewSchema([]arrow.Field{
+		{Name: "stack_id", Type: arrow.PrimitiveTypes.Uint64},
+		{Name: "frames", Type: stringList},
+	}, nil)
+	samplesSchema = arrow.NewSchema([]arrow.Field{
+		{Name: "ts", Type: tsType},
+		{Name: "service", Type: arrow.BinaryTypes.String},
+		{Name: "version", Type: arrow.BinaryTypes.String},
+		{Name: "host", Type: arrow.BinaryTypes.String},
+		{Name: "namespace", Type: arrow.BinaryTypes.String},
+		{Name: "pod", Type: arrow.BinaryTypes.String},
+		{Name: "container", Type: arrow.BinaryTypes.String},
+		{Name: "comm", Type: arrow.BinaryTypes.String},
+		{Name: "pid", Type: arrow.PrimitiveTypes.Uint32},
+		{Name: "label_keys", Type: stringList},
+		{Name: "label_values", Type: stringList},
+		{Name: "stack_id", Type: arrow.PrimitiveTypes.Uint64},
+		{Name: "value", Type: arrow.PrimitiveTypes.Uint64},
+		{Name: "period_ns", Type: arrow.PrimitiveTypes.Uint64},
+	}, nil)
+	rollupSchema = arrow.NewSchema([]arrow.Field{
+		{Name: "service", Type: arrow.BinaryTypes.String},
+		{Name: "version", Type: arrow.BinaryTypes.String},
+		{Name: "host_group", Type: arrow.PrimitiveTypes.Uint8},
+		{Name: "bucket", Type: tsType},
+		{Name: "function", Type: arrow.BinaryTypes.String},
+		{Name: "self", Type: arrow.PrimitiveTypes.Uint64},
+		{Name: "inclusive", Type: arrow.PrimitiveTypes.Uint64},
+	}, nil)
+	batchIDSchema = arrow.NewSchema([]arrow.Field{
+		{Name: "batch_id", Type: arrow.BinaryTypes.String},
+		{Name: "ts", Type: tsType},
+		{Name: "rows", Type: arrow.PrimitiveTypes.Uint64},
+	}, nil)
+	findingsSchema = arrow.NewSchema([]arrow.Field{
+		{Name: "id", Type: arrow.BinaryTypes.String},
+		{Name: "kind", Type: arrow.BinaryTypes.String},
+		{Name: "service", Type: arrow.BinaryTypes.String},
+		{Name: "created", Type: tsType},
+		{Name: "body", Type: arrow.BinaryTypes.String},
+		{Name: "revision", Type: arrow.PrimitiveTypes.Uint64},
+	}, nil)
+)
+
+func stacksRecord(ids []uint64, stacks map[uint64][]string) arrow.RecordBatch {
+	rb := array.NewRecordBuilder(memory.DefaultAllocator, stackSchema)
+	defer rb.Release()
+	idb := rb.Field(0).(*array.Uint64Builder)
+	lb := rb.Field(1).(*array.ListBuilder)
+	vb := lb.ValueBuilder().(*array.StringBuilder)
+	for _, id := range ids {
+		idb.Append(id)
+		lb.Append(true)
+		for _, f := range stacks[id] {
+			vb.Append(f)
+		}
+	}
+	return rb.NewRecordBatch()
+}
+
+func samplesRecord(b *samplebatch.Batch) arrow.RecordBatch {
+	rb := array.NewRecordBuilder(memory.DefaultAllocator, samplesSchema)
+	defer rb.Release()
+	rb.Reserve(len(b.Rows))
+	ts := rb.Field(0).(*array.TimestampBuilder)
+	strs := make([]*array.StringBuilder, 7)
+	for i := range strs {
+		strs[i] = rb.Field(1 + i).(*array.StringBuilder)
+	}
+	pid := rb.Field(8).(*array.Uint32Builder)
+	lk := rb.Field(9).(*array.ListBuilder)
+	lkv := lk.ValueBuilder().(*array.StringBuilder)
+	lv := rb.Field(10).(*array.ListBuilder)
+	lvv := lv.ValueBuilder().(*array.StringBuilder)
+	sid := rb.Field(11).(*array.Uint64Builder)
+	val := rb.Field(12).(*array.Uint64Builder)
+	per := rb.Field(13).(*array.Uint64Builder)
+	for _, r := range b.Rows {
+		l := &r.Labels
+		ts.UnsafeAppend(arrow.Timestamp(r.TS))
+		strs[0].Append(l.Service)
+		strs[1].Append(l.Version)
+		strs[2].Append(l.Host)
+		strs[3].Append(l.Namespace)
+		strs[4].Append(l.Pod)
+		strs[5].Append(l.Container)
+		strs[6].Append(l.Comm)
+		pid.UnsafeAppend(l.PID)
+		lk.Append(true)
+		lv.Append(true)
+		for _, e := range l.Extra {
+			lkv.Append(e.Key)
+			lvv.Append(e.Value)
+		}
+		sid.UnsafeAppend(r.StackID)
+		val.UnsafeAppend(uint64(r.Value))
+		per.UnsafeAppend(uint64(r.PeriodNS))
+	}
+	return rb.NewRecordBatch()
+}
+
+func batchIDRecord(ids []string, ts time.Time, rows []uint64) arrow.RecordBatch {
+	rb := array.NewRecordBuilder(memory.DefaultAllocator, batchIDSchema)
+	defer rb.Release()
+	for i, id := range ids {
+		rb.Field(0).(*array.StringBuilder).Append(id)
+		rb.Field(1).(*array.TimestampBuilder).Append(arrow.Timestamp(ts.Unix()))
+		rb.Field(2).(*array.Uint64Builder).Append(rows[i])
+	}
+	return rb.NewRecordBatch()
+}
+
+// stackCache remembers frames of stacks known to be stored, in two
+// generations: when the current one is full the older is dropped, which
+// approximates an LRU at map speed.
+type stackCache struct {
+	mu        sync.Mutex
+	cap       int
+	cur, prev map[uint64][]string
+}
+
+func newStackCache(n int) *stackCache {
+	return &stackCache{cap: max(n/2, 1), cur: map[uint64][]string{}, prev: map[uint64][]string{}}
+}
+
+func (c *stackCache) get(id uint64) ([]string, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if f, ok := c.cur[id]; ok {
+		return f, true
+	}
+	if f, ok := c.prev[id]; ok {
+		c.putLocked(id, f)
+		return f, true
+	}
+	return nil, false
+}
+
+func (c *stackCache) has(id uint64) bool {
+	_, ok := c.get(id)
+	return ok
+}
+
+func (c *stackCache) put(id uint64, frames []string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.putLocked(id, frames)
+}
+
+func (c *stackCache) putLocked(id uint64, frames []string) {
+	if len(c.cur) >= c.cap {
+		c.prev, c.cur = c.cur, make(map[uint64][]string, c.cap)
+	}
+	c.cur[id] = frames
+}
+
+// idSet is a bounded two-generation set of strings.
+type idSet struct {
+	mu        sync.Mutex
+	cap       int
+	cur, prev map[string]struct{}
+}
+
+func newIDSet(n int) *idSet {
+	return &idSet{cap: max(n/2, 1), cur: map[string]struct{}{}, prev: map[string]struct{}{}}
+}
+
+func (s *idSet) has(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, a := s.cur[id]
+	_, b := s.prev[id]
+	return a || b
+}
+
+func (s *idSet) add(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.cur) >= s.cap {
+		s.prev, s.cur = s.cur, make(map[string]struct{}, s.cap)
+	}
+	s.cur[id] = struct{}{}
+}
+
+// keyedLocks serializes work per key (concurrent retries of one batch id).
+type keyedLocks struct {
+	mu sync.Mutex
+	m  map[string]*keyLock
+}
+
+type keyLock struct {
+	mu   sync.Mutex
+	refs int
+}
+
+func (k *keyedLocks) lock(key string) (unlock func()) {
+	k.mu.Lock()
+	if k.m == nil {
+		k.m = map[string]*keyLock{}
+	}
+	l := k.m[key]
+	if l == nil {
+		l = &keyLock{}
+		k.m[key] = l
+	}
+	l.refs++
+	k.mu.Unlock()
+	l.mu.Lock()
+	return func() {
+		l.mu.Unlock()
+		k.mu.Lock()
+		l.refs--
+		if l.refs == 0 {
+			delete(k.m, key)
+		}
+		k.mu.Unlock()
+	}
+}
