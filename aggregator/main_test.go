@@ -9,7 +9,6 @@ import (
 	"testing"
 
 	"github.com/fleetprof/fleetprof/aggregator/storage"
-	"github.com/fleetprof/fleetprof/aggregator/storage/chdb"
 	"github.com/fleetprof/fleetprof/aggregator/storage/clickhousetest"
 )
 
@@ -34,7 +33,7 @@ func runMain(m *testing.M) int {
 	// The anchor keeps the engine loaded between tests' stores.
 	anchor, err := storage.Open(ctx, storage.Config{URI: "embedded:" + dir + "?database=anchor"})
 	switch {
-	case errors.Is(err, chdb.ErrLibraryNotFound):
+	case errors.Is(err, storage.ErrEngineNotInstalled):
 		embeddedSkip = "chDB library not installed (run scripts/fetch-chdb.sh or make setup): " + err.Error()
 	case err != nil:
 		fmt.Fprintln(os.Stderr, "open embedded store:", err)

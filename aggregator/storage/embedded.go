@@ -11,6 +11,11 @@ import (
 	"github.com/fleetprof/fleetprof/aggregator/storage/chdb"
 )
 
+// ErrEngineNotInstalled is wrapped by Open's error for embedded storage when the chDB
+// library (libchdb.so) is missing: run scripts/fetch-chdb.sh. Callers outside this
+// package test for it with errors.Is instead of importing the binding.
+var ErrEngineNotInstalled = chdb.ErrLibraryNotFound
+
 // embedded is the in-process chDB backend.
 type embedded struct {
 	db *chdb.DB

@@ -3,6 +3,7 @@ package ui
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -77,9 +78,7 @@ func setup(tb testing.TB, storeless bool) {
 	}
 	if env.url == "" && env.skip == "" {
 		if err := startServer(); err != nil {
-			// Matched by text: depguard keeps the chdb package (and its sentinel error)
-			// private to aggregator/storage.
-			if strings.Contains(err.Error(), "libchdb.so not found") {
+			if errors.Is(err, storage.ErrEngineNotInstalled) {
 				env.skip = "chDB library not installed (run scripts/fetch-chdb.sh or make setup): " + err.Error()
 			} else {
 				tb.Fatalf("start aggregator: %v", err)

@@ -3,11 +3,11 @@ package defense
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/fleetprof/fleetprof/aggregator/storage"
@@ -33,7 +33,7 @@ func runMain(m *testing.M) int {
 	defer os.RemoveAll(dir)
 	st, err := storage.Open(context.Background(), storage.Config{URI: "embedded:" + dir})
 	switch {
-	case err != nil && strings.Contains(err.Error(), "libchdb.so not found"):
+	case errors.Is(err, storage.ErrEngineNotInstalled):
 		storeSkip = "chDB library not installed (run scripts/fetch-chdb.sh): " + err.Error()
 	case err != nil:
 		fmt.Fprintln(os.Stderr, "open embedded store:", err)

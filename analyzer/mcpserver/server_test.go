@@ -3,6 +3,7 @@ package mcpserver
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http/httptest"
 	"os"
@@ -39,8 +40,7 @@ func runMain(m *testing.M) int {
 	defer os.RemoveAll(dir)
 	s, err := storage.Open(context.Background(), storage.Config{URI: "embedded:" + dir})
 	switch {
-	case err != nil && strings.Contains(err.Error(), "libchdb.so not found"):
-		// Matched by text: depguard keeps the chdb package (and its sentinel) inside aggregator/storage.
+	case errors.Is(err, storage.ErrEngineNotInstalled):
 		storeSkip = "chDB library not installed (run scripts/fetch-chdb.sh): " + err.Error()
 	case err != nil:
 		fmt.Fprintln(os.Stderr, "open embedded store:", err)
