@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -63,6 +64,7 @@ type Agent struct {
 	period   int64
 	useComm  bool
 	mem      memory.Allocator // batch buffers; tests use a checked allocator
+	degraded []sampler.Requirement
 
 	// forks and forkSet queue fork children to read; only the event loop
 	// touches them.
@@ -85,6 +87,7 @@ func Open(cfg Config) (*Agent, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("invalid agent config: %w", err)
 	}
+	tuneGC(cfg)
 	sym, err := symbolize.New(symbolize.Config{
 		// Samples of an exited process are drained up to one flush later.
 		ExitGrace: 2*cfg.FlushInterval + 5*time.Second,
@@ -101,7 +104,27 @@ func Open(cfg Config) (*Agent, error) {
 		src.Close()
 		return nil, err
 	}
+	// New failed already if a required capability is missing; what is left
+	// degrades symbolization (CAP_SYS_PTRACE).
+	if missing, err := sampler.CheckOwnCapabilities(); err == nil {
+		for _, r := range missing {
+			if !r.Required {
+				a.degraded = append(a.degraded, r)
+			}
+		}
+	}
 	return a, nil
+}
+
+// tuneGC applies cfg's memory settings to this process unless the
+// environment sets them.
+func tuneGC(cfg Config) {
+	if _, ok := os.LookupEnv("GOMEMLIMIT"); !ok && cfg.MemoryLimit > 0 {
+		debug.SetMemoryLimit(cfg.MemoryLimit)
+	}
+	if _, ok := os.LookupEnv("GOGC"); !ok && cfg.GCPercent > 0 {
+		debug.SetGCPercent(cfg.GCPercent)
+	}
 }
 
 // New returns an agent reading src and naming frames with sym. The agent
@@ -473,6 +496,18 @@ func (a *Agent) labelsFor(pid uint32, threadComm string) samplebatch.Labels {
 		Namespace: info.Namespace, Pod: info.Pod, Container: info.Container,
 		Comm: comm, PID: pid,
 	}
+}
+
+// Warnings names what the agent cannot do with its capabilities, e.g.
+// "missing capability CAP_SYS_PTRACE (needed for reading maps ... of other
+// users' processes ...)". Commands log them at start; /metrics exports them
+// as fleetprof_agent_capability_missing.
+func (a *Agent) Warnings() []string {
+	var w []string
+	for _, r := range a.degraded {
+		w = append(w, r.String())
+	}
+	return w
 }
 
 // Stats returns a snapshot of the counters.

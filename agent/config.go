@@ -25,6 +25,13 @@ const (
 	// DefaultMaxRowsPerBatch keeps one batch well within the aggregator's
 	// limits (1M rows, 16 MiB) on hosts with many CPUs.
 	DefaultMaxRowsPerBatch = 50_000
+	// DefaultMemoryLimit is the agent's soft Go memory limit: the symbol
+	// tables of every binary running on the host stay resident, and
+	// parsing a big binary briefly needs tens of MB more, which a
+	// default GC would let grow into double the live heap.
+	DefaultMemoryLimit = 96 << 20
+	// DefaultGCPercent is GOGC for the agent process.
+	DefaultGCPercent = 50
 )
 
 // Kubernetes modes.
@@ -62,6 +69,13 @@ type Config struct {
 	KubeConfig labels.KubeConfig
 	// MaxRowsPerBatch splits large flushes (default 50,000).
 	MaxRowsPerBatch int
+	// MemoryLimit and GCPercent are applied to the whole process by Open
+	// (debug.SetMemoryLimit, debug.SetGCPercent) unless GOMEMLIMIT or GOGC
+	// is set in the environment (defaults 96 MiB and 50; -1 leaves the
+	// runtime's setting alone). The limit is soft: a bigger live heap is
+	// not an error, the GC just runs more often.
+	MemoryLimit int64
+	GCPercent   int
 	// Ship overrides shipper settings other than those above (tests: backoff,
 	// clock). Addr, AgentID, Token, TLS and spool fields are set from Config.
 	Ship ship.Config
@@ -102,6 +116,12 @@ func (c Config) WithDefaults() Config {
 	if c.MaxRowsPerBatch == 0 {
 		c.MaxRowsPerBatch = DefaultMaxRowsPerBatch
 	}
+	if c.MemoryLimit == 0 {
+		c.MemoryLimit = DefaultMemoryLimit
+	}
+	if c.GCPercent == 0 {
+		c.GCPercent = DefaultGCPercent
+	}
 	return c
 }
 
@@ -126,6 +146,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("kubernetes mode %q (want auto, on or off)", c.Kube)
 	case c.MaxRowsPerBatch < 1:
 		return fmt.Errorf("max rows per batch %d must be positive", c.MaxRowsPerBatch)
+	case c.MemoryLimit < -1:
+		return fmt.Errorf("memory limit %d must be positive or -1", c.MemoryLimit)
+	case c.GCPercent < -1:
+		return fmt.Errorf("gc percent %d must be positive or -1", c.GCPercent)
 	}
 	if c.MetricsAddr != MetricsOff {
 		if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {

@@ -49,6 +49,7 @@ var (
 	descSpoolBytes   = desc("spool_bytes", "Bytes waiting in the spool.")
 	descSpoolBatches = desc("spool_batches", "Batches waiting in the spool.")
 	descSpoolDropped = desc("spool_dropped_total", "Batches dropped to keep the spool within its bound.")
+	descCapMissing   = desc("capability_missing", "1 for each capability the agent runs without (degraded, e.g. CAP_SYS_PTRACE).", "capability")
 	counterDescs     = []*prometheus.Desc{descSamples, descDrained, descTruncated, descFlushes, descFlushErrors, descBatches, descRows, descFrames, descMisses, descEvents, descStartErrors, descForksDropped, descSent, descAcked, descDuplicate, descRejected, descFailed, descSpoolDropped}
 	gaugeDescs       = []*prometheus.Desc{descSpoolBytes, descSpoolBatches}
 )
@@ -58,7 +59,7 @@ var (
 type statsCollector struct{ a *Agent }
 
 func (c statsCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range append(append([]*prometheus.Desc{descDrops}, counterDescs...), gaugeDescs...) {
+	for _, d := range append(append([]*prometheus.Desc{descDrops, descCapMissing}, counterDescs...), gaugeDescs...) {
 		ch <- d
 	}
 }
@@ -75,6 +76,9 @@ func (c statsCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(descSpoolBytes, prometheus.GaugeValue, float64(st.Ship.SpoolBytes))
 	ch <- prometheus.MustNewConstMetric(descSpoolBatches, prometheus.GaugeValue, float64(st.Ship.SpoolBatches))
+	for _, r := range c.a.degraded {
+		ch <- prometheus.MustNewConstMetric(descCapMissing, prometheus.GaugeValue, 1, r.Cap.String())
+	}
 	for r := range sampler.NumDropReasons {
 		ch <- prometheus.MustNewConstMetric(descDrops, prometheus.CounterValue, float64(st.Sampler.Drops[r]), r.String())
 	}

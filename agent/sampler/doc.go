@@ -37,5 +37,8 @@
 //   - CPUs that come online after New are not sampled.
 //   - Requires root or CAP_BPF+CAP_PERFMON (and CAP_SYS_RESOURCE on kernels
 //     that still charge BPF memory to RLIMIT_MEMLOCK), Linux 5.8+ with BTF
-//     (/sys/kernel/btf/vmlinux) for ring buffers and tp_btf.
+//     (/sys/kernel/btf/vmlinux) for ring buffers and tp_btf. New reads
+//     CapEff from /proc/self/status before loading and fails with an error
+//     naming each missing capability (CheckCapabilities documents the
+//     decisions; CAP_SYS_PTRACE is reported as optional).
 package sampler

@@ -75,6 +75,13 @@ func New(cfg Config) (*Sampler, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("invalid sampler config: %w", err)
 	}
+	// Say exactly which capability is missing rather than the EPERM that
+	// loading would give. An unreadable status is left to the load error.
+	if missing, err := CheckOwnCapabilities(); err == nil {
+		if err := CapabilityError(missing); err != nil {
+			return nil, err
+		}
+	}
 	cpus, err := onlineCPUs()
 	if err != nil {
 		return nil, err

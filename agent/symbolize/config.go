@@ -15,7 +15,7 @@ type Config struct {
 	// (<dir>/.build-id/xx/rest.debug). Default ["/usr/lib/debug"].
 	DebugDirs []string
 	// MaxFiles bounds the number of parsed objects kept in the cache beyond
-	// those referenced by tracked processes. Default 256.
+	// those referenced by tracked processes. Default 32: exited binaries (a build host runs thousands) are rarely seen again.
 	MaxFiles int
 	// MaxDWARFBytes skips inline expansion for objects whose .debug_info is
 	// larger, because parsing it costs time and memory. Default 64 MiB.
@@ -34,7 +34,7 @@ type Config struct {
 const (
 	defaultProcRoot      = "/proc"
 	defaultDebugDir      = "/usr/lib/debug"
-	defaultMaxFiles      = 256
+	defaultMaxFiles      = 32
 	defaultMaxDWARFBytes = 64 << 20
 	defaultExitGrace     = 10 * time.Second
 	defaultMinRefresh    = time.Second

@@ -36,15 +36,24 @@
 // the leaf is a return address, so 1 is subtracted before the lookup to land
 // on the call instruction (right function and inline context).
 //
-// Process lifecycle: ProcessStarted reads /proc/PID/maps and loads the
-// executable objects at once, so processes that exit before their samples
-// are symbolized still resolve. The start time (field 22 of /proc/PID/stat)
+// Process lifecycle: ProcessStarted reads /proc/PID/maps and opens the
+// executable objects at once (the open files stay readable after the
+// process is gone), so processes that exit before their samples are
+// symbolized still resolve. The start time (field 22 of /proc/PID/stat)
 // detects pid reuse. An address outside every known mapping of a live
 // process re-reads its maps (at most every Config.MinRefresh): libraries
 // mapped by ld.so after the exec event, or dlopen. ProcessExited keeps the
-// process for Config.ExitGrace for late samples. Parsed objects are cached
-// by build id (or dev+inode+size+mtime without one) in an LRU bounded by
-// Config.MaxFiles; tracked processes keep their objects referenced.
+// process for Config.ExitGrace for late samples. Objects are cached by build
+// id (or dev+inode+size+mtime without one) and reference counted by the
+// tracked processes that map them; unreferenced ones stay in an LRU bounded
+// by Config.MaxFiles, so a library shared by many processes is parsed once.
+//
+// Memory: an object is opened at ProcessStarted but parsed only when a sample
+// first needs it (most processes of a busy host are never sampled), and
+// kept compact: symbol tables are streamed from the file (only function
+// names are read), Go names are interned, inline runs take 16 bytes each
+// with shared chains. Parsing still briefly needs the Go .gopclntab or the
+// DWARF of one object in memory (tens of MB for the biggest binaries).
 //
 // Not supported: unwinding (.eh_frame/DWARF CFI is the sampler's job),
 // .gnu_debuglink, debuginfod, JIT perf maps (/tmp/perf-PID.map), source
@@ -52,7 +61,12 @@
 // kallsyms reloads after modules load. A process that exits before ld.so
 // mapped its libraries keeps those frames unknown.
 //
-// A Symbolizer is safe for concurrent use. One mutex serializes all calls,
-// including the file I/O of loading a new object (libc with its debug file
-// and DWARF takes ~0.7 s once; a Go binary ~30 ms).
+// A Symbolizer is safe for concurrent use. One mutex guards its state but is
+// never held while parsing: ProcessStarted only reads /proc/PID/maps and
+// opens new objects (and their debug files), so the ProcessStarted of the
+// next pid is never blocked by a parse. The first Symbolize that needs an
+// object parses it after releasing the lock (one parse at a time, to bound
+// memory; libc with its debug file and DWARF takes ~0.5-1.5 s once, a Go
+// binary ~30-150 ms); others needing the same object wait for that parse,
+// also without the lock.
 package symbolize

@@ -18,6 +18,7 @@ const (
 
 	pcHeaderNfunc       = 8
 	pcHeaderFuncnameOff = 32
+	pcHeaderCuOff       = 40 // end of the function name table
 	pcHeaderPctabOff    = 56
 	pcHeaderPclnOff     = 64
 	pcHeaderSize        = 72
@@ -44,7 +45,7 @@ var errNoModuledata = errors.New("go moduledata not found")
 // goTables holds what parseGoPclntab extracts from a Go binary.
 type goTables struct {
 	syms []symbol
-	inl  []inlineRun
+	inl  inlineTable
 }
 
 // parseGoPclntab reads function names and the inline tree (the tables the
@@ -74,6 +75,10 @@ func parseGoPclntab(f *elf.File) (*goTables, error) {
 	if funcnameOff >= uint64(len(tab)) || pctabOff >= uint64(len(tab)) || pclnOff+(nfunc+1)*8 > uint64(len(tab)) {
 		return nil, errors.New("pclntab header out of range")
 	}
+	namesEnd := le.Uint64(tab[pcHeaderCuOff:])
+	if namesEnd < funcnameOff || namesEnd > uint64(len(tab)) {
+		namesEnd = uint64(len(tab))
+	}
 	md, err := findModuledata(f, sec.Addr, sec.Addr+funcnameOff)
 	if err != nil {
 		return nil, err
@@ -88,10 +93,12 @@ func parseGoPclntab(f *elf.File) (*goTables, error) {
 	}
 	gofuncData, gofuncAddr := sectionAt(f, gofunc)
 
-	r := &pclnReader{tab: tab, funcnames: tab[funcnameOff:], pctab: tab[pctabOff:], quantum: quantum}
+	r := &pclnReader{tab: tab, funcnames: tab[funcnameOff:namesEnd], pctab: tab[pctabOff:], quantum: quantum}
 	ftab := tab[pclnOff:]
 	out := &goTables{syms: make([]symbol, 0, nfunc)}
 	var runs []pcRun
+	var chainBuf []string
+	var chains chainInterner
 	for i := range nfunc {
 		entry := text + uint64(le.Uint32(ftab[i*8:]))
 		end := text + uint64(le.Uint32(ftab[(i+1)*8:]))
@@ -132,7 +139,7 @@ func parseGoPclntab(f *elf.File) (*goTables, error) {
 			}
 			// Walk from the innermost inlined call out to the physical
 			// function, as the runtime's inlineUnwinder does.
-			var chain []string
+			chain := chainBuf[:0]
 			for ix, n := run.val, 0; ix >= 0 && n < 64; n++ {
 				off := uint64(ix) * inlinedCallSize
 				if off+inlinedCallSize > uint64(len(tree)) {
@@ -143,12 +150,13 @@ func parseGoPclntab(f *elf.File) (*goTables, error) {
 				ix = valueAt(runs, parent)
 			}
 			slices.Reverse(chain)
-			out.inl = append(out.inl, inlineRun{lo: run.lo, hi: run.hi, chain: chain})
+			chainBuf = chain
+			chains.add(&out.inl, run.lo, run.hi, chain)
 		}
 	}
 	// ftab is sorted by entry; keep the invariant explicit for lookups.
 	slices.SortStableFunc(out.syms, func(a, b symbol) int { return cmp.Compare(a.addr, b.addr) })
-	slices.SortStableFunc(out.inl, func(a, b inlineRun) int { return cmp.Compare(a.lo, b.lo) })
+	chains.finish(&out.inl)
 	return out, nil
 }
 
@@ -202,17 +210,34 @@ func sectionAt(f *elf.File, addr uint64) ([]byte, uint64) {
 type pclnReader struct {
 	tab, funcnames, pctab []byte
 	quantum               uint64
+	names                 map[int32]string // by funcnametab offset
+	arena                 string           // funcnames as a string
 }
 
 func (r *pclnReader) name(off int32) string {
 	if off < 0 || int(off) >= len(r.funcnames) {
 		return "?"
 	}
-	b := r.funcnames[off:]
-	if i := bytes.IndexByte(b, 0); i >= 0 {
+	// Interned: inlined callees repeat the same few thousand names
+	// hundreds of thousands of times in a big binary.
+	if n, ok := r.names[off]; ok {
+		return n
+	}
+	if r.arena == "" {
+		// One allocation for all names instead of one each: the table
+		// holds little but the names of functions this object defines.
+		r.arena = string(r.funcnames)
+	}
+	b := r.arena[off:]
+	if i := strings.IndexByte(b, 0); i >= 0 {
 		b = b[:i]
 	}
-	return goPrintName(string(b))
+	n := goPrintName(b)
+	if r.names == nil {
+		r.names = map[int32]string{}
+	}
+	r.names[off] = n
+	return n
 }
 
 // goPrintName shortens type arguments to "[...]" as the runtime does

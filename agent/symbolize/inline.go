@@ -18,16 +18,89 @@ type inlineRun struct {
 	chain  []string
 }
 
+// inlineTable is an object's inline runs in compact form, 16 bytes a run:
+// a big Go binary has hundreds of thousands of runs but only thousands of
+// distinct chains.
+type inlineTable struct {
+	runs   []inlineRange // sorted by lo, disjoint
+	chains [][]string
+}
+
+type inlineRange struct {
+	lo    uint64
+	n     uint32 // hi - lo
+	chain uint32 // index into chains
+}
+
 // inlines appends the names of the calls inlined at addr, outermost first.
 func (o *object) inlines(dst []string, addr uint64) []string {
-	i, found := slices.BinarySearchFunc(o.inl, addr, func(r inlineRun, a uint64) int { return cmp.Compare(r.lo, a) })
+	runs := o.inl.runs
+	i, found := slices.BinarySearchFunc(runs, addr, func(r inlineRange, a uint64) int { return cmp.Compare(r.lo, a) })
 	if !found {
 		i--
 	}
-	if i < 0 || addr >= o.inl[i].hi {
+	if i < 0 || addr-runs[i].lo >= uint64(runs[i].n) {
 		return dst
 	}
-	return append(dst, o.inl[i].chain...)
+	return append(dst, o.inl.chains[runs[i].chain]...)
+}
+
+// chainInterner numbers distinct inline chains.
+type chainInterner struct {
+	index  map[string]uint32
+	chains [][]string
+	key    []byte // reused: a lookup allocates nothing
+}
+
+// intern returns the index of chain (which the caller may reuse).
+func (ci *chainInterner) intern(chain []string) uint32 {
+	ci.key = ci.key[:0]
+	for _, n := range chain {
+		ci.key = append(ci.key, n...)
+		ci.key = append(ci.key, 0)
+	}
+	if i, ok := ci.index[string(ci.key)]; ok {
+		return i
+	}
+	if ci.index == nil {
+		ci.index = map[string]uint32{}
+	}
+	i := uint32(len(ci.chains))
+	ci.chains = append(ci.chains, slices.Clone(chain))
+	ci.index[string(ci.key)] = i
+	return i
+}
+
+// add appends the run [lo, hi) with chain to t, merging it into the last
+// run when they touch and share the chain.
+func (ci *chainInterner) add(t *inlineTable, lo, hi uint64, chain []string) {
+	if hi <= lo || hi-lo > 1<<32-1 {
+		return
+	}
+	c := ci.intern(chain)
+	if n := len(t.runs); n > 0 && t.runs[n-1].chain == c && t.runs[n-1].lo+uint64(t.runs[n-1].n) == lo {
+		t.runs[n-1].n += uint32(hi - lo)
+		return
+	}
+	t.runs = append(t.runs, inlineRange{lo: lo, n: uint32(hi - lo), chain: c})
+}
+
+// finish sorts t's runs and trims slack.
+func (ci *chainInterner) finish(t *inlineTable) {
+	slices.SortStableFunc(t.runs, func(a, b inlineRange) int { return cmp.Compare(a.lo, b.lo) })
+	t.runs = slices.Clone(t.runs)
+	t.chains = ci.chains
+}
+
+// compactInlines turns wide runs (sorted, disjoint) into a table.
+func compactInlines(runs []inlineRun) inlineTable {
+	var t inlineTable
+	var ci chainInterner
+	for _, r := range runs {
+		ci.add(&t, r.lo, r.hi, r.chain)
+	}
+	ci.finish(&t)
+	return t
 }
 
 // flattenCalls turns nested call ranges of one function, in DIE pre-order
@@ -73,10 +146,10 @@ const tagGNUCallSite dwarf.Tag = 0x4109
 
 // parseInlines reads DW_TAG_inlined_subroutine entries of every concrete
 // function in f's DWARF.
-func parseInlines(f *elf.File) ([]inlineRun, error) {
+func parseInlines(f *elf.File) (inlineTable, error) {
 	d, err := f.DWARF()
 	if err != nil {
-		return nil, fmt.Errorf("load dwarf: %w", err)
+		return inlineTable{}, fmt.Errorf("load dwarf: %w", err)
 	}
 	type call struct {
 		lo, hi uint64
@@ -100,7 +173,7 @@ func parseInlines(f *elf.File) ([]inlineRun, error) {
 	for {
 		e, err := r.Next()
 		if err != nil {
-			return nil, fmt.Errorf("read dwarf entry: %w", err)
+			return inlineTable{}, fmt.Errorf("read dwarf entry: %w", err)
 		}
 		if e == nil {
 			break
@@ -194,5 +267,5 @@ func parseInlines(f *elf.File) ([]inlineRun, error) {
 		out = flattenCalls(out, calls)
 	}
 	slices.SortFunc(out, func(a, b inlineRun) int { return cmp.Compare(a.lo, b.lo) })
-	return slices.Clip(out), nil
+	return compactInlines(out), nil
 }

@@ -169,8 +169,9 @@ func TestLifecycle(t *testing.T) {
 			}
 		}
 		st := s.Stats()
-		if st.FileMisses != 2 || st.FileHits != 1 || st.FilesCached != 1 {
-			t.Errorf("stats = %+v, want 2 misses, 1 hit, 1 cached", st)
+		// Both are referenced by live processes: neither is evicted.
+		if st.FileMisses != 2 || st.FileHits != 1 || st.FilesCached != 2 {
+			t.Errorf("stats = %+v, want 2 misses, 1 hit, 2 cached", st)
 		}
 		// Evicted from the cache, still referenced by its process.
 		if got := sym(s, 20, exeA); got != "a" {
@@ -178,6 +179,42 @@ func TestLifecycle(t *testing.T) {
 		}
 		if got := sym(s, 22, pieA); got != "a" {
 			t.Errorf("cached object's process: %q", got)
+		}
+	})
+
+	t.Run("unreferenced objects evicted", func(t *testing.T) {
+		fp := newFakeProc(t)
+		s := newTestSymbolizer(t, Config{ProcRoot: fp.root, MaxFiles: 1, ExitGrace: time.Nanosecond})
+		fp.set(t, 20, 100, exeLine)
+		fp.set(t, 22, 100, pieLine)
+		fp.set(t, 23, 100)
+		for _, pid := range []uint32{20, 22} {
+			if err := s.ProcessStarted(pid); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if got := sym(s, 22, pieA); got != "a" {
+			t.Errorf("before exit: %q", got)
+		}
+		s.ProcessExited(20)
+		s.ProcessExited(22)
+		time.Sleep(time.Millisecond)                 // past the grace period
+		if err := s.ProcessStarted(23); err != nil { // sweeps
+			t.Fatal(err)
+		}
+		if st := s.Stats(); st.FilesCached != 1 || st.Processes != 1 {
+			t.Errorf("after exits: %+v, want 1 cached object (MaxFiles), 1 process", st)
+		}
+		// The most recently released one (pie) stays cached.
+		fp.set(t, 24, 100, pieLine)
+		if err := s.ProcessStarted(24); err != nil {
+			t.Fatal(err)
+		}
+		if st := s.Stats(); st.FileMisses != 2 || st.FileHits != 1 {
+			t.Errorf("after restart: %+v, want a hit for the cached object", st)
+		}
+		if got := sym(s, 24, pieA); got != "a" {
+			t.Errorf("cached object after restart: %q", got)
 		}
 	})
 

@@ -1,12 +1,16 @@
 package symbolize
 
 import (
+	"bufio"
+	"bytes"
 	"cmp"
+	"container/list"
 	"debug/elf"
 	"debug/gosym"
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 
@@ -14,14 +18,25 @@ import (
 )
 
 // object is the parsed symbol information of one ELF
-// file (executable, shared library or the vDSO); only lazy demangling
-// changes it after load, under the Symbolizer lock.
+// file (executable, shared library or the vDSO). It enters the cache with
+// its files open but unparsed (so each file is parsed once, and only if a
+// sample needs it); the first Symbolize that needs it parses it without the
+// Symbolizer lock, then sets the tables and loaded under the lock and closes
+// ready. After that only lazy demangling changes it, under the same lock.
+// All fields but the tables are guarded by the Symbolizer lock.
 type object struct {
 	key      string // cache key: build id or file identity
 	segments []segment
 	syms     []symbol // sorted by addr, one per addr
-	inl      []inlineRun
+	inl      inlineTable
 	statKeys []string // file identities that resolved to this object
+
+	ready  chan struct{} // closed once loaded is set
+	loaded bool          // tables set (or failed)
+	failed bool          // could not be parsed: frames stay unknown
+	src    *objectSource // open files until a parse starts
+	refs   int           // tracked processes mapping it
+	elem   *list.Element // in the LRU while unreferenced
 }
 
 // segment is a PT_LOAD program header: the mapping between file offsets and
@@ -90,7 +105,7 @@ type elfInput struct {
 // parseObject builds an object from the mapped file and, if found, its
 // separate debug file (which may be nil).
 func parseObject(file, debug *elfInput, maxDWARF int64) (*object, error) {
-	o := &object{}
+	o := &object{loaded: true}
 	for _, p := range file.f.Progs {
 		if p.Type == elf.PT_LOAD {
 			o.segments = append(o.segments, segment{off: p.Off, vaddr: p.Vaddr, filesz: p.Filesz})
@@ -140,13 +155,19 @@ func parseObject(file, debug *elfInput, maxDWARF int64) (*object, error) {
 		}
 		return strings.Compare(a.name, b.name)
 	})
+	n := 0
+	for i, c := range cands {
+		if i == 0 || cands[i-1].addr != c.addr {
+			n++
+		}
+	}
+	o.syms = make([]symbol, 0, n) // exact: objects stay resident for long
 	for i, c := range cands {
 		if i > 0 && cands[i-1].addr == c.addr {
 			continue
 		}
 		o.syms = append(o.syms, c.symbol)
 	}
-	o.syms = slices.Clip(o.syms)
 
 	if goTab != nil {
 		// Go code's inlining comes from pclntab: it is what the runtime
@@ -175,6 +196,74 @@ func hasDWARF(f *elf.File) bool {
 }
 
 func appendELFSymbols(cands []candidate, f *elf.File, dynamic, isGo bool) []candidate {
+	want := elf.SHT_SYMTAB
+	if dynamic {
+		want = elf.SHT_DYNSYM
+	}
+	var sec *elf.Section
+	for _, sc := range f.Sections {
+		if sc.Type == want {
+			sec = sc
+			break
+		}
+	}
+	if sec == nil || int(sec.Link) >= len(f.Sections) {
+		return cands
+	}
+	if f.Class != elf.ELFCLASS64 {
+		return appendELFSymbolsSlow(cands, f, dynamic, isGo)
+	}
+	// Stream the table and read only the names of functions: debug/elf
+	// would hold the whole string table and every symbol (data included)
+	// at once, tens of MB for a big C++ library.
+	strtab := f.Sections[sec.Link]
+	r := bufio.NewReaderSize(sec.Open(), 64<<10)
+	var ent [24]byte // Elf64_Sym
+	var nameBuf []byte
+	for i := 0; ; i++ {
+		if _, err := io.ReadFull(r, ent[:]); err != nil {
+			return cands
+		}
+		if i == 0 {
+			continue // the null symbol
+		}
+		nameOff := f.ByteOrder.Uint32(ent[0:])
+		info := ent[4]
+		shndx := elf.SectionIndex(f.ByteOrder.Uint16(ent[6:]))
+		value := f.ByteOrder.Uint64(ent[8:])
+		size := f.ByteOrder.Uint64(ent[16:])
+		typ := elf.ST_TYPE(info)
+		if typ != elf.STT_FUNC && typ != elf.STT_GNU_IFUNC || value == 0 || shndx == elf.SHN_UNDEF || nameOff == 0 {
+			continue
+		}
+		var ok bool
+		if nameBuf, ok = readCString(strtab, int64(nameOff), nameBuf); !ok || len(nameBuf) == 0 {
+			continue
+		}
+		cands = appendELFCandidate(cands, string(nameBuf), value, size, info, isGo)
+	}
+}
+
+// readCString reads the NUL-terminated string at off of sec into buf.
+func readCString(sec *elf.Section, off int64, buf []byte) ([]byte, bool) {
+	buf = buf[:cap(buf)]
+	if len(buf) < 256 {
+		buf = make([]byte, 256)
+	}
+	for {
+		n, err := sec.ReadAt(buf, off)
+		if i := bytes.IndexByte(buf[:n], 0); i >= 0 {
+			return buf[:i], true
+		}
+		if err != nil || n < len(buf) {
+			return buf[:0], false
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+}
+
+// appendELFSymbolsSlow is appendELFSymbols through debug/elf (32-bit files).
+func appendELFSymbolsSlow(cands []candidate, f *elf.File, dynamic, isGo bool) []candidate {
 	var syms []elf.Symbol
 	if dynamic {
 		syms, _ = f.DynamicSymbols()
@@ -189,26 +278,29 @@ func appendELFSymbols(cands []candidate, f *elf.File, dynamic, isGo bool) []cand
 		if s.Value == 0 || s.Section == elf.SHN_UNDEF || s.Name == "" {
 			continue
 		}
-		prio := prioLocal
-		switch elf.ST_BIND(s.Info) {
-		case elf.STB_GLOBAL:
-			prio = prioGlobal
-		case elf.STB_WEAK:
-			prio = prioWeak
-		}
-		name := s.Name
-		if isGo {
-			// Go's linker names assembly (ABI0) functions "pkg.f.abi0";
-			// the runtime and pprof call them "pkg.f".
-			name = strings.TrimSuffix(name, ".abi0")
-			name = strings.TrimSuffix(name, ".abiinternal")
-		} else if i := strings.IndexByte(name, '@'); i > 0 {
-			name = name[:i] // symbol versions: memcpy@@GLIBC_2.14
-		}
-		mangled := strings.HasPrefix(name, "_Z") || strings.HasPrefix(name, "_R")
-		cands = append(cands, candidate{symbol: symbol{addr: s.Value, size: s.Size, name: name, mangled: mangled}, prio: prio})
+		cands = appendELFCandidate(cands, s.Name, s.Value, s.Size, s.Info, isGo)
 	}
 	return cands
+}
+
+func appendELFCandidate(cands []candidate, name string, value, size uint64, info byte, isGo bool) []candidate {
+	prio := prioLocal
+	switch elf.ST_BIND(info) {
+	case elf.STB_GLOBAL:
+		prio = prioGlobal
+	case elf.STB_WEAK:
+		prio = prioWeak
+	}
+	if isGo {
+		// Go's linker names assembly (ABI0) functions "pkg.f.abi0";
+		// the runtime and pprof call them "pkg.f".
+		name = strings.TrimSuffix(name, ".abi0")
+		name = strings.TrimSuffix(name, ".abiinternal")
+	} else if i := strings.IndexByte(name, '@'); i > 0 {
+		name = name[:i] // symbol versions: memcpy@@GLIBC_2.14
+	}
+	mangled := strings.HasPrefix(name, "_Z") || strings.HasPrefix(name, "_R")
+	return append(cands, candidate{symbol: symbol{addr: value, size: size, name: name, mangled: mangled}, prio: prio})
 }
 
 // appendGoSymbols reads function names from .gopclntab, which survives

@@ -193,7 +193,7 @@ func TestConfig(t *testing.T) {
 	}
 	var c Config
 	c.setDefaults()
-	if c.ProcRoot != "/proc" || c.MaxFiles != 256 || !slices.Equal(c.DebugDirs, []string{"/usr/lib/debug"}) {
+	if c.ProcRoot != "/proc" || c.MaxFiles != defaultMaxFiles || !slices.Equal(c.DebugDirs, []string{"/usr/lib/debug"}) {
 		t.Errorf("defaults = %+v", c)
 	}
 }
@@ -269,7 +269,7 @@ func TestFlattenCalls(t *testing.T) {
 	}) {
 		t.Errorf("flattenCalls =\n%+v\nwant\n%+v", got, want)
 	}
-	o := &object{inl: got}
+	o := &object{inl: compactInlines(got)}
 	for _, tc := range []struct {
 		addr uint64
 		want []string

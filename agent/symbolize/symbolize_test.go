@@ -685,8 +685,15 @@ func BenchmarkLoadObject(b *testing.B) {
 			}
 			for b.Loop() {
 				s := newTestSymbolizer(b, Config{})
-				if s.objectFor(pid, m) == nil {
+				o := s.objectFor(pid, m)
+				if o == nil {
 					b.Fatal("load failed")
+				}
+				s.mu.Lock()
+				s.ensureLoaded(o)
+				s.mu.Unlock()
+				if o.failed {
+					b.Fatal("parse failed")
 				}
 			}
 		})

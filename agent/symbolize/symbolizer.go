@@ -25,9 +25,16 @@ type Symbolizer struct {
 	procs  map[uint32]*process
 	exited *list.List // of *process, in exit order
 
-	lru    *list.List               // of *object, most recently used first
-	byKey  map[string]*list.Element // build id or file identity -> lru element
-	byStat map[string]*object       // file identity -> object
+	// Objects are reference counted by the tracked processes that map
+	// them; lru holds the unreferenced ones, most recently used first,
+	// bounded by Config.MaxFiles.
+	lru    *list.List
+	byKey  map[string]*object // build id or file identity -> object
+	byStat map[string]*object // file identity -> object
+
+	// parsing admits one object parse at a time: parsing runs outside mu,
+	// and running several at once would multiply the agent's peak memory.
+	parsing chan struct{}
 
 	kernel       *kernelSymbols
 	kernelLoaded bool
@@ -43,10 +50,10 @@ type Stats struct {
 	Frames        uint64 // names returned (inlined frames included)
 	UnknownFrames uint64 // frames returned as [unknown]
 	FileHits      uint64 // object found in the cache
-	FileMisses    uint64 // object parsed from disk
+	FileMisses    uint64 // object opened from disk (parsed when first needed)
 	FileErrors    uint64 // object could not be opened or parsed
 	MapsReads     uint64 // /proc/PID/maps reads
-	FilesCached   int    // objects in the cache
+	FilesCached   int    // objects known: referenced by processes, or unreferenced in the LRU (parsed or not)
 	Processes     int    // processes tracked (exited ones in grace included)
 }
 
@@ -65,12 +72,13 @@ func New(cfg Config) (*Symbolizer, error) {
 		return nil, err
 	}
 	return &Symbolizer{
-		cfg:    cfg,
-		procs:  map[uint32]*process{},
-		exited: list.New(),
-		lru:    list.New(),
-		byKey:  map[string]*list.Element{},
-		byStat: map[string]*object{},
+		cfg:     cfg,
+		procs:   map[uint32]*process{},
+		exited:  list.New(),
+		lru:     list.New(),
+		byKey:   map[string]*object{},
+		byStat:  map[string]*object{},
+		parsing: make(chan struct{}, 1),
 	}, nil
 }
 
@@ -106,7 +114,7 @@ func (s *Symbolizer) Stats() Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := s.stats
-	st.FilesCached = s.lru.Len()
+	st.FilesCached = len(s.byKey)
 	st.Processes = len(s.procs)
 	return st
 }
@@ -200,7 +208,10 @@ func (s *Symbolizer) appendMapped(dst []string, m *mapping, pc uint64) []string 
 		return append(dst, "[unknown]")
 	}
 	fileOff := pc - m.start + m.offset
-	if m.obj == nil {
+	if m.obj != nil {
+		s.ensureLoaded(m.obj)
+	}
+	if m.obj == nil || m.obj.failed {
 		s.stats.UnknownFrames++
 		return append(dst, unknownFrame(m.path, fileOff))
 	}
@@ -215,7 +226,7 @@ func (s *Symbolizer) appendMapped(dst []string, m *mapping, pc uint64) []string 
 		return append(dst, unknownFrame(m.path, vaddr))
 	}
 	dst = append(dst, sym.name)
-	if len(m.obj.inl) > 0 {
+	if len(m.obj.inl.runs) > 0 {
 		dst = m.obj.inlines(dst, vaddr)
 	}
 	return dst
@@ -250,6 +261,7 @@ func (s *Symbolizer) sweep(now time.Time) {
 		s.exited.Remove(e)
 		if s.procs[p.pid] == p {
 			delete(s.procs, p.pid)
+			s.release(p)
 		}
 	}
 }
@@ -295,7 +307,12 @@ func (s *Symbolizer) startLocked(pid uint32, now time.Time) (*process, error) {
 	}
 	// An exited predecessor's entry in s.exited no longer matches
 	// s.procs[pid], so sweep leaves p alone.
+	prev := s.procs[pid]
 	s.procs[pid] = p
+	s.retain(p)
+	if prev != nil {
+		s.release(prev)
+	}
 	return p, nil
 }
 
@@ -312,7 +329,12 @@ func (s *Symbolizer) objectFor(pid uint32, m *mapping) *object {
 		s.stats.FileErrors++
 		return nil
 	}
-	defer f.Close()
+	keep := false // the loader closes f
+	defer func() {
+		if !keep {
+			f.Close()
+		}
+	}()
 	var st syscall.Stat_t
 	if err := syscall.Fstat(int(f.Fd()), &st); err != nil {
 		s.stats.FileErrors++
@@ -334,10 +356,9 @@ func (s *Symbolizer) objectFor(pid uint32, m *mapping) *object {
 	if idErr == nil {
 		key = "b:" + id
 	}
-	if e, ok := s.byKey[key]; ok {
-		o := e.Value.(*object)
+	if o, ok := s.byKey[key]; ok {
 		s.stats.FileHits++
-		s.lru.MoveToFront(e)
+		s.touch(o)
 		o.statKeys = append(o.statKeys, statKey)
 		s.byStat[statKey] = o
 		return o
@@ -346,36 +367,134 @@ func (s *Symbolizer) objectFor(pid uint32, m *mapping) *object {
 	var debug *elfInput
 	if idErr == nil && !strings.HasPrefix(id, "go:") {
 		if df, name := s.openDebugFile(pid, id); df != nil {
-			defer df.Close()
 			debug = &elfInput{f: df, name: name}
 		}
 	}
-	o, err := parseObject(&elfInput{f: ef, name: m.path}, debug, s.cfg.MaxDWARFBytes)
-	if err != nil {
-		s.stats.FileErrors++
-		return nil
-	}
-	o.key = key
-	o.statKeys = []string{statKey}
-	s.byKey[key] = s.lru.PushFront(o)
+	// Parse later, when a sample needs it, and outside the lock: most
+	// processes of a busy host are never sampled, and exec events of other
+	// processes (whose maps must be read before they exit) must not queue
+	// behind a 1 s DWARF parse. The open files keep the object readable
+	// after the process is gone.
+	o := &object{key: key, statKeys: []string{statKey}, ready: make(chan struct{}),
+		src: &objectSource{f: f, file: &elfInput{f: ef, name: m.path}, debug: debug}}
+	keep = true
+	s.byKey[key] = o
 	s.byStat[statKey] = o
+	// Not in the LRU: startLocked retains it at once, and evicting it
+	// before (a process mapping more than MaxFiles new objects) would
+	// lose it.
+	return o
+}
+
+// objectSource is the open files of an object not parsed yet.
+type objectSource struct {
+	f           *os.File
+	file, debug *elfInput
+}
+
+func (src *objectSource) close() {
+	src.f.Close()
+	if src.debug != nil {
+		src.debug.f.Close()
+	}
+}
+
+// ensureLoaded parses o if nobody has yet, or waits for the goroutine that
+// is parsing it. Called and returns with s.mu held, but releases it
+// meanwhile: mappings and objects are never freed under the caller.
+func (s *Symbolizer) ensureLoaded(o *object) {
+	if o.loaded {
+		return
+	}
+	if o.src == nil { // another goroutine is parsing it
+		s.mu.Unlock()
+		<-o.ready
+		s.mu.Lock()
+		return
+	}
+	src := o.src
+	o.src = nil
+	s.mu.Unlock()
+	s.parsing <- struct{}{}
+	parsed, err := parseObject(src.file, src.debug, s.cfg.MaxDWARFBytes)
+	<-s.parsing
+	src.close()
+	s.mu.Lock()
+	if err != nil {
+		o.failed = true
+		s.stats.FileErrors++
+	} else {
+		o.segments, o.syms, o.inl = parsed.segments, parsed.syms, parsed.inl
+	}
+	o.loaded = true
+	close(o.ready)
+}
+
+// retain and release count p's references to its objects.
+func (s *Symbolizer) retain(p *process) {
+	for o := range p.objects() {
+		if o.refs == 0 && o.elem != nil {
+			s.lru.Remove(o.elem)
+			o.elem = nil
+		}
+		o.refs++
+	}
+}
+
+func (s *Symbolizer) release(p *process) {
+	for o := range p.objects() {
+		o.refs--
+		if o.refs == 0 && s.byKey[o.key] == o {
+			o.elem = s.lru.PushFront(o)
+		}
+	}
+	s.evict()
+}
+
+// evict drops the least recently used unreferenced objects beyond MaxFiles.
+func (s *Symbolizer) evict() {
 	for s.lru.Len() > s.cfg.MaxFiles {
-		e := s.lru.Back()
-		old := e.Value.(*object)
-		s.lru.Remove(e)
+		old := s.lru.Remove(s.lru.Back()).(*object)
+		old.elem = nil
 		delete(s.byKey, old.key)
 		for _, k := range old.statKeys {
 			if s.byStat[k] == old {
 				delete(s.byStat, k)
 			}
 		}
+		if old.src != nil { // never parsed: nobody needs it any more
+			old.src.close()
+			old.src = nil
+			old.failed, old.loaded = true, true
+			close(old.ready)
+		}
 	}
-	return o
+}
+
+// objects yields each distinct cached object p maps.
+func (p *process) objects() func(func(*object) bool) {
+	return func(yield func(*object) bool) {
+		for i, m := range p.maps {
+			if m.obj == nil || m.obj.key == "" {
+				continue
+			}
+			dup := false
+			for _, prev := range p.maps[:i] {
+				if prev.obj == m.obj {
+					dup = true
+					break
+				}
+			}
+			if !dup && !yield(m.obj) {
+				return
+			}
+		}
+	}
 }
 
 func (s *Symbolizer) touch(o *object) {
-	if e, ok := s.byKey[o.key]; ok {
-		s.lru.MoveToFront(e)
+	if o.elem != nil {
+		s.lru.MoveToFront(o.elem)
 	}
 }
 
