@@ -79,6 +79,9 @@ func runAgent(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	log.Info("agent started", "aggregator", cfg.Aggregator, "hz", cfg.Hz, "flush", cfg.FlushInterval,
 		"node", cfg.NodeName, "spool", cfg.SpoolDir, "metrics", cfg.MetricsAddr)
+	for _, w := range a.Warnings() {
+		log.Warn("agent degraded", "reason", w)
+	}
 	go logProblems(ctx, log, a)
 	err = a.Run(ctx)
 	st := a.Stats()
