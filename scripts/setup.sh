@@ -9,7 +9,7 @@ sudo=""
 [ "$(id -u)" = 0 ] || sudo="sudo"
 
 pkgs=(
-  gcc make git ca-certificates npm      # build, cgo, chDB fetch
+  gcc make git ca-certificates         # build, cgo
   clang llvm libbpf-dev bpftool         # eBPF code generation (make generate)
   linux-perf                            # perf, the reference for agent agreement benchmarks
   clickhouse-server clickhouse-client   # ClickHouse server backend (tests start their own)
@@ -18,6 +18,9 @@ pkgs=(
   libc6-dbg                             # separate debug files, symbolization tests
 )
 missing=()
+# npm fetches chDB; a machine may already have Node.js and npm from another source
+# (then Debian's npm would conflict with it), so only a missing command asks for it.
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
