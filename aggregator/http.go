@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"sort"
 	"time"
 
 	"github.com/fleetprof/fleetprof/aggregator/pprofconv"
@@ -61,6 +62,7 @@ func (s *Server) routes() http.Handler {
 		{"series", s.series},
 		{"versions", s.versions},
 		{"findings", s.findings},
+		{"opportunities", s.opportunities},
 	} {
 		mux.Handle("GET /api/v1/"+e.name, s.api(e.name, e.h))
 	}
@@ -266,7 +268,22 @@ func (s *Server) versions(r *http.Request, q url.Values, now time.Time) (any, er
 
 // findings are not limited to the last hour by default: they are few and long-lived.
 func (s *Server) findings(r *http.Request, q url.Values, now time.Time) (any, error) {
-	fq := storage.FindingsQuery{Service: q.Get("service"), Kind: q.Get("kind")}
+	fq, err := findingsQuery(q, now)
+	if err != nil {
+		return nil, err
+	}
+	fq.Kind = q.Get("kind")
+	recs, err := s.store.Findings(r.Context(), fq)
+	if recs == nil {
+		recs = []storage.FindingRecord{}
+	}
+	return map[string]any{"findings": recs}, err
+}
+
+// findingsQuery parses the parameters findings and opportunities share: service, from,
+// to (on the time a finding was stored) and limit.
+func findingsQuery(q url.Values, now time.Time) (storage.FindingsQuery, error) {
+	fq := storage.FindingsQuery{Service: q.Get("service")}
 	for _, p := range []struct {
 		name string
 		t    *time.Time
@@ -274,19 +291,75 @@ func (s *Server) findings(r *http.Request, q url.Values, now time.Time) (any, er
 		if v := q.Get(p.name); v != "" {
 			t, err := ParseTime(v, now)
 			if err != nil {
-				return nil, badParam(p.name, "%v", err)
+				return fq, badParam(p.name, "%v", err)
 			}
 			*p.t = t
 		}
 	}
 	limit, err := intParam(q, "limit", DefaultFindings, MaxFindings)
 	if err != nil {
-		return nil, err
+		return fq, err
 	}
 	fq.Limit = limit
-	recs, err := s.store.Findings(r.Context(), fq)
-	if recs == nil {
-		recs = []storage.FindingRecord{}
+	return fq, nil
+}
+
+// opportunities are the stored findings of kind opportunity from each service's latest
+// analysis (older runs' records describe code that may be gone), largest estimated
+// saving first. The answer has the shape of findings.
+func (s *Server) opportunities(r *http.Request, q url.Values, now time.Time) (any, error) {
+	fq, err := findingsQuery(q, now)
+	if err != nil {
+		return nil, err
 	}
-	return map[string]any{"findings": recs}, err
+	limit := fq.Limit
+	// Ranking needs every candidate, not the newest limit of them.
+	fq.Kind, fq.Limit = "opportunity", MaxFindings
+	recs, err := s.store.Findings(r.Context(), fq)
+	if err != nil {
+		return nil, err
+	}
+	latest := map[string]time.Time{}
+	for _, rec := range recs {
+		if rec.Created.After(latest[rec.Service]) {
+			latest[rec.Service] = rec.Created
+		}
+	}
+	type ranked struct {
+		rec          storage.FindingRecord
+		cores, share float64
+	}
+	var rs []ranked
+	for _, rec := range recs {
+		if !rec.Created.Equal(latest[rec.Service]) {
+			continue
+		}
+		var body struct {
+			Opportunity *struct {
+				Share float64 `json:"estimated_saving_share"`
+				Cores float64 `json:"estimated_saving_cores"`
+			} `json:"opportunity"`
+		}
+		x := ranked{rec: rec}
+		// A body that does not decode still lists (last): stored data is never hidden.
+		if json.Unmarshal(rec.Body, &body) == nil && body.Opportunity != nil {
+			x.cores, x.share = body.Opportunity.Cores, body.Opportunity.Share
+		}
+		rs = append(rs, x)
+	}
+	sort.SliceStable(rs, func(i, j int) bool {
+		a, b := rs[i], rs[j]
+		if a.cores != b.cores {
+			return a.cores > b.cores
+		}
+		if a.share != b.share {
+			return a.share > b.share
+		}
+		return a.rec.ID < b.rec.ID
+	})
+	out := make([]storage.FindingRecord, 0, min(limit, len(rs)))
+	for i := 0; i < len(rs) && i < limit; i++ {
+		out = append(out, rs[i].rec)
+	}
+	return map[string]any{"findings": out}, nil
 }

@@ -14,11 +14,13 @@ import (
 	"github.com/fleetprof/fleetprof/aggregator/storage"
 	"github.com/fleetprof/fleetprof/analyzer/defense"
 	"github.com/fleetprof/fleetprof/analyzer/findings"
+	"github.com/fleetprof/fleetprof/analyzer/offense"
+	"github.com/fleetprof/fleetprof/analyzer/opportunity"
 	"github.com/fleetprof/fleetprof/analyzer/rootcause"
 )
 
 func init() {
-	register("analyze", "run regression detection once over the store and print findings", runAnalyze)
+	register("analyze", "run regression detection and opportunity ranking once over the store and print findings", runAnalyze)
 }
 
 // kvFlag collects repeated KEY=VALUE flags.
@@ -52,12 +54,24 @@ type analyzeOptions struct {
 	storage string
 	chdbLib string
 	json    bool
+	// kind is what to run: regression, opportunity or all.
+	kind    string
 	cfg     defense.Config
+	offense offense.Config
 }
+
+// Analysis kinds (--kind).
+const (
+	kindRegression  = "regression"
+	kindOpportunity = "opportunity"
+	kindAll         = "all"
+)
+
+func (o *analyzeOptions) runs(kind string) bool { return o.kind == kindAll || o.kind == kind }
 
 func parseAnalyzeFlags(args []string) (*analyzeOptions, error) {
 	fs := flag.NewFlagSet("analyze", flag.ContinueOnError)
-	o := &analyzeOptions{cfg: defense.DefaultConfig()}
+	o := &analyzeOptions{cfg: defense.DefaultConfig(), offense: offense.DefaultConfig()}
 	repos, vmaps := kvFlag{}, kvFlag{}
 	var services listFlag
 	var now string
@@ -69,6 +83,11 @@ func parseAnalyzeFlags(args []string) (*analyzeOptions, error) {
 	fs.DurationVar(&o.cfg.History, "history", o.cfg.History, "history read before the window (baseline; 48h enables the seasonality filter)")
 	fs.DurationVar(&o.cfg.Step, "step", o.cfg.Step, "detector time bucket")
 	fs.Float64Var(&o.cfg.MinShare, "min-share", o.cfg.MinShare, "skip functions below this inclusive share (0..1)")
+	fs.StringVar(&o.kind, "kind", kindAll, "what to run: regression (defense), opportunity (offense) or all")
+	fs.DurationVar(&o.offense.Window, "opportunity-window", o.offense.Window, "data ranked for opportunities: the last this long")
+	fs.Float64Var(&o.offense.Opportunity.MinShare, "opportunity-min-share", 0, "drop opportunities below this share of the service (0..1; default 0.001)")
+	fs.Float64Var(&o.offense.Opportunity.CostPerCoreYear, "cost-per-core-year", 0, "money one core costs for a year (default 250)")
+	fs.Float64Var(&o.offense.Opportunity.WattsPerCore, "watts-per-core", 0, "watts one busy core draws (default 6)")
 	fs.Var(repos, "repo", "SERVICE=PATH: git repository for root cause (repeatable)")
 	fs.Var(vmaps, "version-map", "SERVICE=FILE: version → commit map (JSON object or \"VERSION COMMIT\" lines; default: versions are git refs)")
 	fs.StringVar(&now, "now", "", "analyze as of this time (RFC 3339; default: now)")
@@ -80,8 +99,15 @@ func parseAnalyzeFlags(args []string) (*analyzeOptions, error) {
 	if fs.NArg() > 0 {
 		return nil, usageError{fmt.Errorf("unexpected arguments %q", fs.Args())}
 	}
+	switch o.kind {
+	case kindRegression, kindOpportunity, kindAll:
+	default:
+		return nil, usageError{fmt.Errorf("--kind %q: want regression, opportunity or all", o.kind)}
+	}
 	o.cfg.Services = services
 	o.cfg.Store = !dryRun
+	o.offense.Services = services
+	o.offense.Store = !dryRun
 	if len(repos) > 0 {
 		o.cfg.Repos = repos
 	}
@@ -101,9 +127,13 @@ func parseAnalyzeFlags(args []string) (*analyzeOptions, error) {
 			return nil, usageError{fmt.Errorf("--now: %w", err)}
 		}
 		o.cfg.Now = func() time.Time { return t }
+		o.offense.Now = o.cfg.Now
 	}
 	if err := o.cfg.Validate(); err != nil {
 		return nil, usageError{err}
+	}
+	if err := o.offense.Validate(); err != nil {
+		return nil, usageError{fmt.Errorf("opportunities: %w", err)}
 	}
 	if err := (storage.Config{URI: o.storage}).Validate(); err != nil {
 		return nil, usageError{err}
@@ -124,19 +154,74 @@ func runAnalyze(ctx context.Context, args []string, stdout io.Writer) error {
 	return analyzeOnce(ctx, store, o, stdout, slog.New(slog.NewTextHandler(os.Stderr, nil)))
 }
 
-// analyzeOnce runs one analysis over st and prints the findings.
+// analyzeOnce runs one analysis of each selected kind over st and prints the findings:
+// a table per kind, or one findings document with --json.
 func analyzeOnce(ctx context.Context, st defense.Store, o *analyzeOptions, stdout io.Writer, log *slog.Logger) error {
-	rep, err := defense.Analyze(ctx, st, o.cfg)
-	if err != nil {
-		return err
+	var all []findings.Finding
+	var generated time.Time
+	var def *defense.Report
+	if o.runs(kindRegression) {
+		rep, err := defense.Analyze(ctx, st, o.cfg)
+		if err != nil {
+			return err
+		}
+		for _, e := range rep.Errors {
+			log.Warn("root cause failed", "err", e)
+		}
+		def, generated = rep, rep.To
+		all = append(all, rep.Findings...)
 	}
-	for _, e := range rep.Errors {
-		log.Warn("root cause failed", "err", e)
+	var off *offense.Report
+	if o.runs(kindOpportunity) {
+		rep, err := offense.Analyze(ctx, st, o.offense)
+		if err != nil {
+			return err
+		}
+		off = rep
+		if generated.IsZero() {
+			generated = rep.To
+		}
+		all = append(all, rep.Findings...)
 	}
 	if o.json {
-		return findings.Encode(stdout, rep.To, rep.Findings)
+		return findings.Encode(stdout, generated, all)
 	}
-	return printFindings(stdout, rep)
+	if def != nil {
+		if err := printFindings(stdout, def); err != nil {
+			return err
+		}
+	}
+	if off != nil {
+		if def != nil {
+			if _, err := fmt.Fprintln(stdout); err != nil {
+				return err
+			}
+		}
+		return printOpportunities(stdout, off, o.offense.Opportunity)
+	}
+	return nil
+}
+
+// printOpportunities writes the opportunities as a table, largest saving first.
+// The yearly saving uses the configured cost of a core.
+func printOpportunities(w io.Writer, rep *offense.Report, cfg opportunity.Config) error {
+	cfg = cfg.WithDefaults()
+	if len(rep.Findings) == 0 {
+		_, err := fmt.Fprintf(w, "no opportunities in %s … %s (%d services)\n", rep.From.Format(time.RFC3339), rep.To.Format(time.RFC3339), rep.Services)
+		return err
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SERVICE\tFUNCTION\tPATTERN\tSHARE\tSAVING\tCORES SAVED\tPER YEAR\tCONFIDENCE")
+	for _, f := range rep.Findings {
+		op := f.Opportunity
+		if op == nil {
+			continue
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%.3f%%\t%.3f%%\t%.4f\t%.0f %s\t%.0f%%\n", f.Service, f.Function, op.Pattern,
+			100*f.Before.Value, 100*op.EstimatedSavingShare, op.EstimatedSavingCores,
+			op.EstimatedSavingCores*cfg.CostPerCoreYear, cfg.Currency, 100*op.Confidence)
+	}
+	return tw.Flush()
 }
 
 // printFindings writes the findings as a table, one line per finding plus its top

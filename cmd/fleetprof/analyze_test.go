@@ -4,16 +4,22 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"flag"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/fleetprof/fleetprof/aggregator/storage"
 	"github.com/fleetprof/fleetprof/analyzer/defense"
 	"github.com/fleetprof/fleetprof/analyzer/findings"
+	"github.com/fleetprof/fleetprof/analyzer/offense"
+	"github.com/fleetprof/fleetprof/analyzer/opportunity"
 )
 
 func TestParseAnalyzeFlags(t *testing.T) {
@@ -28,7 +34,8 @@ func TestParseAnalyzeFlags(t *testing.T) {
 		check func(*testing.T, *analyzeOptions)
 	}{
 		{"defaults", nil, false, func(t *testing.T, o *analyzeOptions) {
-			if o.cfg.Window != 6*time.Hour || !o.cfg.Store || o.json || o.storage != storage.DefaultURI {
+			if o.cfg.Window != 6*time.Hour || !o.cfg.Store || o.json || o.storage != storage.DefaultURI ||
+				o.kind != kindAll || o.offense.Window != time.Hour || !o.offense.Store {
 				t.Errorf("defaults %+v", o)
 			}
 		}},
@@ -41,6 +48,18 @@ func TestParseAnalyzeFlags(t *testing.T) {
 					t.Errorf("parsed %+v", o.cfg)
 				}
 			}},
+		{"opportunities", []string{"--kind", "opportunity", "--opportunity-window", "30m", "--cost-per-core-year", "400",
+			"--service", "a", "--dry-run", "--now", "2026-01-06T00:00:00Z"}, false,
+			func(t *testing.T, o *analyzeOptions) {
+				if o.runs(kindRegression) || !o.runs(kindOpportunity) || o.offense.Window != 30*time.Minute ||
+					o.offense.Opportunity.CostPerCoreYear != 400 || o.offense.Store || len(o.offense.Services) != 1 ||
+					!o.offense.Now().Equal(time.Date(2026, 1, 6, 0, 0, 0, 0, time.UTC)) {
+					t.Errorf("parsed %+v", o.offense)
+				}
+			}},
+		{"bad kind", []string{"--kind", "both"}, true, nil},
+		{"bad opportunity window", []string{"--opportunity-window", "0s"}, true, nil},
+		{"bad opportunity share", []string{"--opportunity-min-share", "1"}, true, nil},
 		{"bad repo", []string{"--repo", "nopath"}, true, nil},
 		{"bad window", []string{"--window", "0s"}, true, nil},
 		{"bad now", []string{"--now", "yesterday"}, true, nil},
@@ -92,12 +111,14 @@ func TestAnalyzeOnceEmpty(t *testing.T) {
 		if err := analyzeOnce(context.Background(), emptyStore{}, o, &out, slog.New(slog.DiscardHandler)); err != nil {
 			t.Fatal(err)
 		}
-		want := "no regressions"
+		want := []string{"no regressions", "no opportunities"}
 		if js {
-			want = `"findings": []`
+			want = []string{`"findings": []`}
 		}
-		if !strings.Contains(out.String(), want) {
-			t.Errorf("json=%v: output %q lacks %q", js, out.String(), want)
+		for _, w := range want {
+			if !strings.Contains(out.String(), w) {
+				t.Errorf("json=%v: output %q lacks %q", js, out.String(), w)
+			}
 		}
 	}
 }
@@ -118,5 +139,270 @@ func TestPrintFindings(t *testing.T) {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, out.String())
 		}
+	}
+}
+
+// youngStore is a fake defense.Store holding a few minutes of samples of one service,
+// like `fleetprof up` shortly after it started; Rollup and Profile are computed from
+// the samples.
+type youngStore struct {
+	samples []youngSample
+	mu      sync.Mutex
+	put     []storage.FindingRecord
+	// stored gets the kind of every PutFindings call (when set).
+	stored chan string
+}
+
+type youngSample struct {
+	ts     time.Time
+	frames []string
+	value  int64
+}
+
+// newYoungStore has minutes of samples ending at end, 100 per minute: 30% regexp
+// compilation under api.Handle, the rest in api.Work.
+func newYoungStore(end time.Time, minutes int) *youngStore {
+	s := &youngStore{}
+	for i := range minutes {
+		ts := end.Add(-time.Duration(minutes-i) * time.Minute)
+		s.samples = append(s.samples,
+			youngSample{ts, []string{"main.main", "example.com/api.Handle", "regexp.MustCompile", "regexp.compile"}, 30},
+			youngSample{ts, []string{"main.main", "example.com/api.Work"}, 70})
+	}
+	return s
+}
+
+func (s *youngStore) in(from, to time.Time) []youngSample {
+	var out []youngSample
+	for _, x := range s.samples {
+		if !x.ts.Before(from) && x.ts.Before(to) {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+func (s *youngStore) Services(_ context.Context, from, to time.Time) ([]string, error) {
+	if len(s.in(from, to)) == 0 {
+		return nil, nil
+	}
+	return []string{"api"}, nil
+}
+
+func (s *youngStore) Rollup(_ context.Context, q storage.RollupQuery) ([]storage.RollupRow, error) {
+	var out []storage.RollupRow
+	for _, x := range s.in(q.From, q.To) {
+		row := func(fn string, self int64) storage.RollupRow {
+			return storage.RollupRow{Service: "api", Version: "v1", Bucket: x.ts, Function: fn, Self: self, Inclusive: x.value}
+		}
+		out = append(out, row("", 0))
+		for i, f := range x.frames {
+			self := int64(0)
+			if i == len(x.frames)-1 {
+				self = x.value
+			}
+			out = append(out, row(f, self))
+		}
+	}
+	return out, nil
+}
+
+func (s *youngStore) Versions(_ context.Context, _ string, from, to time.Time) ([]storage.VersionSpan, error) {
+	xs := s.in(from, to)
+	if len(xs) == 0 {
+		return nil, nil
+	}
+	span := storage.VersionSpan{Version: "v1", FirstSeen: xs[0].ts, LastSeen: xs[len(xs)-1].ts}
+	for _, x := range xs {
+		span.Samples += x.value
+	}
+	return []storage.VersionSpan{span}, nil
+}
+
+func (s *youngStore) Profile(_ context.Context, sel storage.Selection) (*storage.Profile, error) {
+	p := &storage.Profile{PeriodNS: 10_000_000}
+	byStack := map[string]int{}
+	for _, x := range s.in(sel.From, sel.To) {
+		k := strings.Join(x.frames, ";")
+		i, ok := byStack[k]
+		if !ok {
+			i = len(p.Stacks)
+			byStack[k] = i
+			p.Stacks = append(p.Stacks, storage.StackCount{Frames: x.frames})
+		}
+		p.Stacks[i].Value += x.value
+		p.Total += x.value
+	}
+	return p, nil
+}
+
+func (s *youngStore) PutFindings(_ context.Context, recs []storage.FindingRecord) error {
+	s.mu.Lock()
+	s.put = append(s.put, recs...)
+	s.mu.Unlock()
+	if s.stored != nil && len(recs) > 0 {
+		s.stored <- recs[0].Kind
+	}
+	return nil
+}
+
+func TestAnalyzeOnceKinds(t *testing.T) {
+	end := time.Date(2026, 1, 6, 12, 0, 0, 0, time.UTC)
+	tests := []struct {
+		kind     string
+		json     bool
+		want     []string
+		dontWant []string
+	}{
+		{"all", false, []string{"no regressions", "example.com/api.Handle", "regexp-compile"}, nil},
+		{"regression", false, []string{"no regressions"}, []string{"regexp"}},
+		{"opportunity", false, []string{"example.com/api.Handle", "PER YEAR"}, []string{"regressions"}},
+		{"all", true, []string{`"kind": "opportunity"`, `"schema": "fleetprof.findings/v1"`}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprintf("%s json=%v", tt.kind, tt.json), func(t *testing.T) {
+			args := []string{"--kind", tt.kind, "--now", end.Format(time.RFC3339), "--window", "1h", "--history", "2h", "--step", "5m"}
+			if tt.json {
+				args = append(args, "--json")
+			}
+			o, err := parseAnalyzeFlags(args)
+			if err != nil {
+				t.Fatal(err)
+			}
+			st := newYoungStore(end, 20)
+			var out bytes.Buffer
+			if err := analyzeOnce(context.Background(), st, o, &out, slog.New(slog.DiscardHandler)); err != nil {
+				t.Fatal(err)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(out.String(), w) {
+					t.Errorf("output lacks %q:\n%s", w, out.String())
+				}
+			}
+			for _, w := range tt.dontWant {
+				if strings.Contains(out.String(), w) {
+					t.Errorf("output has %q:\n%s", w, out.String())
+				}
+			}
+			if tt.json {
+				if _, err := findings.Decode(&out); err != nil {
+					t.Errorf("output is not a findings document: %v", err)
+				}
+			}
+			stored := len(st.put) > 0
+			if wantStored := tt.kind != "regression"; stored != wantStored {
+				t.Errorf("stored %d records, want some: %v", len(st.put), wantStored)
+			}
+		})
+	}
+}
+
+func TestPrintOpportunities(t *testing.T) {
+	rep := &offense.Report{Findings: []findings.Finding{{
+		Kind: findings.KindOpportunity, Service: "api", Function: "example.com/api.Handle",
+		Before: findings.Share{Value: 0.3},
+		Opportunity: &findings.Opportunity{Pattern: "regexp-compile", EstimatedSavingShare: 0.285,
+			EstimatedSavingCores: 0.57, Confidence: 0.9},
+	}}}
+	var out bytes.Buffer
+	if err := printOpportunities(&out, rep, opportunity.Config{CostPerCoreYear: 100}); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"example.com/api.Handle", "regexp-compile", "30.000%", "28.500%", "0.5700", "57 USD", "90%"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, out.String())
+		}
+	}
+}
+
+// logRecords is a slog handler collecting records.
+type logRecords struct {
+	mu   sync.Mutex
+	recs []slog.Record
+}
+
+func (h *logRecords) Enabled(context.Context, slog.Level) bool { return true }
+func (h *logRecords) Handle(_ context.Context, r slog.Record) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.recs = append(h.recs, r)
+	return nil
+}
+func (h *logRecords) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h *logRecords) WithGroup(string) slog.Handler      { return h }
+
+// TestAnalyzerLoopYoungData runs `fleetprof up`'s analyzer loop over 20 minutes of
+// data: both analyses must succeed, and opportunities must be stored.
+func TestAnalyzerLoopYoungData(t *testing.T) {
+	st := newYoungStore(time.Now().Truncate(time.Minute), 20)
+	st.stored = make(chan string, 16)
+	fs := flag.NewFlagSet("up", flag.ContinueOnError)
+	var cfg analyzerLoopConfig
+	bindAnalyzerLoopFlags(fs, &cfg)
+	if err := fs.Parse([]string{"--analyze-interval", "1h"}); err != nil {
+		t.Fatal(err)
+	}
+	logs := &logRecords{}
+	exec, interrupt, err := analyzerActor(cfg, st, slog.New(logs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- exec() }()
+	for kind := range st.stored {
+		if kind == "opportunity" {
+			break
+		}
+	}
+	interrupt(nil)
+	if err := <-done; err != nil {
+		t.Fatalf("loop returned %v", err)
+	}
+	logs.mu.Lock()
+	defer logs.mu.Unlock()
+	var msgs []string
+	for _, r := range logs.recs {
+		msgs = append(msgs, r.Message)
+		if r.Level >= slog.LevelWarn {
+			t.Errorf("logged %s: %s", r.Level, r.Message)
+		}
+	}
+	if !slices.Contains(msgs, "regression analysis") {
+		t.Errorf("no regression analysis logged: %q", msgs)
+	}
+}
+
+func TestAnalyzerLoopConfig(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		ok   bool
+	}{
+		{"defaults", nil, true},
+		{"disabled", []string{"--analyze-interval", "0"}, true},
+		{"negative", []string{"--analyze-interval", "-1m"}, false},
+		{"bad window", []string{"--analyze-window", "1s"}, false},
+		{"bad opportunity window", []string{"--opportunity-window", "0s"}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fs := flag.NewFlagSet("up", flag.ContinueOnError)
+			var cfg analyzerLoopConfig
+			bindAnalyzerLoopFlags(fs, &cfg)
+			if err := fs.Parse(tt.args); err != nil {
+				t.Fatal(err)
+			}
+			exec, interrupt, err := analyzerActor(cfg, emptyStore{}, slog.New(slog.DiscardHandler))
+			if (err == nil) != tt.ok {
+				t.Fatalf("error %v, want ok=%v", err, tt.ok)
+			}
+			if err != nil {
+				return
+			}
+			interrupt(nil)
+			if err := exec(); err != nil {
+				t.Errorf("exec after interrupt: %v", err)
+			}
+		})
 	}
 }
