@@ -243,6 +243,17 @@ func (c *Client) Versions(ctx context.Context, service string, from, to time.Tim
 
 // Findings lists stored analyzer findings, newest first.
 func (c *Client) Findings(ctx context.Context, fq storage.FindingsQuery) ([]storage.FindingRecord, error) {
+	return c.findings(ctx, "findings", findingsValues(fq))
+}
+
+// Opportunities returns the latest stored opportunities (kind ignored), largest
+// estimated saving first.
+func (c *Client) Opportunities(ctx context.Context, fq storage.FindingsQuery) ([]storage.FindingRecord, error) {
+	fq.Kind = ""
+	return c.findings(ctx, "opportunities", findingsValues(fq))
+}
+
+func findingsValues(fq storage.FindingsQuery) url.Values {
 	q := timeValues(fq.From, fq.To)
 	if fq.Kind != "" {
 		q.Set("kind", fq.Kind)
@@ -253,9 +264,13 @@ func (c *Client) Findings(ctx context.Context, fq storage.FindingsQuery) ([]stor
 	if fq.Limit > 0 {
 		q.Set("limit", strconv.Itoa(fq.Limit))
 	}
+	return q
+}
+
+func (c *Client) findings(ctx context.Context, route string, q url.Values) ([]storage.FindingRecord, error) {
 	var out struct {
 		Findings []storage.FindingRecord `json:"findings"`
 	}
-	err := c.Get(ctx, "findings", q, &out)
+	err := c.Get(ctx, route, q, &out)
 	return out.Findings, err
 }
