@@ -3,7 +3,6 @@ package defense
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -11,37 +10,25 @@ import (
 	"testing"
 
 	"github.com/fleetprof/fleetprof/aggregator/storage"
+	"github.com/fleetprof/fleetprof/aggregator/storage/storagetest"
 	"github.com/fleetprof/fleetprof/analyzer/findings"
 	"github.com/fleetprof/fleetprof/analyzer/simulate"
 	"github.com/fleetprof/fleetprof/proto/samplebatch"
 )
 
 // One chDB engine per process: the store is opened once for the test binary.
-var (
-	realStore *storage.Store
-	storeSkip string
-)
+var shared *storagetest.Embedded
 
 func TestMain(m *testing.M) { os.Exit(runMain(m)) }
 
 func runMain(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "fleetprof-defense-test-")
+	e, err := storagetest.OpenEmbedded()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	defer os.RemoveAll(dir)
-	st, err := storage.Open(context.Background(), storage.Config{URI: "embedded:" + dir})
-	switch {
-	case errors.Is(err, storage.ErrEngineNotInstalled):
-		storeSkip = "chDB library not installed (run scripts/fetch-chdb.sh): " + err.Error()
-	case err != nil:
-		fmt.Fprintln(os.Stderr, "open embedded store:", err)
-		return 1
-	default:
-		realStore = st
-		defer st.Close()
-	}
+	defer e.Close()
+	shared = e
 	return m.Run()
 }
 
@@ -62,9 +49,7 @@ func fleetBatch(f *simulate.Fleet) *samplebatch.Batch {
 // Analyze (rollup, profiles, versions) → root cause from the generated repository →
 // findings stored and read back.
 func TestAnalyzeRealStore(t *testing.T) {
-	if realStore == nil {
-		t.Skip(storeSkip)
-	}
+	realStore := shared.Require(t)
 	if _, err := exec.LookPath("git"); err != nil {
 		t.Skip("git command not installed (Debian package git)")
 	}

@@ -3,7 +3,6 @@ package mcpserver
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http/httptest"
 	"os"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/fleetprof/fleetprof/aggregator"
 	"github.com/fleetprof/fleetprof/aggregator/storage"
+	"github.com/fleetprof/fleetprof/aggregator/storage/storagetest"
 	"github.com/fleetprof/fleetprof/analyzer/findings"
 	"github.com/fleetprof/fleetprof/analyzer/skills"
 	"github.com/fleetprof/fleetprof/analyzer/tools"
@@ -24,30 +24,23 @@ import (
 
 // One embedded chDB engine per test process.
 var (
-	store     *storage.Store
-	storeSkip string
-	aggURL    string
+	store  *storage.Store
+	shared *storagetest.Embedded
+	aggURL string
 )
 
 func TestMain(m *testing.M) { os.Exit(runMain(m)) }
 
 func runMain(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "fleetprof-mcp-test-")
+	e, err := storagetest.OpenEmbedded()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	defer os.RemoveAll(dir)
-	s, err := storage.Open(context.Background(), storage.Config{URI: "embedded:" + dir})
-	switch {
-	case errors.Is(err, storage.ErrEngineNotInstalled):
-		storeSkip = "chDB library not installed (run scripts/fetch-chdb.sh): " + err.Error()
-	case err != nil:
-		fmt.Fprintln(os.Stderr, "open embedded store:", err)
-		return 1
-	default:
+	defer e.Close()
+	shared = e
+	if s := e.Store; s != nil {
 		store = s
-		defer s.Close()
 		srv, err := aggregator.New(aggregator.Config{}, s, nil)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
@@ -74,9 +67,7 @@ func git(t *testing.T, dir string, args ...string) {
 // Join fixed) and returns a toolbox over it and a git copy of the fixture.
 func setup(t *testing.T) *tools.Toolbox {
 	t.Helper()
-	if store == nil {
-		t.Skip(storeSkip)
-	}
+	shared.Require(t)
 	repo := filepath.Join(t.TempDir(), "hotmod")
 	if err := skills.CopyTree("../testdata/hotmod", repo); err != nil {
 		t.Fatal(err)

@@ -2,7 +2,6 @@ package pipeline
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"net/http/httptest"
@@ -16,6 +15,7 @@ import (
 	"github.com/fleetprof/fleetprof/aggregator"
 	"github.com/fleetprof/fleetprof/aggregator/pprofconv"
 	"github.com/fleetprof/fleetprof/aggregator/storage"
+	"github.com/fleetprof/fleetprof/aggregator/storage/storagetest"
 	"github.com/fleetprof/fleetprof/proto/samplebatch"
 )
 
@@ -24,32 +24,24 @@ var update = flag.Bool("update", false, "rewrite golden files")
 // One embedded chDB engine per test process: every test shares this store and uses
 // its own service names.
 var (
-	store     *storage.Store
-	storeSkip string
-	aggURL    string
+	store  *storage.Store
+	shared *storagetest.Embedded
+	aggURL string
 )
 
 func TestMain(m *testing.M) { os.Exit(runMain(m)) }
 
 func runMain(m *testing.M) int {
 	flag.Parse()
-	ctx := context.Background()
-	dir, err := os.MkdirTemp("", "fleetprof-pipeline-test-")
+	e, err := storagetest.OpenEmbedded()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	defer os.RemoveAll(dir)
-	s, err := storage.Open(ctx, storage.Config{URI: "embedded:" + dir})
-	switch {
-	case errors.Is(err, storage.ErrEngineNotInstalled):
-		storeSkip = "chDB library not installed (run scripts/fetch-chdb.sh): " + err.Error()
-	case err != nil:
-		fmt.Fprintln(os.Stderr, "open embedded store:", err)
-		return 1
-	default:
+	defer e.Close()
+	shared = e
+	if s := e.Store; s != nil {
 		store = s
-		defer s.Close()
 		srv, err := aggregator.New(aggregator.Config{}, s, nil)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "aggregator:", err)
@@ -65,9 +57,7 @@ func runMain(m *testing.M) int {
 // needStore skips without chDB and returns the aggregator's URL.
 func needStore(t *testing.T) string {
 	t.Helper()
-	if store == nil {
-		t.Skip(storeSkip)
-	}
+	shared.Require(t)
 	return aggURL
 }
 
