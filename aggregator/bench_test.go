@@ -3,6 +3,7 @@ package aggregator
 import (
 	"context"
 	"fmt"
+	"syscall"
 	"testing"
 	"time"
 
@@ -31,6 +32,23 @@ func benchBatch(service string, ts time.Time, rows int) []samplebatch.Sample {
 	return out
 }
 
+// cpuTime is this process's CPU time: server, client and (embedded) engine threads.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// reportCPU reports rows per CPU-second, which unlike rows/s does not depend on
+// what else the machine runs. Not for the server backend (its CPU is elsewhere).
+func reportCPU(b *testing.B, backend string, rows int, cpu0 time.Duration) {
+	if backend != "server" {
+		b.ReportMetric(float64(rows)/(cpuTime()-cpu0).Seconds(), "rows/cpu-s")
+	}
+}
+
 // BenchmarkIngestE2E streams 10,000-row batches over gRPC into each backend; the
 // rows/s metric is what one aggregator ingests end to end (network, Arrow decode, store).
 func BenchmarkIngestE2E(b *testing.B) {
@@ -53,6 +71,7 @@ func BenchmarkIngestE2E(b *testing.B) {
 			}
 			b.SetBytes(int64(len(data)))
 			b.ResetTimer()
+			cpu0 := cpuTime()
 			// The sender runs ahead of the acks, as an agent with a send window does;
 			// gRPC flow control bounds how far.
 			sendErr := make(chan error, 1)
@@ -79,8 +98,76 @@ func BenchmarkIngestE2E(b *testing.B) {
 			}
 			b.StopTimer()
 			b.ReportMetric(float64(rows*b.N)/b.Elapsed().Seconds(), "rows/s")
+			reportCPU(b, be.name, rows*b.N, cpu0)
 			stream.CloseSend()
 			stream.Recv()
+		})
+	}
+}
+
+// BenchmarkIngestE2EAgents is many agents at once: 16 streams, each sending
+// 5,000-row batches of one host, as a fleet's DaemonSet does. Here the
+// per-insert overhead dominates unless concurrent batches are group-committed.
+func BenchmarkIngestE2EAgents(b *testing.B) {
+	const (
+		streams = 16
+		rows    = 5000
+	)
+	for _, be := range backends {
+		b.Run(be.name, func(b *testing.B) {
+			st := be.open(b)
+			if m, ok := st.(*memStore); ok {
+				m.discard = true
+			}
+			ts := startServer(b, st, Config{})
+			svc := uniqueService(b)
+			payload := make([][]byte, streams)
+			for s := range payload {
+				smp := benchBatch(svc, time.Now().Add(-5*time.Minute).Truncate(time.Minute), rows)
+				for i := range smp {
+					smp[i].Labels.Host = fmt.Sprintf("agent-%02d", s)
+				}
+				data, err := samplebatch.Encode(smp)
+				if err != nil {
+					b.Fatal(err)
+				}
+				payload[s] = data
+			}
+			b.ResetTimer()
+			cpu0 := cpuTime()
+			errc := make(chan error, streams)
+			for s := range streams {
+				go func() {
+					errc <- func() error {
+						stream, err := ingestv1.NewIngestServiceClient(ts.conn).Write(context.Background())
+						if err != nil {
+							return err
+						}
+						defer stream.CloseSend()
+						for i := 0; i < b.N; i++ {
+							if err := stream.Send(&ingestv1.WriteRequest{BatchId: fmt.Sprintf("%s-%d-%d", svc, s, i), ArrowIpc: payload[s]}); err != nil {
+								return err
+							}
+							resp, err := stream.Recv()
+							if err != nil {
+								return err
+							}
+							if resp.Status != ingestv1.WriteResponse_STATUS_ACKED {
+								return fmt.Errorf("stream %d batch %d: %v %s", s, i, resp.Status, resp.Error)
+							}
+						}
+						return nil
+					}()
+				}()
+			}
+			for range streams {
+				if err := <-errc; err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(streams*rows*b.N)/b.Elapsed().Seconds(), "rows/s")
+			reportCPU(b, be.name, streams*rows*b.N, cpu0)
 		})
 	}
 }

@@ -5,10 +5,12 @@ import (
 	"crypto/subtle"
 	"errors"
 	"io"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/fleetprof/fleetprof/aggregator/storage"
 	ingestv1 "github.com/fleetprof/fleetprof/proto/fleetprof/ingest/v1"
 	"github.com/fleetprof/fleetprof/proto/samplebatch"
 	"google.golang.org/grpc"
@@ -23,10 +25,131 @@ type ingestService struct {
 	s         *Server
 	draining  chan struct{}
 	drainOnce sync.Once
+	commit    *groupCommit // nil when the store cannot write several batches at once
 }
 
 func newIngestService(s *Server) *ingestService {
-	return &ingestService{s: s, draining: make(chan struct{})}
+	is := &ingestService{s: s, draining: make(chan struct{})}
+	if bs, ok := s.store.(batchStore); ok {
+		is.commit = &groupCommit{st: bs}
+	}
+	return is
+}
+
+// batchStore is a Store that writes several batches in one go
+// (storage.Store.IngestBatches).
+type batchStore interface {
+	Store
+	IngestBatches(ctx context.Context, items []storage.IngestItem) ([]storage.IngestResult, error)
+}
+
+// Group commit bounds: one write holds at most this many batches and rows.
+const (
+	maxGroupBatches = 64
+	maxGroupRows    = 1_000_000
+)
+
+// groupCommit merges batches that arrive on different streams while a write
+// is in progress into one IngestBatches call: every ClickHouse insert costs a
+// part and a fixed overhead, so many agents sending small batches get several
+// times the rows/s of one insert per batch. There is no background goroutine:
+// the caller that finds no write running leads, writes what is queued, and
+// hands the lead to the oldest waiting caller.
+type groupCommit struct {
+	st      batchStore
+	mu      sync.Mutex
+	pending []*commitReq
+	busy    bool
+}
+
+type commitReq struct {
+	ctx   context.Context
+	id    string
+	batch *samplebatch.Batch
+	done  chan commitResult // one lead signal and/or one result, never both at once
+}
+
+type commitResult struct {
+	lead bool // this caller now leads; its result comes later
+	rows int
+	dup  bool
+	err  error
+}
+
+// ingest is Store.Ingest through the group commit.
+func (g *groupCommit) ingest(ctx context.Context, id string, b *samplebatch.Batch) (int, bool, error) {
+	r := &commitReq{ctx: ctx, id: id, batch: b, done: make(chan commitResult, 1)}
+	g.mu.Lock()
+	g.pending = append(g.pending, r)
+	if g.busy {
+		g.mu.Unlock()
+		// No ctx select: a queued batch is written by the leader either way,
+		// and its answer must match what was stored.
+		res := <-r.done
+		if !res.lead {
+			return res.rows, res.dup, res.err
+		}
+	} else {
+		g.busy = true
+		g.mu.Unlock()
+	}
+	g.lead()
+	res := <-r.done
+	return res.rows, res.dup, res.err
+}
+
+// lead writes the queued requests (which include the leader's own) and
+// passes the lead on.
+func (g *groupCommit) lead() {
+	g.mu.Lock()
+	n, rows := 0, 0
+	for n < len(g.pending) && n < maxGroupBatches {
+		rows += len(g.pending[n].batch.Rows)
+		if n > 0 && rows > maxGroupRows {
+			break
+		}
+		n++
+	}
+	group := slices.Clone(g.pending[:n])
+	g.pending = slices.Delete(g.pending, 0, n)
+	g.mu.Unlock()
+
+	g.write(group)
+
+	g.mu.Lock()
+	if len(g.pending) > 0 {
+		g.pending[0].done <- commitResult{lead: true}
+	} else {
+		g.busy = false
+	}
+	g.mu.Unlock()
+}
+
+func (g *groupCommit) write(group []*commitReq) {
+	if len(group) == 1 {
+		r := group[0]
+		rows, dup, err := g.st.Ingest(r.ctx, r.id, r.batch)
+		r.done <- commitResult{rows: rows, dup: dup, err: err}
+		return
+	}
+	items := make([]storage.IngestItem, len(group))
+	for i, r := range group {
+		items[i] = storage.IngestItem{ID: r.id, Batch: r.batch}
+	}
+	// The write serves several streams: one client going away must not cancel it.
+	res, err := g.st.IngestBatches(context.WithoutCancel(group[0].ctx), items)
+	if err != nil {
+		// All or nothing failed: write one by one so each batch gets its own
+		// answer (one bad batch must not fail the others).
+		for _, r := range group {
+			rows, dup, err := g.st.Ingest(r.ctx, r.id, r.batch)
+			r.done <- commitResult{rows: rows, dup: dup, err: err}
+		}
+		return
+	}
+	for i, r := range group {
+		r.done <- commitResult{rows: res[i].Rows, dup: res[i].Duplicate}
+	}
 }
 
 // drain makes every stream return after the batch it is storing, if any.
@@ -118,7 +241,16 @@ func (is *ingestService) write(ctx context.Context, d decoded) *ingestv1.WriteRe
 		resp.Status, resp.Error = ingestv1.WriteResponse_STATUS_REJECTED, d.err.Error()
 		return resp
 	}
-	rows, dup, err := is.s.store.Ingest(ctx, d.req.GetBatchId(), d.batch)
+	var (
+		rows int
+		dup  bool
+		err  error
+	)
+	if is.commit != nil {
+		rows, dup, err = is.commit.ingest(ctx, d.req.GetBatchId(), d.batch)
+	} else {
+		rows, dup, err = is.s.store.Ingest(ctx, d.req.GetBatchId(), d.batch)
+	}
 	switch {
 	case errors.Is(err, samplebatch.ErrInvalid):
 		resp.Status, resp.Error = ingestv1.WriteResponse_STATUS_REJECTED, err.Error()

@@ -152,7 +152,7 @@ func BenchmarkIngest(b *testing.B) {
 				reportCPU(b, bc, rows, cpu0)
 				b.StopTimer()
 				for _, bt := range batches {
-					rollup += len(aggregateRollup(bt, 16, time.Minute).keys)
+					rollup += aggregateRollup(bt, 16, time.Minute).len()
 				}
 				b.ReportMetric(float64(rollup)/float64(len(batches)), "rollup-rows/batch")
 			})

@@ -121,7 +121,12 @@ func (e *embedded) Insert(ctx context.Context, table string, rec arrow.RecordBat
 		return fmt.Errorf("insert %s: %w", table, err)
 	}
 	defer rdr.Release()
-	stmt := "INSERT INTO " + table + " (" + list + ") SELECT " + list + " FROM arrowstream(" + chdb.StreamPlaceholder + ")"
+	// optimize_on_insert=0: the engine would otherwise sum/replace rows of
+	// equal key inside each inserted block (Summing/ReplacingMergeTree). The
+	// store's blocks are already aggregated per key and readers sum() or
+	// argMax() anyway, so that pass only cost CPU: ~3× the insert time of the
+	// rollup (1.5 → 0.45 cpu-s per 430k rows, BenchmarkIngest fleet shapes).
+	stmt := "INSERT INTO " + table + " (" + list + ") SELECT " + list + " FROM arrowstream(" + chdb.StreamPlaceholder + ") SETTINGS optimize_on_insert = 0"
 	if err := e.db.InsertArrow(ctx, stmt, rdr); err != nil {
 		return fmt.Errorf("insert %s: %w", table, err)
 	}

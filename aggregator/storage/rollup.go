@@ -1,8 +1,11 @@
 package storage
 
 import (
+	"cmp"
 	"hash/fnv"
+	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -27,7 +30,7 @@ func HostGroup(host string, groups int) uint8 {
 // Inclusive. Rows are sorted by service, version, host group, bucket, function.
 func ComputeRollup(b *samplebatch.Batch, hostGroups int, bucket time.Duration) []RollupRow {
 	a := aggregateRollup(b, hostGroups, bucket)
-	out := make([]RollupRow, 0, len(a.counts))
+	out := make([]RollupRow, 0, a.rows)
 	a.each(func(g rollupGroup, bucket int64, fn string, self, incl int64) {
 		out = append(out, RollupRow{Service: g.service, Version: g.version, HostGroup: g.hg,
 			Bucket: time.Unix(bucket, 0).UTC(), Function: fn, Self: self, Inclusive: incl})
@@ -41,13 +44,27 @@ type rollupGroup struct {
 	hg               uint8
 }
 
-// rollupKey uses interned ids: the hot loop hashes 16 bytes, not strings.
-type rollupKey struct {
+// cellKey is one (group, bucket) of the rollup; a cell holds a row per function.
+type cellKey struct {
 	group  int32
-	fn     int32 // 0 is the totals row ""
 	bucket int64
 }
 
+// rollupEntry is one output row of a cell: fn 0 is the totals row "".
+type rollupEntry struct {
+	fn         int32
+	self, incl int64
+}
+
+type rollupCell struct {
+	key     cellKey
+	entries []rollupEntry
+}
+
+// rollupAgg aggregates with interned ids and, per cell, a dense
+// function-indexed scratch array: the hot loop is array indexing, not hashing
+// (a map keyed by (group, bucket, function) with ~500k keys per fleet batch
+// spent most of the ingest CPU in cache misses).
 type rollupAgg struct {
 	hostGroups int
 	step       int64 // bucket seconds
@@ -55,16 +72,17 @@ type rollupAgg struct {
 	funcs      []string
 	groupIDs   map[rollupGroup]int32
 	funcIDs    map[string]int32
-	index      map[rollupKey]int32
-	keys       []rollupKey
-	counts     [][2]int64 // self, inclusive; parallel to keys
+	cellIDs    map[cellKey]int32
+	cells      []rollupCell
+	rows       int     // entries over all cells
+	pos        []int32 // scratch: function id -> entry index + 1 in the current cell
 }
 
 func newRollupAgg(hostGroups int, bucket time.Duration) *rollupAgg {
 	return &rollupAgg{
 		hostGroups: hostGroups, step: max(int64(bucket/time.Second), 1),
 		funcs: []string{""}, groupIDs: map[rollupGroup]int32{}, funcIDs: map[string]int32{},
-		index: map[rollupKey]int32{},
+		cellIDs: map[cellKey]int32{},
 	}
 }
 
@@ -74,90 +92,146 @@ func aggregateRollup(b *samplebatch.Batch, hostGroups int, bucket time.Duration)
 	return a
 }
 
+// len is the number of rollup rows.
+func (a *rollupAgg) len() int { return a.rows }
+
 // addBatch adds a batch's samples; an aggregate may span many batches.
 func (a *rollupAgg) addBatch(b *samplebatch.Batch) {
 	step := a.step
-	hostGroup := map[string]uint8{}
+	type labelKey struct{ service, version, host string }
+	// Rows of one agent repeat the same labels: cache the group per label triple.
+	groupOf := map[labelKey]int32{}
 	type stackKey struct {
-		group  int32
-		bucket int64
-		stack  uint64
+		cell  int32
+		stack uint64
 	}
 	// Rows differing only by host within a group, pod or pid collapse here,
-	// so the per-frame work runs once per distinct stack and key, not per row.
+	// so the per-frame work runs once per distinct stack and cell, not per row.
 	perStack := map[stackKey]int64{}
+	var last labelKey
+	lastGID := int32(-1)
 	for i := range b.Rows {
 		r := &b.Rows[i]
 		if r.Value == 0 {
 			continue
 		}
-		hg, ok := hostGroup[r.Labels.Host]
-		if !ok {
-			hg = HostGroup(r.Labels.Host, a.hostGroups)
-			hostGroup[r.Labels.Host] = hg
-		}
-		g := rollupGroup{r.Labels.Service, r.Labels.Version, hg}
-		gid, ok := a.groupIDs[g]
-		if !ok {
-			gid = int32(len(a.groups))
-			a.groups = append(a.groups, g)
-			a.groupIDs[g] = gid
+		lk := labelKey{r.Labels.Service, r.Labels.Version, r.Labels.Host}
+		gid := lastGID
+		if gid < 0 || lk != last {
+			var ok bool
+			gid, ok = groupOf[lk]
+			if !ok {
+				g := rollupGroup{lk.service, lk.version, HostGroup(lk.host, a.hostGroups)}
+				gid, ok = a.groupIDs[g]
+				if !ok {
+					gid = int32(len(a.groups))
+					a.groups = append(a.groups, g)
+					a.groupIDs[g] = gid
+				}
+				groupOf[lk] = gid
+			}
+			last, lastGID = lk, gid
 		}
 		ts := r.TS - ((r.TS%step)+step)%step
-		perStack[stackKey{gid, ts, r.StackID}] += r.Value
-	}
-	type stackFuncs struct {
-		leaf   int32
-		unique []int32 // each function once, even when recursive
-	}
-	stacks := map[uint64]stackFuncs{}
-	seen := map[int32]struct{}{}
-	for k, v := range perStack {
-		sf, ok := stacks[k.stack]
+		ck := cellKey{gid, ts}
+		cid, ok := a.cellIDs[ck]
 		if !ok {
-			frames := b.Stacks[k.stack]
-			clear(seen)
-			for _, f := range frames {
-				id, ok := a.funcIDs[f]
-				if !ok {
-					id = int32(len(a.funcs))
-					a.funcs = append(a.funcs, f)
-					a.funcIDs[f] = id
-				}
-				if _, dup := seen[id]; !dup {
-					seen[id] = struct{}{}
-					sf.unique = append(sf.unique, id)
-				}
-				sf.leaf = id
-			}
-			stacks[k.stack] = sf
+			cid = int32(len(a.cells))
+			a.cells = append(a.cells, rollupCell{key: ck})
+			a.cellIDs[ck] = cid
 		}
-		a.add(rollupKey{k.group, 0, k.bucket}, v, v)
-		for _, f := range sf.unique {
-			self := int64(0)
-			if f == sf.leaf {
-				self = v
-			}
-			a.add(rollupKey{k.group, f, k.bucket}, self, v)
+		perStack[stackKey{cid, r.StackID}] += r.Value
+	}
+	// Distinct functions of each stack, leaf last; each once even when recursive.
+	stackFuncs := map[uint64][]int32{}
+	type sv struct {
+		funcs []int32
+		v     int64
+	}
+	byCell := map[int32][]sv{}
+	for k, v := range perStack {
+		fs, ok := stackFuncs[k.stack]
+		if !ok {
+			fs = a.stackFuncs(b.Stacks[k.stack])
+			stackFuncs[k.stack] = fs
 		}
+		byCell[k.cell] = append(byCell[k.cell], sv{fs, v})
+	}
+	if n := len(a.funcs); len(a.pos) < n {
+		a.pos = append(a.pos, make([]int32, n-len(a.pos))...)
+	}
+	pos := a.pos
+	for cid, list := range byCell {
+		c := &a.cells[cid]
+		before := len(c.entries)
+		for i, e := range c.entries {
+			pos[e.fn] = int32(i) + 1
+		}
+		add := func(fn int32, self, incl int64) {
+			p := pos[fn]
+			if p == 0 {
+				c.entries = append(c.entries, rollupEntry{fn: fn})
+				p = int32(len(c.entries))
+				pos[fn] = p
+			}
+			e := &c.entries[p-1]
+			e.self += self
+			e.incl += incl
+		}
+		for _, s := range list {
+			add(0, s.v, s.v)
+			if len(s.funcs) == 0 {
+				continue
+			}
+			// The leaf gets self; stackFuncs put it last.
+			n := len(s.funcs) - 1
+			for _, f := range s.funcs[:n] {
+				add(f, 0, s.v)
+			}
+			add(s.funcs[n], s.v, s.v)
+		}
+		for _, e := range c.entries {
+			pos[e.fn] = 0
+		}
+		a.rows += len(c.entries) - before
 	}
 }
 
-func (a *rollupAgg) add(k rollupKey, self, incl int64) {
-	i, ok := a.index[k]
-	if !ok {
-		i = int32(len(a.keys))
-		a.index[k] = i
-		a.keys = append(a.keys, k)
-		a.counts = append(a.counts, [2]int64{})
+// stackFuncs interns a stack's functions and lists each once, the leaf last.
+func (a *rollupAgg) stackFuncs(frames []string) []int32 {
+	out := make([]int32, 0, len(frames))
+	leaf := int32(-1)
+	for i, f := range frames {
+		id, ok := a.funcIDs[f]
+		if !ok {
+			id = int32(len(a.funcs))
+			a.funcs = append(a.funcs, f)
+			a.funcIDs[f] = id
+		}
+		if i == len(frames)-1 {
+			leaf = id
+			continue
+		}
+		if !slices.Contains(out, id) {
+			out = append(out, id)
+		}
 	}
-	a.counts[i][0] += self
-	a.counts[i][1] += incl
+	if leaf >= 0 {
+		// Recursion: the leaf may also appear higher up; list it once, last.
+		if i := slices.Index(out, leaf); i >= 0 {
+			out = slices.Delete(out, i, i+1)
+		}
+		out = append(out, leaf)
+	}
+	return out
 }
 
 func (a *rollupAgg) each(f func(g rollupGroup, bucket int64, fn string, self, incl int64)) {
-	for i, k := range a.keys {
-		f(a.groups[k.group], k.bucket, a.funcs[k.fn], a.counts[i][0], a.counts[i][1])
+	for _, c := range a.cells {
+		g := a.groups[c.key.group]
+		for _, e := range c.entries {
+			f(g, c.key.bucket, a.funcs[e.fn], e.self, e.incl)
+		}
 	}
 }
 
@@ -165,7 +239,7 @@ func (a *rollupAgg) each(f func(g rollupGroup, bucket int64, fn string, self, in
 func (a *rollupAgg) record() arrow.RecordBatch {
 	rb := array.NewRecordBuilder(memory.DefaultAllocator, rollupSchema)
 	defer rb.Release()
-	rb.Reserve(len(a.counts))
+	rb.Reserve(a.rows)
 	svc := rb.Field(0).(*array.StringBuilder)
 	ver := rb.Field(1).(*array.StringBuilder)
 	hg := rb.Field(2).(*array.Uint8Builder)
@@ -173,16 +247,30 @@ func (a *rollupAgg) record() arrow.RecordBatch {
 	fn := rb.Field(4).(*array.StringBuilder)
 	self := rb.Field(5).(*array.Uint64Builder)
 	incl := rb.Field(6).(*array.Uint64Builder)
-	for i, k := range a.keys {
-		c := a.counts[i]
-		g := &a.groups[k.group]
+	// Sized up front: growing the value buffers by doubling cost more than the appends.
+	var svcBytes, verBytes, fnBytes int
+	for _, c := range a.cells {
+		g := &a.groups[c.key.group]
+		svcBytes += len(g.service) * len(c.entries)
+		verBytes += len(g.version) * len(c.entries)
+		for _, e := range c.entries {
+			fnBytes += len(a.funcs[e.fn])
+		}
+	}
+	svc.ReserveData(svcBytes)
+	ver.ReserveData(verBytes)
+	fn.ReserveData(fnBytes)
+	for _, r := range a.ordered() {
+		c := &a.cells[r.cell]
+		g := &a.groups[c.key.group]
+		e := &c.entries[r.item]
 		svc.Append(g.service)
 		ver.Append(g.version)
 		hg.UnsafeAppend(g.hg)
-		bk.UnsafeAppend(arrow.Timestamp(k.bucket))
-		fn.Append(a.funcs[k.fn])
-		self.UnsafeAppend(uint64(c[0]))
-		incl.UnsafeAppend(uint64(c[1]))
+		bk.UnsafeAppend(arrow.Timestamp(c.key.bucket))
+		fn.Append(a.funcs[e.fn])
+		self.UnsafeAppend(uint64(e.self))
+		incl.UnsafeAppend(uint64(e.incl))
 	}
 	return rb.NewRecordBatch()
 }
@@ -204,4 +292,73 @@ func sortRollup(rows []RollupRow) {
 		}
 		return a.Function < b.Function
 	})
+}
+
+// rollupRef points at one entry of one cell.
+type rollupRef struct {
+	key        uint64 // function rank, version rank, host group
+	cell, item int32
+}
+
+// ordered lists the entries in function_rollup's sorting key order
+// (service, bucket, function, version, host_group). The engine checks
+// whether an inserted block is already sorted and then skips its sort, which
+// on strings costs more than this integer sort in Go.
+func (a *rollupAgg) ordered() []rollupRef {
+	rank := func(n int, name func(int) string) []uint32 {
+		idx := make([]int, n)
+		for i := range idx {
+			idx[i] = i
+		}
+		slices.SortFunc(idx, func(x, y int) int { return strings.Compare(name(x), name(y)) })
+		// Equal names share a rank (groups repeat services and versions).
+		r := make([]uint32, n)
+		for pos, i := range idx {
+			if pos > 0 && name(i) == name(idx[pos-1]) {
+				r[i] = r[idx[pos-1]]
+			} else {
+				r[i] = uint32(pos)
+			}
+		}
+		return r
+	}
+	fnRank := rank(len(a.funcs), func(i int) string { return a.funcs[i] })
+	svcRank := rank(len(a.groups), func(i int) string { return a.groups[i].service })
+	verRank := rank(len(a.groups), func(i int) string { return a.groups[i].version })
+	cells := make([]int32, len(a.cells))
+	for i := range cells {
+		cells[i] = int32(i)
+	}
+	slices.SortFunc(cells, func(x, y int32) int {
+		cx, cy := a.cells[x].key, a.cells[y].key
+		if c := cmp.Compare(svcRank[cx.group], svcRank[cy.group]); c != 0 {
+			return c
+		}
+		return cmp.Compare(cx.bucket, cy.bucket)
+	})
+	out := make([]rollupRef, 0, a.rows)
+	for lo := 0; lo < len(cells); {
+		k := a.cells[cells[lo]].key
+		hi := lo + 1
+		for hi < len(cells) {
+			k2 := a.cells[cells[hi]].key
+			if k2.bucket != k.bucket || svcRank[k2.group] != svcRank[k.group] {
+				break
+			}
+			hi++
+		}
+		start := len(out)
+		for _, ci := range cells[lo:hi] {
+			c := &a.cells[ci]
+			g := c.key.group
+			low := uint64(verRank[g])<<8 | uint64(a.groups[g].hg)
+			for j, e := range c.entries {
+				out = append(out, rollupRef{key: uint64(fnRank[e.fn])<<32 | low, cell: ci, item: int32(j)})
+			}
+		}
+		run := out[start:]
+		slices.SortFunc(run, func(x, y rollupRef) int { return cmp.Compare(x.key, y.key) })
+		lo = hi
+	}
+	return out
 }

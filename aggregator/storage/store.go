@@ -253,17 +253,26 @@ func (s *Store) write(ctx context.Context, b *samplebatch.Batch) (int, error) {
 	if len(b.Rows) == 0 {
 		return 0, nil
 	}
-	if err := s.writeData(ctx, b); err != nil {
-		return 0, err
+	// Stacks+samples and the rollup go to different tables on different
+	// connections: computing and inserting the rollup overlaps the samples
+	// insert instead of following it. A failure of either fails the write
+	// (the batch id is not recorded, so the batch is retried in full).
+	var wg sync.WaitGroup
+	var dataErr error
+	wg.Go(func() { dataErr = s.writeData(ctx, b) })
+	rollErr := s.writeRollup(ctx, aggregateRollup(b, s.cfg.HostGroups, s.cfg.RollupBucket))
+	wg.Wait()
+	if dataErr != nil {
+		return 0, dataErr
 	}
-	if err := s.writeRollup(ctx, aggregateRollup(b, s.cfg.HostGroups, s.cfg.RollupBucket)); err != nil {
-		return 0, err
+	if rollErr != nil {
+		return 0, rollErr
 	}
 	return len(b.Rows), nil
 }
 
 func (s *Store) writeRollup(ctx context.Context, a *rollupAgg) error {
-	if len(a.keys) == 0 {
+	if a.len() == 0 {
 		return nil
 	}
 	rec := a.record()
@@ -333,7 +342,7 @@ func (w *BulkWriter) Write(ctx context.Context, b *samplebatch.Batch) (int, erro
 		return 0, err
 	}
 	w.agg.addBatch(b)
-	if len(w.agg.keys) >= bulkRollupKeys {
+	if w.agg.len() >= bulkRollupKeys {
 		if err := w.Flush(ctx); err != nil {
 			return 0, err
 		}
