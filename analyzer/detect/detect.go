@@ -96,6 +96,8 @@ type candidate struct {
 // windows are the bucket ranges derived from Config for one service.
 type windows struct {
 	n, winLo, winHi, period, tol, ext int
+	// netAlpha is the level of the net before/after test (Config.FamilyAlpha).
+	netAlpha float64
 }
 
 // Run runs the full pipeline on one service: per series significance (change points
@@ -152,6 +154,16 @@ func Run(svc *Service, cfg Config) (*Result, error) {
 			}
 		}
 	}
+	// Bonferroni over the series tested (inclusive and self shares above MinShare).
+	tested := 0
+	if st := sum(svc.Total); st > 0 {
+		for _, sr := range series {
+			if sum(sr.Inclusive)/st >= cfg.MinShare {
+				tested++
+			}
+		}
+	}
+	w.netAlpha = math.Min(cfg.Alpha, cfg.FamilyAlpha/float64(max(tested, 1)))
 	outs := make([]outcome, len(series))
 	workers := cfg.Parallelism
 	if workers <= 0 {
@@ -518,7 +530,7 @@ func timeCandidate(svc *Service, sr *Series, cfg Config, w windows) (cs []*candi
 		// went away (a transient), which is worth saying in Dropped.
 		z := net / math.Hypot(before.SE, after.SE)
 		p := twoSidedP(z)
-		if p >= cfg.Alpha {
+		if p >= w.netAlpha {
 			if len(cs) == 0 {
 				drop = &Dropped{Function: sr.Function, Stage: StageSignificance,
 					Reason: fmt.Sprintf("persisted change %+.3g not significant (p=%.2g, dispersion %.1f)", net, p, math.Max(before.Dispersion, after.Dispersion))}
@@ -815,40 +827,6 @@ func costShift(svc *Service, w windows, ups, downs []*candidate, g *callGraph, c
 			dilAt[c.change] = dilutionAt(svc, c.change, w)
 		}
 		dil = math.Min(math.Max(dil, dilAt[c.change]), 1)
-		fell := 0.0
-		var from []string
-		for _, d := range downs {
-			if d.domain != c.domain || !near(c, d, tol) || g.related(c.fn, d.fn) || slices.Contains(from, d.fn) {
-				continue
-			}
-			if excess := -d.abs - d.before.P*dil; excess > 0 {
-				fell += excess
-				from = append(from, d.fn)
-			}
-		}
-		// Falls measured directly in fixed windows around the change (the fall of a
-		// moved-from function need not have become a candidate of its own): inclusive
-		// shares of unrelated functions; for callers, whose inclusive share stays flat
-		// when cost moves into their callee, the self share.
-		for i := range svc.Series {
-			sr := &svc.Series[i]
-			d := sr.Function
-			if d == c.fn || findings.DomainOf(d) != c.domain || slices.Contains(from, d) {
-				continue
-			}
-			switch {
-			case g.isAncestor(d, c.fn) && sr.Self != nil:
-				if excess := windowFall(svc, sr.Self, c.change, w, dil); excess > 0 {
-					fell += excess
-					from = append(from, d+" (self)")
-				}
-			case !g.related(c.fn, d):
-				if excess := windowFall(svc, sr.Inclusive, c.change, w, dil); excess > 0 {
-					fell += excess
-					from = append(from, d)
-				}
-			}
-		}
 		// Moved cost balances: falls far larger than the rise are another event
 		// (a bigger change elsewhere), not where this rise came from.
 		rise := c.abs
@@ -859,7 +837,70 @@ func costShift(svc *Service, w windows, ups, downs []*candidate, g *callGraph, c
 			}
 			rise = math.Max(rise, -windowChange(svc, xs, c.change, w))
 		}
-		if fell > 0 && fell >= cfg.CostShiftFraction*c.abs && (cfg.CostShiftFraction == 0 || fell <= rise/cfg.CostShiftFraction) {
+		// Per moved-from function, the larger of its candidate fall and its fall
+		// measured directly in fixed windows around the change (the fall need not
+		// have become a candidate of its own, and a candidate's window may be cut
+		// short by its neighbouring events). Callers, callees and siblings alike.
+		falls := map[string]float64{}
+		note := func(name string, excess float64) {
+			if excess > falls[name] {
+				falls[name] = excess
+			}
+		}
+		// Moved code leaves the body of the function it came from, so where self
+		// shares are known only a self fall counts: an unrelated function's inclusive
+		// share also falls when something below it changed in the same release.
+		// A function that shrank as a whole far more than this rise (renamed, or
+		// removed from a hot path: 25× in the evaluation) is another change, not the
+		// source; a moved-from function may lose a little more than the moved code
+		// to an unrelated change of its callees in the same release (1.6×).
+		hasSelf, shrank := map[string]bool{}, map[string]bool{}
+		for i := range svc.Series {
+			sr := &svc.Series[i]
+			hasSelf[sr.Function] = sr.Self != nil
+			if sr.Function != c.fn && findings.DomainOf(sr.Function) == c.domain {
+				shrank[sr.Function] = windowChange(svc, sr.Inclusive, c.change, w) > 4*rise
+			}
+		}
+		for _, d := range downs {
+			if d.domain != c.domain || !near(c, d, tol) || g.related(c.fn, d.fn) || (hasSelf[d.fn] && !d.self) || shrank[d.fn] {
+				continue
+			}
+			note(d.fn, -d.abs-d.before.P*dil)
+		}
+		for i := range svc.Series {
+			sr := &svc.Series[i]
+			d := sr.Function
+			if d == c.fn || findings.DomainOf(d) != c.domain || shrank[d] {
+				continue
+			}
+			switch {
+			case sr.Self != nil:
+				note(d, windowFall(svc, sr.Self, c.change, w, dil))
+			case !g.related(d, c.fn):
+				note(d, windowFall(svc, sr.Inclusive, c.change, w, dil))
+			}
+		}
+		fell := 0.0
+		var from []string
+		for _, name := range sortedKeys(falls) {
+			if falls[name] > 0 {
+				fell += falls[name]
+				from = append(from, name)
+			}
+		}
+		balances := func(f float64) bool {
+			return f > 0 && f >= cfg.CostShiftFraction*c.abs && (cfg.CostShiftFraction == 0 || f <= rise/cfg.CostShiftFraction)
+		}
+		// All falls together, or one function alone (its fall balances the rise while
+		// an unrelated change at the same time makes the sum too large).
+		shift := balances(fell)
+		for _, name := range from {
+			if !shift && balances(falls[name]) {
+				shift, fell, from = true, falls[name], []string{name}
+			}
+		}
+		if shift {
 			res.Dropped = append(res.Dropped, Dropped{Function: c.fn, Stage: StageCostShift,
 				Reason: fmt.Sprintf("rise %+.3g matched by falls %.3g beyond dilution in %s", c.abs, fell, strings.Join(from, ", "))})
 			shifted = append(shifted, c)

@@ -112,6 +112,8 @@ func TestConfigValidate(t *testing.T) {
 		{"negative window", func(c *Config) { c.AnalysisWindow = -time.Hour }, false},
 		{"dedup 0", func(c *Config) { c.DedupCoverage = 0 }, false},
 		{"overlap 1", func(c *Config) { c.MinOverlapBuckets = 1 }, false},
+		{"family alpha 0", func(c *Config) { c.FamilyAlpha = 0 }, false},
+		{"family alpha 1", func(c *Config) { c.FamilyAlpha = 1 }, false},
 	}
 	for _, tt := range tests {
 		c := DefaultConfig()
@@ -231,6 +233,12 @@ func TestDedupAndCostShift(t *testing.T) {
 			[]string{"codec.B"}, nil},
 		{"small fall is no shift", []*candidate{c("codec.B", 0.01)}, []*candidate{c("codec.A", -0.002)},
 			[]string{"codec.B"}, nil},
+		{"falls far larger are another change", []*candidate{c("codec.B", 0.01)}, []*candidate{c("codec.A", -0.03)},
+			[]string{"codec.B"}, nil},
+		// An unrelated big fall in the same release must not hide the one that
+		// balances the rise.
+		{"one balancing fall alone is a shift", []*candidate{c("codec.B", 0.01)}, []*candidate{c("codec.A", -0.01), c("codec.D", -0.03)},
+			nil, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

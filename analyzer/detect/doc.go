@@ -20,7 +20,9 @@
 //  3. seasonality: with two periods of history a per-phase median profile is removed
 //     first, so a daily wave is not a change.
 //  4. significance / went-away: an event's net change (level before its first change
-//     point → level after its last) must pass a z-test at Config.Alpha (1e-3) whose
+//     point → level after its last) must pass a z-test at min(Config.Alpha,
+//     Config.FamilyAlpha / series tested) (Bonferroni over the service's inclusive
+//     and self series above MinShare; the strongest change point still needs Alpha) whose
 //     variance is binomial inflated by the over-dispersion measured within each host
 //     group over time (static host-group differences cancel in a before/after
 //     comparison of the same hosts, so they must not inflate it), floored by the
@@ -36,12 +38,15 @@
 //  6. dedup: callers whose inclusive rise is explained by a callee's rise are grouped
 //     under the deepest such callee (Finding.DedupGroup).
 //  7. cost shift: a rise matched by same-domain (package) falls at the same time is
-//     moved cost, not added cost, and dropped. Shares are normalised, so a rise of x
-//     dilutes every other share by x/(1+x); only falls beyond that dilution count.
+//     moved cost, not added cost, and dropped. Moved code leaves the body of its old
+//     function, so the falls are self-share falls of callers, callees or siblings
+//     (inclusive falls only where self shares are unknown); a function that shrank
+//     as a whole far more than the rise (a rename) is another change. The falls must
+//     balance the rise within Config.CostShiftFraction, all together or one alone.
+//     Shares are normalised, so a rise of x dilutes every other share by x/(1+x);
+//     only falls beyond that dilution count.
 //  8. dedup again on the survivors.
 //
 // Each event of a series is a candidate, so one function can regress in two releases
-// of one window. Not done: went-away across events (a later revert), self-share
-// series (only inclusive shares are tested; a self regression of a function with a
-// large inclusive share shows only through its own, smaller, relative change).
+// of one window. Not done: went-away across events (a later revert).
 package detect
