@@ -353,20 +353,8 @@ func TestSpoolEndToEnd(t *testing.T) {
 			}
 		}
 	}
-	run := func(a *Agent) (stop func()) {
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- a.Run(ctx) }()
-		return func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Error(err)
-			}
-		}
-	}
-
 	a1, src1, _ := newTestAgent(t, cfg)
-	stop1 := run(a1)
+	stop1 := runInBackground(t, a1)
 	flush(a1, src1, 5)
 	deadline := time.Now().Add(10 * time.Second)
 	for a1.Stats().Ship.Failed < 2 && time.Now().Before(deadline) {
@@ -382,7 +370,7 @@ func TestSpoolEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer srv.Stop()
-	stop2 := run(a2)
+	stop2 := runInBackground(t, a2)
 	defer stop2()
 	if !srv.WaitFor(20*time.Second, func(b []shiptest.Batch) bool { return len(b) == 8 }) {
 		t.Fatalf("stored %d batches, want 8; stats %+v", len(srv.Stored()), a2.Stats().Ship)
@@ -434,3 +422,20 @@ func TestMetrics(t *testing.T) {
 		}
 	}
 }
+
+// runInBackground runs a until the returned stop is called; stop reports Run's error.
+func runInBackground(tb testing.TB, a *Agent) (stop func()) {
+	tb.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	return func() {
+		cancel()
+		if err := <-done; err != nil {
+			tb.Error(err)
+		}
+	}
+}
+
+// fastRetry keeps tests from waiting on production backoff.
+var fastRetry = ship.Config{MinBackoff: 10 * time.Millisecond, MaxBackoff: 100 * time.Millisecond}

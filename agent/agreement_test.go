@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"cmp"
-	"context"
 	"fmt"
 	"math"
 	"os/exec"
@@ -17,7 +16,6 @@ import (
 	"time"
 
 	"github.com/fleetprof/fleetprof/agent/sampler"
-	"github.com/fleetprof/fleetprof/agent/ship"
 	"github.com/fleetprof/fleetprof/agent/ship/shiptest"
 	"github.com/fleetprof/fleetprof/agent/symbolize"
 	"github.com/fleetprof/fleetprof/proto/samplebatch"
@@ -122,20 +120,12 @@ func runAgreement(tb testing.TB, d time.Duration) agreement {
 	a, err := New(Config{
 		Aggregator: addr, Hz: agreementHz, FlushInterval: time.Second, SpoolDir: filepath.Join(dir, "spool"),
 		NodeName: "node-test", MetricsAddr: MetricsOff, Kube: KubeOff,
-		Ship: ship.Config{MinBackoff: 10 * time.Millisecond, MaxBackoff: 100 * time.Millisecond},
+		Ship: fastRetry,
 	}, src, sym)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			tb.Error(err)
-		}
-	}()
+	defer runInBackground(tb, a)()
 
 	data := filepath.Join(dir, "perf.data")
 	ms := strconv.FormatInt(d.Milliseconds(), 10)

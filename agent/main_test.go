@@ -9,8 +9,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/fleetprof/fleetprof/agent/ship"
 )
 
 // Environment of a child agent process (see runChildAgent).
@@ -35,7 +33,7 @@ func runChildAgent() int {
 	a, err := Open(Config{
 		Aggregator: os.Getenv(envChildAddr), Hz: hz, FlushInterval: time.Second,
 		SpoolDir: os.Getenv(envChildSpool), NodeName: "bench", MetricsAddr: MetricsOff, Kube: KubeOff,
-		Ship: ship.Config{MinBackoff: 10 * time.Millisecond, MaxBackoff: 100 * time.Millisecond},
+		Ship: fastRetry,
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

@@ -2,7 +2,6 @@ package agent
 
 import (
 	"bufio"
-	"context"
 	"fmt"
 	"io"
 	"os"
@@ -19,7 +18,6 @@ import (
 	"time"
 
 	"github.com/fleetprof/fleetprof/agent/sampler"
-	"github.com/fleetprof/fleetprof/agent/ship"
 	"github.com/fleetprof/fleetprof/agent/ship/shiptest"
 	"github.com/fleetprof/fleetprof/agent/symbolize"
 	"github.com/fleetprof/fleetprof/proto/samplebatch"
@@ -126,20 +124,12 @@ func TestRealPipeline(t *testing.T) {
 	a, err := New(Config{
 		Aggregator: addr, Hz: 99, FlushInterval: time.Second, SpoolDir: t.TempDir(),
 		NodeName: "node-test", MetricsAddr: MetricsOff, Kube: KubeOff,
-		Ship: ship.Config{MinBackoff: 10 * time.Millisecond, MaxBackoff: 100 * time.Millisecond},
+		Ship: fastRetry,
 	}, src, rec)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-	}()
+	defer runInBackground(t, a)()
 
 	var stop atomic.Bool
 	var wg sync.WaitGroup
