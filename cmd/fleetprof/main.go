@@ -1,5 +1,3 @@
-// Command fleetprof is the single binary of the fleetprof continuous profiler: every
-// component (agent, aggregator, analyzer, CLI) is a subcommand.
 package main
 
 import (
