@@ -26,7 +26,7 @@ test-short: ## the suite without setup, generation check or lint
 	$(GO) test $(GOTEST_FLAGS) ./...
 
 bench: setup build ## benchmarks (ingest, queries, agent overhead, analyzer evaluation, UI render)
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime 1x -timeout 60m ./... | tee bench.txt
+	set -o pipefail; $(GO) test -run '^$$' -bench . -benchmem -benchtime 1x -timeout 60m ./... | tee bench.txt
 
 generate: ## regenerate protobuf (buf) and eBPF (bpf2go) code
 	cd proto && $(TOOL) buf generate && $(TOOL) buf lint
