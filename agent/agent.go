@@ -377,6 +377,10 @@ type row struct {
 	frames []string
 	value  int64
 	comm   string // thread comm of a sample, the fallback process name
+	// mainComm is the comm the kernel reported for the process's main thread
+	// (tid == tgid) when the sample was taken: after an exec it tells a stale
+	// label cache from the process as it was sampled.
+	mainComm string
 }
 
 // Flush drains the source, builds batches of the interval that ends at now
@@ -448,6 +452,9 @@ func (a *Agent) aggregate(samples []sampler.Sample) []*row {
 			r = &row{pid: s.TGID, stack: k.stack, frames: frames, comm: s.Comm}
 			byKey[k] = r
 		}
+		if s.PID == s.TGID && r.mainComm == "" {
+			r.mainComm = s.Comm
+		}
 		r.value += int64(s.Count)
 	}
 	rows := make([]*row, 0, len(byKey))
@@ -464,13 +471,18 @@ func (a *Agent) aggregate(samples []sampler.Sample) []*row {
 func (a *Agent) encode(rows []*row, ts int64) ([]byte, int64, error) {
 	b := samplebatch.NewBuilder(a.mem)
 	defer b.Release()
-	infos := map[uint32]samplebatch.Labels{}
+	type who struct {
+		pid      uint32
+		mainComm string
+	}
+	infos := map[who]samplebatch.Labels{}
 	var n int64
 	for _, r := range rows {
-		l, ok := infos[r.pid]
+		k := who{r.pid, r.mainComm}
+		l, ok := infos[k]
 		if !ok {
-			l = a.labelsFor(r.pid, r.comm)
-			infos[r.pid] = l
+			l = a.labelsFor(r.pid, r.comm, r.mainComm)
+			infos[k] = l
 		}
 		b.Append(samplebatch.Sample{TS: ts, Labels: l, Frames: r.frames, Value: r.value, PeriodNS: a.period})
 		n += r.value
@@ -484,8 +496,15 @@ func (a *Agent) encode(rows []*row, ts int64) ([]byte, int64, error) {
 	return data, n, nil
 }
 
-func (a *Agent) labelsFor(pid uint32, threadComm string) samplebatch.Labels {
+func (a *Agent) labelsFor(pid uint32, threadComm, mainComm string) samplebatch.Labels {
 	info := a.resolver.Resolve(pid)
+	if mainComm != "" && info.Comm != "" && info.Comm != mainComm {
+		// The process exec'd after its labels were cached and its exec event is
+		// not handled yet: read it again, or fall back to what the kernel
+		// reported if it is gone already.
+		a.resolver.Forget(pid)
+		info = a.resolver.Resolve(pid)
+	}
 	comm := cmp.Or(info.Comm, threadComm)
 	svc := info.Service
 	if svc == "" && a.useComm {

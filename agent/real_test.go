@@ -216,7 +216,9 @@ func TestRealPipeline(t *testing.T) {
 	for _, sb := range stored {
 		b, _ := samplebatch.Decode(sb.Data, samplebatch.Limits{})
 		for _, r := range b.Rows {
-			if int(r.Labels.PID) == short.Process.Pid {
+			// Only rows sampled after the exec belong to chain: the forked child
+			// runs this test binary's code until then.
+			if int(r.Labels.PID) == short.Process.Pid && hasChain(strings.Join(b.Stacks[r.StackID], ";")) {
 				comm = r.Labels.Comm
 				if r.Labels.Service != "chain" || r.Labels.Host != "node-test" || r.PeriodNS != int64(time.Second)/99 {
 					t.Errorf("short process row labels %+v period %d", r.Labels, r.PeriodNS)
