@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"testing"
 	"time"
 
@@ -13,12 +12,7 @@ import (
 )
 
 func TestMCPOverHTTP(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := freeAddr(t)
 	agg := noFindingsAggregator(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -30,7 +24,10 @@ func TestMCPOverHTTP(t *testing.T) {
 		}
 	}()
 	client := mcp.NewClient(&mcp.Implementation{Name: "test", Version: "1"}, nil)
-	var cs *mcp.ClientSession
+	var (
+		cs  *mcp.ClientSession
+		err error
+	)
 	// Retry until the listener is up; the deadline only bounds a broken start.
 	for deadline := time.Now().Add(30 * time.Second); ; {
 		cs, err = client.Connect(ctx, &mcp.StreamableClientTransport{Endpoint: "http://" + addr, MaxRetries: -1}, nil)
