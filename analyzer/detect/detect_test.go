@@ -205,6 +205,42 @@ func TestDeseasonalize(t *testing.T) {
 	}
 }
 
+func TestDeseasonalizeNeedsAWave(t *testing.T) {
+	const period = 144
+	rng := rand.New(rand.NewPCG(3, 4))
+	for _, tc := range []struct {
+		name  string
+		amp   float64 // wave amplitude in units of the noise's standard deviation
+		apply bool
+	}{{"noise only", 0, false}, {"strong wave", 3, true}} {
+		s := make([]float64, 3*period)
+		for i := range s {
+			s[i] = 0.01 + 1e-4*(rng.NormFloat64()+tc.amp*math.Sin(2*math.Pi*float64(i)/period))
+		}
+		if _, off := deseasonalize(s, period, 2*period); (off != nil) != tc.apply {
+			t.Errorf("%s: applied %v, want %v", tc.name, off != nil, tc.apply)
+		}
+	}
+}
+
+func TestProfileNoise(t *testing.T) {
+	for _, tc := range []struct {
+		L, period, k int
+		want         float64 // SE factor
+	}{
+		{L: 1, period: 144, k: 2, want: math.Sqrt(1 + (1-1.0/144)/2)},
+		{L: 72, period: 144, k: 2, want: math.Sqrt(1.25)},
+		{L: 288, period: 144, k: 2, want: 1}, // whole periods: centred offsets cancel
+		{L: 18, period: 96, k: 4, want: math.Sqrt(1 + (1-18.0/96)/4)},
+		{L: 0, period: 144, k: 2, want: 1},
+	} {
+		got := profileNoise(estimate{SE: 1}, tc.L, tc.period, tc.k).SE
+		if math.Abs(got-tc.want) > 1e-12 {
+			t.Errorf("L=%d period=%d k=%d: factor %v, want %v", tc.L, tc.period, tc.k, got, tc.want)
+		}
+	}
+}
+
 func TestDedupAndCostShift(t *testing.T) {
 	g := newCallGraph([]Edge{
 		{"main", "serve", 1}, {"serve", "handle", 1}, {"handle", "db.Query", 1},

@@ -18,7 +18,10 @@
 //     stages of a rollout), a rise and a fall up to MinSegment further (a transient:
 //     the search cannot place them closer).
 //  3. seasonality: with two periods of history a per-phase median profile is removed
-//     first, so a daily wave is not a change.
+//     first, so a daily wave is not a change — only when the profile stands out of
+//     its own estimation noise (most series have no wave, and subtracting a profile
+//     of k noisy periods only adds noise); the before/after test then counts the
+//     profile's error in its standard errors.
 //  4. significance / went-away: an event's net change (level before its first change
 //     point → level after its last) must pass a z-test at min(Config.Alpha,
 //     Config.FamilyAlpha / series tested) (Bonferroni over the service's inclusive

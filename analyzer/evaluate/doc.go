@@ -8,6 +8,19 @@
 // sampling-noise floor sqrt(p(1−p)/N) for the same sample counts, so each injected
 // change reads as a multiple of the floor ("×floor").
 //
+// Config.Seeds runs every size on several simulation seeds and pools the counts: one
+// seed hid a false-positive rate another showed.
+//
+// Scoring. A finding is true when it names an injected function (or has it in its
+// dedup group) with a change time from two buckets before the rollout start to
+// three hours after full rollout. A finding on a caller of an injected function is
+// redundant, not false (its inclusive share rose with it); every other finding is a
+// false positive, including findings on the injected function's callees: the
+// simulator scales only the self weight of the injected function's own call-tree
+// nodes (callees are separate nodes whose cost stays; their shares only dilute), and
+// noise PRs change no cost, so a callee's rise is not a side effect of the release.
+//
 // TestEvaluateSanity is a fast two-size run with loose bounds; BenchmarkEvaluate is
-// the full sweep (`go test ./analyzer/evaluate -bench Evaluate -benchtime 1x -v`).
+// the full sweep on two seeds (`go test ./analyzer/evaluate -run XXX -bench Evaluate
+// -benchtime 1x -v`, `-args -seeds 0,1000` to choose them).
 package evaluate

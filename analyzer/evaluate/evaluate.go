@@ -22,7 +22,12 @@ type Config struct {
 	// PerService is the number of regressions injected per service per size.
 	PerService int
 	// Sim is the base fleet; each size gets its own fleet (seed + size index).
-	Sim       simulate.Config
+	Sim simulate.Config
+	// Seeds are offsets added to Sim.Seed: each size runs once per offset and its
+	// row pools the runs (counts summed, ratios over the sums). Empty means {0}.
+	// One seed can hide a false-positive rate: a second one measured 0.011 FP/series
+	// where the first had 0.
+	Seeds     []int64
 	Detect    detect.Config
 	RootCause rootcause.Config
 	// RepoDir, when set, enables root cause: repositories are written under it
@@ -84,7 +89,8 @@ type Row struct {
 	Series         int     `json:"series"`
 	FPPerSeries    float64 `json:"fp_per_series"`
 	// ControlsReported counts findings on a negative control's function (the target
-	// of a cost shift, a refactor's new name, a spiking or seasonal function).
+	// of a cost shift, a refactor's new name, a spiking or seasonal function), except
+	// on callers of an injected regression, whose inclusive share rose with it.
 	ControlsReported int `json:"controls_reported"`
 	// MeanLatency is the mean time from full rollout until the detector, run on the
 	// data up to then, first reports the regression.
@@ -97,8 +103,10 @@ type Row struct {
 	MeanXFloor float64 `json:"mean_x_floor"`
 	// Bands break the row down by the inclusive share of the function (injected
 	// regressions by theirs, false positives and series by theirs).
-	Bands []Band `json:"bands"`
-	Cases []Case `json:"cases"`
+	Bands  []Band `json:"bands"`
+	Cases  []Case `json:"cases"`
+	latN   int
+	latSum time.Duration
 }
 
 // Band is a Row restricted to functions with inclusive share in [Lo, Hi).
@@ -136,31 +144,105 @@ func Run(ctx context.Context, cfg Config) ([]Row, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("evaluate config: %w", err)
 	}
+	seeds := cfg.Seeds
+	if len(seeds) == 0 {
+		seeds = []int64{0}
+	}
 	var rows []Row
 	for si, size := range cfg.Sizes {
-		sc := cfg.Sim
-		sc.Seed += int64(si)
-		sc.Regressions = nil
-		sc.RandomRegressions = cfg.PerService * sc.Services
-		sc.RandomMinSize, sc.RandomMaxSize = size, size
-		row, err := runOne(ctx, cfg, sc, si)
-		if err != nil {
-			return nil, fmt.Errorf("size %v: %w", size, err)
+		var row Row
+		for ki, off := range seeds {
+			sc := cfg.Sim
+			sc.Seed += off + int64(si)
+			sc.Regressions = nil
+			sc.RandomRegressions = cfg.PerService * sc.Services
+			sc.RandomMinSize, sc.RandomMaxSize = size, size
+			r, err := runOne(ctx, cfg, sc, fmt.Sprintf("%d-%d", si, ki))
+			if err != nil {
+				return nil, fmt.Errorf("size %v seed %d: %w", size, sc.Seed, err)
+			}
+			if ki == 0 {
+				row = r
+			} else {
+				row.add(r)
+			}
 		}
+		row.finish()
 		row.Size = size
 		rows = append(rows, row)
 	}
 	return rows, nil
 }
 
-func runOne(ctx context.Context, cfg Config, sc simulate.Config, idx int) (Row, error) {
+// add pools o's counts and sums into r (before finish).
+func (r *Row) add(o Row) {
+	r.Regressions += o.Regressions
+	r.Detected += o.Detected
+	r.FalsePositives += o.FalsePositives
+	r.Series += o.Series
+	r.ControlsReported += o.ControlsReported
+	r.RootCauseTop3 += o.RootCauseTop3
+	r.MeanXFloor += o.MeanXFloor
+	r.latSum += o.latSum
+	r.latN += o.latN
+	r.Cases = append(r.Cases, o.Cases...)
+	for i := range r.Bands {
+		b, c := &r.Bands[i], o.Bands[i]
+		b.Regressions += c.Regressions
+		b.Detected += c.Detected
+		b.FalsePositives += c.FalsePositives
+		b.Series += c.Series
+		b.RootCauseTop3 += c.RootCauseTop3
+		b.MeanFloor += c.MeanFloor
+		b.MeanXFloor += c.MeanXFloor
+		b.latSum += c.latSum
+		b.latN += c.latN
+	}
+}
+
+// finish turns the pooled counts and sums into ratios and means.
+func (r *Row) finish() {
+	if r.Regressions > 0 {
+		r.Recall = float64(r.Detected) / float64(r.Regressions)
+		r.MeanXFloor /= float64(r.Regressions)
+	}
+	if r.Series > 0 {
+		r.FPPerSeries = float64(r.FalsePositives) / float64(r.Series)
+	}
+	if r.latN > 0 {
+		r.MeanLatency = r.latSum / time.Duration(r.latN)
+	}
+	if r.Detected > 0 {
+		r.RootCauseAccuracy = float64(r.RootCauseTop3) / float64(r.Detected)
+	}
+	for i := range r.Bands {
+		b := &r.Bands[i]
+		if b.Regressions > 0 {
+			b.Recall = float64(b.Detected) / float64(b.Regressions)
+			b.MeanFloor /= float64(b.Regressions)
+			b.MeanXFloor /= float64(b.Regressions)
+		}
+		if b.Series > 0 {
+			b.FPPerSeries = float64(b.FalsePositives) / float64(b.Series)
+		}
+		if b.latN > 0 {
+			b.MeanLatency = b.latSum / time.Duration(b.latN)
+		}
+		if b.Detected > 0 {
+			b.RootCauseAccuracy = float64(b.RootCauseTop3) / float64(b.Detected)
+		}
+	}
+}
+
+// runOne evaluates one fleet; the row holds counts and sums (finish makes ratios).
+func runOne(ctx context.Context, cfg Config, sc simulate.Config, idx string) (Row, error) {
 	fleet, err := simulate.New(sc)
 	if err != nil {
 		return Row{}, err
 	}
 	repoDir := ""
 	if cfg.RepoDir != "" {
-		repoDir = filepath.Join(cfg.RepoDir, fmt.Sprint(idx))
+		repoDir = filepath.Join(cfg.RepoDir, idx)
 		if err := fleet.WriteRepos(repoDir); err != nil {
 			return Row{}, err
 		}
@@ -168,8 +250,6 @@ func runOne(ctx context.Context, cfg Config, sc simulate.Config, idx int) (Row, 
 	tr := fleet.Truth()
 	svcs := BuildServices(fleet)
 	var row Row
-	var latSum time.Duration
-	latN := 0
 	edges := append(append([]float64{0}, cfg.ShareBands...), 1.0000001)
 	for i := 1; i < len(edges); i++ {
 		row.Bands = append(row.Bands, Band{Lo: edges[i-1], Hi: edges[i]})
@@ -218,7 +298,9 @@ func runOne(ctx context.Context, cfg Config, sc simulate.Config, idx int) (Row, 
 		}
 		delete(controls, "")
 		for _, f := range res.Findings {
-			if matchRegression(f, regs, sc.Bucket) < 0 && controls[f.Function] {
+			// A control that is also a caller of an injected regression rose with it:
+			// that finding is redundant (as for false positives), not a control's.
+			if matchRegression(f, regs, sc.Bucket) < 0 && controls[f.Function] && !ancestors[f.Function] {
 				row.ControlsReported++
 			}
 			if matchRegression(f, regs, sc.Bucket) < 0 && !ancestors[f.Function] {
@@ -249,8 +331,8 @@ func runOne(ctx context.Context, cfg Config, sc simulate.Config, idx int) (Row, 
 				if cfg.Latency {
 					if lat, ok := latency(svc, cfg.Detect, in, sc.Bucket, cfg.MaxLatency); ok {
 						c.Latency = lat
-						latSum += lat
-						latN++
+						row.latSum += lat
+						row.latN++
 						bd.latSum += lat
 						bd.latN++
 					}
@@ -269,36 +351,6 @@ func runOne(ctx context.Context, cfg Config, sc simulate.Config, idx int) (Row, 
 			}
 			row.MeanXFloor += c.XFloor
 			row.Cases = append(row.Cases, c)
-		}
-	}
-	if row.Regressions > 0 {
-		row.Recall = float64(row.Detected) / float64(row.Regressions)
-		row.MeanXFloor /= float64(row.Regressions)
-	}
-	if row.Series > 0 {
-		row.FPPerSeries = float64(row.FalsePositives) / float64(row.Series)
-	}
-	if latN > 0 {
-		row.MeanLatency = latSum / time.Duration(latN)
-	}
-	if row.Detected > 0 {
-		row.RootCauseAccuracy = float64(row.RootCauseTop3) / float64(row.Detected)
-	}
-	for i := range row.Bands {
-		b := &row.Bands[i]
-		if b.Regressions > 0 {
-			b.Recall = float64(b.Detected) / float64(b.Regressions)
-			b.MeanFloor /= float64(b.Regressions)
-			b.MeanXFloor /= float64(b.Regressions)
-		}
-		if b.Series > 0 {
-			b.FPPerSeries = float64(b.FalsePositives) / float64(b.Series)
-		}
-		if b.latN > 0 {
-			b.MeanLatency = b.latSum / time.Duration(b.latN)
-		}
-		if b.Detected > 0 {
-			b.RootCauseAccuracy = float64(b.RootCauseTop3) / float64(b.Detected)
 		}
 	}
 	return row, nil

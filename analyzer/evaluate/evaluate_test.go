@@ -2,9 +2,27 @@ package evaluate
 
 import (
 	"context"
+	"flag"
 	"os/exec"
+	"strconv"
+	"strings"
 	"testing"
 )
+
+// seeds are the seed offsets BenchmarkEvaluate pools (go test ... -args -seeds 0,1000).
+var seeds = flag.String("seeds", "0,1000", "comma-separated seed offsets pooled by BenchmarkEvaluate")
+
+func parseSeeds(s string) ([]int64, error) {
+	var out []int64
+	for f := range strings.SplitSeq(s, ",") {
+		x, err := strconv.ParseInt(strings.TrimSpace(f), 10, 64)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, x)
+	}
+	return out, nil
+}
 
 func TestEvaluateSanity(t *testing.T) {
 	if _, err := exec.LookPath("git"); err != nil {
@@ -69,6 +87,25 @@ func TestEvaluateSanity(t *testing.T) {
 	}
 }
 
+func TestParseSeeds(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want []int64
+		ok   bool
+	}{{"0", []int64{0}, true}, {"0, 1000", []int64{0, 1000}, true}, {"x", nil, false}} {
+		got, err := parseSeeds(tc.in)
+		if (err == nil) != tc.ok || len(got) != len(tc.want) {
+			t.Errorf("parseSeeds(%q) = %v, %v", tc.in, got, err)
+			continue
+		}
+		for i := range got {
+			if got[i] != tc.want[i] {
+				t.Errorf("parseSeeds(%q) = %v, want %v", tc.in, got, tc.want)
+			}
+		}
+	}
+}
+
 func TestConfigValidate(t *testing.T) {
 	c := DefaultConfig()
 	if err := c.Validate(); err != nil {
@@ -81,10 +118,14 @@ func TestConfigValidate(t *testing.T) {
 }
 
 // BenchmarkEvaluate is the full sweep: 2 services × 3 regressions per size on 20
-// hosts, three days (two of history), root cause when git is installed. Run with
-// -benchtime 1x; -v prints the table.
+// hosts, three days (two of history), root cause when git is installed, pooled over
+// the -seeds offsets (default two seeds). Run with -benchtime 1x; -v prints the table.
 func BenchmarkEvaluate(b *testing.B) {
 	cfg := DefaultConfig()
+	var err error
+	if cfg.Seeds, err = parseSeeds(*seeds); err != nil {
+		b.Fatalf("-seeds %q: %v", *seeds, err)
+	}
 	cfg.Sizes = []float64{0.02, 0.05, 0.1, 0.2, 0.5}
 	cfg.Sim.Services = 2
 	cfg.RepoDir = ""
@@ -92,11 +133,10 @@ func BenchmarkEvaluate(b *testing.B) {
 		cfg.RepoDir = b.TempDir()
 	}
 	var rows []Row
-	for i := 0; b.Loop(); i++ {
+	for b.Loop() {
 		if cfg.RepoDir != "" {
 			cfg.RepoDir = b.TempDir()
 		}
-		var err error
 		if rows, err = Run(context.Background(), cfg); err != nil {
 			b.Fatal(err)
 		}
@@ -115,6 +155,21 @@ func BenchmarkEvaluate(b *testing.B) {
 	}
 	b.ReportMetric(float64(fp)/float64(max(series, 1)), "fp/series")
 	b.ReportMetric(float64(ctl), "controls-reported")
+	// Recall where the injected change is at least twice the noise floor: the
+	// detector's promise (smaller changes are sampling noise).
+	var big, bigHit int
+	for _, r := range rows {
+		for _, c := range r.Cases {
+			if c.XFloor >= 2 {
+				big++
+				if c.Detected {
+					bigHit++
+				}
+			}
+		}
+	}
+	b.Logf("seeds %v: %d false positives in %d series, recall at >=2x floor %d/%d", cfg.Seeds, fp, series, bigHit, big)
+	b.ReportMetric(float64(bigHit)/float64(max(big, 1)), "recall@2xfloor")
 }
 
 func formatSize(s float64) string {
