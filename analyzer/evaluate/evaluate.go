@@ -79,7 +79,29 @@ func (c Config) Validate() error {
 
 // Row summarizes one size.
 type Row struct {
-	Size        float64 `json:"size"`
+	Size float64 `json:"size"`
+	Tally
+	// ControlsReported counts findings on a negative control's function (the target
+	// of a cost shift, a refactor's new name, a spiking or seasonal function), except
+	// on callers of an injected regression, whose inclusive share rose with it.
+	ControlsReported int `json:"controls_reported"`
+	// Bands break the row down by the inclusive share of the function (injected
+	// regressions by theirs, false positives and series by theirs).
+	Bands []Band `json:"bands"`
+	Cases []Case `json:"cases"`
+}
+
+// Band is a Row restricted to functions with inclusive share in [Lo, Hi).
+type Band struct {
+	Lo float64 `json:"lo"`
+	Hi float64 `json:"hi"`
+	Tally
+	// MeanFloor is the mean noise floor sqrt(p(1−p)/N) of the band's regressions.
+	MeanFloor float64 `json:"mean_floor"`
+}
+
+// Tally is what rows and bands count and the ratios made from the counts.
+type Tally struct {
 	Regressions int     `json:"regressions"`
 	Detected    int     `json:"detected"`
 	Recall      float64 `json:"recall"`
@@ -88,10 +110,6 @@ type Row struct {
 	FalsePositives int     `json:"false_positives"`
 	Series         int     `json:"series"`
 	FPPerSeries    float64 `json:"fp_per_series"`
-	// ControlsReported counts findings on a negative control's function (the target
-	// of a cost shift, a refactor's new name, a spiking or seasonal function), except
-	// on callers of an injected regression, whose inclusive share rose with it.
-	ControlsReported int `json:"controls_reported"`
 	// MeanLatency is the mean time from full rollout until the detector, run on the
 	// data up to then, first reports the regression.
 	MeanLatency time.Duration `json:"mean_latency"`
@@ -101,31 +119,37 @@ type Row struct {
 	// MeanXFloor is the mean injected inclusive-share change in units of the sampling
 	// noise floor sqrt(p(1−p)/N), N = service samples in one bucket.
 	MeanXFloor float64 `json:"mean_x_floor"`
-	// Bands break the row down by the inclusive share of the function (injected
-	// regressions by theirs, false positives and series by theirs).
-	Bands  []Band `json:"bands"`
-	Cases  []Case `json:"cases"`
-	latN   int
-	latSum time.Duration
+	latN       int
+	latSum     time.Duration
 }
 
-// Band is a Row restricted to functions with inclusive share in [Lo, Hi).
-type Band struct {
-	Lo                float64       `json:"lo"`
-	Hi                float64       `json:"hi"`
-	Regressions       int           `json:"regressions"`
-	Detected          int           `json:"detected"`
-	Recall            float64       `json:"recall"`
-	FalsePositives    int           `json:"false_positives"`
-	Series            int           `json:"series"`
-	FPPerSeries       float64       `json:"fp_per_series"`
-	MeanLatency       time.Duration `json:"mean_latency"`
-	RootCauseTop3     int           `json:"root_cause_top3"`
-	RootCauseAccuracy float64       `json:"root_cause_accuracy"`
-	MeanFloor         float64       `json:"mean_floor"`
-	MeanXFloor        float64       `json:"mean_x_floor"`
-	latN              int
-	latSum            time.Duration
+// add pools o's counts and sums into t (before finish).
+func (t *Tally) add(o Tally) {
+	t.Regressions += o.Regressions
+	t.Detected += o.Detected
+	t.FalsePositives += o.FalsePositives
+	t.Series += o.Series
+	t.RootCauseTop3 += o.RootCauseTop3
+	t.MeanXFloor += o.MeanXFloor
+	t.latSum += o.latSum
+	t.latN += o.latN
+}
+
+// finish turns the pooled counts and sums into ratios and means.
+func (t *Tally) finish() {
+	if t.Regressions > 0 {
+		t.Recall = float64(t.Detected) / float64(t.Regressions)
+		t.MeanXFloor /= float64(t.Regressions)
+	}
+	if t.Series > 0 {
+		t.FPPerSeries = float64(t.FalsePositives) / float64(t.Series)
+	}
+	if t.latN > 0 {
+		t.MeanLatency = t.latSum / time.Duration(t.latN)
+	}
+	if t.Detected > 0 {
+		t.RootCauseAccuracy = float64(t.RootCauseTop3) / float64(t.Detected)
+	}
 }
 
 // Case is one injected regression's outcome.
@@ -176,61 +200,24 @@ func Run(ctx context.Context, cfg Config) ([]Row, error) {
 
 // add pools o's counts and sums into r (before finish).
 func (r *Row) add(o Row) {
-	r.Regressions += o.Regressions
-	r.Detected += o.Detected
-	r.FalsePositives += o.FalsePositives
-	r.Series += o.Series
+	r.Tally.add(o.Tally)
 	r.ControlsReported += o.ControlsReported
-	r.RootCauseTop3 += o.RootCauseTop3
-	r.MeanXFloor += o.MeanXFloor
-	r.latSum += o.latSum
-	r.latN += o.latN
 	r.Cases = append(r.Cases, o.Cases...)
 	for i := range r.Bands {
-		b, c := &r.Bands[i], o.Bands[i]
-		b.Regressions += c.Regressions
-		b.Detected += c.Detected
-		b.FalsePositives += c.FalsePositives
-		b.Series += c.Series
-		b.RootCauseTop3 += c.RootCauseTop3
-		b.MeanFloor += c.MeanFloor
-		b.MeanXFloor += c.MeanXFloor
-		b.latSum += c.latSum
-		b.latN += c.latN
+		r.Bands[i].Tally.add(o.Bands[i].Tally)
+		r.Bands[i].MeanFloor += o.Bands[i].MeanFloor
 	}
 }
 
 // finish turns the pooled counts and sums into ratios and means.
 func (r *Row) finish() {
-	if r.Regressions > 0 {
-		r.Recall = float64(r.Detected) / float64(r.Regressions)
-		r.MeanXFloor /= float64(r.Regressions)
-	}
-	if r.Series > 0 {
-		r.FPPerSeries = float64(r.FalsePositives) / float64(r.Series)
-	}
-	if r.latN > 0 {
-		r.MeanLatency = r.latSum / time.Duration(r.latN)
-	}
-	if r.Detected > 0 {
-		r.RootCauseAccuracy = float64(r.RootCauseTop3) / float64(r.Detected)
-	}
+	r.Tally.finish()
 	for i := range r.Bands {
 		b := &r.Bands[i]
 		if b.Regressions > 0 {
-			b.Recall = float64(b.Detected) / float64(b.Regressions)
 			b.MeanFloor /= float64(b.Regressions)
-			b.MeanXFloor /= float64(b.Regressions)
 		}
-		if b.Series > 0 {
-			b.FPPerSeries = float64(b.FalsePositives) / float64(b.Series)
-		}
-		if b.latN > 0 {
-			b.MeanLatency = b.latSum / time.Duration(b.latN)
-		}
-		if b.Detected > 0 {
-			b.RootCauseAccuracy = float64(b.RootCauseTop3) / float64(b.Detected)
-		}
+		b.Tally.finish()
 	}
 }
 
