@@ -204,7 +204,7 @@ func (r *Row) add(o Row) {
 	r.ControlsReported += o.ControlsReported
 	r.Cases = append(r.Cases, o.Cases...)
 	for i := range r.Bands {
-		r.Bands[i].Tally.add(o.Bands[i].Tally)
+		r.Bands[i].add(o.Bands[i].Tally)
 		r.Bands[i].MeanFloor += o.Bands[i].MeanFloor
 	}
 }
@@ -217,7 +217,7 @@ func (r *Row) finish() {
 		if b.Regressions > 0 {
 			b.MeanFloor /= float64(b.Regressions)
 		}
-		b.Tally.finish()
+		b.finish()
 	}
 }
 
