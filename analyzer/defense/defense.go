@@ -23,12 +23,15 @@ type Store interface {
 	Versions(ctx context.Context, service string, from, to time.Time) ([]storage.VersionSpan, error)
 	Profile(ctx context.Context, sel storage.Selection) (*storage.Profile, error)
 	PutFindings(ctx context.Context, recs []storage.FindingRecord) error
+	// Findings reads stored findings: a regression found again by a later run keeps
+	// its stored id (the runs' windows overlap).
+	Findings(ctx context.Context, q storage.FindingsQuery) ([]storage.FindingRecord, error)
 }
 
 // Config configures Analyze and Loop. Start from DefaultConfig.
 type Config struct {
 	// Window is the analysis window: changes starting in it are reported. History is
-	// read before it (baseline; two days enable the seasonality stage) and the
+	// read before it (baseline; two days enable the daily seasonality stage) and the
 	// detector's extended window after it, ending at Now rounded down to Step.
 	Window  time.Duration
 	History time.Duration
@@ -56,12 +59,13 @@ type Config struct {
 	Now func() time.Time
 }
 
-// DefaultConfig returns the defaults: a 6h analysis window over one day of history
-// in 10-minute steps, functions above 0.01%, every 10 minutes, storing findings.
+// DefaultConfig returns the defaults: a 6h analysis window over two days of history
+// (the seasonality stage needs two daily periods before the window) in 10-minute
+// steps, functions above 0.01%, every 10 minutes, storing findings.
 func DefaultConfig() Config {
 	return Config{
 		Window:    6 * time.Hour,
-		History:   24 * time.Hour,
+		History:   48 * time.Hour,
 		Step:      10 * time.Minute,
 		MinShare:  1e-4,
 		Interval:  10 * time.Minute,
@@ -108,6 +112,12 @@ func (c Config) detectConfig() detect.Config {
 	return d
 }
 
+// extended is the stretch after the analysis window the detector needs (at least
+// one change-point segment).
+func (c Config) extended(dc detect.Config) time.Duration {
+	return max(dc.ExtendedWindow, time.Duration(dc.ChangePoint.MinSegment)*c.Step)
+}
+
 func (c Config) now() time.Time {
 	if c.Now != nil {
 		return c.Now()
@@ -134,8 +144,7 @@ func Analyze(ctx context.Context, st Store, cfg Config) (*Report, error) {
 	}
 	dc := cfg.detectConfig()
 	to := cfg.now().UTC().Truncate(cfg.Step)
-	ext := max(dc.ExtendedWindow, time.Duration(dc.ChangePoint.MinSegment)*cfg.Step)
-	from := to.Add(-(cfg.History + cfg.Window + ext))
+	from := to.Add(-(cfg.History + cfg.Window + cfg.extended(dc)))
 	rep := &Report{From: from, To: to}
 	services := cfg.Services
 	if len(services) == 0 {
@@ -148,6 +157,11 @@ func Analyze(ctx context.Context, st Store, cfg Config) (*Report, error) {
 		fs, series, errs, err := analyzeService(ctx, st, cfg, dc, name, from, to)
 		if err != nil {
 			return nil, fmt.Errorf("analyze %s: %w", name, err)
+		}
+		if cfg.Store && len(fs) > 0 {
+			if err := mergeService(ctx, st, cfg, dc, name, fs, to); err != nil {
+				return nil, fmt.Errorf("analyze %s: %w", name, err)
+			}
 		}
 		rep.Findings = append(rep.Findings, fs...)
 		rep.Series += series
@@ -169,6 +183,21 @@ func Analyze(ctx context.Context, st Store, cfg Config) (*Report, error) {
 		}
 	}
 	return rep, nil
+}
+
+// mergeService gives fs, the service's new findings, the ids of the stored findings
+// they found again (mergeStored). Only findings stored since the earliest change
+// this run can report (minus the tolerance) can match: a record's time is when a
+// run last stored it, never before its change.
+func mergeService(ctx context.Context, st Store, cfg Config, dc detect.Config, name string, fs []findings.Finding, to time.Time) error {
+	tol := mergeTolerance(dc)
+	since := to.Add(-(cfg.Window + cfg.extended(dc) + tol + cfg.Step))
+	recs, err := st.Findings(ctx, storage.FindingsQuery{Service: name, Kind: string(findings.KindRegression), From: since, Limit: storedLimit})
+	if err != nil {
+		return fmt.Errorf("read stored findings: %w", err)
+	}
+	mergeStored(fs, decodeStored(recs), tol, cfg.now().UTC().Truncate(time.Second))
+	return nil
 }
 
 func analyzeService(ctx context.Context, st Store, cfg Config, dc detect.Config, name string, from, to time.Time) ([]findings.Finding, int, []error, error) {

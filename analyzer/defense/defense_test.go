@@ -1,6 +1,7 @@
 package defense
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -113,6 +114,39 @@ func (s *fleetStore) PutFindings(ctx context.Context, recs []storage.FindingReco
 	defer s.mu.Unlock()
 	s.put = append(s.put, recs...)
 	return nil
+}
+
+// Findings answers from the records put so far: the latest put of each id, newest
+// first, like the real store.
+func (s *fleetStore) Findings(ctx context.Context, q storage.FindingsQuery) ([]storage.FindingRecord, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return latestFindings(s.put, q), nil
+}
+
+// latestFindings is storage.Store.Findings over a list of puts.
+func latestFindings(put []storage.FindingRecord, q storage.FindingsQuery) []storage.FindingRecord {
+	latest := map[string]storage.FindingRecord{}
+	for _, r := range put {
+		latest[r.ID] = r
+	}
+	var out []storage.FindingRecord
+	for _, r := range latest {
+		if (q.Service == "" || r.Service == q.Service) && (q.Kind == "" || r.Kind == q.Kind) &&
+			(q.From.IsZero() || !r.Created.Before(q.From)) && (q.To.IsZero() || r.Created.Before(q.To)) {
+			out = append(out, r)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if !out[i].Created.Equal(out[j].Created) {
+			return out[i].Created.After(out[j].Created)
+		}
+		return out[i].ID < out[j].ID
+	})
+	if limit := cmp.Or(q.Limit, 100); len(out) > limit {
+		out = out[:limit]
+	}
+	return out
 }
 
 // smallFleet is one service on 12 hosts for a day, one release at noon with one

@@ -6,6 +6,12 @@
 // revisions), and stores the findings (storage.FindingRecord, body = the finding's
 // JSON, schema fleetprof.findings/v1) where /api/v1/findings serves them.
 //
+// Runs overlap (each re-analyzes most of the last window), and a regression's change
+// time can move by a bucket or two as data arrives: before storing, a new finding
+// that is the same regression as a stored one (same function and kind of share,
+// change times within the detector's merge tolerance or extended window) takes the
+// stored id and first_seen and advances last_seen, so the store keeps one finding.
+//
 // Store is the one interface at the storage boundary (the real one is
 // *storage.Store); Loop runs Analyze every Config.Interval for `fleetprof up` and the
 // aggregator.

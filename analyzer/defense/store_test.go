@@ -7,7 +7,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"testing"
+	"time"
 
 	"github.com/fleetprof/fleetprof/aggregator/storage"
 	"github.com/fleetprof/fleetprof/aggregator/storage/storagetest"
@@ -107,5 +109,87 @@ func TestAnalyzeRealStore(t *testing.T) {
 	}
 	if len(again) != len(recs) {
 		t.Errorf("after a second run %d findings, want %d", len(again), len(recs))
+	}
+}
+
+// TestAnalyzeRealStoreMerge: an earlier run stored the regression one bucket off and
+// without its version; two runs 10 minutes apart over the same data in embedded
+// ClickHouse then keep ONE stored finding (the earlier id and first_seen) whose
+// last_seen advances.
+func TestAnalyzeRealStoreMerge(t *testing.T) {
+	realStore := shared.Require(t)
+	ctx := context.Background()
+	f := smallFleet(t)
+	// Its own service name: the shared store also holds TestAnalyzeRealStore's fleet.
+	const svc = "merge-check"
+	b := fleetBatch(f)
+	for i := range b.Rows {
+		b.Rows[i].Labels.Service = svc
+	}
+	if _, err := realStore.IngestBulk(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig(f)
+	cfg.Services = []string{svc}
+	end := cfg.Now()
+	in := f.Truth().Regressions[0]
+	isInjected := func(fd *findings.Finding) bool {
+		return fd.Function == in.Function || slices.Contains(fd.DedupGroup, in.Function)
+	}
+	// What an earlier run stored: the change a bucket earlier, no version yet.
+	dry := cfg
+	dry.Store = false
+	rep, err := Analyze(ctx, realStore, dry)
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := slices.IndexFunc(rep.Findings, func(fd findings.Finding) bool { return isInjected(&fd) })
+	if i < 0 {
+		t.Fatalf("injected regression of %s not found", in.Function)
+	}
+	old := rep.Findings[i]
+	old.ChangeTime, old.VersionAfter = old.ChangeTime.Add(-cfg.Step), ""
+	old.ID = findings.ComputeID(&old)
+	old.FirstSeen = end.Add(-40 * time.Minute)
+	old.LastSeen = old.FirstSeen
+	body, err := json.Marshal(old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := realStore.PutFindings(ctx, []storage.FindingRecord{{ID: old.ID, Kind: "regression", Service: svc, Created: old.FirstSeen, Body: body}}); err != nil {
+		t.Fatal(err)
+	}
+	last := old.LastSeen
+	for _, now := range []time.Time{end.Add(-10 * time.Minute), end} {
+		cfg.Now = func() time.Time { return now }
+		rep, err := Analyze(ctx, realStore, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs, err := realStore.Findings(ctx, storage.FindingsQuery{Service: svc, Kind: "regression"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(recs) != len(rep.Findings) {
+			t.Errorf("run at %s found %d, store holds %d", now, len(rep.Findings), len(recs))
+		}
+		var got []findings.Finding
+		for _, r := range recs {
+			var fd findings.Finding
+			if err := json.Unmarshal(r.Body, &fd); err != nil {
+				t.Fatalf("record %s: %v", r.ID, err)
+			}
+			if isInjected(&fd) {
+				t.Logf("run at %s: stored %s %s at %s (%s), seen %s..%s", now, fd.ID, fd.Function, fd.ChangeTime, fd.VersionAfter, fd.FirstSeen, fd.LastSeen)
+				got = append(got, fd)
+			}
+		}
+		if len(got) != 1 {
+			t.Fatalf("run at %s: injected regression stored %d times, want once", now, len(got))
+		}
+		if fd := got[0]; fd.ID != old.ID || !fd.FirstSeen.Equal(old.FirstSeen) || !fd.LastSeen.After(last) {
+			t.Errorf("run at %s stored %s seen %s..%s; want id %s, first seen %s, last seen after %s", now, fd.ID, fd.FirstSeen, fd.LastSeen, old.ID, old.FirstSeen, last)
+		}
+		last = got[0].LastSeen
 	}
 }

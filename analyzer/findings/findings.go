@@ -82,6 +82,11 @@ type Finding struct {
 	WindowEnd     time.Time `json:"window_end,omitzero"`
 	VersionBefore string    `json:"version_before,omitempty"`
 	VersionAfter  string    `json:"version_after,omitempty"`
+	// FirstSeen/LastSeen are when analyzer runs first and last reported the finding:
+	// a run that finds a stored regression again keeps its ID and FirstSeen and
+	// advances LastSeen (analyzer/defense), so overlapping runs give one finding.
+	FirstSeen time.Time `json:"first_seen,omitzero"`
+	LastSeen  time.Time `json:"last_seen,omitzero"`
 
 	RootCauses           []RootCause `json:"root_causes,omitempty"`
 	RepresentativeStacks []Stack     `json:"representative_stacks,omitempty"`

@@ -78,3 +78,47 @@ func TestDecodeErrors(t *testing.T) {
 		})
 	}
 }
+
+// first_seen/last_seen are optional (added in v1): absent when unset, RFC 3339 when set,
+// and not part of the id.
+func TestSeenTimes(t *testing.T) {
+	seen := time.Date(2026, 11, 25, 12, 10, 0, 0, time.UTC)
+	base := Finding{Kind: KindRegression, Service: "api", Function: "f", ChangeTime: seen.Add(-time.Hour)}
+	base.ID = ComputeID(&base)
+	withSeen := base
+	withSeen.FirstSeen, withSeen.LastSeen = seen, seen.Add(10*time.Minute)
+	tests := []struct {
+		name     string
+		f        Finding
+		want     []string
+		dontWant []string
+	}{
+		{"unset", base, nil, []string{"first_seen", "last_seen"}},
+		{"set", withSeen, []string{`"first_seen": "2026-11-25T12:10:00Z"`, `"last_seen": "2026-11-25T12:20:00Z"`}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			if err := Encode(&buf, time.Time{}, []Finding{tt.f}); err != nil {
+				t.Fatal(err)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(buf.String(), w) {
+					t.Errorf("document lacks %s:\n%s", w, buf.String())
+				}
+			}
+			for _, w := range tt.dontWant {
+				if strings.Contains(buf.String(), w) {
+					t.Errorf("document has %s:\n%s", w, buf.String())
+				}
+			}
+			got, err := Decode(&buf)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if g := got.Findings[0]; !g.FirstSeen.Equal(tt.f.FirstSeen) || !g.LastSeen.Equal(tt.f.LastSeen) || ComputeID(&g) != base.ID {
+				t.Errorf("round trip %+v", g)
+			}
+		})
+	}
+}

@@ -80,7 +80,7 @@ func parseAnalyzeFlags(args []string) (*analyzeOptions, error) {
 	fs.StringVar(&o.chdbLib, "chdb-lib", "", "explicit libchdb.so path for embedded storage")
 	fs.Var(&services, "service", "service to analyze (repeatable; default: every service with samples)")
 	fs.DurationVar(&o.cfg.Window, "window", o.cfg.Window, "analysis window: changes starting in it are reported")
-	fs.DurationVar(&o.cfg.History, "history", o.cfg.History, "history read before the window (baseline; 48h enables the seasonality filter)")
+	fs.DurationVar(&o.cfg.History, "history", o.cfg.History, "history read before the window (baseline; 48h, two daily periods, enables the seasonality filter)")
 	fs.DurationVar(&o.cfg.Step, "step", o.cfg.Step, "detector time bucket")
 	fs.Float64Var(&o.cfg.MinShare, "min-share", o.cfg.MinShare, "skip functions below this inclusive share (0..1)")
 	fs.StringVar(&o.kind, "kind", kindAll, "what to run: regression (defense), opportunity (offense) or all")

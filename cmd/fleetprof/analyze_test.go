@@ -99,6 +99,9 @@ func (emptyStore) Profile(context.Context, storage.Selection) (*storage.Profile,
 	return &storage.Profile{}, nil
 }
 func (emptyStore) PutFindings(context.Context, []storage.FindingRecord) error { return nil }
+func (emptyStore) Findings(context.Context, storage.FindingsQuery) ([]storage.FindingRecord, error) {
+	return nil, nil
+}
 
 func TestAnalyzeOnceEmpty(t *testing.T) {
 	for _, js := range []bool{false, true} {
@@ -244,6 +247,26 @@ func (s *youngStore) PutFindings(_ context.Context, recs []storage.FindingRecord
 		s.stored <- recs[0].Kind
 	}
 	return nil
+}
+
+// Findings returns the latest put of each id (enough for the analyzer's merge).
+func (s *youngStore) Findings(_ context.Context, q storage.FindingsQuery) ([]storage.FindingRecord, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	latest := map[string]int{}
+	var out []storage.FindingRecord
+	for _, r := range s.put {
+		if (q.Service != "" && r.Service != q.Service) || (q.Kind != "" && r.Kind != q.Kind) || r.Created.Before(q.From) {
+			continue
+		}
+		if i, ok := latest[r.ID]; ok {
+			out[i] = r
+			continue
+		}
+		latest[r.ID] = len(out)
+		out = append(out, r)
+	}
+	return out, nil
 }
 
 func TestAnalyzeOnceKinds(t *testing.T) {
@@ -404,5 +427,14 @@ func TestAnalyzerLoopConfig(t *testing.T) {
 				t.Errorf("exec after interrupt: %v", err)
 			}
 		})
+	}
+}
+
+// The up loop reads the two daily periods of history the seasonality stage needs.
+func TestUpAnalyzerDefaultsHistory(t *testing.T) {
+	for name, d := range map[string]defense.Config{"up": upAnalyzerDefaults().Defense, "analyze": defense.DefaultConfig()} {
+		if need := 2 * d.Detect.SeasonPeriod; d.History < need {
+			t.Errorf("%s: history %v, the seasonality stage needs %v", name, d.History, need)
+		}
 	}
 }
