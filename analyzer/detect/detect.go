@@ -57,6 +57,10 @@ func Detect(svc *Service, cfg Config) ([]findings.Finding, error) {
 	return r.Findings, nil
 }
 
+// FilterDeploy marks a change dated at the start of a version's rollout
+// (snapToDeploy) instead of at its first change point.
+const FilterDeploy = "deploy"
+
 // FilterSelfShare marks a finding on the function's self share (samples where it is
 // the leaf) instead of its inclusive share; Before/After are then self shares.
 const FilterSelfShare = "self_share"
@@ -96,8 +100,9 @@ type candidate struct {
 // windows are the bucket ranges derived from Config for one service.
 type windows struct {
 	n, winLo, winHi, period, tol, ext int
-	// netAlpha is the level of the net before/after test (Config.FamilyAlpha).
-	netAlpha float64
+	// netAlpha is the level of the net before/after test (Config.FamilyAlpha);
+	// pairedAlpha that of the version-paired test.
+	netAlpha, pairedAlpha float64
 }
 
 // Run runs the full pipeline on one service: per series significance (change points
@@ -164,6 +169,16 @@ func Run(svc *Service, cfg Config) (*Result, error) {
 		}
 	}
 	w.netAlpha = math.Min(cfg.Alpha, cfg.FamilyAlpha/float64(max(tested, 1)))
+	// The paired test runs once per series and rollout: Bonferroni over both. At
+	// PairedAlpha alone (1e-4) ~8,000 paired tests of five evaluation seeds made
+	// about the one false positive that level predicts (p 4e-5).
+	rollouts := 0
+	for _, v := range sortedKeys(svc.VersionTotal) {
+		if t := slices.IndexFunc(svc.VersionTotal[v], func(x float64) bool { return x > 0 }); t > 0 && t+buckets(cfg.ExtendedWindow, svc.Step) >= w.winLo {
+			rollouts++
+		}
+	}
+	w.pairedAlpha = math.Min(cfg.PairedAlpha, cfg.FamilyAlpha/float64(max(tested*rollouts, 1)))
 	outs := make([]outcome, len(series))
 	workers := cfg.Parallelism
 	if workers <= 0 {
@@ -213,6 +228,9 @@ func Run(svc *Service, cfg Config) (*Result, error) {
 			res.Dropped = append(res.Dropped, *o.drop)
 		case outcomeCandidate:
 			res.Stats.Candidates++
+			if o.drop != nil {
+				res.Dropped = append(res.Dropped, *o.drop)
+			}
 			for _, c := range o.cs {
 				if c.abs > 0 {
 					ups = append(ups, c)
@@ -297,15 +315,21 @@ func analyzeSeries(svc *Service, sr *Series, cfg Config, w windows) ([]*candidat
 			drop = d
 		}
 	}
+	if drop == nil {
+		drop = tdrop
+	}
+	if drop == nil {
+		drop = vdrop
+	}
 	switch {
 	case len(out) > 0:
-		return out, nil, outcomeCandidate
+		// Only falls left (evidence for cost shifts): still say why a rise was not.
+		if rising(out) {
+			drop = nil
+		}
+		return out, drop, outcomeCandidate
 	case drop != nil:
 		return nil, drop, outcomeDropped
-	case tdrop != nil:
-		return nil, tdrop, outcomeDropped
-	case vdrop != nil:
-		return nil, vdrop, outcomeDropped
 	}
 	return nil, nil, outcomeNoChange
 }
@@ -428,6 +452,15 @@ func profileNoise(e estimate, L, period, k int) estimate {
 		r = float64(L)
 	}
 	e.SE *= math.Sqrt(1 + r*(1-r/float64(period))/(float64(k)*float64(L)))
+	return e
+}
+
+// withDispersion rescales e's standard error to over-dispersion disp.
+func withDispersion(e estimate, disp float64) estimate {
+	if e.Dispersion > 0 && disp > 0 {
+		e.SE *= math.Sqrt(disp / e.Dispersion)
+		e.Dispersion = disp
+	}
 	return e
 }
 
@@ -577,7 +610,7 @@ func timeCandidate(svc *Service, sr *Series, cfg Config, w windows) (cs []*candi
 		z := net / math.Hypot(before.SE, after.SE)
 		p := twoSidedP(z)
 		if p >= w.netAlpha {
-			if len(cs) == 0 {
+			if !rising(cs) {
 				drop = &Dropped{Function: sr.Function, Stage: StageSignificance,
 					Reason: fmt.Sprintf("persisted change %+.3g not significant (p=%.2g, dispersion %.1f)", net, p, math.Max(before.Dispersion, after.Dispersion))}
 				if zr := math.Abs(peak.P-after.P) / math.Hypot(peak.SE, after.SE); zr > zAlpha && math.Abs(net) < cfg.WentAwayFraction*math.Abs(peakDelta) {
@@ -598,10 +631,49 @@ func timeCandidate(svc *Service, sr *Series, cfg Config, w windows) (cs []*candi
 			strongest = math.Min(strongest, pvals[c])
 		}
 		if strongest >= cfg.Alpha {
-			if len(cs) == 0 {
+			if !rising(cs) {
 				drop = &Dropped{Function: sr.Function, Stage: StageSignificance,
 					Reason: fmt.Sprintf("change points too weak (best p=%.2g)", strongest)}
 			}
+			continue
+		}
+		// Went-away later: the level must still hold at the end of the data. Two
+		// checks against this event's baseline: the level after the series' last
+		// event (a later event brought it back: a revert, or a fix in a later
+		// release), and the last half extended window (a transient in the extended
+		// window too short for the search to place its end). The change is gone when
+		// what is left of it is under WentAwayFraction and the return is significant.
+		tail := max(2, (w.ext+1)/2)
+		var checks [][2]int
+		if ei+1 < len(evs) {
+			lastEv := evs[len(evs)-1]
+			checks = append(checks, [2]int{lastEv.cps[len(lastEv.cps)-1], w.n})
+		}
+		if w.n-tail > last {
+			checks = append(checks, [2]int{w.n - tail, w.n})
+		}
+		// Both sides take the baseline's noise: a transient inflates the dispersion
+		// of the windows it is in, which would hide its own end.
+		d0 := math.Max(disp, before.Dispersion)
+		ref := withDispersion(after, d0)
+		gone := false
+		for _, ck := range checks {
+			latest := withDispersion(windowEstimate(svc, sr, ck[0], ck[1], offsets), d0)
+			if offsets != nil {
+				latest = profileNoise(latest, ck[1]-ck[0], w.period, w.winLo/w.period)
+			}
+			left := latest.P - before.P
+			zr := math.Abs(ref.P-latest.P) / math.Hypot(ref.SE, latest.SE)
+			if left*net < cfg.WentAwayFraction*net*net && zr > zAlpha {
+				if !rising(cs) {
+					drop = &Dropped{Function: sr.Function, Stage: StageWentAway,
+						Reason: fmt.Sprintf("change %+.3g gone by bucket %d (%+.3g left, reversion z=%.1f)", net, ck[0], left, zr)}
+				}
+				gone = true
+				break
+			}
+		}
+		if gone {
 			continue
 		}
 		c := &candidate{
@@ -620,10 +692,85 @@ func timeCandidate(svc *Service, sr *Series, cfg Config, w windows) (cs []*candi
 		}
 		c.vBefore = dominantVersion(svc, lo, first)
 		c.vAfter = dominantVersion(svc, last, hi)
-		drop = nil
+		if d, v, ok := snapToDeploy(svc, s2, lo, hi, net, cfg.ChangePoint.Alpha); ok {
+			c.change, c.vAfter = d, v
+			c.vBefore = dominantVersion(svc, lo, d)
+			c.filters = append(c.filters, FilterDeploy)
+		}
+		if net > 0 {
+			drop = nil
+		}
 		cs = append(cs, c)
 	}
 	return cs, drop
+}
+
+// snapToDeploy dates a change at a deploy: a small shift's change point can land
+// hours from the release that caused it (a rollout spreads it over its stages),
+// while the start of a version's rollout is known exactly. Among the versions first
+// seen in (lo, hi), the one whose start is in the confidence set of the change's
+// location and explains it best is chosen: splitting s[lo:hi) there explains the shift (in
+// net's direction) nearly as well as the best split, within the χ²(1) quantile at
+// alpha of the residual variance. It returns the bucket and the version.
+func snapToDeploy(svc *Service, s []float64, lo, hi int, net, alpha float64) (int, string, bool) {
+	n := hi - lo
+	if n < 4 {
+		return 0, "", false
+	}
+	pre := make([]float64, n+1)
+	pre2 := make([]float64, n+1)
+	for i := range n {
+		pre[i+1] = pre[i] + s[lo+i]
+		pre2[i+1] = pre2[i] + s[lo+i]*s[lo+i]
+	}
+	// gain(k) is the fall of the squared error when s[lo:hi) splits at lo+k, signed
+	// by the direction of the shift.
+	gain := func(k int) float64 {
+		m1 := pre[k] / float64(k)
+		m2 := (pre[n] - pre[k]) / float64(n-k)
+		g := float64(k) * float64(n-k) / float64(n) * (m2 - m1) * (m2 - m1)
+		if (m2-m1)*net < 0 {
+			return -g
+		}
+		return g
+	}
+	best, bestK := math.Inf(-1), 0
+	for k := 2; k <= n-2; k++ {
+		if g := gain(k); g > best {
+			best, bestK = g, k
+		}
+	}
+	if best <= 0 {
+		return 0, "", false
+	}
+	m1 := pre[bestK] / float64(bestK)
+	m2 := (pre[n] - pre[bestK]) / float64(n-bestK)
+	sse := pre2[n] - float64(bestK)*m1*m1 - float64(n-bestK)*m2*m2
+	sigma2 := math.Max(sse, 0) / float64(n-2)
+	q := 2 * math.Pow(math.Erfinv(1-alpha), 2) // χ²(1) quantile at alpha
+	at, ver, ok, atGain := 0, "", false, 0.0
+	for _, v := range sortedKeys(svc.VersionTotal) {
+		first := -1
+		for t, x := range svc.VersionTotal[v] {
+			if x > 0 {
+				first = t
+				break
+			}
+		}
+		k := first - lo
+		if first <= 0 || k < 2 || k > n-2 {
+			continue
+		}
+		if g := gain(k); best-g <= q*sigma2 && (!ok || g > atGain) {
+			at, ver, ok, atGain = first, v, true, g
+		}
+	}
+	return at, ver, ok
+}
+
+// rising reports whether cs holds a rise (a candidate that may be reported).
+func rising(cs []*candidate) bool {
+	return slices.ContainsFunc(cs, func(c *candidate) bool { return c.abs > 0 })
 }
 
 // versionCandidate is the rollout path: when two versions ran in the same buckets on
@@ -704,7 +851,7 @@ func versionCandidate(svc *Service, sr *Series, cfg Config, w windows) (*candida
 			}
 		}
 		p := twoSidedP(z)
-		if z == 0 || p >= cfg.PairedAlpha {
+		if z == 0 || p >= w.pairedAlpha {
 			continue // no evidence of a change: not a dropped candidate
 		}
 		if best != nil && p >= best.p {
@@ -905,7 +1052,9 @@ func costShift(svc *Service, w windows, ups, downs []*candidate, g *callGraph, c
 			sr := &svc.Series[i]
 			hasSelf[sr.Function] = sr.Self != nil
 			if sr.Function != c.fn && findings.DomainOf(sr.Function) == c.domain {
-				shrank[sr.Function] = windowChange(svc, sr.Inclusive, c.change, w) > 4*rise
+				// Beyond dilution: a big rise elsewhere in the release dilutes a
+				// large inclusive share by far more than a small moved cost.
+				shrank[sr.Function] = windowFall(svc, sr.Inclusive, c.change, w, dil) > 4*rise
 			}
 		}
 		for _, d := range downs {
@@ -925,6 +1074,23 @@ func costShift(svc *Service, w windows, ups, downs []*candidate, g *callGraph, c
 				note(d, windowFall(svc, sr.Self, c.change, w, dil))
 			case !g.related(d, c.fn):
 				note(d, windowFall(svc, sr.Inclusive, c.change, w, dil))
+			}
+		}
+		// A fall explains the rise it balances best: when another function of the
+		// domain rose at the same time by an amount closer to it (the target of a
+		// cost shift or the new name of a renamed function, in the same release),
+		// the fall is that function's source, not this rise's.
+		rivals := rivalRises(svc, c, w, g)
+		for name, f := range falls {
+			if f <= 0 {
+				continue
+			}
+			own := math.Min(math.Abs(math.Log(f/c.abs)), math.Abs(math.Log(f/rise)))
+			for rival, r := range rivals {
+				if rival != name && math.Abs(math.Log(f/r)) < own {
+					delete(falls, name)
+					break
+				}
 			}
 		}
 		fell := 0.0
@@ -971,6 +1137,30 @@ outer:
 	return kept
 }
 
+// rivalRises are the other functions of c's domain whose own code (self share, or
+// the inclusive share of functions unrelated to c where self is unknown) rose
+// significantly around c's change, by how much.
+func rivalRises(svc *Service, c *candidate, w windows, g *callGraph) map[string]float64 {
+	out := map[string]float64{}
+	for i := range svc.Series {
+		sr := &svc.Series[i]
+		if sr.Function == c.fn || findings.DomainOf(sr.Function) != c.domain {
+			continue
+		}
+		xs := sr.Self
+		if xs == nil {
+			if g.related(sr.Function, c.fn) {
+				continue
+			}
+			xs = sr.Inclusive
+		}
+		if r := -windowChange(svc, xs, c.change, w); r > 0 {
+			out[sr.Function] = r
+		}
+	}
+	return out
+}
+
 // dilutionAt is the typical relative fall of inclusive shares around bucket t
 // (windows from aroundChange), over functions with at least 0.1% of the service.
 func dilutionAt(svc *Service, t int, w windows) float64 {
@@ -1001,6 +1191,7 @@ func aroundChange(t int, w windows) (blo, bhi, alo, ahi int) {
 	blo, bhi = max(0, t-span), t
 	alo = min(w.n, t+2*w.ext)
 	ahi = min(w.n, alo+span)
+
 	if ahi-alo < 2 {
 		alo, ahi = t, w.n
 	}
@@ -1023,13 +1214,45 @@ func windowChange(svc *Service, xs []float64, t int, w windows) float64 {
 	if bhi-blo < 2 || ahi-alo < 2 {
 		return 0
 	}
-	before := quasiBinomial(xs[blo:bhi], svc.Total[blo:bhi])
-	after := quasiBinomial(xs[alo:ahi], svc.Total[alo:ahi])
+	before := trimmedEstimate(xs[blo:bhi], svc.Total[blo:bhi])
+	after := trimmedEstimate(xs[alo:ahi], svc.Total[alo:ahi])
 	d := before.P - after.P
 	if math.Abs(d) < 3*math.Hypot(before.SE, after.SE) {
 		return 0
 	}
 	return d
+}
+
+// trimmedEstimate is quasiBinomial over the buckets whose share is within five
+// robust standard deviations (1.4826 × MAD) of the median share: the windows around
+// a change are hours long, and a spike of the function in one of them (a transient
+// of its own) must not hide or fake the cost it gained or lost.
+func trimmedEstimate(inc, tot []float64) estimate {
+	var shares []float64
+	for i := range inc {
+		if tot[i] > 0 {
+			shares = append(shares, inc[i]/tot[i])
+		}
+	}
+	if len(shares) < 5 {
+		return quasiBinomial(inc, tot)
+	}
+	m := median(shares)
+	dev := make([]float64, len(shares))
+	for i, x := range shares {
+		dev[i] = math.Abs(x - m)
+	}
+	lim := 5 * 1.4826 * median(dev)
+	if lim == 0 {
+		return quasiBinomial(inc, tot)
+	}
+	var ki, kt []float64
+	for i := range inc {
+		if tot[i] > 0 && math.Abs(inc[i]/tot[i]-m) <= lim {
+			ki, kt = append(ki, inc[i]), append(kt, tot[i])
+		}
+	}
+	return quasiBinomial(ki, kt)
 }
 
 // windowFall is how much a count series' share fell around bucket t beyond the

@@ -436,3 +436,64 @@ func TestRunEdgeCases(t *testing.T) {
 		t.Error("zero Config accepted")
 	}
 }
+
+func TestSnapToDeploy(t *testing.T) {
+	// A small step, +0.003 at bucket 50 in noise of SD 0.004 (seeded), 100 buckets:
+	// clear over the series, but its location is uncertain by a few buckets (a
+	// strong step is located exactly and keeps its change point).
+	rng := rand.New(rand.NewPCG(1, 2))
+	s := make([]float64, 100)
+	for i := range s {
+		s[i] = 0.1 + 0.004*rng.NormFloat64()
+		if i >= 50 {
+			s[i] += 0.003
+		}
+	}
+	versions := func(starts map[string]int) *Service {
+		svc := &Service{VersionTotal: map[string][]float64{"v1": make([]float64, 100)}}
+		for v, at := range starts {
+			xs := make([]float64, 100)
+			for i := at; i < 100; i++ {
+				xs[i] = 1
+			}
+			svc.VersionTotal[v] = xs
+		}
+		return svc
+	}
+	for _, tc := range []struct {
+		name    string
+		starts  map[string]int
+		net     float64
+		wantAt  int
+		wantVer string
+		wantOK  bool
+	}{
+		{"rollout at the step", map[string]int{"v2": 50}, 0.01, 50, "v2", true},
+		{"rollout a bucket early", map[string]int{"v2": 49}, 0.01, 49, "v2", true},
+		{"the nearer of two rollouts", map[string]int{"v2": 20, "v3": 51}, 0.01, 51, "v3", true},
+		{"rollout far from the step", map[string]int{"v2": 20}, 0.01, 0, "", false},
+		{"no rollout", nil, 0.01, 0, "", false},
+		{"shift the other way", map[string]int{"v2": 50}, -0.01, 0, "", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			at, v, ok := snapToDeploy(versions(tc.starts), s, 0, 100, tc.net, 0.01)
+			if at != tc.wantAt || v != tc.wantVer || ok != tc.wantOK {
+				t.Errorf("snapToDeploy = %d, %q, %v; want %d, %q, %v", at, v, ok, tc.wantAt, tc.wantVer, tc.wantOK)
+			}
+		})
+	}
+}
+
+func TestTrimmedEstimateIgnoresASpike(t *testing.T) {
+	inc := []float64{100, 104, 98, 101, 97, 103, 99, 102}
+	tot := []float64{1e4, 1e4, 1e4, 1e4, 1e4, 1e4, 1e4, 1e4}
+	want := quasiBinomial(inc, tot).P
+	spiked := slices.Clone(inc)
+	spiked[3] = 400 // a transient ×4 in one bucket
+	if got := trimmedEstimate(spiked, tot).P; math.Abs(got-want) > 5e-4 {
+		t.Errorf("share with a spike %v, want about %v", got, want)
+	}
+	if got := trimmedEstimate(inc, tot).P; got != want {
+		t.Errorf("share without a spike %v, want %v (nothing trimmed)", got, want)
+	}
+}

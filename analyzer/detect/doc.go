@@ -36,7 +36,12 @@
 //     are compared with those running the old one (Config.PairedAlpha). The noise is
 //     the spread between host groups, measured on the history before the rollout
 //     (scaled to each cell's samples), or Welch's test without history; so one host
-//     in a 1% stage never makes its host effect a "regression".
+//     in a 1% stage never makes its host effect a "regression". Its level is
+//     Bonferroni-corrected too: min(PairedAlpha, FamilyAlpha / (series × rollouts)).
+//     Went-away later: a change whose level is gone again after the series' last
+//     event (a revert) or in the last half extended window (a transient the search
+//     could not end) is dropped. A time-path change is dated at a rollout start
+//     (FilterDeploy) when that start is in the confidence set of its location.
 //  5. threshold: absolute and relative change.
 //  6. dedup: callers whose inclusive rise is explained by a callee's rise are grouped
 //     under the deepest such callee (Finding.DedupGroup).
@@ -47,9 +52,13 @@
 //     as a whole far more than the rise (a rename) is another change. The falls must
 //     balance the rise within Config.CostShiftFraction, all together or one alone.
 //     Shares are normalised, so a rise of x dilutes every other share by x/(1+x);
-//     only falls beyond that dilution count.
+//     only falls beyond that dilution count. A fall explains the rise it balances
+//     best: when another function of the domain rose by an amount closer to it (a
+//     cost shift's target, a renamed function's new name), it is that one's source.
+//     The windows around the change leave out buckets five robust SDs off (spikes).
 //  8. dedup again on the survivors.
 //
 // Each event of a series is a candidate, so one function can regress in two releases
-// of one window. Not done: went-away across events (a later revert).
+// of one window, unless a later event brought the level back (went-away across
+// events: a revert, or a fix in a later release, within the data analyzed).
 package detect

@@ -38,6 +38,9 @@ type scenario struct {
 	Events     []scenarioEvent `json:"events"`
 	// Expect lists the functions that must be reported (empty for negative controls).
 	Expect []string `json:"expect"`
+	// ExpectDropped maps a function to the stage that must drop it (why a negative
+	// control is not reported).
+	ExpectDropped map[string]string `json:"expect_dropped"`
 }
 
 type scenarioStack struct {
@@ -224,8 +227,15 @@ func TestScenarios(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			stages := map[string]string{}
 			for _, d := range res.Dropped {
 				t.Logf("dropped %s at %s: %s", d.Function, d.Stage, d.Reason)
+				stages[d.Function] = d.Stage
+			}
+			for fn, stage := range sc.ExpectDropped {
+				if stages[fn] != stage {
+					t.Errorf("%s dropped at %q, want %q", fn, stages[fn], stage)
+				}
 			}
 			var got []string
 			for i := range res.Findings {

@@ -89,6 +89,9 @@ type Row struct {
 	// regressions by theirs, false positives and series by theirs).
 	Bands []Band `json:"bands"`
 	Cases []Case `json:"cases"`
+	// FalseFindings describes each false positive (function, change, p, filters), so
+	// a rate can be traced to the stage that let it through.
+	FalseFindings []string `json:"false_findings,omitempty"`
 }
 
 // Band is a Row restricted to functions with inclusive share in [Lo, Hi).
@@ -154,11 +157,14 @@ func (t *Tally) finish() {
 
 // Case is one injected regression's outcome.
 type Case struct {
-	Function  string        `json:"function"`
-	Share     float64       `json:"share"` // inclusive share before
-	Floor     float64       `json:"floor"` // sqrt(p(1−p)/N), N = service samples per bucket
-	XFloor    float64       `json:"x_floor"`
-	Detected  bool          `json:"detected"`
+	Seed     int64   `json:"seed"`
+	Function string  `json:"function"`
+	Share    float64 `json:"share"` // inclusive share before
+	Floor    float64 `json:"floor"` // sqrt(p(1−p)/N), N = service samples per bucket
+	XFloor   float64 `json:"x_floor"`
+	Detected bool    `json:"detected"`
+	// Dropped is the stage and reason that removed a missed regression, if any.
+	Dropped   string        `json:"dropped,omitempty"`
 	Latency   time.Duration `json:"latency,omitempty"`
 	RootCause bool          `json:"root_cause_top3"`
 }
@@ -203,6 +209,7 @@ func (r *Row) add(o Row) {
 	r.Tally.add(o.Tally)
 	r.ControlsReported += o.ControlsReported
 	r.Cases = append(r.Cases, o.Cases...)
+	r.FalseFindings = append(r.FalseFindings, o.FalseFindings...)
 	for i := range r.Bands {
 		r.Bands[i].add(o.Bands[i].Tally)
 		r.Bands[i].MeanFloor += o.Bands[i].MeanFloor
@@ -278,12 +285,18 @@ func runOne(ctx context.Context, cfg Config, sc simulate.Config, idx string) (Ro
 		ancestors := callersOf(svc, regs)
 		bucketN := mean(svc.Total)
 		controls := map[string]bool{}
+		why := map[string]string{} // the injections that touched a function, for FalseFindings
 		for _, c := range tr.Controls {
 			if c.Service == info.Name {
 				controls[c.Function], controls[c.To] = true, true
+				why[c.Function] += fmt.Sprintf(" %s(from %s)", c.Kind, c.Start.Sub(svc.Start))
+				why[c.To] += fmt.Sprintf(" %s(to %s)", c.Kind, c.Start.Sub(svc.Start))
 			}
 		}
 		delete(controls, "")
+		for _, in := range regs {
+			why[in.Function] += fmt.Sprintf(" regression(%s %s)", in.Version, in.Start.Sub(svc.Start))
+		}
 		for _, f := range res.Findings {
 			// A control that is also a caller of an injected regression rose with it:
 			// that finding is redundant (as for false positives), not a control's.
@@ -293,13 +306,16 @@ func runOne(ctx context.Context, cfg Config, sc simulate.Config, idx string) (Ro
 			if matchRegression(f, regs, sc.Bucket) < 0 && !ancestors[f.Function] {
 				row.FalsePositives++
 				band(shares[f.Function]).FalsePositives++
+				row.FalseFindings = append(row.FalseFindings, fmt.Sprintf("seed %d %s %s share %.3g%% %+.3g%% at %s p=%.2g %s→%s [%s]",
+					sc.Seed, info.Name, f.Function, 100*shares[f.Function], 100*f.RelativeChange,
+					f.ChangeTime.Sub(svc.Start), f.PValue, f.VersionBefore, f.VersionAfter, strings.Join(f.FiltersPassed, ","))+why[f.Function])
 			}
 		}
 		for _, in := range regs {
 			row.Regressions++
 			p := in.InclusiveBefore
 			floor := math.Sqrt(p * (1 - p) / bucketN)
-			c := Case{Function: in.Function, Share: p, Floor: floor, XFloor: (in.InclusiveAfter - p) / floor}
+			c := Case{Seed: sc.Seed, Function: in.Function, Share: p, Floor: floor, XFloor: (in.InclusiveAfter - p) / floor}
 			bd := band(p)
 			bd.Regressions++
 			bd.MeanFloor += floor
@@ -309,6 +325,13 @@ func runOne(ctx context.Context, cfg Config, sc simulate.Config, idx string) (Ro
 				if matchRegression(res.Findings[i], []simulate.Injection{in}, sc.Bucket) == 0 {
 					hit = &res.Findings[i]
 					break
+				}
+			}
+			if hit == nil {
+				for _, d := range res.Dropped {
+					if d.Function == in.Function {
+						c.Dropped = d.Stage + ": " + d.Reason
+					}
 				}
 			}
 			if hit != nil {
