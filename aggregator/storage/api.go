@@ -115,6 +115,10 @@ type RollupQuery struct {
 	Service  string
 	From, To time.Time
 	MinShare float64
+	// Step sums the rollup's buckets into steps of this length (aligned to the Unix
+	// epoch) in the database, so a long range returns fewer rows; 0 keeps the
+	// store's rollup bucket.
+	Step time.Duration
 }
 
 // VersionSpan is when a service version was seen: deploy events for the analyzer.

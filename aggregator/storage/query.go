@@ -219,13 +219,20 @@ func (s *Store) Diff(ctx context.Context, base, cmp Selection, movers int) (*Dif
 // Rollup reads the function rollup of one service, keeping functions whose
 // inclusive share over the whole range is at least q.MinShare, plus the
 // totals rows (Function ""). Rows are summed per (version, host group,
-// bucket, function) and sorted by bucket, function, version, host group.
+// bucket or q.Step, function) and sorted by bucket, function, version, host group.
 func (s *Store) Rollup(ctx context.Context, q RollupQuery) ([]RollupRow, error) {
 	if q.Service == "" {
 		return nil, errors.New("rollup: service is required")
 	}
 	if q.MinShare < 0 || q.MinShare > 1 || math.IsNaN(q.MinShare) {
 		return nil, fmt.Errorf("rollup: min share %v out of range [0, 1]", q.MinShare)
+	}
+	if q.Step < 0 || q.Step%time.Second != 0 {
+		return nil, fmt.Errorf("rollup: step %v: want a whole number of seconds >= 0", q.Step)
+	}
+	bucketExpr := "toUInt32(bucket)"
+	if sec := int64(q.Step / time.Second); sec > 0 {
+		bucketExpr = fmt.Sprintf("intDiv(toUInt32(bucket), %[1]d) * %[1]d", sec)
 	}
 	t := s.table("function_rollup")
 	base := strings.Join(append(timeRange("bucket", bucketStart(q.From, s.cfg.RollupBucket), q.To), "service = "+quote(q.Service)), " AND ")
@@ -242,8 +249,8 @@ func (s *Store) Rollup(ctx context.Context, q RollupQuery) ([]RollupRow, error) 
 		min := int64(math.Ceil(q.MinShare * float64(total)))
 		funcCond = fmt.Sprintf("(function = '' OR function %s (SELECT function FROM %s WHERE %s AND function != '' GROUP BY function HAVING sum(inclusive) >= %d))", s.inSub(), t, base, min)
 	}
-	r, err := s.be.Query(ctx, fmt.Sprintf(`SELECT version, host_group, toUInt32(bucket) AS b, function, sum(self), sum(inclusive) FROM %s WHERE %s AND %s
-GROUP BY version, host_group, b, function ORDER BY b, function, version, host_group`, t, base, funcCond))
+	r, err := s.be.Query(ctx, fmt.Sprintf(`SELECT version, host_group, %s AS b, function, sum(self), sum(inclusive) FROM %s WHERE %s AND %s
+GROUP BY version, host_group, b, function ORDER BY b, function, version, host_group`, bucketExpr, t, base, funcCond))
 	if err != nil {
 		return nil, fmt.Errorf("rollup: %w", err)
 	}

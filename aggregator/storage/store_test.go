@@ -282,6 +282,33 @@ func TestRollup(t *testing.T) {
 		if _, err := s.Rollup(ctx, RollupQuery{From: t0, To: t0.Add(time.Hour)}); err == nil {
 			t.Fatal("rollup without service accepted")
 		}
+		// Summed into 10-minute steps by the database: the same counts per
+		// (version, host group, function) as summing the minutes here.
+		rows, err = s.Rollup(ctx, RollupQuery{Service: "api", From: t0, To: t0.Add(time.Hour), Step: 10 * time.Minute})
+		if err != nil {
+			t.Fatal(err)
+		}
+		type key struct {
+			v, fn string
+			g     uint8
+			b     time.Time
+		}
+		wantStep := map[key][2]int64{}
+		for _, r := range want {
+			k := key{r.Version, r.Function, r.HostGroup, r.Bucket.Truncate(10 * time.Minute)}
+			v := wantStep[k]
+			wantStep[k] = [2]int64{v[0] + r.Self, v[1] + r.Inclusive}
+		}
+		gotStep := map[key][2]int64{}
+		for _, r := range rows {
+			gotStep[key{r.Version, r.Function, r.HostGroup, r.Bucket}] = [2]int64{r.Self, r.Inclusive}
+		}
+		if !reflect.DeepEqual(gotStep, wantStep) || len(rows) != len(wantStep) {
+			t.Fatalf("10m rollup = %v\nwant %v", gotStep, wantStep)
+		}
+		if _, err := s.Rollup(ctx, RollupQuery{Service: "api", From: t0, To: t0.Add(time.Hour), Step: 1500 * time.Millisecond}); err == nil {
+			t.Fatal("rollup with a step of 1.5s accepted")
+		}
 	})
 }
 

@@ -201,7 +201,7 @@ func mergeService(ctx context.Context, st Store, cfg Config, dc detect.Config, n
 }
 
 func analyzeService(ctx context.Context, st Store, cfg Config, dc detect.Config, name string, from, to time.Time) ([]findings.Finding, int, []error, error) {
-	rows, err := st.Rollup(ctx, storage.RollupQuery{Service: name, From: from, To: to, MinShare: cfg.MinShare})
+	rows, err := st.Rollup(ctx, storage.RollupQuery{Service: name, From: from, To: to, MinShare: cfg.MinShare, Step: cfg.Step})
 	if err != nil {
 		return nil, 0, nil, err
 	}

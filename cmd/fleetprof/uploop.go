@@ -27,8 +27,10 @@ type analyzerLoopConfig struct {
 // the seasonality stage needs (a young store's empty buckets are fine: the detector
 // skips seasonality without enough history; with 3h a daily swing was reported as a
 // regression); opportunities over the last hour. Cost, measured on 50h of simulated
-// data: 1 host, 2 services 3.5 s a run (3h: 1.7 s); 20 hosts 23 s (3h: 2.9 s), all
-// of it reading the per-minute rollup, so a coarser step would not make it cheaper.
+// data: 1 host, 2 services 3.5 s a run (3h: 1.7 s); 20 hosts 23 s (3h: 2.9 s), most
+// of it reading the per-minute rollup — summed into steps by the database
+// (RollupQuery.Step) the 20-host run takes 7.0 s and 0.66 GB instead of 19 s and
+// 1.9 GB (`fleetprof analyze --kind regression --dry-run --history 48h --step 5m`).
 func upAnalyzerDefaults() analyzerLoopConfig {
 	d := defense.DefaultConfig()
 	d.Window, d.History, d.Step = time.Hour, 48*time.Hour, 5*time.Minute
