@@ -37,7 +37,10 @@ type Config struct {
 	// seeds pooled measured 1 FP in 1106 series (0.0009), recall at ≥2× the noise
 	// floor 36/39. Five seeds of that code measured 10 in 2734 (0.0037); with the
 	// later-went-away, cost-shift and paired-test fixes, 4 in 2734 (0.0015), recall
-	// 98/102.
+	// 98/102; five more seeds then measured 15 in 2732, which requiring the
+	// strongest change point of an event at this level too brought to 6 (ten seeds:
+	// 7 in 5466, 0.0013, recall 192/203). The level is not where the rest come
+	// from: 0.004 and 0.016 measured 4 and 5 on the first five seeds, like 0.008.
 	FamilyAlpha float64
 	// PairedAlpha is the level of the version-paired test, lowered to FamilyAlpha /
 	// (series tested × rollouts in the window) when that is smaller. It only runs
