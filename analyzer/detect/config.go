@@ -41,6 +41,9 @@ type Config struct {
 	// strongest change point of an event at this level too brought to 6 (ten seeds:
 	// 7 in 5466, 0.0013, recall 192/203). The level is not where the rest come
 	// from: 0.004 and 0.016 measured 4 and 5 on the first five seeds, like 0.008.
+	// Most of those were the daily wave of one seasonal function diluting every
+	// other share; dividing it out (seasonalDilution) left 2 in 5466 (0.00037),
+	// both the injected function itself dated outside the scoring window.
 	FamilyAlpha float64
 	// PairedAlpha is the level of the version-paired test, lowered to FamilyAlpha /
 	// (series tested × rollouts in the window) when that is smaller. It only runs

@@ -100,6 +100,10 @@ type candidate struct {
 // windows are the bucket ranges derived from Config for one service.
 type windows struct {
 	n, winLo, winHi, period, tol, ext int
+	// common is the per-bucket factor by which the daily waves of strongly seasonal
+	// functions dilute every other share (nil when there are none); time-path shares
+	// are divided by it.
+	common []float64
 	// netAlpha is the level of the net before/after test (Config.FamilyAlpha);
 	// pairedAlpha that of the version-paired test.
 	netAlpha, pairedAlpha float64
@@ -126,6 +130,7 @@ func Run(svc *Service, cfg Config) (*Result, error) {
 	if a := buckets(cfg.AnalysisWindow, svc.Step); a > 0 {
 		w.winLo = max(m, w.winHi-a)
 	}
+	w.common = seasonalDilution(svc, w)
 	res := &Result{}
 	// Series are independent until dedup: analyze them in parallel, collect in order.
 	type outcome struct {
@@ -414,10 +419,74 @@ func deseasonalize(s []float64, period, histEnd int) (adjusted, offsets []float6
 	return adjusted, offsets
 }
 
+// seasonalDilution is the factor c(t) by which functions with a strong daily wave
+// of their own (self share) dilute every other share: their self shares s_i sum to
+// S̄ + Σ off_i(t) (off the deseasonalizing offsets), the rest of the service to
+// 1 − S̄ − Σ off_i(t), so c(t) = 1 − Σ off_i(t)/(1 − S̄). A seasonal function of 5%
+// of the service swinging ±20% moves every other share ±1% a day, which a change
+// point search in a share of 40% (or in many small ones together) reads as shifts:
+// most of the false positives left on ten evaluation seeds were such diluted waves,
+// dated at a release. The offsets come from history (smooth profiles, no per-bucket
+// noise). A wave counts when deseasonalize keeps it (it stands out of its noise) and
+// its amplitude (SD of the offsets) is at least minSeasonalAmplitude of the
+// function's share: the diluted waves themselves are ~1%. Nil when none is seasonal.
+func seasonalDilution(svc *Service, w windows) []float64 {
+	if w.period < 2 || w.winLo < 2*w.period {
+		return nil
+	}
+	tot := sum(svc.Total[:w.winLo])
+	if tot == 0 {
+		return nil
+	}
+	var sumOff []float64
+	sbar := 0.0
+	for i := range svc.Series {
+		sr := &svc.Series[i]
+		if sr.Self == nil {
+			continue
+		}
+		m := sum(sr.Self[:w.winLo]) / tot
+		if m < 1e-3 {
+			continue
+		}
+		_, off := deseasonalize(shareSeries(sr.Self, svc.Total), w.period, w.winLo)
+		if off == nil {
+			continue
+		}
+		var ss float64
+		for _, x := range off[:w.period] {
+			ss += x * x
+		}
+		if math.Sqrt(ss/float64(w.period)) < minSeasonalAmplitude*m {
+			continue
+		}
+		if sumOff == nil {
+			sumOff = make([]float64, len(off))
+		}
+		for t, x := range off {
+			sumOff[t] += x
+		}
+		sbar += m
+	}
+	if sumOff == nil || sbar >= 0.9 {
+		return nil
+	}
+	c := make([]float64, len(sumOff))
+	for t, x := range sumOff {
+		c[t] = 1 - x/(1-sbar)
+	}
+	return c
+}
+
+// minSeasonalAmplitude is the relative amplitude (SD of the daily offsets ÷ the
+// share) of a function's own wave for seasonalDilution: the simulated seasonal
+// functions swing 20%, the waves they leave in other shares ~1%.
+const minSeasonalAmplitude = 0.05
+
 // windowEstimate pools a function's counts over buckets [lo, hi), per host group when
 // the service has groups (so the scatter within each group over time measures
 // over-dispersion), and removes the window's average seasonal offset.
-func windowEstimate(svc *Service, sr *Series, lo, hi int, offsets []float64) estimate {
+func windowEstimate(svc *Service, sr *Series, lo, hi int, common, offsets []float64) estimate {
 	var e estimate
 	if len(sr.GroupInclusive) > 0 {
 		var inc, tot [][]float64
@@ -428,6 +497,11 @@ func windowEstimate(svc *Service, sr *Series, lo, hi int, offsets []float64) est
 		e = withinGroups(inc, tot)
 	} else {
 		e = quasiBinomial(sr.Inclusive[lo:hi], svc.Total[lo:hi])
+	}
+	if common != nil && hi > lo {
+		c := mean(common[lo:hi])
+		e.P /= c
+		e.SE /= c
 	}
 	if offsets != nil {
 		e.P -= mean(offsets[lo:hi])
@@ -535,6 +609,11 @@ func timeCandidate(svc *Service, sr *Series, cfg Config, w windows) (cs []*candi
 		return nil, nil
 	}
 	s := shareSeries(sr.Inclusive, svc.Total)
+	if w.common != nil {
+		for i := range s {
+			s[i] /= w.common[i]
+		}
+	}
 	s2, offsets := deseasonalize(s, w.period, w.winLo)
 	cps, err := changepoint.Detect(s2, cfg.ChangePoint)
 	if err != nil {
@@ -581,8 +660,8 @@ func timeCandidate(svc *Service, sr *Series, cfg Config, w windows) (cs []*candi
 		if ei+1 < len(evs) {
 			hi = evs[ei+1].cps[0]
 		}
-		before := inflate(windowEstimate(svc, sr, lo, first, offsets), disp)
-		after := inflate(windowEstimate(svc, sr, last, hi, offsets), disp)
+		before := inflate(windowEstimate(svc, sr, lo, first, w.common, offsets), disp)
+		after := inflate(windowEstimate(svc, sr, last, hi, w.common, offsets), disp)
 		if offsets != nil {
 			before = profileNoise(before, first-lo, w.period, w.winLo/w.period)
 			after = profileNoise(after, hi-last, w.period, w.winLo/w.period)
@@ -598,7 +677,7 @@ func timeCandidate(svc *Service, sr *Series, cfg Config, w windows) (cs []*candi
 			if i+1 < len(ev.cps) {
 				end = ev.cps[i+1]
 			}
-			segs[i] = windowEstimate(svc, sr, c, end, offsets)
+			segs[i] = windowEstimate(svc, sr, c, end, w.common, offsets)
 			if math.Abs(segs[i].P-before.P) > math.Abs(peak.P-before.P) {
 				peak = segs[i]
 			}
@@ -661,7 +740,7 @@ func timeCandidate(svc *Service, sr *Series, cfg Config, w windows) (cs []*candi
 		ref := withDispersion(after, d0)
 		gone := false
 		for _, ck := range checks {
-			latest := withDispersion(windowEstimate(svc, sr, ck[0], ck[1], offsets), d0)
+			latest := withDispersion(windowEstimate(svc, sr, ck[0], ck[1], w.common, offsets), d0)
 			if offsets != nil {
 				latest = profileNoise(latest, ck[1]-ck[0], w.period, w.winLo/w.period)
 			}

@@ -497,3 +497,45 @@ func TestTrimmedEstimateIgnoresASpike(t *testing.T) {
 		t.Errorf("share without a spike %v, want %v (nothing trimmed)", got, want)
 	}
 }
+
+func TestSeasonalDilution(t *testing.T) {
+	// A seasonal leaf of 10% swinging ±30% a day and a steady leaf of 40%: the steady
+	// one's share swings ∓3% with it, and dividing by the common factor flattens it.
+	const period, n = 24, 3 * 24
+	b := NewBuilder("svc", 1, time.Time{}, time.Hour, n)
+	for i := range n {
+		wave := 1 + 0.3*math.Sin(2*math.Pi*float64(i)/period)
+		for _, st := range []struct {
+			frames []string
+			count  float64
+		}{{[]string{"main", "seasonal"}, 1e5 * wave}, {[]string{"main", "steady"}, 4e5}, {[]string{"main", "rest"}, 5e5}} {
+			if err := b.Add(i, "", "", st.frames, st.count); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	svc := b.Service()
+	w := windows{n: n, period: period, winLo: 2 * period}
+	c := seasonalDilution(svc, w)
+	if c == nil {
+		t.Fatal("no common factor for a ±30% wave")
+	}
+	steady := seriesOf(svc, "steady")
+	var lo, hi float64 = 1, 0
+	for i := range n {
+		s := steady.Inclusive[i] / svc.Total[i] / c[i]
+		lo, hi = math.Min(lo, s), math.Max(hi, s)
+	}
+	if hi/lo-1 > 0.005 {
+		t.Errorf("steady share still swings %.2f%% after the common factor", 100*(hi/lo-1))
+	}
+	// Without a seasonal function there is nothing to divide out.
+	b2 := NewBuilder("svc", 1, time.Time{}, time.Hour, n)
+	for i := range n {
+		_ = b2.Add(i, "", "", []string{"main", "steady"}, 4e5)
+		_ = b2.Add(i, "", "", []string{"main", "rest"}, 6e5)
+	}
+	if c := seasonalDilution(b2.Service(), w); c != nil {
+		t.Error("common factor without a seasonal function")
+	}
+}

@@ -17,7 +17,10 @@
 //     same-direction ones up to the merge tolerance or extended window apart (the
 //     stages of a rollout), a rise and a fall up to MinSegment further (a transient:
 //     the search cannot place them closer).
-//  3. seasonality: with two periods of history a per-phase median profile is removed
+//  3. seasonality: functions with a strong daily wave of their own (self share, ≥ 5%
+//     of it) dilute every other share by a wave of their own size; other shares are
+//     divided by that common factor (seasonalDilution), from the waves' profiles.
+//     Then with two periods of history a per-phase median profile is removed
 //     first, so a daily wave is not a change — only when the profile stands out of
 //     its own estimation noise (most series have no wave, and subtracting a profile
 //     of k noisy periods only adds noise); the before/after test then counts the
