@@ -104,6 +104,9 @@ type windows struct {
 	// functions dilute every other share (nil when there are none); time-path shares
 	// are divided by it.
 	common []float64
+	// seasonal are the functions with such a wave of their own: their daily fall
+	// is no source of moved cost.
+	seasonal map[string]bool
 	// netAlpha is the level of the net before/after test (Config.FamilyAlpha);
 	// pairedAlpha that of the version-paired test.
 	netAlpha, pairedAlpha float64
@@ -130,7 +133,7 @@ func Run(svc *Service, cfg Config) (*Result, error) {
 	if a := buckets(cfg.AnalysisWindow, svc.Step); a > 0 {
 		w.winLo = max(m, w.winHi-a)
 	}
-	w.common = seasonalDilution(svc, w)
+	w.common, w.seasonal = seasonalDilution(svc, w)
 	res := &Result{}
 	// Series are independent until dedup: analyze them in parallel, collect in order.
 	type outcome struct {
@@ -245,7 +248,6 @@ func Run(svc *Service, cfg Config) (*Result, error) {
 			}
 		}
 	}
-	ups = preferInclusive(ups, max(w.tol, w.ext))
 	g := newCallGraph(svc.Edges)
 	// Changes seen by different paths (or through a transient chained to them) are
 	// dated up to an extended window apart.
@@ -253,6 +255,9 @@ func Run(svc *Service, cfg Config) (*Result, error) {
 	ups = dedup(ups, g, cfg, tol)
 	ups = costShift(svc, w, ups, downs, g, cfg, 2*tol, res)
 	ups = dedup(ups, g, cfg, tol)
+	// Last, so a function's own-code rise survives when its inclusive rise was
+	// folded into a callee's that then proved a cost shift.
+	ups = preferInclusive(ups, tol)
 	for _, c := range ups {
 		res.Findings = append(res.Findings, c.finding(svc, cfg))
 	}
@@ -429,14 +434,15 @@ func deseasonalize(s []float64, period, histEnd int) (adjusted, offsets []float6
 // dated at a release. The offsets come from history (smooth profiles, no per-bucket
 // noise). A wave counts when deseasonalize keeps it (it stands out of its noise) and
 // its amplitude (SD of the offsets) is at least minSeasonalAmplitude of the
-// function's share: the diluted waves themselves are ~1%. Nil when none is seasonal.
-func seasonalDilution(svc *Service, w windows) []float64 {
+// function's share: the diluted waves themselves are ~1%. It also returns those
+// functions. Nil when none is seasonal.
+func seasonalDilution(svc *Service, w windows) (common []float64, seasonal map[string]bool) {
 	if w.period < 2 || w.winLo < 2*w.period {
-		return nil
+		return nil, nil
 	}
 	tot := sum(svc.Total[:w.winLo])
 	if tot == 0 {
-		return nil
+		return nil, nil
 	}
 	var sumOff []float64
 	sbar := 0.0
@@ -462,20 +468,22 @@ func seasonalDilution(svc *Service, w windows) []float64 {
 		}
 		if sumOff == nil {
 			sumOff = make([]float64, len(off))
+			seasonal = map[string]bool{}
 		}
+		seasonal[sr.Function] = true
 		for t, x := range off {
 			sumOff[t] += x
 		}
 		sbar += m
 	}
 	if sumOff == nil || sbar >= 0.9 {
-		return nil
+		return nil, nil
 	}
-	c := make([]float64, len(sumOff))
+	common = make([]float64, len(sumOff))
 	for t, x := range sumOff {
-		c[t] = 1 - x/(1-sbar)
+		common[t] = 1 - x/(1-sbar)
 	}
-	return c
+	return common, seasonal
 }
 
 // minSeasonalAmplitude is the relative amplitude (SD of the daily offsets ÷ the
@@ -1040,7 +1048,8 @@ func dedup(ups []*candidate, g *callGraph, cfg Config, tol int) []*candidate {
 			continue
 		}
 		rep := c
-		for {
+		// A self-share rise is the function's own code: no callee explains it.
+		for !c.self {
 			var next *candidate
 			for _, d := range sorted {
 				if used[d] || d == rep || !near(d, rep, tol) || !g.isAncestor(rep.fn, d.fn) {
@@ -1057,7 +1066,7 @@ func dedup(ups []*candidate, g *callGraph, cfg Config, tol int) []*candidate {
 		}
 		used[rep] = true
 		for _, d := range sorted {
-			if used[d] || !near(d, rep, tol) || !g.isAncestor(d.fn, rep.fn) {
+			if used[d] || d.self || !near(d, rep, tol) || !g.isAncestor(d.fn, rep.fn) {
 				continue
 			}
 			if rep.abs >= cfg.DedupCoverage*d.abs {
@@ -1091,7 +1100,8 @@ func costShift(svc *Service, w windows, ups, downs []*candidate, g *callGraph, c
 		// Δ = x(1−p)/(1+x).
 		dil := 0.0
 		for _, u := range ups {
-			if near(u, c, tol) && u.before.P < 1 {
+			// Self candidates repeat their function's inclusive rise.
+			if !u.self && near(u, c, tol) && u.before.P < 1 {
 				dil += u.abs / (1 - u.before.P)
 			}
 		}
@@ -1146,6 +1156,9 @@ func costShift(svc *Service, w windows, ups, downs []*candidate, g *callGraph, c
 			}
 		}
 		for _, d := range downs {
+			if w.seasonal[d.fn] {
+				continue
+			}
 			if d.domain != c.domain || !near(c, d, tol) || g.related(c.fn, d.fn) || (hasSelf[d.fn] && !d.self) || shrank[d.fn] {
 				continue
 			}
@@ -1154,7 +1167,9 @@ func costShift(svc *Service, w windows, ups, downs []*candidate, g *callGraph, c
 		for i := range svc.Series {
 			sr := &svc.Series[i]
 			d := sr.Function
-			if d == c.fn || findings.DomainOf(d) != c.domain || shrank[d] {
+			// A seasonal function's daily fall (two evaluation misses: the fall of
+			// the day's wave balanced a regression) is not moved cost.
+			if d == c.fn || findings.DomainOf(d) != c.domain || shrank[d] || w.seasonal[d] {
 				continue
 			}
 			switch {
@@ -1213,7 +1228,7 @@ func costShift(svc *Service, w windows, ups, downs []*candidate, g *callGraph, c
 outer:
 	for _, c := range out {
 		for _, sh := range shifted {
-			if near(c, sh, tol) && g.isAncestor(c.fn, sh.fn) && sh.abs >= cfg.DedupCoverage*c.abs {
+			if !c.self && near(c, sh, tol) && g.isAncestor(c.fn, sh.fn) && sh.abs >= cfg.DedupCoverage*c.abs {
 				res.Dropped = append(res.Dropped, Dropped{Function: c.fn, Stage: StageCostShift,
 					Reason: fmt.Sprintf("rise %+.3g is the cost shifted into its callee %s", c.abs, sh.fn)})
 				continue outer

@@ -516,9 +516,9 @@ func TestSeasonalDilution(t *testing.T) {
 	}
 	svc := b.Service()
 	w := windows{n: n, period: period, winLo: 2 * period}
-	c := seasonalDilution(svc, w)
-	if c == nil {
-		t.Fatal("no common factor for a ±30% wave")
+	c, seasonal := seasonalDilution(svc, w)
+	if c == nil || !seasonal["seasonal"] || len(seasonal) != 1 {
+		t.Fatalf("common factor %v, seasonal %v: want one for the ±30%% wave of \"seasonal\"", c != nil, seasonal)
 	}
 	steady := seriesOf(svc, "steady")
 	var lo, hi float64 = 1, 0
@@ -535,7 +535,7 @@ func TestSeasonalDilution(t *testing.T) {
 		_ = b2.Add(i, "", "", []string{"main", "steady"}, 4e5)
 		_ = b2.Add(i, "", "", []string{"main", "rest"}, 6e5)
 	}
-	if c := seasonalDilution(b2.Service(), w); c != nil {
+	if c, _ := seasonalDilution(b2.Service(), w); c != nil {
 		t.Error("common factor without a seasonal function")
 	}
 }
