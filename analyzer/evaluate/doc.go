@@ -21,7 +21,7 @@
 // noise PRs change no cost, so a callee's rise is not a side effect of the release.
 //
 // TestEvaluateSanity is a fast two-size run with loose bounds; BenchmarkEvaluate is
-// the full sweep on ten seeds (`go test ./analyzer/evaluate -run XXX -bench Evaluate
+// the full sweep on fifteen seeds (`go test ./analyzer/evaluate -run XXX -bench Evaluate
 // -benchtime 1x -v`; `-args -seeds 0,1000` chooses them, `-sizes 0.2` the sizes). It
 // logs every false positive (with the injections that touched its function) and every
 // regression at ≥ 2× the noise floor that was missed (with the stage that dropped it).
