@@ -165,6 +165,7 @@ func startServer() error {
 		"absolute_change": 0.1, "relative_change": 0.2, "p_value": 1e-6,
 		"change_time": t0.Add(30 * time.Minute).Format(time.RFC3339), "window_start": t0.Format(time.RFC3339),
 		"window_end": testNow.Format(time.RFC3339), "version_before": "v1", "version_after": "v2",
+		"first_seen": t0.Add(40 * time.Minute).Format(time.RFC3339), "last_seen": testNow.Format(time.RFC3339),
 		"resolution": map[string]any{"title": "Revert slow parser", "body": "## Why\nparse got **20%** slower in `v2`.\n- revert PR #7"},
 	})
 	if err := st.PutFindings(ctx, []storage.FindingRecord{{ID: "f-parse", Kind: "regression", Service: service, Created: testNow, Body: finding}}); err != nil {
@@ -530,7 +531,8 @@ func TestBrowserSeriesAndFindings(t *testing.T) {
 	p.do(chromedp.Click(chromedp.CSS(`#tabs a[data-view="findings"]`)))
 	p.waitFor(`document.querySelector('.finding.regression') !== null`)
 	txt := evalJS[string](p, `document.getElementById('findings-list').textContent`)
-	for _, s := range []string{"Regressions (1)", "parse", "50.0%", "60.0%", "Revert slow parser", "20%"} {
+	for _, s := range []string{"Regressions (1)", "parse", "50.0%", "60.0%", "Revert slow parser", "20%",
+		"first seen " + t0.Add(40*time.Minute).Format(time.RFC3339), "last seen " + testNow.Format(time.RFC3339)} {
 		if !strings.Contains(txt, s) {
 			t.Errorf("findings view lacks %q: %s", s, txt)
 		}

@@ -691,6 +691,8 @@
       if (typeof f.p_value === 'number') ev.push(`p = ${f.p_value.toExponential(2)}`);
       if (f.change_time) ev.push(`changed at ${esc(f.change_time)}`);
       if (f.version_before || f.version_after) ev.push(`versions ${esc(f.version_before || '?')} → ${esc(f.version_after || '?')}`);
+      // Later analysis runs that found it again update last_seen (same id).
+      if (f.first_seen) ev.push(`first seen ${esc(f.first_seen)}` + (f.last_seen && f.last_seen !== f.first_seen ? `, last seen ${esc(f.last_seen)}` : ''));
     } else if (f.opportunity) {
       const o = f.opportunity;
       ev.push(`pattern <b>${esc(o.pattern || '?')}</b>`, `share ${share(f.before)}`);
