@@ -107,6 +107,8 @@ type windows struct {
 	// seasonal are the functions with such a wave of their own: their daily fall
 	// is no source of moved cost.
 	seasonal map[string]bool
+	// starts is the first bucket with samples of each version (versionStarts).
+	starts map[string]int
 	// netAlpha is the level of the net before/after test (Config.FamilyAlpha);
 	// pairedAlpha that of the version-paired test.
 	netAlpha, pairedAlpha float64
@@ -180,9 +182,10 @@ func Run(svc *Service, cfg Config) (*Result, error) {
 	// The paired test runs once per series and rollout: Bonferroni over both. At
 	// PairedAlpha alone (1e-4) ~8,000 paired tests of five evaluation seeds made
 	// about the one false positive that level predicts (p 4e-5).
+	w.starts = versionStarts(svc)
 	rollouts := 0
-	for _, v := range sortedKeys(svc.VersionTotal) {
-		if t := slices.IndexFunc(svc.VersionTotal[v], func(x float64) bool { return x > 0 }); t > 0 && t+buckets(cfg.ExtendedWindow, svc.Step) >= w.winLo {
+	for _, t := range w.starts {
+		if t > 0 && t+buckets(cfg.ExtendedWindow, svc.Step) >= w.winLo {
 			rollouts++
 		}
 	}
@@ -784,7 +787,7 @@ func timeCandidate(svc *Service, sr *Series, cfg Config, w windows) (cs []*candi
 		}
 		c.vBefore = dominantVersion(svc, lo, first)
 		c.vAfter = dominantVersion(svc, last, hi)
-		if d, v, ok := snapToDeploy(svc, s2, lo, hi, net, cfg.ChangePoint.Alpha); ok {
+		if d, v, ok := snapToDeploy(w.starts, s2, lo, hi, net, cfg.ChangePoint.Alpha); ok {
 			c.change, c.vAfter = d, v
 			c.vBefore = dominantVersion(svc, lo, d)
 			c.filters = append(c.filters, FilterDeploy)
@@ -804,7 +807,7 @@ func timeCandidate(svc *Service, sr *Series, cfg Config, w windows) (cs []*candi
 // location and explains it best is chosen: splitting s[lo:hi) there explains the shift (in
 // net's direction) nearly as well as the best split, within the χ²(1) quantile at
 // alpha of the residual variance. It returns the bucket and the version.
-func snapToDeploy(svc *Service, s []float64, lo, hi int, net, alpha float64) (int, string, bool) {
+func snapToDeploy(starts map[string]int, s []float64, lo, hi int, net, alpha float64) (int, string, bool) {
 	n := hi - lo
 	if n < 4 {
 		return 0, "", false
@@ -841,14 +844,8 @@ func snapToDeploy(svc *Service, s []float64, lo, hi int, net, alpha float64) (in
 	sigma2 := math.Max(sse, 0) / float64(n-2)
 	q := 2 * math.Pow(math.Erfinv(1-alpha), 2) // χ²(1) quantile at alpha
 	at, ver, ok, atGain := 0, "", false, 0.0
-	for _, v := range sortedKeys(svc.VersionTotal) {
-		first := -1
-		for t, x := range svc.VersionTotal[v] {
-			if x > 0 {
-				first = t
-				break
-			}
-		}
+	for _, v := range sortedKeys(starts) {
+		first := starts[v]
 		k := first - lo
 		if first <= 0 || k < 2 || k > n-2 {
 			continue
@@ -880,12 +877,8 @@ func versionCandidate(svc *Service, sr *Series, cfg Config, w windows) (*candida
 	}
 	var vs []ver
 	for _, v := range sortedKeys(sr.VersionInclusive) {
-		tot := svc.VersionTotal[v]
-		for i, x := range tot {
-			if x > 0 {
-				vs = append(vs, ver{v, i})
-				break
-			}
+		if t, ok := w.starts[v]; ok {
+			vs = append(vs, ver{v, t})
 		}
 	}
 	sort.SliceStable(vs, func(i, j int) bool { return vs[i].first < vs[j].first })
@@ -970,6 +963,19 @@ func versionCandidate(svc *Service, sr *Series, cfg Config, w windows) (*candida
 		}
 	}
 	return best, nil
+}
+
+// versionStarts maps each version of the service to its first bucket with samples
+// (its rollout start; 0 for the version already running); versions without
+// samples are left out.
+func versionStarts(svc *Service) map[string]int {
+	out := map[string]int{}
+	for v, tot := range svc.VersionTotal {
+		if t := slices.IndexFunc(tot, func(x float64) bool { return x > 0 }); t >= 0 {
+			out[v] = t
+		}
+	}
+	return out
 }
 
 // dominantVersion is the version with most samples in [lo, hi), "" if none.
@@ -1166,26 +1172,37 @@ func costShift(svc *Service, w windows, ups, downs []*candidate, g *callGraph, c
 			}
 			note(d.fn, -d.abs-d.before.P*dil)
 		}
+		// One measure per other function of the domain, of its own code (self
+		// share, or the inclusive share of functions unrelated to c where self is
+		// unknown): a fall beyond dilution is a source, a rise a rival (below).
+		rivals := map[string]float64{}
 		for i := range svc.Series {
 			sr := &svc.Series[i]
 			d := sr.Function
-			// A seasonal function's daily fall (two evaluation misses: the fall of
-			// the day's wave balanced a regression) is not moved cost.
-			if d == c.fn || findings.DomainOf(d) != c.domain || shrank[d] || w.seasonal[d] {
+			if d == c.fn || findings.DomainOf(d) != c.domain {
 				continue
 			}
-			switch {
-			case sr.Self != nil:
-				note(d, windowFall(svc, sr.Self, c.change, w, dil))
-			case !g.related(d, c.fn):
-				note(d, windowFall(svc, sr.Inclusive, c.change, w, dil))
+			xs := sr.Self
+			if xs == nil {
+				if g.related(d, c.fn) {
+					continue
+				}
+				xs = sr.Inclusive
+			}
+			ch := windowChange(svc, xs, c.change, w)
+			if ch < 0 {
+				rivals[d] = -ch
+			}
+			// A seasonal function's daily fall (two evaluation misses: the fall of
+			// the day's wave balanced a regression) is not moved cost.
+			if ch > 0 && !shrank[d] && !w.seasonal[d] {
+				note(d, beyondDilution(svc, xs, c.change, w, dil, ch))
 			}
 		}
 		// A fall explains the rise it balances best: when another function of the
 		// domain rose at the same time by an amount closer to it (the target of a
 		// cost shift or the new name of a renamed function, in the same release),
 		// the fall is that function's source, not this rise's.
-		rivals := rivalRises(svc, c, w, g)
 		for name, f := range falls {
 			if f <= 0 {
 				continue
@@ -1248,30 +1265,6 @@ outer:
 		kept = append(kept, c)
 	}
 	return kept
-}
-
-// rivalRises are the other functions of c's domain whose own code (self share, or
-// the inclusive share of functions unrelated to c where self is unknown) rose
-// significantly around c's change, by how much.
-func rivalRises(svc *Service, c *candidate, w windows, g *callGraph) map[string]float64 {
-	out := map[string]float64{}
-	for i := range svc.Series {
-		sr := &svc.Series[i]
-		if sr.Function == c.fn || findings.DomainOf(sr.Function) != c.domain {
-			continue
-		}
-		xs := sr.Self
-		if xs == nil {
-			if g.related(sr.Function, c.fn) {
-				continue
-			}
-			xs = sr.Inclusive
-		}
-		if r := -windowChange(svc, xs, c.change, w); r > 0 {
-			out[sr.Function] = r
-		}
-	}
-	return out
 }
 
 // dilutionAt is the typical relative fall of inclusive shares around bucket t
@@ -1375,6 +1368,12 @@ func windowFall(svc *Service, xs []float64, t int, w windows, dil float64) float
 	if fall <= 0 {
 		return 0
 	}
+	return beyondDilution(svc, xs, t, w, dil, fall)
+}
+
+// beyondDilution is the part of a fall of xs's share around bucket t (measured by
+// windowChange) beyond the dilution dil.
+func beyondDilution(svc *Service, xs []float64, t int, w windows, dil, fall float64) float64 {
 	blo, bhi, _, _ := aroundChange(t, w)
 	p := sum(xs[blo:bhi]) / math.Max(1, sum(svc.Total[blo:bhi]))
 	return math.Max(0, fall-p*dil)

@@ -476,7 +476,7 @@ func TestSnapToDeploy(t *testing.T) {
 		{"shift the other way", map[string]int{"v2": 50}, -0.01, 0, "", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			at, v, ok := snapToDeploy(versions(tc.starts), s, 0, 100, tc.net, 0.01)
+			at, v, ok := snapToDeploy(versionStarts(versions(tc.starts)), s, 0, 100, tc.net, 0.01)
 			if at != tc.wantAt || v != tc.wantVer || ok != tc.wantOK {
 				t.Errorf("snapToDeploy = %d, %q, %v; want %d, %q, %v", at, v, ok, tc.wantAt, tc.wantVer, tc.wantOK)
 			}

@@ -20,15 +20,33 @@ var (
 )
 
 func parseSeeds(s string) ([]int64, error) {
-	var out []int64
+	return parseList(s, func(f string) (int64, error) { return strconv.ParseInt(f, 10, 64) })
+}
+
+// parseList parses a comma-separated flag value.
+func parseList[T any](s string, parse func(string) (T, error)) ([]T, error) {
+	var out []T
 	for f := range strings.SplitSeq(s, ",") {
-		x, err := strconv.ParseInt(strings.TrimSpace(f), 10, 64)
+		x, err := parse(strings.TrimSpace(f))
 		if err != nil {
 			return nil, err
 		}
 		out = append(out, x)
 	}
 	return out, nil
+}
+
+// logOutcomes logs a row's false positives and its missed regressions at ≥ 2× the
+// noise floor, with what let each through or dropped it.
+func logOutcomes(tb testing.TB, r Row) {
+	for _, f := range r.FalseFindings {
+		tb.Logf("size %v false positive: %s", r.Size, f)
+	}
+	for _, c := range r.Cases {
+		if !c.Detected && c.XFloor >= 2 {
+			tb.Logf("size %v missed seed %d %s share %.3g%% ×floor %.1f: %s", r.Size, c.Seed, c.Function, 100*c.Share, c.XFloor, c.Dropped)
+		}
+	}
 }
 
 func TestEvaluateSanity(t *testing.T) {
@@ -82,14 +100,7 @@ func TestEvaluateSanity(t *testing.T) {
 		rc += r.RootCauseTop3
 		fp += r.FalsePositives
 		series += r.Series
-		for _, f := range r.FalseFindings {
-			t.Logf("size %v false positive: %s", r.Size, f)
-		}
-		for _, c := range r.Cases {
-			if !c.Detected && c.XFloor >= 2 {
-				t.Logf("size %v missed seed %d %s share %.3g%% ×floor %.1f: %s", r.Size, c.Seed, c.Function, 100*c.Share, c.XFloor, c.Dropped)
-			}
-		}
+		logOutcomes(t, r)
 	}
 	if last := rows[len(rows)-1]; last.Recall < 0.6 {
 		t.Errorf("recall %v at size %v", last.Recall, last.Size)
@@ -146,13 +157,8 @@ func BenchmarkEvaluate(b *testing.B) {
 		cfg.Detect.FamilyAlpha = *familyAlpha
 	}
 	if *sizes != "" {
-		cfg.Sizes = nil
-		for f := range strings.SplitSeq(*sizes, ",") {
-			x, err := strconv.ParseFloat(strings.TrimSpace(f), 64)
-			if err != nil {
-				b.Fatalf("-sizes %q: %v", *sizes, err)
-			}
-			cfg.Sizes = append(cfg.Sizes, x)
+		if cfg.Sizes, err = parseList(*sizes, func(f string) (float64, error) { return strconv.ParseFloat(f, 64) }); err != nil {
+			b.Fatalf("-sizes %q: %v", *sizes, err)
 		}
 	}
 	cfg.Sim.Services = 2
@@ -179,14 +185,7 @@ func BenchmarkEvaluate(b *testing.B) {
 		b.ReportMetric(r.MeanLatency.Minutes(), p("latency-min"))
 		fp += r.FalsePositives
 		series += r.Series
-		for _, f := range r.FalseFindings {
-			b.Logf("size %v false positive: %s", r.Size, f)
-		}
-		for _, c := range r.Cases {
-			if !c.Detected && c.XFloor >= 2 {
-				b.Logf("size %v missed seed %d %s share %.3g%% ×floor %.1f: %s", r.Size, c.Seed, c.Function, 100*c.Share, c.XFloor, c.Dropped)
-			}
-		}
+		logOutcomes(b, r)
 		ctl += r.ControlsReported
 	}
 	b.ReportMetric(float64(fp)/float64(max(series, 1)), "fp/series")
