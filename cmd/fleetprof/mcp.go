@@ -52,7 +52,14 @@ func runMCP(ctx context.Context, args []string, _ io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", *addr, err)
 	}
-	hs := &http.Server{Handler: mcpserver.HTTPHandler(srv), ReadHeaderTimeout: 10 * time.Second}
+	// Streamable HTTP keeps a session's event stream open; Shutdown waits for open
+	// requests, so it cancels their context to end those streams (else a client
+	// still attached made Shutdown run into its deadline).
+	base, stop := context.WithCancel(context.Background())
+	defer stop()
+	hs := &http.Server{Handler: mcpserver.HTTPHandler(srv), ReadHeaderTimeout: 10 * time.Second,
+		BaseContext: func(net.Listener) context.Context { return base }}
+	hs.RegisterOnShutdown(stop)
 	log.Info("mcp server listening", "addr", ln.Addr().String())
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
@@ -63,8 +70,14 @@ func runMCP(ctx context.Context, args []string, _ io.Writer) error {
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
+	// As the aggregator does: drain, then close what is left. A client's open
+	// event stream, or a connection its HTTP transport dialed but never used
+	// (net/http counts those busy for 5 s), would otherwise fail the shutdown.
 	if err := hs.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("mcp http shutdown: %w", err)
+		log.Warn("mcp http: closing connections still open after the grace period", "err", err)
+		if err := hs.Close(); err != nil {
+			return fmt.Errorf("mcp http close: %w", err)
+		}
 	}
 	return nil
 }
