@@ -8,7 +8,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/fleetprof/fleetprof/aggregator/storage"
+	"github.com/fleetprof/fleetprof/model"
 	"github.com/fleetprof/fleetprof/proto/samplebatch"
 )
 
@@ -21,10 +21,10 @@ type memStore struct {
 	gate    chan struct{}
 	entered chan string
 	failErr error
-	lastSel storage.Selection
+	lastSel model.Selection
 	// discard keeps only batch ids (benchmarks measure the server, not the fake).
 	discard  bool
-	findings []storage.FindingRecord
+	findings []model.FindingRecord
 }
 
 type memRow struct {
@@ -89,7 +89,7 @@ func labelValue(l samplebatch.Labels, key string) (string, bool) {
 	return "", false
 }
 
-func (m *memStore) match(sel storage.Selection) []memRow {
+func (m *memStore) match(sel model.Selection) []memRow {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.lastSel = sel
@@ -124,13 +124,13 @@ func (m *memStore) match(sel storage.Selection) []memRow {
 
 func (m *memStore) Services(_ context.Context, from, to time.Time) ([]string, error) {
 	set := map[string]bool{}
-	for _, r := range m.match(storage.Selection{From: from, To: to}) {
+	for _, r := range m.match(model.Selection{From: from, To: to}) {
 		set[r.row.Labels.Service] = true
 	}
 	return sortedKeys(set), nil
 }
 
-func (m *memStore) LabelKeys(_ context.Context, sel storage.Selection) ([]string, error) {
+func (m *memStore) LabelKeys(_ context.Context, sel model.Selection) ([]string, error) {
 	set := map[string]bool{"service": true, "version": true, "host": true}
 	for _, r := range m.match(sel) {
 		for _, kv := range r.row.Labels.Extra {
@@ -140,7 +140,7 @@ func (m *memStore) LabelKeys(_ context.Context, sel storage.Selection) ([]string
 	return sortedKeys(set), nil
 }
 
-func (m *memStore) LabelValues(_ context.Context, sel storage.Selection, key string) ([]string, error) {
+func (m *memStore) LabelValues(_ context.Context, sel model.Selection, key string) ([]string, error) {
 	set := map[string]bool{}
 	for _, r := range m.match(sel) {
 		if v, ok := labelValue(r.row.Labels, key); ok {
@@ -159,21 +159,21 @@ func sortedKeys(set map[string]bool) []string {
 	return out
 }
 
-func (m *memStore) Profile(_ context.Context, sel storage.Selection) (*storage.Profile, error) {
+func (m *memStore) Profile(_ context.Context, sel model.Selection) (*model.Profile, error) {
 	m.mu.Lock()
 	err := m.failErr
 	m.mu.Unlock()
 	if err != nil {
 		return nil, err
 	}
-	byStack := map[string]*storage.StackCount{}
+	byStack := map[string]*model.StackCount{}
 	var keys []string
-	p := &storage.Profile{}
+	p := &model.Profile{}
 	for _, r := range m.match(sel) {
 		k := strconv.FormatUint(r.row.StackID, 16)
 		sc, ok := byStack[k]
 		if !ok {
-			sc = &storage.StackCount{Frames: r.frames}
+			sc = &model.StackCount{Frames: r.frames}
 			byStack[k] = sc
 			keys = append(keys, k)
 		}
@@ -182,14 +182,14 @@ func (m *memStore) Profile(_ context.Context, sel storage.Selection) (*storage.P
 		p.PeriodNS = r.row.PeriodNS
 	}
 	sort.Strings(keys)
-	p.Stacks = []storage.StackCount{}
+	p.Stacks = []model.StackCount{}
 	for _, k := range keys {
 		p.Stacks = append(p.Stacks, *byStack[k])
 	}
 	return p, nil
 }
 
-func (m *memStore) Top(ctx context.Context, sel storage.Selection, limit int) (*storage.Top, error) {
+func (m *memStore) Top(ctx context.Context, sel model.Selection, limit int) (*model.Top, error) {
 	p, err := m.Profile(ctx, sel)
 	if err != nil {
 		return nil, err
@@ -205,9 +205,9 @@ func (m *memStore) Top(ctx context.Context, sel storage.Selection, limit int) (*
 			}
 		}
 	}
-	t := &storage.Top{Total: p.Total, Functions: []storage.FunctionStat{}}
+	t := &model.Top{Total: p.Total, Functions: []model.FunctionStat{}}
 	for f, v := range incl {
-		t.Functions = append(t.Functions, storage.FunctionStat{Function: f, Self: self[f], Inclusive: v,
+		t.Functions = append(t.Functions, model.FunctionStat{Function: f, Self: self[f], Inclusive: v,
 			SelfPct: pct(self[f], p.Total), InclusivePct: pct(v, p.Total)})
 	}
 	sort.Slice(t.Functions, func(i, j int) bool {
@@ -230,24 +230,24 @@ func pct(v, total int64) float64 {
 	return float64(v) / float64(total) * 100
 }
 
-func (m *memStore) Flame(ctx context.Context, sel storage.Selection) (*storage.FlameNode, error) {
+func (m *memStore) Flame(ctx context.Context, sel model.Selection) (*model.FlameNode, error) {
 	p, err := m.Profile(ctx, sel)
 	if err != nil {
 		return nil, err
 	}
-	root := &storage.FlameNode{Name: "root"}
+	root := &model.FlameNode{Name: "root"}
 	for _, s := range p.Stacks {
 		n := root
 		n.Total += s.Value
 		for _, f := range s.Frames {
-			var c *storage.FlameNode
+			var c *model.FlameNode
 			for _, ch := range n.Children {
 				if ch.Name == f {
 					c = ch
 				}
 			}
 			if c == nil {
-				c = &storage.FlameNode{Name: f}
+				c = &model.FlameNode{Name: f}
 				n.Children = append(n.Children, c)
 			}
 			c.Total += s.Value
@@ -258,7 +258,7 @@ func (m *memStore) Flame(ctx context.Context, sel storage.Selection) (*storage.F
 	return root, nil
 }
 
-func (m *memStore) Diff(ctx context.Context, base, cmp storage.Selection, movers int) (*storage.Diff, error) {
+func (m *memStore) Diff(ctx context.Context, base, cmp model.Selection, movers int) (*model.Diff, error) {
 	bt, err := m.Top(ctx, base, 1<<30)
 	if err != nil {
 		return nil, err
@@ -267,11 +267,11 @@ func (m *memStore) Diff(ctx context.Context, base, cmp storage.Selection, movers
 	if err != nil {
 		return nil, err
 	}
-	d := &storage.Diff{BaseTotal: bt.Total, CmpTotal: ct.Total, Root: &storage.DiffNode{Name: "root", Base: bt.Total, Cmp: ct.Total}}
-	fs := map[string]*storage.Mover{}
-	get := func(f string) *storage.Mover {
+	d := &model.Diff{BaseTotal: bt.Total, CmpTotal: ct.Total, Root: &model.DiffNode{Name: "root", Base: bt.Total, Cmp: ct.Total}}
+	fs := map[string]*model.Mover{}
+	get := func(f string) *model.Mover {
 		if fs[f] == nil {
-			fs[f] = &storage.Mover{Function: f}
+			fs[f] = &model.Mover{Function: f}
 		}
 		return fs[f]
 	}
@@ -322,13 +322,13 @@ func (m *memStore) Ping(context.Context) error {
 	return nil
 }
 
-func (m *memStore) FunctionSeries(_ context.Context, sel storage.Selection, function string, step time.Duration) ([]storage.SeriesPoint, error) {
-	byStep := map[int64]*storage.SeriesPoint{}
+func (m *memStore) FunctionSeries(_ context.Context, sel model.Selection, function string, step time.Duration) ([]model.SeriesPoint, error) {
+	byStep := map[int64]*model.SeriesPoint{}
 	for _, r := range m.match(sel) {
 		t := time.Unix(r.row.TS, 0).Truncate(step)
 		p := byStep[t.Unix()]
 		if p == nil {
-			p = &storage.SeriesPoint{Time: t}
+			p = &model.SeriesPoint{Time: t}
 			byStep[t.Unix()] = p
 		}
 		p.Total += r.row.Value
@@ -339,7 +339,7 @@ func (m *memStore) FunctionSeries(_ context.Context, sel storage.Selection, func
 			}
 		}
 	}
-	out := []storage.SeriesPoint{}
+	out := []model.SeriesPoint{}
 	for _, p := range byStep {
 		p.Share = float64(p.Inclusive) / float64(p.Total)
 		out = append(out, *p)
@@ -348,13 +348,13 @@ func (m *memStore) FunctionSeries(_ context.Context, sel storage.Selection, func
 	return out, nil
 }
 
-func (m *memStore) Versions(_ context.Context, service string, from, to time.Time) ([]storage.VersionSpan, error) {
-	byV := map[string]*storage.VersionSpan{}
-	for _, r := range m.match(storage.Selection{Service: service, From: from, To: to}) {
+func (m *memStore) Versions(_ context.Context, service string, from, to time.Time) ([]model.VersionSpan, error) {
+	byV := map[string]*model.VersionSpan{}
+	for _, r := range m.match(model.Selection{Service: service, From: from, To: to}) {
 		t := time.Unix(r.row.TS, 0)
 		v := byV[r.row.Labels.Version]
 		if v == nil {
-			v = &storage.VersionSpan{Version: r.row.Labels.Version, FirstSeen: t, LastSeen: t}
+			v = &model.VersionSpan{Version: r.row.Labels.Version, FirstSeen: t, LastSeen: t}
 			byV[r.row.Labels.Version] = v
 		}
 		if t.Before(v.FirstSeen) {
@@ -365,7 +365,7 @@ func (m *memStore) Versions(_ context.Context, service string, from, to time.Tim
 		}
 		v.Samples += r.row.Value
 	}
-	out := []storage.VersionSpan{}
+	out := []model.VersionSpan{}
 	for _, v := range byV {
 		out = append(out, *v)
 	}
@@ -375,10 +375,10 @@ func (m *memStore) Versions(_ context.Context, service string, from, to time.Tim
 	return out, nil
 }
 
-func (m *memStore) Findings(_ context.Context, q storage.FindingsQuery) ([]storage.FindingRecord, error) {
+func (m *memStore) Findings(_ context.Context, q model.FindingsQuery) ([]model.FindingRecord, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	out := []storage.FindingRecord{}
+	out := []model.FindingRecord{}
 	for _, f := range m.findings {
 		if (q.Kind == "" || f.Kind == q.Kind) && (q.Service == "" || f.Service == q.Service) {
 			out = append(out, f)

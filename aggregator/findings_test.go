@@ -6,14 +6,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fleetprof/fleetprof/aggregator/storage"
+	"github.com/fleetprof/fleetprof/model"
 )
 
 type findingsWriter interface {
-	PutFindings(ctx context.Context, recs []storage.FindingRecord) error
+	PutFindings(ctx context.Context, recs []model.FindingRecord) error
 }
 
-func (m *memStore) PutFindings(_ context.Context, recs []storage.FindingRecord) error {
+func (m *memStore) PutFindings(_ context.Context, recs []model.FindingRecord) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.findings = append(m.findings, recs...)
@@ -27,14 +27,14 @@ func TestFindingsAPI(t *testing.T) {
 			ts := startServer(t, st, Config{})
 			svc := uniqueService(t)
 			created := time.Now().Add(-time.Minute).Truncate(time.Second).UTC()
-			recs := []storage.FindingRecord{
+			recs := []model.FindingRecord{
 				{ID: svc + "-1", Kind: "regression", Service: svc, Created: created, Body: json.RawMessage(`{"function":"a"}`)},
 				{ID: svc + "-2", Kind: "opportunity", Service: svc, Created: created, Body: json.RawMessage(`{"function":"b"}`)},
 			}
 			if err := st.(findingsWriter).PutFindings(context.Background(), recs); err != nil {
 				t.Fatal(err)
 			}
-			got, err := ts.client.Findings(context.Background(), storage.FindingsQuery{Service: svc, Kind: "regression"})
+			got, err := ts.client.Findings(context.Background(), model.FindingsQuery{Service: svc, Kind: "regression"})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/fleetprof/fleetprof/aggregator/pprofconv"
-	"github.com/fleetprof/fleetprof/aggregator/storage"
+	"github.com/fleetprof/fleetprof/model"
 )
 
 // Query limits.
@@ -245,7 +245,7 @@ func (s *Server) series(r *http.Request, q url.Values, now time.Time) (any, erro
 	}
 	pts, err := s.store.FunctionSeries(r.Context(), sel, fn, step)
 	if pts == nil {
-		pts = []storage.SeriesPoint{}
+		pts = []model.SeriesPoint{}
 	}
 	return map[string]any{"function": fn, "step_seconds": step.Seconds(), "points": pts}, err
 }
@@ -261,7 +261,7 @@ func (s *Server) versions(r *http.Request, q url.Values, now time.Time) (any, er
 	}
 	vs, err := s.store.Versions(r.Context(), svc, from, to)
 	if vs == nil {
-		vs = []storage.VersionSpan{}
+		vs = []model.VersionSpan{}
 	}
 	return map[string]any{"service": svc, "versions": vs}, err
 }
@@ -275,15 +275,15 @@ func (s *Server) findings(r *http.Request, q url.Values, now time.Time) (any, er
 	fq.Kind = q.Get("kind")
 	recs, err := s.store.Findings(r.Context(), fq)
 	if recs == nil {
-		recs = []storage.FindingRecord{}
+		recs = []model.FindingRecord{}
 	}
 	return map[string]any{"findings": recs}, err
 }
 
 // findingsQuery parses the parameters findings and opportunities share: service, from,
 // to (on the time a finding was stored) and limit.
-func findingsQuery(q url.Values, now time.Time) (storage.FindingsQuery, error) {
-	fq := storage.FindingsQuery{Service: q.Get("service")}
+func findingsQuery(q url.Values, now time.Time) (model.FindingsQuery, error) {
+	fq := model.FindingsQuery{Service: q.Get("service")}
 	for _, p := range []struct {
 		name string
 		t    *time.Time
@@ -326,7 +326,7 @@ func (s *Server) opportunities(r *http.Request, q url.Values, now time.Time) (an
 		}
 	}
 	type ranked struct {
-		rec          storage.FindingRecord
+		rec          model.FindingRecord
 		cores, share float64
 	}
 	var rs []ranked
@@ -357,7 +357,7 @@ func (s *Server) opportunities(r *http.Request, q url.Values, now time.Time) (an
 		}
 		return a.rec.ID < b.rec.ID
 	})
-	out := make([]storage.FindingRecord, 0, min(limit, len(rs)))
+	out := make([]model.FindingRecord, 0, min(limit, len(rs)))
 	for i := 0; i < len(rs) && i < limit; i++ {
 		out = append(out, rs[i].rec)
 	}

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/fleetprof/fleetprof/aggregator/queryclient"
-	"github.com/fleetprof/fleetprof/aggregator/storage"
+	"github.com/fleetprof/fleetprof/model"
 )
 
 func TestOpportunitiesAPI(t *testing.T) {
@@ -22,11 +22,11 @@ func TestOpportunitiesAPI(t *testing.T) {
 			svc := uniqueService(t)
 			latest := time.Now().Add(-time.Minute).Truncate(time.Second).UTC()
 			older := latest.Add(-10 * time.Minute)
-			opp := func(id string, created time.Time, cores, share float64) storage.FindingRecord {
+			opp := func(id string, created time.Time, cores, share float64) model.FindingRecord {
 				body := fmt.Sprintf(`{"kind":"opportunity","id":%q,"opportunity":{"pattern":"p","estimated_saving_share":%g,"estimated_saving_cores":%g,"confidence":0.5}}`, id, share, cores)
-				return storage.FindingRecord{ID: svc + "-" + id, Kind: "opportunity", Service: svc, Created: created, Body: json.RawMessage(body)}
+				return model.FindingRecord{ID: svc + "-" + id, Kind: "opportunity", Service: svc, Created: created, Body: json.RawMessage(body)}
 			}
-			recs := []storage.FindingRecord{
+			recs := []model.FindingRecord{
 				opp("stale", older, 9, 0.9), // superseded by the latest run
 				opp("small", latest, 0.1, 0.01),
 				opp("big", latest, 2, 0.02),
@@ -52,7 +52,7 @@ func TestOpportunitiesAPI(t *testing.T) {
 			for _, tt := range tests {
 				t.Run(tt.name, func(t *testing.T) {
 					var out struct {
-						Findings []storage.FindingRecord `json:"findings"`
+						Findings []model.FindingRecord `json:"findings"`
 					}
 					err := ts.client.Get(context.Background(), "opportunities", tt.params, &out)
 					if tt.status != 0 {

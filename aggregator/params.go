@@ -9,7 +9,7 @@ import (
 	"time"
 	"unicode"
 
-	"github.com/fleetprof/fleetprof/aggregator/storage"
+	"github.com/fleetprof/fleetprof/model"
 )
 
 // DefaultRange is the time range of a selection without from/to.
@@ -79,28 +79,28 @@ func parseDuration(v string) (time.Duration, error) {
 
 // ParseFilter reads "key=value". The value is kept verbatim (it may contain '=',
 // quotes or anything else: the store treats it as a value, never as SQL).
-func ParseFilter(v string) (storage.Filter, error) {
+func ParseFilter(v string) (model.Filter, error) {
 	k, val, ok := strings.Cut(v, "=")
 	if !ok {
-		return storage.Filter{}, fmt.Errorf("%q: want key=value", v)
+		return model.Filter{}, fmt.Errorf("%q: want key=value", v)
 	}
 	if k == "" {
-		return storage.Filter{}, fmt.Errorf("%q: empty label key", v)
+		return model.Filter{}, fmt.Errorf("%q: empty label key", v)
 	}
 	if len(k) > 128 {
-		return storage.Filter{}, fmt.Errorf("label key longer than 128 bytes")
+		return model.Filter{}, fmt.Errorf("label key longer than 128 bytes")
 	}
 	for _, r := range k {
 		if !unicode.IsLetter(r) && !unicode.IsDigit(r) && !strings.ContainsRune("_.-/", r) {
-			return storage.Filter{}, fmt.Errorf("label key %q: only letters, digits and _ . - / are allowed", k)
+			return model.Filter{}, fmt.Errorf("label key %q: only letters, digits and _ . - / are allowed", k)
 		}
 	}
-	return storage.Filter{Key: k, Value: val}, nil
+	return model.Filter{Key: k, Value: val}, nil
 }
 
 // parseSelection reads a selection. With a prefix ("base_", "cmp_"), a prefixed
 // parameter wins over the unprefixed one, and prefixed filters add to shared ones.
-func parseSelection(q url.Values, prefix string, now time.Time) (storage.Selection, error) {
+func parseSelection(q url.Values, prefix string, now time.Time) (model.Selection, error) {
 	get := func(name string) (string, string) {
 		if prefix != "" {
 			if v := q.Get(prefix + name); v != "" {
@@ -109,7 +109,7 @@ func parseSelection(q url.Values, prefix string, now time.Time) (storage.Selecti
 		}
 		return name, q.Get(name)
 	}
-	var sel storage.Selection
+	var sel model.Selection
 	_, sel.Service = get("service")
 	sel.To = now
 	if name, v := get("to"); v != "" {

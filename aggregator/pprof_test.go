@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/fleetprof/fleetprof/aggregator/pprofconv"
-	"github.com/fleetprof/fleetprof/aggregator/storage"
+	"github.com/fleetprof/fleetprof/model"
 	ingestv1 "github.com/fleetprof/fleetprof/proto/fleetprof/ingest/v1"
 	"github.com/fleetprof/fleetprof/proto/samplebatch"
 )
@@ -104,7 +104,7 @@ func TestPprofRoundTrip(t *testing.T) {
 			if err != nil || resps[0].Status != ingestv1.WriteResponse_STATUS_ACKED {
 				t.Fatalf("write: %v %v", resps, err)
 			}
-			sel := storage.Selection{Service: svc, From: time.Now().Add(-time.Hour), To: time.Now().Add(time.Minute)}
+			sel := model.Selection{Service: svc, From: time.Now().Add(-time.Hour), To: time.Now().Add(time.Minute)}
 			top, err := ts.client.Top(ctx, sel, 10)
 			if err != nil {
 				t.Fatal(err)

@@ -10,7 +10,7 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/fleetprof/fleetprof/aggregator/storage"
+	"github.com/fleetprof/fleetprof/model"
 	ingestv1 "github.com/fleetprof/fleetprof/proto/fleetprof/ingest/v1"
 	"github.com/fleetprof/fleetprof/proto/samplebatch"
 	"github.com/oklog/run"
@@ -22,15 +22,15 @@ import (
 type Store interface {
 	Ingest(ctx context.Context, batchID string, b *samplebatch.Batch) (rows int, duplicate bool, err error)
 	Services(ctx context.Context, from, to time.Time) ([]string, error)
-	LabelKeys(ctx context.Context, sel storage.Selection) ([]string, error)
-	LabelValues(ctx context.Context, sel storage.Selection, key string) ([]string, error)
-	Profile(ctx context.Context, sel storage.Selection) (*storage.Profile, error)
-	Top(ctx context.Context, sel storage.Selection, limit int) (*storage.Top, error)
-	Flame(ctx context.Context, sel storage.Selection) (*storage.FlameNode, error)
-	Diff(ctx context.Context, base, cmp storage.Selection, movers int) (*storage.Diff, error)
-	FunctionSeries(ctx context.Context, sel storage.Selection, function string, step time.Duration) ([]storage.SeriesPoint, error)
-	Versions(ctx context.Context, service string, from, to time.Time) ([]storage.VersionSpan, error)
-	Findings(ctx context.Context, q storage.FindingsQuery) ([]storage.FindingRecord, error)
+	LabelKeys(ctx context.Context, sel model.Selection) ([]string, error)
+	LabelValues(ctx context.Context, sel model.Selection, key string) ([]string, error)
+	Profile(ctx context.Context, sel model.Selection) (*model.Profile, error)
+	Top(ctx context.Context, sel model.Selection, limit int) (*model.Top, error)
+	Flame(ctx context.Context, sel model.Selection) (*model.FlameNode, error)
+	Diff(ctx context.Context, base, cmp model.Selection, movers int) (*model.Diff, error)
+	FunctionSeries(ctx context.Context, sel model.Selection, function string, step time.Duration) ([]model.SeriesPoint, error)
+	Versions(ctx context.Context, service string, from, to time.Time) ([]model.VersionSpan, error)
+	Findings(ctx context.Context, q model.FindingsQuery) ([]model.FindingRecord, error)
 	Ping(ctx context.Context) error
 }
 

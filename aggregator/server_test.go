@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/fleetprof/fleetprof/aggregator/queryclient"
-	"github.com/fleetprof/fleetprof/aggregator/storage"
+	"github.com/fleetprof/fleetprof/model"
 	ingestv1 "github.com/fleetprof/fleetprof/proto/fleetprof/ingest/v1"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -25,12 +25,12 @@ import (
 
 // flameString renders a tree as "name total/self" lines indented by depth, children
 // sorted by name, so trees from any store compare equal.
-func flameString(n *storage.FlameNode) string {
+func flameString(n *model.FlameNode) string {
 	var b strings.Builder
-	var walk func(n *storage.FlameNode, depth int)
-	walk = func(n *storage.FlameNode, depth int) {
+	var walk func(n *model.FlameNode, depth int)
+	walk = func(n *model.FlameNode, depth int) {
 		fmt.Fprintf(&b, "%s%s %d/%d\n", strings.Repeat("  ", depth), n.Name, n.Total, n.Self)
-		kids := append([]*storage.FlameNode(nil), n.Children...)
+		kids := append([]*model.FlameNode(nil), n.Children...)
 		sort.Slice(kids, func(i, j int) bool { return kids[i].Name < kids[j].Name })
 		for _, c := range kids {
 			walk(c, depth+1)
@@ -79,7 +79,7 @@ func TestIngestAndQuery(t *testing.T) {
 				}
 			}
 
-			sel := storage.Selection{Service: svc}
+			sel := model.Selection{Service: svc}
 			top, err := ts.client.Top(ctx, sel, 10)
 			if err != nil {
 				t.Fatal(err)
@@ -115,16 +115,16 @@ func TestIngestAndQuery(t *testing.T) {
 
 			// Filters: built-in label, extra label, two values of one key ORed.
 			for _, tc := range []struct {
-				filters []storage.Filter
+				filters []model.Filter
 				total   int64
 			}{
-				{[]storage.Filter{{Key: "host", Value: "h1"}}, 14},
-				{[]storage.Filter{{Key: "version", Value: "v2"}}, 12},
-				{[]storage.Filter{{Key: "region", Value: "eu-1"}, {Key: "host", Value: "h2"}}, 14},
-				{[]storage.Filter{{Key: "version", Value: "v1"}, {Key: "version", Value: "v2"}}, 28},
-				{[]storage.Filter{{Key: "version", Value: "v1' OR 1=1 --"}}, 0},
+				{[]model.Filter{{Key: "host", Value: "h1"}}, 14},
+				{[]model.Filter{{Key: "version", Value: "v2"}}, 12},
+				{[]model.Filter{{Key: "region", Value: "eu-1"}, {Key: "host", Value: "h2"}}, 14},
+				{[]model.Filter{{Key: "version", Value: "v1"}, {Key: "version", Value: "v2"}}, 28},
+				{[]model.Filter{{Key: "version", Value: "v1' OR 1=1 --"}}, 0},
 			} {
-				top, err := ts.client.Top(ctx, storage.Selection{Service: svc, Filters: tc.filters}, 10)
+				top, err := ts.client.Top(ctx, model.Selection{Service: svc, Filters: tc.filters}, 10)
 				if err != nil {
 					t.Fatalf("filters %v: %v", tc.filters, err)
 				}
@@ -159,8 +159,8 @@ func TestIngestAndQuery(t *testing.T) {
 			}
 
 			d, err := ts.client.Diff(ctx,
-				storage.Selection{Service: svc, Filters: []storage.Filter{{Key: "version", Value: "v1"}}},
-				storage.Selection{Service: svc, Filters: []storage.Filter{{Key: "version", Value: "v2"}}}, 5)
+				model.Selection{Service: svc, Filters: []model.Filter{{Key: "version", Value: "v1"}}},
+				model.Selection{Service: svc, Filters: []model.Filter{{Key: "version", Value: "v2"}}}, 5)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -327,7 +327,7 @@ func TestHTTPErrors(t *testing.T) {
 	}
 	// A filter value is passed to the store verbatim.
 	getJSON(t, hs, "/api/v1/top?filter="+url.QueryEscape(`version=v1" OR '1'='1`))
-	if got := st.lastSel.Filters; len(got) != 1 || got[0] != (storage.Filter{Key: "version", Value: `v1" OR '1'='1`}) {
+	if got := st.lastSel.Filters; len(got) != 1 || got[0] != (model.Filter{Key: "version", Value: `v1" OR '1'='1`}) {
 		t.Fatalf("store got filters %+v", got)
 	}
 	st.setFail(errors.New("connection refused"))
@@ -451,10 +451,10 @@ func TestParseSelectionDiffSides(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantBase := storage.Selection{Service: "api", From: now.Add(-time.Hour), To: now,
-		Filters: []storage.Filter{{Key: "region", Value: "eu"}, {Key: "version", Value: "v1"}}}
-	wantCmp := storage.Selection{Service: "api", From: now.Add(-30 * time.Minute), To: now,
-		Filters: []storage.Filter{{Key: "region", Value: "eu"}, {Key: "version", Value: "v2"}}}
+	wantBase := model.Selection{Service: "api", From: now.Add(-time.Hour), To: now,
+		Filters: []model.Filter{{Key: "region", Value: "eu"}, {Key: "version", Value: "v1"}}}
+	wantCmp := model.Selection{Service: "api", From: now.Add(-30 * time.Minute), To: now,
+		Filters: []model.Filter{{Key: "region", Value: "eu"}, {Key: "version", Value: "v2"}}}
 	if !reflect.DeepEqual(base, wantBase) || !reflect.DeepEqual(cmp, wantCmp) {
 		t.Fatalf("base %+v\ncmp %+v", base, cmp)
 	}

@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fleetprof/fleetprof/aggregator/storage"
 	"github.com/fleetprof/fleetprof/aggregator/storage/clickhousetest"
+	"github.com/fleetprof/fleetprof/model"
 )
 
 // TestClusterMode runs what the chart's external mode runs: `fleetprof aggregator` on a
@@ -66,7 +66,7 @@ func TestClusterMode(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var top storage.Top
+	var top model.Top
 	if err := json.NewDecoder(resp.Body).Decode(&top); err != nil {
 		t.Fatal(err)
 	}

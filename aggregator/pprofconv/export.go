@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/fleetprof/fleetprof/aggregator/storage"
+	"github.com/fleetprof/fleetprof/model"
 	"github.com/google/pprof/profile"
 )
 
@@ -18,7 +18,7 @@ const defaultPeriodNS = 10_000_000
 // ToPprof builds a CPU profile from stored stacks: sample types samples/count and
 // cpu/nanoseconds (count × period), one function and one location per frame name.
 // start and dur describe the selection's time range.
-func ToPprof(p *storage.Profile, start time.Time, dur time.Duration) *profile.Profile {
+func ToPprof(p *model.Profile, start time.Time, dur time.Duration) *profile.Profile {
 	period := p.PeriodNS
 	if period <= 0 {
 		period = defaultPeriodNS
@@ -62,7 +62,7 @@ func ToPprof(p *storage.Profile, start time.Time, dur time.Duration) *profile.Pr
 }
 
 // WritePprof writes p as a gzipped profile.proto.
-func WritePprof(w io.Writer, p *storage.Profile, start time.Time, dur time.Duration) error {
+func WritePprof(w io.Writer, p *model.Profile, start time.Time, dur time.Duration) error {
 	if err := ToPprof(p, start, dur).Write(w); err != nil {
 		return fmt.Errorf("write pprof: %w", err)
 	}
@@ -71,7 +71,7 @@ func WritePprof(w io.Writer, p *storage.Profile, start time.Time, dur time.Durat
 
 // WriteFolded writes one "root;...;leaf count" line per stack, sorted by stack, with
 // identical stacks merged. Semicolons inside names become colons so lines stay parseable.
-func WriteFolded(w io.Writer, p *storage.Profile) error {
+func WriteFolded(w io.Writer, p *model.Profile) error {
 	counts := map[string]int64{}
 	for _, s := range p.Stacks {
 		if s.Value <= 0 || len(s.Frames) == 0 {

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fleetprof/fleetprof/aggregator/storage"
+	"github.com/fleetprof/fleetprof/model"
 	"github.com/fleetprof/fleetprof/proto/samplebatch"
 	"github.com/google/pprof/profile"
 )
@@ -120,8 +120,8 @@ func TestImportDeepStackTruncated(t *testing.T) {
 }
 
 func TestExportRoundTrip(t *testing.T) {
-	sp := &storage.Profile{
-		Stacks: []storage.StackCount{
+	sp := &model.Profile{
+		Stacks: []model.StackCount{
 			{Frames: []string{"main", "a", "b"}, Value: 7},
 			{Frames: []string{"main", "a"}, Value: 2},
 			{Frames: []string{"main", "c;d"}, Value: 1},

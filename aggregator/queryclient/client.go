@@ -12,7 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/fleetprof/fleetprof/aggregator/storage"
+	"github.com/fleetprof/fleetprof/model"
 )
 
 // DefaultBaseURL is the aggregator's default HTTP address.
@@ -61,7 +61,7 @@ func (e *APIError) Error() string {
 
 // SelectionValues encodes sel as query parameters, each name prefixed (e.g. "base_").
 // Zero times are left out (the server defaults to the last hour).
-func SelectionValues(sel storage.Selection, prefix string, v url.Values) url.Values {
+func SelectionValues(sel model.Selection, prefix string, v url.Values) url.Values {
 	if v == nil {
 		v = url.Values{}
 	}
@@ -123,7 +123,7 @@ func (c *Client) Get(ctx context.Context, path string, q url.Values, out any) er
 }
 
 func timeValues(from, to time.Time) url.Values {
-	return SelectionValues(storage.Selection{From: from, To: to}, "", nil)
+	return SelectionValues(model.Selection{From: from, To: to}, "", nil)
 }
 
 // Services lists services with samples in [from, to).
@@ -136,7 +136,7 @@ func (c *Client) Services(ctx context.Context, from, to time.Time) ([]string, er
 }
 
 // LabelKeys lists the label keys present in sel.
-func (c *Client) LabelKeys(ctx context.Context, sel storage.Selection) ([]string, error) {
+func (c *Client) LabelKeys(ctx context.Context, sel model.Selection) ([]string, error) {
 	var out struct {
 		Keys []string `json:"keys"`
 	}
@@ -145,7 +145,7 @@ func (c *Client) LabelKeys(ctx context.Context, sel storage.Selection) ([]string
 }
 
 // LabelValues lists the values of one label in sel.
-func (c *Client) LabelValues(ctx context.Context, sel storage.Selection, key string) ([]string, error) {
+func (c *Client) LabelValues(ctx context.Context, sel model.Selection, key string) ([]string, error) {
 	var out struct {
 		Values []string `json:"values"`
 	}
@@ -154,12 +154,12 @@ func (c *Client) LabelValues(ctx context.Context, sel storage.Selection, key str
 }
 
 // Top returns the top functions of sel by self samples (limit 0: server default).
-func (c *Client) Top(ctx context.Context, sel storage.Selection, limit int) (*storage.Top, error) {
+func (c *Client) Top(ctx context.Context, sel model.Selection, limit int) (*model.Top, error) {
 	q := SelectionValues(sel, "", nil)
 	if limit > 0 {
 		q.Set("limit", strconv.Itoa(limit))
 	}
-	var out storage.Top
+	var out model.Top
 	if err := c.Get(ctx, "top", q, &out); err != nil {
 		return nil, err
 	}
@@ -167,8 +167,8 @@ func (c *Client) Top(ctx context.Context, sel storage.Selection, limit int) (*st
 }
 
 // Flame returns the flame graph of sel.
-func (c *Client) Flame(ctx context.Context, sel storage.Selection) (*storage.FlameNode, error) {
-	var out storage.FlameNode
+func (c *Client) Flame(ctx context.Context, sel model.Selection) (*model.FlameNode, error) {
+	var out model.FlameNode
 	if err := c.Get(ctx, "flame", SelectionValues(sel, "", nil), &out); err != nil {
 		return nil, err
 	}
@@ -176,8 +176,8 @@ func (c *Client) Flame(ctx context.Context, sel storage.Selection) (*storage.Fla
 }
 
 // Profile returns the stacks of sel.
-func (c *Client) Profile(ctx context.Context, sel storage.Selection) (*storage.Profile, error) {
-	var out storage.Profile
+func (c *Client) Profile(ctx context.Context, sel model.Selection) (*model.Profile, error) {
+	var out model.Profile
 	if err := c.Get(ctx, "profile", SelectionValues(sel, "", nil), &out); err != nil {
 		return nil, err
 	}
@@ -185,7 +185,7 @@ func (c *Client) Profile(ctx context.Context, sel storage.Selection) (*storage.P
 }
 
 // ProfileBytes exports sel as "pprof" (gzipped profile.proto) or "folded" text.
-func (c *Client) ProfileBytes(ctx context.Context, sel storage.Selection, format string) ([]byte, error) {
+func (c *Client) ProfileBytes(ctx context.Context, sel model.Selection, format string) ([]byte, error) {
 	if format != "pprof" && format != "folded" {
 		return nil, fmt.Errorf("profile format %q: want pprof or folded", format)
 	}
@@ -196,13 +196,13 @@ func (c *Client) ProfileBytes(ctx context.Context, sel storage.Selection, format
 }
 
 // Diff compares two selections (movers 0: server default).
-func (c *Client) Diff(ctx context.Context, base, cmp storage.Selection, movers int) (*storage.Diff, error) {
+func (c *Client) Diff(ctx context.Context, base, cmp model.Selection, movers int) (*model.Diff, error) {
 	q := SelectionValues(base, "base_", nil)
 	SelectionValues(cmp, "cmp_", q)
 	if movers > 0 {
 		q.Set("movers", strconv.Itoa(movers))
 	}
-	var out storage.Diff
+	var out model.Diff
 	if err := c.Get(ctx, "diff", q, &out); err != nil {
 		return nil, err
 	}
@@ -217,43 +217,43 @@ func IsNotFound(err error) bool {
 }
 
 // Series returns function's inclusive share of sel per step (step 0: server default).
-func (c *Client) Series(ctx context.Context, sel storage.Selection, function string, step time.Duration) ([]storage.SeriesPoint, error) {
+func (c *Client) Series(ctx context.Context, sel model.Selection, function string, step time.Duration) ([]model.SeriesPoint, error) {
 	q := SelectionValues(sel, "", nil)
 	q.Set("function", function)
 	if step > 0 {
 		q.Set("step", step.String())
 	}
 	var out struct {
-		Points []storage.SeriesPoint `json:"points"`
+		Points []model.SeriesPoint `json:"points"`
 	}
 	err := c.Get(ctx, "series", q, &out)
 	return out.Points, err
 }
 
 // Versions lists the versions of service seen in [from, to) (zero times: last hour).
-func (c *Client) Versions(ctx context.Context, service string, from, to time.Time) ([]storage.VersionSpan, error) {
+func (c *Client) Versions(ctx context.Context, service string, from, to time.Time) ([]model.VersionSpan, error) {
 	q := timeValues(from, to)
 	q.Set("service", service)
 	var out struct {
-		Versions []storage.VersionSpan `json:"versions"`
+		Versions []model.VersionSpan `json:"versions"`
 	}
 	err := c.Get(ctx, "versions", q, &out)
 	return out.Versions, err
 }
 
 // Findings lists stored analyzer findings, newest first.
-func (c *Client) Findings(ctx context.Context, fq storage.FindingsQuery) ([]storage.FindingRecord, error) {
+func (c *Client) Findings(ctx context.Context, fq model.FindingsQuery) ([]model.FindingRecord, error) {
 	return c.findings(ctx, "findings", findingsValues(fq))
 }
 
 // Opportunities returns the latest stored opportunities (kind ignored), largest
 // estimated saving first.
-func (c *Client) Opportunities(ctx context.Context, fq storage.FindingsQuery) ([]storage.FindingRecord, error) {
+func (c *Client) Opportunities(ctx context.Context, fq model.FindingsQuery) ([]model.FindingRecord, error) {
 	fq.Kind = ""
 	return c.findings(ctx, "opportunities", findingsValues(fq))
 }
 
-func findingsValues(fq storage.FindingsQuery) url.Values {
+func findingsValues(fq model.FindingsQuery) url.Values {
 	q := timeValues(fq.From, fq.To)
 	if fq.Kind != "" {
 		q.Set("kind", fq.Kind)
@@ -267,9 +267,9 @@ func findingsValues(fq storage.FindingsQuery) url.Values {
 	return q
 }
 
-func (c *Client) findings(ctx context.Context, route string, q url.Values) ([]storage.FindingRecord, error) {
+func (c *Client) findings(ctx context.Context, route string, q url.Values) ([]model.FindingRecord, error) {
 	var out struct {
-		Findings []storage.FindingRecord `json:"findings"`
+		Findings []model.FindingRecord `json:"findings"`
 	}
 	err := c.Get(ctx, route, q, &out)
 	return out.Findings, err

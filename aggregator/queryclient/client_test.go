@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fleetprof/fleetprof/aggregator/storage"
+	"github.com/fleetprof/fleetprof/model"
 )
 
 func TestNew(t *testing.T) {
@@ -38,8 +38,8 @@ func TestNew(t *testing.T) {
 
 func TestSelectionValues(t *testing.T) {
 	from := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	sel := storage.Selection{Service: "api", From: from, To: from.Add(time.Hour),
-		Filters: []storage.Filter{{Key: "version", Value: "v1"}, {Key: "q", Value: "a=b&c"}}}
+	sel := model.Selection{Service: "api", From: from, To: from.Add(time.Hour),
+		Filters: []model.Filter{{Key: "version", Value: "v1"}, {Key: "q", Value: "a=b&c"}}}
 	got := SelectionValues(sel, "base_", nil)
 	want := url.Values{
 		"base_service": {"api"},
@@ -50,7 +50,7 @@ func TestSelectionValues(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("SelectionValues = %v, want %v", got, want)
 	}
-	if got := SelectionValues(storage.Selection{}, "", nil); len(got) != 0 {
+	if got := SelectionValues(model.Selection{}, "", nil); len(got) != 0 {
 		t.Fatalf("empty selection encodes as %v", got)
 	}
 }
@@ -75,18 +75,18 @@ func TestAPIError(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	_, err = c.Top(ctx, storage.Selection{}, 0)
+	_, err = c.Top(ctx, model.Selection{}, 0)
 	var ae *APIError
 	if !errors.As(err, &ae) || ae.StatusCode != 400 || ae.Message != "parameter from: bad" {
 		t.Fatalf("Top error = %v, want APIError 400 with the server's message", err)
 	}
-	if _, err := c.Flame(ctx, storage.Selection{}); err == nil || !strings.Contains(err.Error(), "upstream down") {
+	if _, err := c.Flame(ctx, model.Selection{}); err == nil || !strings.Contains(err.Error(), "upstream down") {
 		t.Fatalf("Flame error = %v, want the plain-text body", err)
 	}
 	if _, err := c.Services(ctx, time.Time{}, time.Time{}); !IsNotFound(err) {
 		t.Fatalf("Services error = %v, want not found", err)
 	}
-	if _, err := c.ProfileBytes(ctx, storage.Selection{}, "svg"); err == nil {
+	if _, err := c.ProfileBytes(ctx, model.Selection{}, "svg"); err == nil {
 		t.Fatal("ProfileBytes with format svg: no error")
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fleetprof/fleetprof/model"
 	"github.com/fleetprof/fleetprof/proto/samplebatch"
 )
 
@@ -249,7 +250,9 @@ func reportQueryCPU(b *testing.B, cpu0 time.Duration) {
 	b.ReportMetric(float64((cpuTime()-cpu0).Milliseconds())/float64(b.N), "cpu-ms/op")
 }
 
-func benchSel() Selection { return Selection{Service: "bench", From: t0, To: t0.Add(time.Hour)} }
+func benchSel() model.Selection {
+	return model.Selection{Service: "bench", From: t0, To: t0.Add(time.Hour)}
+}
 
 func BenchmarkFlame10M(b *testing.B) {
 	s := bigStore(b)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/fleetprof/fleetprof/aggregator/storage/clickhousetest"
+	"github.com/fleetprof/fleetprof/model"
 )
 
 // TestCluster shards a store over two servers: local tables are created node
@@ -36,7 +37,7 @@ func TestCluster(t *testing.T) {
 	if err != nil || p.Total != 20 || len(p.Stacks) != 4 {
 		t.Fatalf("profile = %+v, %v", p, err)
 	}
-	rows, err := s.Rollup(ctx, RollupQuery{Service: "api", From: t0, To: t0.Add(time.Hour)})
+	rows, err := s.Rollup(ctx, model.RollupQuery{Service: "api", From: t0, To: t0.Add(time.Hour)})
 	if err != nil || len(rows) == 0 {
 		t.Fatalf("rollup = %v, %v", rows, err)
 	}
@@ -74,7 +75,7 @@ func TestCluster(t *testing.T) {
 	if err != nil || len(series) != 1 || series[0].Inclusive != 15 || series[0].Total != 20 {
 		t.Fatalf("series = %+v, %v", series, err)
 	}
-	rows, err = s2.Rollup(ctx, RollupQuery{Service: "api", From: t0, To: t0.Add(time.Hour), MinShare: 0.5})
+	rows, err = s2.Rollup(ctx, model.RollupQuery{Service: "api", From: t0, To: t0.Add(time.Hour), MinShare: 0.5})
 	if err != nil || len(rows) == 0 {
 		t.Fatalf("rollup min share = %v, %v", rows, err)
 	}

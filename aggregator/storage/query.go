@@ -14,6 +14,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/fleetprof/fleetprof/model"
 )
 
 // maxInlineIDs bounds stack ids written into a query as a literal list
@@ -58,7 +59,7 @@ func column0Strings(r *Rows) []string {
 
 // LabelKeys lists the built-in label keys followed by the extra label keys
 // present in the selection (sorted).
-func (s *Store) LabelKeys(ctx context.Context, sel Selection) ([]string, error) {
+func (s *Store) LabelKeys(ctx context.Context, sel model.Selection) ([]string, error) {
 	where, err := selectionWhere(sel)
 	if err != nil {
 		return nil, fmt.Errorf("label keys: %w", err)
@@ -79,7 +80,7 @@ func (s *Store) LabelKeys(ctx context.Context, sel Selection) ([]string, error) 
 
 // LabelValues lists the values of one label in the selection (sorted, at
 // most 10,000).
-func (s *Store) LabelValues(ctx context.Context, sel Selection, key string) ([]string, error) {
+func (s *Store) LabelValues(ctx context.Context, sel model.Selection, key string) ([]string, error) {
 	if key == "" {
 		return nil, errors.New("label values: empty key")
 	}
@@ -101,7 +102,7 @@ func (s *Store) LabelValues(ctx context.Context, sel Selection, key string) ([]s
 // Profile returns the selection's distinct stacks with their samples, the
 // largest first. Aggregation by stack_id runs in the engine; frames come from
 // the stacks table (or the in-process cache).
-func (s *Store) Profile(ctx context.Context, sel Selection) (*Profile, error) {
+func (s *Store) Profile(ctx context.Context, sel model.Selection) (*model.Profile, error) {
 	where, err := selectionWhere(sel)
 	if err != nil {
 		return nil, fmt.Errorf("profile: %w", err)
@@ -113,7 +114,7 @@ func (s *Store) Profile(ctx context.Context, sel Selection) (*Profile, error) {
 	}
 	values := map[uint64]int64{}
 	periods := map[int64]int64{}
-	p := &Profile{}
+	p := &model.Profile{}
 	for _, row := range r.Data {
 		id, per, v := asUint(row[0]), asInt(row[1]), asInt(row[2])
 		values[id] += v
@@ -158,7 +159,7 @@ func (s *Store) Profile(ctx context.Context, sel Selection) (*Profile, error) {
 	}
 	type entry struct {
 		id uint64
-		StackCount
+		model.StackCount
 	}
 	entries := make([]entry, 0, len(values))
 	for id, v := range values {
@@ -167,7 +168,7 @@ func (s *Store) Profile(ctx context.Context, sel Selection) (*Profile, error) {
 			// Samples whose stack row is lost still count toward the total.
 			f = []string{fmt.Sprintf("[missing stack %016x]", id)}
 		}
-		entries = append(entries, entry{id, StackCount{Frames: f, Value: v}})
+		entries = append(entries, entry{id, model.StackCount{Frames: f, Value: v}})
 	}
 	// Ties by stack id: deterministic without comparing frames.
 	sort.Slice(entries, func(i, j int) bool {
@@ -177,7 +178,7 @@ func (s *Store) Profile(ctx context.Context, sel Selection) (*Profile, error) {
 		}
 		return a.id < b.id
 	})
-	p.Stacks = make([]StackCount, len(entries))
+	p.Stacks = make([]model.StackCount, len(entries))
 	for i, e := range entries {
 		p.Stacks[i] = e.StackCount
 	}
@@ -185,26 +186,26 @@ func (s *Store) Profile(ctx context.Context, sel Selection) (*Profile, error) {
 }
 
 // Top returns the selection's functions by self samples (limit <= 0: all).
-func (s *Store) Top(ctx context.Context, sel Selection, limit int) (*Top, error) {
+func (s *Store) Top(ctx context.Context, sel model.Selection, limit int) (*model.Top, error) {
 	p, err := s.Profile(ctx, sel)
 	if err != nil {
 		return nil, err
 	}
-	return TopFromProfile(p, limit), nil
+	return model.TopFromProfile(p, limit), nil
 }
 
 // Flame returns the selection's flame graph.
-func (s *Store) Flame(ctx context.Context, sel Selection) (*FlameNode, error) {
+func (s *Store) Flame(ctx context.Context, sel model.Selection) (*model.FlameNode, error) {
 	p, err := s.Profile(ctx, sel)
 	if err != nil {
 		return nil, err
 	}
-	return FlameFromProfile(p), nil
+	return model.FlameFromProfile(p), nil
 }
 
 // Diff compares two selections normalized to their totals, with the top
 // movers functions (<= 0: all).
-func (s *Store) Diff(ctx context.Context, base, cmp Selection, movers int) (*Diff, error) {
+func (s *Store) Diff(ctx context.Context, base, cmp model.Selection, movers int) (*model.Diff, error) {
 	bp, err := s.Profile(ctx, base)
 	if err != nil {
 		return nil, fmt.Errorf("diff base: %w", err)
@@ -213,14 +214,14 @@ func (s *Store) Diff(ctx context.Context, base, cmp Selection, movers int) (*Dif
 	if err != nil {
 		return nil, fmt.Errorf("diff cmp: %w", err)
 	}
-	return DiffProfiles(bp, cp, movers), nil
+	return model.DiffProfiles(bp, cp, movers), nil
 }
 
 // Rollup reads the function rollup of one service, keeping functions whose
 // inclusive share over the whole range is at least q.MinShare, plus the
 // totals rows (Function ""). Rows are summed per (version, host group,
 // bucket or q.Step, function) and sorted by bucket, function, version, host group.
-func (s *Store) Rollup(ctx context.Context, q RollupQuery) ([]RollupRow, error) {
+func (s *Store) Rollup(ctx context.Context, q model.RollupQuery) ([]model.RollupRow, error) {
 	if q.Service == "" {
 		return nil, errors.New("rollup: service is required")
 	}
@@ -254,16 +255,16 @@ GROUP BY version, host_group, b, function ORDER BY b, function, version, host_gr
 	if err != nil {
 		return nil, fmt.Errorf("rollup: %w", err)
 	}
-	out := make([]RollupRow, 0, len(r.Data))
+	out := make([]model.RollupRow, 0, len(r.Data))
 	for _, row := range r.Data {
-		out = append(out, RollupRow{Service: q.Service, Version: asString(row[0]), HostGroup: uint8(asUint(row[1])),
+		out = append(out, model.RollupRow{Service: q.Service, Version: asString(row[0]), HostGroup: uint8(asUint(row[1])),
 			Bucket: time.Unix(asInt(row[2]), 0).UTC(), Function: asString(row[3]), Self: asInt(row[4]), Inclusive: asInt(row[5])})
 	}
 	return out, nil
 }
 
 // Versions lists the versions of a service seen in [from, to), oldest first.
-func (s *Store) Versions(ctx context.Context, service string, from, to time.Time) ([]VersionSpan, error) {
+func (s *Store) Versions(ctx context.Context, service string, from, to time.Time) ([]model.VersionSpan, error) {
 	if service == "" {
 		return nil, errors.New("versions: service is required")
 	}
@@ -273,9 +274,9 @@ GROUP BY version ORDER BY first, version`, s.table("samples"), strings.Join(cond
 	if err != nil {
 		return nil, fmt.Errorf("versions: %w", err)
 	}
-	out := make([]VersionSpan, 0, len(r.Data))
+	out := make([]model.VersionSpan, 0, len(r.Data))
 	for _, row := range r.Data {
-		out = append(out, VersionSpan{Version: asString(row[0]), FirstSeen: time.Unix(asInt(row[1]), 0).UTC(),
+		out = append(out, model.VersionSpan{Version: asString(row[0]), FirstSeen: time.Unix(asInt(row[1]), 0).UTC(),
 			LastSeen: time.Unix(asInt(row[2]), 0).UTC(), Samples: asInt(row[3])})
 	}
 	return out, nil
@@ -283,7 +284,7 @@ GROUP BY version ORDER BY first, version`, s.table("samples"), strings.Join(cond
 
 // FunctionSeries is the inclusive share of function per step over the
 // selection; steps without samples are absent.
-func (s *Store) FunctionSeries(ctx context.Context, sel Selection, function string, step time.Duration) ([]SeriesPoint, error) {
+func (s *Store) FunctionSeries(ctx context.Context, sel model.Selection, function string, step time.Duration) ([]model.SeriesPoint, error) {
 	if function == "" {
 		return nil, errors.New("function series: empty function")
 	}
@@ -301,9 +302,9 @@ FROM %[4]s WHERE %[5]s GROUP BY t ORDER BY t`, sec, s.table("stacks"), quote(fun
 	if err != nil {
 		return nil, fmt.Errorf("function series: %w", err)
 	}
-	out := make([]SeriesPoint, 0, len(r.Data))
+	out := make([]model.SeriesPoint, 0, len(r.Data))
 	for _, row := range r.Data {
-		p := SeriesPoint{Time: time.Unix(asInt(row[0]), 0).UTC(), Total: asInt(row[1]), Inclusive: asInt(row[2])}
+		p := model.SeriesPoint{Time: time.Unix(asInt(row[0]), 0).UTC(), Total: asInt(row[1]), Inclusive: asInt(row[2])}
 		if p.Total > 0 {
 			p.Share = float64(p.Inclusive) / float64(p.Total)
 		}
@@ -313,7 +314,7 @@ FROM %[4]s WHERE %[5]s GROUP BY t ORDER BY t`, sec, s.table("stacks"), quote(fun
 }
 
 // PutFindings stores findings; a record with a known ID replaces the old one.
-func (s *Store) PutFindings(ctx context.Context, recs []FindingRecord) error {
+func (s *Store) PutFindings(ctx context.Context, recs []model.FindingRecord) error {
 	if len(recs) == 0 {
 		return nil
 	}
@@ -348,7 +349,7 @@ func (s *Store) PutFindings(ctx context.Context, recs []FindingRecord) error {
 }
 
 // Findings reads findings, newest first.
-func (s *Store) Findings(ctx context.Context, q FindingsQuery) ([]FindingRecord, error) {
+func (s *Store) Findings(ctx context.Context, q model.FindingsQuery) ([]model.FindingRecord, error) {
 	limit := q.Limit
 	if limit <= 0 {
 		limit = 100
@@ -371,9 +372,9 @@ FROM %s GROUP BY id) WHERE %s ORDER BY c DESC, id LIMIT %d`, s.table("findings")
 	if err != nil {
 		return nil, fmt.Errorf("findings: %w", err)
 	}
-	out := make([]FindingRecord, 0, len(r.Data))
+	out := make([]model.FindingRecord, 0, len(r.Data))
 	for _, row := range r.Data {
-		out = append(out, FindingRecord{ID: asString(row[0]), Kind: asString(row[1]), Service: asString(row[2]),
+		out = append(out, model.FindingRecord{ID: asString(row[0]), Kind: asString(row[1]), Service: asString(row[2]),
 			Created: time.Unix(asInt(row[3]), 0).UTC(), Body: json.RawMessage(asString(row[4]))})
 	}
 	return out, nil

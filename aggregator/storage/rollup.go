@@ -12,6 +12,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
+	"github.com/fleetprof/fleetprof/model"
 	"github.com/fleetprof/fleetprof/proto/samplebatch"
 )
 
@@ -28,11 +29,11 @@ func HostGroup(host string, groups int) uint8 {
 // (Self) and the samples whose stack contains it, counted once per stack
 // (Inclusive). Function "" carries the total samples in both Self and
 // Inclusive. Rows are sorted by service, version, host group, bucket, function.
-func ComputeRollup(b *samplebatch.Batch, hostGroups int, bucket time.Duration) []RollupRow {
+func ComputeRollup(b *samplebatch.Batch, hostGroups int, bucket time.Duration) []model.RollupRow {
 	a := aggregateRollup(b, hostGroups, bucket)
-	out := make([]RollupRow, 0, a.rows)
+	out := make([]model.RollupRow, 0, a.rows)
 	a.each(func(g rollupGroup, bucket int64, fn string, self, incl int64) {
-		out = append(out, RollupRow{Service: g.service, Version: g.version, HostGroup: g.hg,
+		out = append(out, model.RollupRow{Service: g.service, Version: g.version, HostGroup: g.hg,
 			Bucket: time.Unix(bucket, 0).UTC(), Function: fn, Self: self, Inclusive: incl})
 	})
 	sortRollup(out)
@@ -275,7 +276,7 @@ func (a *rollupAgg) record() arrow.RecordBatch {
 	return rb.NewRecordBatch()
 }
 
-func sortRollup(rows []RollupRow) {
+func sortRollup(rows []model.RollupRow) {
 	sort.Slice(rows, func(i, j int) bool {
 		a, b := rows[i], rows[j]
 		if a.Service != b.Service {

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/fleetprof/fleetprof/model"
 )
 
 // quote is the one way a value becomes SQL text: a ClickHouse string
@@ -68,7 +70,7 @@ func timeRange(col string, from, to time.Time) []string {
 
 // selectionWhere renders a Selection as a WHERE condition on samples.
 // Filters on one key are ORed, keys are ANDed.
-func selectionWhere(sel Selection) (string, error) {
+func selectionWhere(sel model.Selection) (string, error) {
 	if !sel.From.IsZero() && !sel.To.IsZero() && !sel.From.Before(sel.To) {
 		return "", fmt.Errorf("selection: from %s is not before to %s", sel.From.Format(time.RFC3339), sel.To.Format(time.RFC3339))
 	}

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fleetprof/fleetprof/model"
 	"github.com/fleetprof/fleetprof/proto/samplebatch"
 )
 
@@ -42,7 +43,7 @@ func knownBatch() *samplebatch.Batch {
 	return b
 }
 
-func all() Selection { return Selection{Service: "api", From: t0, To: t0.Add(time.Hour)} }
+func all() model.Selection { return model.Selection{Service: "api", From: t0, To: t0.Add(time.Hour)} }
 
 func ingest(t *testing.T, s *Store, id string, b *samplebatch.Batch) {
 	t.Helper()
@@ -65,7 +66,7 @@ func TestIngestAndQuery(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		wantStacks := []StackCount{{stackA, 10}, {stackB, 5}, {stackC, 3}, {stackD, 2}}
+		wantStacks := []model.StackCount{{Frames: stackA, Value: 10}, {Frames: stackB, Value: 5}, {Frames: stackC, Value: 3}, {Frames: stackD, Value: 2}}
 		if p.Total != 20 || p.PeriodNS != 10_101_010 || !reflect.DeepEqual(p.Stacks, wantStacks) {
 			t.Fatalf("profile = %+v", p)
 		}
@@ -103,24 +104,24 @@ func TestIngestAndQuery(t *testing.T) {
 			}
 		}
 		vs, err := s.Versions(ctx, "api", t0, t0.Add(time.Hour))
-		wantVS := []VersionSpan{{"v1", t0, t0.Add(time.Minute), 15}, {"v2", t0.Add(2 * time.Minute), t0.Add(2 * time.Minute), 5}}
+		wantVS := []model.VersionSpan{{Version: "v1", FirstSeen: t0, LastSeen: t0.Add(time.Minute), Samples: 15}, {Version: "v2", FirstSeen: t0.Add(2 * time.Minute), LastSeen: t0.Add(2 * time.Minute), Samples: 5}}
 		if err != nil || !reflect.DeepEqual(vs, wantVS) {
 			t.Fatalf("versions = %+v, %v", vs, err)
 		}
 		series, err := s.FunctionSeries(ctx, all(), "handle", time.Minute)
-		wantSeries := []SeriesPoint{{t0, 10, 10, 1}, {t0.Add(time.Minute), 5, 5, 1}, {t0.Add(2 * time.Minute), 5, 0, 0}}
+		wantSeries := []model.SeriesPoint{{Time: t0, Total: 10, Inclusive: 10, Share: 1}, {Time: t0.Add(time.Minute), Total: 5, Inclusive: 5, Share: 1}, {Time: t0.Add(2 * time.Minute), Total: 5, Inclusive: 0, Share: 0}}
 		if err != nil || !reflect.DeepEqual(series, wantSeries) {
 			t.Fatalf("series = %+v, %v", series, err)
 		}
 		// An empty range is an empty profile, not an error.
-		empty, err := s.Profile(ctx, Selection{Service: "api", From: t0.Add(-2 * time.Hour), To: t0.Add(-time.Hour)})
+		empty, err := s.Profile(ctx, model.Selection{Service: "api", From: t0.Add(-2 * time.Hour), To: t0.Add(-time.Hour)})
 		if err != nil || empty.Total != 0 || len(empty.Stacks) != 0 {
 			t.Fatalf("empty profile = %+v, %v", empty, err)
 		}
 	})
 }
 
-func flameString(n *FlameNode) string {
+func flameString(n *model.FlameNode) string {
 	s := n.Name + " " + itoa(n.Total) + "/" + itoa(n.Self)
 	if len(n.Children) > 0 {
 		var parts []string
@@ -181,7 +182,7 @@ func TestIngestDuplicate(t *testing.T) {
 			defer func(v int) { maxInlineIDs = v }(maxInlineIDs)
 			maxInlineIDs = inline
 			p, err := s2.Profile(ctx, all())
-			want := []StackCount{{stackA, 20}, {stackB, 10}, {stackC, 6}, {stackD, 4}}
+			want := []model.StackCount{{Frames: stackA, Value: 20}, {Frames: stackB, Value: 10}, {Frames: stackC, Value: 6}, {Frames: stackD, Value: 4}}
 			if err != nil || p.Total != 40 || !reflect.DeepEqual(p.Stacks, want) {
 				t.Fatalf("profile from stacks table (inline %d) = %+v, %v", inline, p, err)
 			}
@@ -205,24 +206,24 @@ func TestFilters(t *testing.T) {
 		ingest(t, s, "b", knownBatch())
 		cases := []struct {
 			name    string
-			filters []Filter
+			filters []model.Filter
 			total   int64
 		}{
 			{"none", nil, 20},
-			{"host", []Filter{{"host", "h1"}}, 13},
-			{"version and host", []Filter{{"version", "v2"}, {"host", "h2"}}, 2},
-			{"pid", []Filter{{"pid", "200"}}, 5},
-			{"extra", []Filter{{"region", "eu"}}, 5},
-			{"extra ored", []Filter{{"region", "eu"}, {"region", "us"}}, 7},
-			{"extra and builtin", []Filter{{"region", "us"}, {"zone", "a"}, {"comm", "api"}}, 2},
-			{"missing key is not empty value", []Filter{{"region", ""}}, 0},
-			{"unknown key", []Filter{{"nope", "x"}}, 0},
-			{"injection builtin", []Filter{{"host", "h1' OR 1=1 --"}}, 0},
-			{"injection extra", []Filter{{"region", `x') OR ('1'='1`}}, 0},
-			{"injection key", []Filter{{"a') OR 1=1 OR has(label_keys, 'b", "x"}}, 0},
-			{"backslash", []Filter{{"host", `h1\' OR 1=1 OR host=\`}}, 0},
-			{"statement", []Filter{{"host", "'; DROP TABLE samples; --"}}, 0},
-			{"nul and newline", []Filter{{"host", "h1\x00\n\n"}}, 0},
+			{"host", []model.Filter{{Key: "host", Value: "h1"}}, 13},
+			{"version and host", []model.Filter{{Key: "version", Value: "v2"}, {Key: "host", Value: "h2"}}, 2},
+			{"pid", []model.Filter{{Key: "pid", Value: "200"}}, 5},
+			{"extra", []model.Filter{{Key: "region", Value: "eu"}}, 5},
+			{"extra ored", []model.Filter{{Key: "region", Value: "eu"}, {Key: "region", Value: "us"}}, 7},
+			{"extra and builtin", []model.Filter{{Key: "region", Value: "us"}, {Key: "zone", Value: "a"}, {Key: "comm", Value: "api"}}, 2},
+			{"missing key is not empty value", []model.Filter{{Key: "region", Value: ""}}, 0},
+			{"unknown key", []model.Filter{{Key: "nope", Value: "x"}}, 0},
+			{"injection builtin", []model.Filter{{Key: "host", Value: "h1' OR 1=1 --"}}, 0},
+			{"injection extra", []model.Filter{{Key: "region", Value: `x') OR ('1'='1`}}, 0},
+			{"injection key", []model.Filter{{Key: "a') OR 1=1 OR has(label_keys, 'b", Value: "x"}}, 0},
+			{"backslash", []model.Filter{{Key: "host", Value: `h1\' OR 1=1 OR host=\`}}, 0},
+			{"statement", []model.Filter{{Key: "host", Value: "'; DROP TABLE samples; --"}}, 0},
+			{"nul and newline", []model.Filter{{Key: "host", Value: "h1\x00\n\n"}}, 0},
 		}
 		for _, c := range cases {
 			sel := all()
@@ -240,7 +241,7 @@ func TestFilters(t *testing.T) {
 			t.Fatalf("after injections: %v, %v", p, err)
 		}
 		sel := all()
-		sel.Filters = []Filter{{"pid", "1 OR 1=1"}}
+		sel.Filters = []model.Filter{{Key: "pid", Value: "1 OR 1=1"}}
 		if _, err := s.Profile(context.Background(), sel); err == nil || !strings.Contains(err.Error(), "pid") {
 			t.Fatalf("bad pid filter: %v", err)
 		}
@@ -251,7 +252,7 @@ func TestRollup(t *testing.T) {
 	eachBackend(t, Config{HostGroups: 4}, func(t *testing.T, s *Store) {
 		ctx := context.Background()
 		ingest(t, s, "b", knownBatch())
-		rows, err := s.Rollup(ctx, RollupQuery{Service: "api", From: t0, To: t0.Add(time.Hour)})
+		rows, err := s.Rollup(ctx, model.RollupQuery{Service: "api", From: t0, To: t0.Add(time.Hour)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -268,7 +269,7 @@ func TestRollup(t *testing.T) {
 		if sum["rec"] != [2]int64{3, 3} || sum[""] != [2]int64{20, 20} || sum["main"] != [2]int64{0, 20} {
 			t.Fatalf("rollup sums = %v (recursion must count once)", sum)
 		}
-		rows, err = s.Rollup(ctx, RollupQuery{Service: "api", From: t0, To: t0.Add(time.Hour), MinShare: 0.5})
+		rows, err = s.Rollup(ctx, model.RollupQuery{Service: "api", From: t0, To: t0.Add(time.Hour), MinShare: 0.5})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -279,12 +280,12 @@ func TestRollup(t *testing.T) {
 		if !reflect.DeepEqual(fns, map[string]bool{"": true, "main": true, "handle": true, "parse": true}) {
 			t.Fatalf("min share 0.5 functions = %v", fns)
 		}
-		if _, err := s.Rollup(ctx, RollupQuery{From: t0, To: t0.Add(time.Hour)}); err == nil {
+		if _, err := s.Rollup(ctx, model.RollupQuery{From: t0, To: t0.Add(time.Hour)}); err == nil {
 			t.Fatal("rollup without service accepted")
 		}
 		// Summed into 10-minute steps by the database: the same counts per
 		// (version, host group, function) as summing the minutes here.
-		rows, err = s.Rollup(ctx, RollupQuery{Service: "api", From: t0, To: t0.Add(time.Hour), Step: 10 * time.Minute})
+		rows, err = s.Rollup(ctx, model.RollupQuery{Service: "api", From: t0, To: t0.Add(time.Hour), Step: 10 * time.Minute})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -306,7 +307,7 @@ func TestRollup(t *testing.T) {
 		if !reflect.DeepEqual(gotStep, wantStep) || len(rows) != len(wantStep) {
 			t.Fatalf("10m rollup = %v\nwant %v", gotStep, wantStep)
 		}
-		if _, err := s.Rollup(ctx, RollupQuery{Service: "api", From: t0, To: t0.Add(time.Hour), Step: 1500 * time.Millisecond}); err == nil {
+		if _, err := s.Rollup(ctx, model.RollupQuery{Service: "api", From: t0, To: t0.Add(time.Hour), Step: 1500 * time.Millisecond}); err == nil {
 			t.Fatal("rollup with a step of 1.5s accepted")
 		}
 	})
@@ -316,8 +317,8 @@ func TestDiff(t *testing.T) {
 	eachBackend(t, Config{}, func(t *testing.T, s *Store) {
 		ingest(t, s, "b", knownBatch())
 		base, cmp := all(), all()
-		base.Filters = []Filter{{"version", "v1"}}
-		cmp.Filters = []Filter{{"version", "v2"}}
+		base.Filters = []model.Filter{{Key: "version", Value: "v1"}}
+		cmp.Filters = []model.Filter{{Key: "version", Value: "v2"}}
 		d, err := s.Diff(context.Background(), base, cmp, 3)
 		if err != nil {
 			t.Fatal(err)
@@ -326,7 +327,7 @@ func TestDiff(t *testing.T) {
 			t.Fatalf("totals %d %d", d.BaseTotal, d.CmpTotal)
 		}
 		// handle: 15/15 = 100% in base, 0% in cmp; rec 0% -> 60%; gc 0% -> 40%.
-		want := []Mover{
+		want := []model.Mover{
 			{Function: "handle", BaseInclusivePct: 100, DeltaInclusivePct: -100},
 			{Function: "parse", BaseSelfPct: 200.0 / 3, BaseInclusivePct: 200.0 / 3, DeltaInclusivePct: -200.0 / 3},
 			{Function: "rec", CmpSelfPct: 60, CmpInclusivePct: 60, DeltaInclusivePct: 60},
@@ -346,7 +347,7 @@ func TestDiff(t *testing.T) {
 	})
 }
 
-func moverClose(a, b Mover) bool {
+func moverClose(a, b model.Mover) bool {
 	eq := func(x, y float64) bool { return math.Abs(x-y) < 1e-9 }
 	return a.Function == b.Function && eq(a.BaseSelfPct, b.BaseSelfPct) && eq(a.CmpSelfPct, b.CmpSelfPct) &&
 		eq(a.BaseInclusivePct, b.BaseInclusivePct) && eq(a.CmpInclusivePct, b.CmpInclusivePct) && eq(a.DeltaInclusivePct, b.DeltaInclusivePct)
@@ -355,7 +356,7 @@ func moverClose(a, b Mover) bool {
 func TestFindings(t *testing.T) {
 	eachBackend(t, Config{}, func(t *testing.T, s *Store) {
 		ctx := context.Background()
-		recs := []FindingRecord{
+		recs := []model.FindingRecord{
 			{ID: "f1", Kind: "regression", Service: "api", Created: t0, Body: json.RawMessage(`{"fn":"parse"}`)},
 			{ID: "f2", Kind: "opportunity", Service: "api", Created: t0.Add(time.Hour), Body: json.RawMessage(`{"fn":"gc"}`)},
 			{ID: "f3", Kind: "regression", Service: "db", Created: t0.Add(2 * time.Hour), Body: json.RawMessage(`{"x":"it's"}`)},
@@ -364,22 +365,22 @@ func TestFindings(t *testing.T) {
 			t.Fatal(err)
 		}
 		// Replace f1.
-		if err := s.PutFindings(ctx, []FindingRecord{{ID: "f1", Kind: "regression", Service: "api", Created: t0, Body: json.RawMessage(`{"fn":"parse","v":2}`)}}); err != nil {
+		if err := s.PutFindings(ctx, []model.FindingRecord{{ID: "f1", Kind: "regression", Service: "api", Created: t0, Body: json.RawMessage(`{"fn":"parse","v":2}`)}}); err != nil {
 			t.Fatal(err)
 		}
-		got, err := s.Findings(ctx, FindingsQuery{})
+		got, err := s.Findings(ctx, model.FindingsQuery{})
 		if err != nil || len(got) != 3 || got[0].ID != "f3" || got[2].ID != "f1" || string(got[2].Body) != `{"fn":"parse","v":2}` || !got[2].Created.Equal(t0) {
 			t.Fatalf("findings = %+v, %v", got, err)
 		}
-		got, err = s.Findings(ctx, FindingsQuery{Service: "api", Kind: "regression"})
+		got, err = s.Findings(ctx, model.FindingsQuery{Service: "api", Kind: "regression"})
 		if err != nil || len(got) != 1 || got[0].ID != "f1" {
 			t.Fatalf("filtered findings = %+v, %v", got, err)
 		}
-		got, err = s.Findings(ctx, FindingsQuery{From: t0.Add(time.Minute), To: t0.Add(3 * time.Hour), Limit: 1})
+		got, err = s.Findings(ctx, model.FindingsQuery{From: t0.Add(time.Minute), To: t0.Add(3 * time.Hour), Limit: 1})
 		if err != nil || len(got) != 1 || got[0].ID != "f3" {
 			t.Fatalf("ranged findings = %+v, %v", got, err)
 		}
-		if err := s.PutFindings(ctx, []FindingRecord{{ID: "bad", Body: json.RawMessage(`{`)}}); err == nil {
+		if err := s.PutFindings(ctx, []model.FindingRecord{{ID: "bad", Body: json.RawMessage(`{`)}}); err == nil {
 			t.Fatal("invalid JSON body accepted")
 		}
 	})
@@ -409,7 +410,7 @@ func TestRetention(t *testing.T) {
 		if err != nil || n != 2 {
 			t.Fatalf("enforce retention dropped %d, %v; want 2 (samples, rollup)", n, err)
 		}
-		p, err := s.Profile(ctx, Selection{Service: "api"})
+		p, err := s.Profile(ctx, model.Selection{Service: "api"})
 		if err != nil || p.Total != 20 {
 			t.Fatalf("after retention total = %v, %v; want 20", p, err)
 		}
@@ -525,15 +526,15 @@ func TestComputeRollup(t *testing.T) {
 }
 
 func TestTreesFromProfile(t *testing.T) {
-	p := &Profile{Total: 6, Stacks: []StackCount{{[]string{"a", "b", "a"}, 4}, {[]string{"a"}, 2}, {[]string{"z"}, 0}}}
-	top := TopFromProfile(p, 1)
-	if len(top.Functions) != 1 || top.Functions[0] != (FunctionStat{"a", 6, 6, 100, 100}) {
+	p := &model.Profile{Total: 6, Stacks: []model.StackCount{{Frames: []string{"a", "b", "a"}, Value: 4}, {Frames: []string{"a"}, Value: 2}, {Frames: []string{"z"}, Value: 0}}}
+	top := model.TopFromProfile(p, 1)
+	if len(top.Functions) != 1 || top.Functions[0] != (model.FunctionStat{Function: "a", Self: 6, Inclusive: 6, SelfPct: 100, InclusivePct: 100}) {
 		t.Fatalf("top = %+v", top)
 	}
-	if got := flameString(FlameFromProfile(p)); got != "root 6/0 [a 6/2 [b 4/0 [a 4/4]]]" {
+	if got := flameString(model.FlameFromProfile(p)); got != "root 6/0 [a 6/2 [b 4/0 [a 4/4]]]" {
 		t.Fatalf("flame = %s", got)
 	}
-	d := DiffProfiles(p, &Profile{}, 0)
+	d := model.DiffProfiles(p, &model.Profile{}, 0)
 	if d.Root.BasePct != 100 || d.Root.CmpPct != 0 || len(d.Movers) != 2 || d.Movers[0].Function != "a" {
 		t.Fatalf("diff = %+v %+v", d.Root, d.Movers)
 	}
@@ -555,14 +556,14 @@ func TestBulkWriter(t *testing.T) {
 				t.Fatalf("bulk write = %d, %v", n, err)
 			}
 		}
-		rows, err := s.Rollup(ctx, RollupQuery{Service: "api"})
+		rows, err := s.Rollup(ctx, model.RollupQuery{Service: "api"})
 		if err != nil || len(rows) != 0 {
 			t.Fatalf("rollup before flush = %v, %v", rows, err)
 		}
 		if err := w.Flush(ctx); err != nil {
 			t.Fatal(err)
 		}
-		rows, err = s.Rollup(ctx, RollupQuery{Service: "api"})
+		rows, err = s.Rollup(ctx, model.RollupQuery{Service: "api"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -595,7 +596,7 @@ func TestIngestBatches(t *testing.T) {
 		if p, err := s.Profile(ctx, all()); err != nil || p.Total != 60 {
 			t.Fatalf("total = %v, %v; want 60 (old, a, b)", p, err)
 		}
-		rows, err := s.Rollup(ctx, RollupQuery{Service: "api"})
+		rows, err := s.Rollup(ctx, model.RollupQuery{Service: "api"})
 		var total int64
 		for _, r := range rows {
 			if r.Function == "" {

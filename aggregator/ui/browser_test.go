@@ -21,6 +21,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/fleetprof/fleetprof/aggregator"
 	"github.com/fleetprof/fleetprof/aggregator/storage"
+	"github.com/fleetprof/fleetprof/model"
 	"github.com/fleetprof/fleetprof/proto/samplebatch"
 )
 
@@ -168,7 +169,7 @@ func startServer() error {
 		"first_seen": t0.Add(40 * time.Minute).Format(time.RFC3339), "last_seen": testNow.Format(time.RFC3339),
 		"resolution": map[string]any{"title": "Revert slow parser", "body": "## Why\nparse got **20%** slower in `v2`.\n- revert PR #7"},
 	})
-	if err := st.PutFindings(ctx, []storage.FindingRecord{{ID: "f-parse", Kind: "regression", Service: service, Created: testNow, Body: finding}}); err != nil {
+	if err := st.PutFindings(ctx, []model.FindingRecord{{ID: "f-parse", Kind: "regression", Service: service, Created: testNow, Body: finding}}); err != nil {
 		return err
 	}
 	srv, err := aggregator.New(aggregator.Config{}, st, nil, aggregator.WithUI(Handler()), aggregator.WithClock(func() time.Time { return testNow }))

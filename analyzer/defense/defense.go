@@ -10,22 +10,22 @@ import (
 	"strings"
 	"time"
 
-	"github.com/fleetprof/fleetprof/aggregator/storage"
 	"github.com/fleetprof/fleetprof/analyzer/detect"
 	"github.com/fleetprof/fleetprof/analyzer/findings"
 	"github.com/fleetprof/fleetprof/analyzer/rootcause"
+	"github.com/fleetprof/fleetprof/model"
 )
 
 // Store is what the analyzer needs from the profile store (*storage.Store).
 type Store interface {
 	Services(ctx context.Context, from, to time.Time) ([]string, error)
-	Rollup(ctx context.Context, q storage.RollupQuery) ([]storage.RollupRow, error)
-	Versions(ctx context.Context, service string, from, to time.Time) ([]storage.VersionSpan, error)
-	Profile(ctx context.Context, sel storage.Selection) (*storage.Profile, error)
-	PutFindings(ctx context.Context, recs []storage.FindingRecord) error
+	Rollup(ctx context.Context, q model.RollupQuery) ([]model.RollupRow, error)
+	Versions(ctx context.Context, service string, from, to time.Time) ([]model.VersionSpan, error)
+	Profile(ctx context.Context, sel model.Selection) (*model.Profile, error)
+	PutFindings(ctx context.Context, recs []model.FindingRecord) error
 	// Findings reads stored findings: a regression found again by a later run keeps
 	// its stored id (the runs' windows overlap).
-	Findings(ctx context.Context, q storage.FindingsQuery) ([]storage.FindingRecord, error)
+	Findings(ctx context.Context, q model.FindingsQuery) ([]model.FindingRecord, error)
 }
 
 // Config configures Analyze and Loop. Start from DefaultConfig.
@@ -168,7 +168,7 @@ func Analyze(ctx context.Context, st Store, cfg Config) (*Report, error) {
 		rep.Errors = append(rep.Errors, errs...)
 	}
 	if cfg.Store && len(rep.Findings) > 0 {
-		recs := make([]storage.FindingRecord, 0, len(rep.Findings))
+		recs := make([]model.FindingRecord, 0, len(rep.Findings))
 		created := cfg.now().UTC()
 		for i := range rep.Findings {
 			f := &rep.Findings[i]
@@ -176,7 +176,7 @@ func Analyze(ctx context.Context, st Store, cfg Config) (*Report, error) {
 			if err != nil {
 				return nil, fmt.Errorf("analyze: encode finding %s: %w", f.ID, err)
 			}
-			recs = append(recs, storage.FindingRecord{ID: f.ID, Kind: string(f.Kind), Service: f.Service, Created: created, Body: body})
+			recs = append(recs, model.FindingRecord{ID: f.ID, Kind: string(f.Kind), Service: f.Service, Created: created, Body: body})
 		}
 		if err := st.PutFindings(ctx, recs); err != nil {
 			return nil, fmt.Errorf("analyze: %w", err)
@@ -192,7 +192,7 @@ func Analyze(ctx context.Context, st Store, cfg Config) (*Report, error) {
 func mergeService(ctx context.Context, st Store, cfg Config, dc detect.Config, name string, fs []findings.Finding, to time.Time) error {
 	tol := mergeTolerance(dc)
 	since := to.Add(-(cfg.Window + cfg.extended(dc) + tol + cfg.Step))
-	recs, err := st.Findings(ctx, storage.FindingsQuery{Service: name, Kind: string(findings.KindRegression), From: since, Limit: storedLimit})
+	recs, err := st.Findings(ctx, model.FindingsQuery{Service: name, Kind: string(findings.KindRegression), From: since, Limit: storedLimit})
 	if err != nil {
 		return fmt.Errorf("read stored findings: %w", err)
 	}
@@ -201,11 +201,11 @@ func mergeService(ctx context.Context, st Store, cfg Config, dc detect.Config, n
 }
 
 func analyzeService(ctx context.Context, st Store, cfg Config, dc detect.Config, name string, from, to time.Time) ([]findings.Finding, int, []error, error) {
-	rows, err := st.Rollup(ctx, storage.RollupQuery{Service: name, From: from, To: to, MinShare: cfg.MinShare, Step: cfg.Step})
+	rows, err := st.Rollup(ctx, model.RollupQuery{Service: name, From: from, To: to, MinShare: cfg.MinShare, Step: cfg.Step})
 	if err != nil {
 		return nil, 0, nil, err
 	}
-	prof, err := st.Profile(ctx, storage.Selection{Service: name, From: from, To: to})
+	prof, err := st.Profile(ctx, model.Selection{Service: name, From: from, To: to})
 	if err != nil {
 		return nil, 0, nil, err
 	}
@@ -243,7 +243,7 @@ func analyzeService(ctx context.Context, st Store, cfg Config, dc detect.Config,
 // BuildService turns rollup rows (storage.Store.Rollup) into the detector's input,
 // summing rows into steps of [from, to); prof (may be nil) gives the caller→callee
 // edges dedup needs and the service's cores.
-func BuildService(name string, rows []storage.RollupRow, prof *storage.Profile, from, to time.Time, step time.Duration) *detect.Service {
+func BuildService(name string, rows []model.RollupRow, prof *model.Profile, from, to time.Time, step time.Duration) *detect.Service {
 	n := int(to.Sub(from) / step)
 	svc := &detect.Service{Name: name, Start: from, Step: step, Total: make([]float64, n)}
 	series := map[string]*detect.Series{}
@@ -350,11 +350,11 @@ func BuildService(name string, rows []storage.RollupRow, prof *storage.Profile, 
 
 // stacksAround reads the service's stacks after a change (to the end of the data) and
 // before it (one analysis window, at most back to from).
-func stacksAround(ctx context.Context, st Store, name string, change, from, to time.Time, window time.Duration) (after, before *storage.Profile, err error) {
+func stacksAround(ctx context.Context, st Store, name string, change, from, to time.Time, window time.Duration) (after, before *model.Profile, err error) {
 	if change.IsZero() || change.Before(from) || !change.Before(to) {
 		change = to.Add(-window)
 	}
-	after, err = st.Profile(ctx, storage.Selection{Service: name, From: change, To: to})
+	after, err = st.Profile(ctx, model.Selection{Service: name, From: change, To: to})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -362,7 +362,7 @@ func stacksAround(ctx context.Context, st Store, name string, change, from, to t
 	if lo.Before(from) {
 		lo = from
 	}
-	before, err = st.Profile(ctx, storage.Selection{Service: name, From: lo, To: change})
+	before, err = st.Profile(ctx, model.Selection{Service: name, From: lo, To: change})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -370,7 +370,7 @@ func stacksAround(ctx context.Context, st Store, name string, change, from, to t
 }
 
 // representative returns the k stacks containing fn with the largest share of p.
-func representative(p *storage.Profile, fn string, k int) []findings.Stack {
+func representative(p *model.Profile, fn string, k int) []findings.Stack {
 	if p == nil || p.Total == 0 || k == 0 {
 		return nil
 	}
@@ -388,7 +388,7 @@ func representative(p *storage.Profile, fn string, k int) []findings.Stack {
 
 // rootCause ranks the changes between the last version before the finding's change
 // and the version it introduced (at most the two releases up to it).
-func rootCause(ctx context.Context, st Store, cfg Config, name, dir string, f *findings.Finding, before, after *storage.Profile, from, to time.Time) ([]findings.RootCause, error) {
+func rootCause(ctx context.Context, st Store, cfg Config, name, dir string, f *findings.Finding, before, after *model.Profile, from, to time.Time) ([]findings.RootCause, error) {
 	spans, err := st.Versions(ctx, name, from, to)
 	if err != nil {
 		return nil, err
@@ -399,7 +399,7 @@ func rootCause(ctx context.Context, st Store, cfg Config, name, dir string, f *f
 		change = to
 	}
 	idx := func(v string) int {
-		return slices.IndexFunc(spans, func(s storage.VersionSpan) bool { return s.Version == v })
+		return slices.IndexFunc(spans, func(s model.VersionSpan) bool { return s.Version == v })
 	}
 	hi := idx(f.VersionAfter)
 	if hi < 0 || f.VersionAfter == f.VersionBefore {
@@ -432,7 +432,7 @@ func rootCause(ctx context.Context, st Store, cfg Config, name, dir string, f *f
 	stacks := map[string]*ba{}
 	frames := map[string][]string{}
 	for _, side := range []struct {
-		p     *storage.Profile
+		p     *model.Profile
 		after bool
 	}{{before, false}, {after, true}} {
 		if side.p == nil {

@@ -13,18 +13,18 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fleetprof/fleetprof/aggregator/storage"
 	"github.com/fleetprof/fleetprof/analyzer/findings"
 	"github.com/fleetprof/fleetprof/analyzer/simulate"
+	"github.com/fleetprof/fleetprof/model"
 )
 
 // fleetStore is the hand-written fake Store: it answers from a simulated fleet.
 type fleetStore struct {
 	fleet   *simulate.Fleet
-	rollup  []storage.RollupRow
+	rollup  []model.RollupRow
 	samples []stackSample
 	mu      sync.Mutex
-	put     []storage.FindingRecord
+	put     []model.FindingRecord
 	failPut error
 }
 
@@ -40,7 +40,7 @@ func newFleetStore(t testing.TB, f *simulate.Fleet) *fleetStore {
 	for i := range f.Buckets() {
 		b := f.Bucket(i)
 		for _, r := range b.Rollup() {
-			s.rollup = append(s.rollup, storage.RollupRow(r))
+			s.rollup = append(s.rollup, r)
 		}
 		b.Each(func(x simulate.StackSample) {
 			s.samples = append(s.samples, stackSample{b.Start, x.Version, x.Frames, x.Count})
@@ -53,8 +53,8 @@ func (s *fleetStore) Services(ctx context.Context, from, to time.Time) ([]string
 	return s.fleet.Services(), nil
 }
 
-func (s *fleetStore) Rollup(ctx context.Context, q storage.RollupQuery) ([]storage.RollupRow, error) {
-	var out []storage.RollupRow
+func (s *fleetStore) Rollup(ctx context.Context, q model.RollupQuery) ([]model.RollupRow, error) {
+	var out []model.RollupRow
 	for _, r := range s.rollup {
 		if r.Service == q.Service && !r.Bucket.Before(q.From) && r.Bucket.Before(q.To) {
 			out = append(out, r)
@@ -63,21 +63,21 @@ func (s *fleetStore) Rollup(ctx context.Context, q storage.RollupQuery) ([]stora
 	return out, nil
 }
 
-func (s *fleetStore) Versions(ctx context.Context, service string, from, to time.Time) ([]storage.VersionSpan, error) {
-	m := map[string]*storage.VersionSpan{}
+func (s *fleetStore) Versions(ctx context.Context, service string, from, to time.Time) ([]model.VersionSpan, error) {
+	m := map[string]*model.VersionSpan{}
 	for _, x := range s.samples {
 		if x.ts.Before(from) || !x.ts.Before(to) {
 			continue
 		}
 		v := m[x.version]
 		if v == nil {
-			v = &storage.VersionSpan{Version: x.version, FirstSeen: x.ts, LastSeen: x.ts}
+			v = &model.VersionSpan{Version: x.version, FirstSeen: x.ts, LastSeen: x.ts}
 			m[x.version] = v
 		}
 		v.LastSeen = x.ts
 		v.Samples += x.count
 	}
-	var out []storage.VersionSpan
+	var out []model.VersionSpan
 	for _, v := range m {
 		out = append(out, *v)
 	}
@@ -85,16 +85,16 @@ func (s *fleetStore) Versions(ctx context.Context, service string, from, to time
 	return out, nil
 }
 
-func (s *fleetStore) Profile(ctx context.Context, sel storage.Selection) (*storage.Profile, error) {
-	agg := map[string]*storage.StackCount{}
-	p := &storage.Profile{PeriodNS: int64(1e9 / s.fleet.Config().SampleHz)}
+func (s *fleetStore) Profile(ctx context.Context, sel model.Selection) (*model.Profile, error) {
+	agg := map[string]*model.StackCount{}
+	p := &model.Profile{PeriodNS: int64(1e9 / s.fleet.Config().SampleHz)}
 	for _, x := range s.samples {
 		if x.ts.Before(sel.From) || !x.ts.Before(sel.To) {
 			continue
 		}
 		k := strings.Join(x.frames, "\x00")
 		if agg[k] == nil {
-			agg[k] = &storage.StackCount{Frames: x.frames}
+			agg[k] = &model.StackCount{Frames: x.frames}
 		}
 		agg[k].Value += x.count
 		p.Total += x.count
@@ -106,7 +106,7 @@ func (s *fleetStore) Profile(ctx context.Context, sel storage.Selection) (*stora
 	return p, nil
 }
 
-func (s *fleetStore) PutFindings(ctx context.Context, recs []storage.FindingRecord) error {
+func (s *fleetStore) PutFindings(ctx context.Context, recs []model.FindingRecord) error {
 	if s.failPut != nil {
 		return s.failPut
 	}
@@ -118,19 +118,19 @@ func (s *fleetStore) PutFindings(ctx context.Context, recs []storage.FindingReco
 
 // Findings answers from the records put so far: the latest put of each id, newest
 // first, like the real store.
-func (s *fleetStore) Findings(ctx context.Context, q storage.FindingsQuery) ([]storage.FindingRecord, error) {
+func (s *fleetStore) Findings(ctx context.Context, q model.FindingsQuery) ([]model.FindingRecord, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return latestFindings(s.put, q), nil
 }
 
 // latestFindings is storage.Store.Findings over a list of puts.
-func latestFindings(put []storage.FindingRecord, q storage.FindingsQuery) []storage.FindingRecord {
-	latest := map[string]storage.FindingRecord{}
+func latestFindings(put []model.FindingRecord, q model.FindingsQuery) []model.FindingRecord {
+	latest := map[string]model.FindingRecord{}
 	for _, r := range put {
 		latest[r.ID] = r
 	}
-	var out []storage.FindingRecord
+	var out []model.FindingRecord
 	for _, r := range latest {
 		if (q.Service == "" || r.Service == q.Service) && (q.Kind == "" || r.Kind == q.Kind) &&
 			(q.From.IsZero() || !r.Created.Before(q.From)) && (q.To.IsZero() || r.Created.Before(q.To)) {

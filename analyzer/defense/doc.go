@@ -3,7 +3,7 @@
 // detector's input (analyzer/detect) with host-group and version breakdowns, runs the
 // pipeline, attributes each regression to a pull request with analyzer/rootcause when
 // a git repository is configured for the service (versions seen in the store → git
-// revisions), and stores the findings (storage.FindingRecord, body = the finding's
+// revisions), and stores the findings (model.FindingRecord, body = the finding's
 // JSON, schema fleetprof.findings/v1) where /api/v1/findings serves them.
 //
 // Runs overlap (each re-analyzes most of the last window), and a regression's change

@@ -9,9 +9,9 @@ import (
 	"sort"
 	"time"
 
-	"github.com/fleetprof/fleetprof/aggregator/storage"
 	"github.com/fleetprof/fleetprof/analyzer/detect"
 	"github.com/fleetprof/fleetprof/analyzer/findings"
+	"github.com/fleetprof/fleetprof/model"
 )
 
 // storedLimit bounds the stored findings read per service for merging; the query is
@@ -51,7 +51,7 @@ func absDuration(d time.Duration) time.Duration {
 
 // decodeStored returns the regression findings in recs; bodies that do not decode
 // are skipped (they cannot be matched, and their records stay as they are).
-func decodeStored(recs []storage.FindingRecord) []findings.Finding {
+func decodeStored(recs []model.FindingRecord) []findings.Finding {
 	out := make([]findings.Finding, 0, len(recs))
 	for _, r := range recs {
 		var f findings.Finding

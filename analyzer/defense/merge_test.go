@@ -6,9 +6,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fleetprof/fleetprof/aggregator/storage"
 	"github.com/fleetprof/fleetprof/analyzer/detect"
 	"github.com/fleetprof/fleetprof/analyzer/findings"
+	"github.com/fleetprof/fleetprof/model"
 )
 
 func TestMergeStored(t *testing.T) {
@@ -126,7 +126,7 @@ func TestDecodeStored(t *testing.T) {
 		return b
 	}
 	first := created.Add(-time.Hour)
-	recs := []storage.FindingRecord{
+	recs := []model.FindingRecord{
 		{ID: "old", Created: created, Body: body(findings.Finding{Kind: findings.KindRegression, ID: "old", Function: "a"})},
 		{ID: "new", Created: created, Body: body(findings.Finding{Kind: findings.KindRegression, ID: "new", Function: "b", FirstSeen: first})},
 		{ID: "opp", Created: created, Body: body(findings.Finding{Kind: findings.KindOpportunity, ID: "opp", Function: "c"})},
@@ -175,7 +175,7 @@ func TestAnalyzeRunsMerge(t *testing.T) {
 			t.Errorf("finding %s: seen %v..%v, first run %v..%v", fd.ID, fd.FirstSeen, fd.LastSeen, prev.FirstSeen, prev.LastSeen)
 		}
 	}
-	stored := latestFindings(st.put, storage.FindingsQuery{})
+	stored := latestFindings(st.put, model.FindingsQuery{})
 	if len(stored) != len(ids) {
 		t.Errorf("%d findings stored, want %d", len(stored), len(ids))
 	}

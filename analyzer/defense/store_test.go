@@ -11,10 +11,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fleetprof/fleetprof/aggregator/storage"
 	"github.com/fleetprof/fleetprof/aggregator/storage/storagetest"
 	"github.com/fleetprof/fleetprof/analyzer/findings"
 	"github.com/fleetprof/fleetprof/analyzer/simulate"
+	"github.com/fleetprof/fleetprof/model"
 	"github.com/fleetprof/fleetprof/proto/samplebatch"
 )
 
@@ -78,7 +78,7 @@ func TestAnalyzeRealStore(t *testing.T) {
 		t.Logf("finding %s %+.2f%% at %s %s→%s", fd.Function, 100*fd.RelativeChange, fd.ChangeTime, fd.VersionBefore, fd.VersionAfter)
 	}
 	checkRootCause(t, rep.Findings, tr.Regressions[0])
-	recs, err := realStore.Findings(ctx, storage.FindingsQuery{Service: tr.Services[0].Name, Kind: "regression"})
+	recs, err := realStore.Findings(ctx, model.FindingsQuery{Service: tr.Services[0].Name, Kind: "regression"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,7 +103,7 @@ func TestAnalyzeRealStore(t *testing.T) {
 	if _, err := Analyze(ctx, realStore, cfg); err != nil {
 		t.Fatal(err)
 	}
-	again, err := realStore.Findings(ctx, storage.FindingsQuery{Service: tr.Services[0].Name})
+	again, err := realStore.Findings(ctx, model.FindingsQuery{Service: tr.Services[0].Name})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,7 +156,7 @@ func TestAnalyzeRealStoreMerge(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := realStore.PutFindings(ctx, []storage.FindingRecord{{ID: old.ID, Kind: "regression", Service: svc, Created: old.FirstSeen, Body: body}}); err != nil {
+	if err := realStore.PutFindings(ctx, []model.FindingRecord{{ID: old.ID, Kind: "regression", Service: svc, Created: old.FirstSeen, Body: body}}); err != nil {
 		t.Fatal(err)
 	}
 	last := old.LastSeen
@@ -166,7 +166,7 @@ func TestAnalyzeRealStoreMerge(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		recs, err := realStore.Findings(ctx, storage.FindingsQuery{Service: svc, Kind: "regression"})
+		recs, err := realStore.Findings(ctx, model.FindingsQuery{Service: svc, Kind: "regression"})
 		if err != nil {
 			t.Fatal(err)
 		}

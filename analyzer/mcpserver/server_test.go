@@ -18,6 +18,7 @@ import (
 	"github.com/fleetprof/fleetprof/analyzer/findings"
 	"github.com/fleetprof/fleetprof/analyzer/skills"
 	"github.com/fleetprof/fleetprof/analyzer/tools"
+	"github.com/fleetprof/fleetprof/model"
 	"github.com/fleetprof/fleetprof/proto/samplebatch"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
@@ -122,7 +123,7 @@ func setup(t *testing.T) *tools.Toolbox {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := store.PutFindings(context.Background(), []storage.FindingRecord{{ID: g.ID, Kind: string(g.Kind), Service: g.Service, Created: now, Body: body}}); err != nil {
+	if err := store.PutFindings(context.Background(), []model.FindingRecord{{ID: g.ID, Kind: string(g.Kind), Service: g.Service, Created: now, Body: body}}); err != nil {
 		t.Fatal(err)
 	}
 	ff := filepath.Join(t.TempDir(), "findings.json")

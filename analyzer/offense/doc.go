@@ -1,7 +1,7 @@
 // Package offense runs opportunity ranking (analyzer/opportunity) against the profile
 // store: for each service with samples in the window it reads the service's merged
 // profile, ranks the fix patterns found in its stacks by estimated saving, and stores
-// them as findings of kind "opportunity" (storage.FindingRecord, body = the finding's
+// them as findings of kind "opportunity" (model.FindingRecord, body = the finding's
 // JSON, schema fleetprof.findings/v1) where /api/v1/opportunities serves them.
 //
 // It mirrors analyzer/defense: Store is the one interface at the storage boundary (the

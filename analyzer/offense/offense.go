@@ -7,17 +7,17 @@ import (
 	"sort"
 	"time"
 
-	"github.com/fleetprof/fleetprof/aggregator/storage"
 	"github.com/fleetprof/fleetprof/analyzer/findings"
 	"github.com/fleetprof/fleetprof/analyzer/opportunity"
+	"github.com/fleetprof/fleetprof/model"
 )
 
 // Store is what offense needs from the profile store (*storage.Store).
 type Store interface {
 	Services(ctx context.Context, from, to time.Time) ([]string, error)
-	Versions(ctx context.Context, service string, from, to time.Time) ([]storage.VersionSpan, error)
-	Profile(ctx context.Context, sel storage.Selection) (*storage.Profile, error)
-	PutFindings(ctx context.Context, recs []storage.FindingRecord) error
+	Versions(ctx context.Context, service string, from, to time.Time) ([]model.VersionSpan, error)
+	Profile(ctx context.Context, sel model.Selection) (*model.Profile, error)
+	PutFindings(ctx context.Context, recs []model.FindingRecord) error
 }
 
 // DefaultWindow is the default Config.Window.
@@ -117,16 +117,16 @@ func Analyze(ctx context.Context, st Store, cfg Config) (*Report, error) {
 
 // Records encodes findings as store records created at the given time (one time per
 // run, so readers can tell runs apart).
-func Records(fs []findings.Finding, created time.Time) ([]storage.FindingRecord, error) {
+func Records(fs []findings.Finding, created time.Time) ([]model.FindingRecord, error) {
 	created = created.UTC().Truncate(time.Second)
-	recs := make([]storage.FindingRecord, 0, len(fs))
+	recs := make([]model.FindingRecord, 0, len(fs))
 	for i := range fs {
 		f := &fs[i]
 		body, err := json.Marshal(f)
 		if err != nil {
 			return nil, fmt.Errorf("encode finding %s: %w", f.ID, err)
 		}
-		recs = append(recs, storage.FindingRecord{ID: f.ID, Kind: string(f.Kind), Service: f.Service, Created: created, Body: body})
+		recs = append(recs, model.FindingRecord{ID: f.ID, Kind: string(f.Kind), Service: f.Service, Created: created, Body: body})
 	}
 	return recs, nil
 }
@@ -140,7 +140,7 @@ func savingCores(f *findings.Finding) float64 {
 
 // analyzeService ranks one service; ok is false when it had no samples.
 func analyzeService(ctx context.Context, st Store, cfg Config, name string, from, to time.Time) (fs []findings.Finding, ok bool, err error) {
-	prof, err := st.Profile(ctx, storage.Selection{Service: name, From: from, To: to})
+	prof, err := st.Profile(ctx, model.Selection{Service: name, From: from, To: to})
 	if err != nil {
 		return nil, false, err
 	}

@@ -12,14 +12,15 @@ import (
 	"github.com/fleetprof/fleetprof/aggregator/storage"
 	"github.com/fleetprof/fleetprof/analyzer/findings"
 	"github.com/fleetprof/fleetprof/analyzer/opportunity"
+	"github.com/fleetprof/fleetprof/model"
 )
 
 // fakeStore is the hand-written fake Store: fixed profiles per service.
 type fakeStore struct {
-	profiles map[string]*storage.Profile
-	spans    map[string][]storage.VersionSpan
-	sels     []storage.Selection
-	put      []storage.FindingRecord
+	profiles map[string]*model.Profile
+	spans    map[string][]model.VersionSpan
+	sels     []model.Selection
+	put      []model.FindingRecord
 	failPut  error
 	failProf error
 }
@@ -32,11 +33,11 @@ func (s *fakeStore) Services(context.Context, time.Time, time.Time) ([]string, e
 	return out, nil
 }
 
-func (s *fakeStore) Versions(_ context.Context, svc string, _, _ time.Time) ([]storage.VersionSpan, error) {
+func (s *fakeStore) Versions(_ context.Context, svc string, _, _ time.Time) ([]model.VersionSpan, error) {
 	return s.spans[svc], nil
 }
 
-func (s *fakeStore) Profile(_ context.Context, sel storage.Selection) (*storage.Profile, error) {
+func (s *fakeStore) Profile(_ context.Context, sel model.Selection) (*model.Profile, error) {
 	s.sels = append(s.sels, sel)
 	if s.failProf != nil {
 		return nil, s.failProf
@@ -44,10 +45,10 @@ func (s *fakeStore) Profile(_ context.Context, sel storage.Selection) (*storage.
 	if p := s.profiles[sel.Service]; p != nil {
 		return p, nil
 	}
-	return &storage.Profile{}, nil
+	return &model.Profile{}, nil
 }
 
-func (s *fakeStore) PutFindings(_ context.Context, recs []storage.FindingRecord) error {
+func (s *fakeStore) PutFindings(_ context.Context, recs []model.FindingRecord) error {
 	if s.failPut != nil {
 		return s.failPut
 	}
@@ -58,19 +59,19 @@ func (s *fakeStore) PutFindings(_ context.Context, recs []storage.FindingRecord)
 var now = time.Date(2026, 1, 6, 12, 0, 0, 0, time.UTC)
 
 // profile: 1000 samples at 100 Hz; 300 in regexp compilation under api.Handle.
-func profile(scale int64) *storage.Profile {
-	st := []storage.StackCount{
+func profile(scale int64) *model.Profile {
+	st := []model.StackCount{
 		{Frames: []string{"main.main", "example.com/api.Handle", "regexp.MustCompile", "regexp.compile"}, Value: 300 * scale},
 		{Frames: []string{"main.main", "example.com/api.Handle", "fmt.Sprintf"}, Value: 100 * scale},
 		{Frames: []string{"main.main", "example.com/api.Work"}, Value: 600 * scale},
 	}
-	return &storage.Profile{Stacks: st, Total: 1000 * scale, PeriodNS: 10_000_000}
+	return &model.Profile{Stacks: st, Total: 1000 * scale, PeriodNS: 10_000_000}
 }
 
 func newStore() *fakeStore {
 	return &fakeStore{
-		profiles: map[string]*storage.Profile{"api": profile(1), "big": profile(10), "idle": {}},
-		spans: map[string][]storage.VersionSpan{
+		profiles: map[string]*model.Profile{"api": profile(1), "big": profile(10), "idle": {}},
+		spans: map[string][]model.VersionSpan{
 			"api": {{Version: "v1", FirstSeen: now.Add(-2 * time.Hour), Samples: 100}, {Version: "v2", FirstSeen: now.Add(-30 * time.Minute), Samples: 900}},
 			// Seen only for the last 10 minutes: its cores are over those 10 minutes.
 			"big": {{Version: "v7", FirstSeen: now.Add(-10 * time.Minute), Samples: 10000}},

@@ -10,6 +10,7 @@ import (
 	"github.com/fleetprof/fleetprof/aggregator/storage"
 	"github.com/fleetprof/fleetprof/analyzer/findings"
 	"github.com/fleetprof/fleetprof/analyzer/opportunity"
+	"github.com/fleetprof/fleetprof/model"
 	"github.com/fleetprof/fleetprof/proto/samplebatch"
 )
 
@@ -68,7 +69,7 @@ func TestAnalyzeEmbedded(t *testing.T) {
 			}
 		}
 	}
-	recs, err := st.Findings(ctx, storage.FindingsQuery{Kind: "opportunity"})
+	recs, err := st.Findings(ctx, model.FindingsQuery{Kind: "opportunity"})
 	if err != nil {
 		t.Fatal(err)
 	}

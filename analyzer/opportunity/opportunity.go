@@ -8,8 +8,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/fleetprof/fleetprof/aggregator/storage"
 	"github.com/fleetprof/fleetprof/analyzer/findings"
+	"github.com/fleetprof/fleetprof/model"
 )
 
 // Defaults for Config.
@@ -82,7 +82,7 @@ func (c Config) Validate() error {
 // Input is one service's profile over a window.
 type Input struct {
 	Service string
-	Profile *storage.Profile
+	Profile *model.Profile
 	// Wall is the wall-clock time the profile covers (for cores = samples × period /
 	// wall). When Cores is set it is used instead.
 	Wall  time.Duration
@@ -213,7 +213,7 @@ func Rank(in Input, cfg Config) ([]Opportunity, error) {
 	type acc struct {
 		frame   string
 		samples int64
-		stacks  []storage.StackCount
+		stacks  []model.StackCount
 	}
 	groups := map[key]*acc{}
 	siteIncl := map[string]int64{}

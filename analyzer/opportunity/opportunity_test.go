@@ -5,8 +5,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fleetprof/fleetprof/aggregator/storage"
 	"github.com/fleetprof/fleetprof/analyzer/findings"
+	"github.com/fleetprof/fleetprof/model"
 )
 
 func TestClassify(t *testing.T) {
@@ -55,8 +55,8 @@ func TestClassify(t *testing.T) {
 	}
 }
 
-func profile() *storage.Profile {
-	return &storage.Profile{PeriodNS: 10_000_000, Total: 1000, Stacks: []storage.StackCount{
+func profile() *model.Profile {
+	return &model.Profile{PeriodNS: 10_000_000, Total: 1000, Stacks: []model.StackCount{
 		{Frames: []string{"main.main", "example.com/s.Handle", "regexp.MustCompile", "regexp.compile"}, Value: 300},
 		{Frames: []string{"main.main", "example.com/s.Handle", "fmt.Sprintf"}, Value: 100},
 		{Frames: []string{"main.main", "example.com/s.Work"}, Value: 599},
@@ -101,7 +101,7 @@ func TestRank(t *testing.T) {
 }
 
 func TestFunctionCosts(t *testing.T) {
-	p := &storage.Profile{PeriodNS: 10_000_000, Total: 100, Stacks: []storage.StackCount{
+	p := &model.Profile{PeriodNS: 10_000_000, Total: 100, Stacks: []model.StackCount{
 		{Frames: []string{"main", "rec", "rec", "leaf"}, Value: 60},
 		{Frames: []string{"main", "rec"}, Value: 40},
 	}}
@@ -142,7 +142,7 @@ func TestConfigValidate(t *testing.T) {
 }
 
 func BenchmarkRank(b *testing.B) {
-	p := &storage.Profile{PeriodNS: 10_000_000}
+	p := &model.Profile{PeriodNS: 10_000_000}
 	for i := range 20000 {
 		fr := []string{"main.main", "example.com/s.Handle", "example.com/s.step" + string(rune('a'+i%26))}
 		switch i % 4 {
@@ -151,7 +151,7 @@ func BenchmarkRank(b *testing.B) {
 		case 1:
 			fr = append(fr, "fmt.Sprintf", "fmt.(*pp).doPrintf")
 		}
-		p.Stacks = append(p.Stacks, storage.StackCount{Frames: fr, Value: int64(1 + i%7)})
+		p.Stacks = append(p.Stacks, model.StackCount{Frames: fr, Value: int64(1 + i%7)})
 		p.Total += int64(1 + i%7)
 	}
 	in := Input{Service: "s", Profile: p, Wall: time.Minute}

@@ -6,6 +6,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/fleetprof/fleetprof/model"
 	"github.com/fleetprof/fleetprof/proto/samplebatch"
 )
 
@@ -112,17 +113,17 @@ func (b *Bucket) Samples() []samplebatch.Sample {
 // Rollup returns the bucket as rollup rows per (service, version, host group,
 // function) with self and inclusive counts (a function counted once per stack), plus
 // the totals row (Function ""), sorted.
-func (b *Bucket) Rollup() []RollupRow {
+func (b *Bucket) Rollup() []model.RollupRow {
 	type key struct {
 		svc, ver string
 		group    int
 		fn       string
 	}
-	acc := map[key]*RollupRow{}
-	get := func(k key) *RollupRow {
+	acc := map[key]*model.RollupRow{}
+	get := func(k key) *model.RollupRow {
 		r := acc[k]
 		if r == nil {
-			r = &RollupRow{Service: k.svc, Version: k.ver, HostGroup: uint8(k.group), Bucket: b.Start, Function: k.fn}
+			r = &model.RollupRow{Service: k.svc, Version: k.ver, HostGroup: uint8(k.group), Bucket: b.Start, Function: k.fn}
 			acc[k] = r
 		}
 		return r
@@ -148,7 +149,7 @@ func (b *Bucket) Rollup() []RollupRow {
 			}
 		}
 	}
-	out := make([]RollupRow, 0, len(acc))
+	out := make([]model.RollupRow, 0, len(acc))
 	for _, r := range acc {
 		out = append(out, *r)
 	}
@@ -166,19 +167,6 @@ func (b *Bucket) Rollup() []RollupRow {
 		return a.Function < c.Function
 	})
 	return out
-}
-
-// RollupRow has the fields of aggregator/storage.RollupRow in the same order, so
-// storage.RollupRow(r) converts it; simulate does not import the storage package so it
-// builds without the storage backends.
-type RollupRow struct {
-	Service   string    `json:"service"`
-	Version   string    `json:"version"`
-	HostGroup uint8     `json:"host_group"`
-	Bucket    time.Time `json:"bucket"`
-	Function  string    `json:"function"`
-	Self      int64     `json:"self"`
-	Inclusive int64     `json:"inclusive"`
 }
 
 // Total is the number of samples in the bucket.

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/fleetprof/fleetprof/model"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -133,7 +135,7 @@ func TestGoldenSummary(t *testing.T) {
 	for _, i := range []int{0, 10, 40} {
 		s.Totals[f.bucketTime(i).Format(time.RFC3339)] = f.Bucket(i).Total()
 	}
-	best := map[string]RollupRow{}
+	best := map[string]model.RollupRow{}
 	for _, r := range f.Bucket(0).Rollup() {
 		if r.Function != "" && r.Self > 0 {
 			// Sum over versions and groups is not needed for the golden: the

@@ -9,9 +9,9 @@ import (
 	"sort"
 	"syscall"
 
-	"github.com/fleetprof/fleetprof/aggregator/storage"
 	"github.com/fleetprof/fleetprof/analyzer/findings"
 	"github.com/fleetprof/fleetprof/analyzer/opportunity"
+	"github.com/fleetprof/fleetprof/model"
 )
 
 func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
@@ -144,9 +144,9 @@ type ExperimentOutput struct {
 	After    findings.Share `json:"after" jsonschema:"the function's inclusive share after (0..1)"`
 	Change   float64        `json:"change" jsonschema:"after − before (share units)"`
 	// Z is the change over its standard error; |Z| > 1.96 is significant at 5%.
-	Z           float64         `json:"z" jsonschema:"change ÷ standard error; |z| > 1.96 is significant at 5%"`
-	Significant bool            `json:"significant" jsonschema:"whether the change is significant at 5%"`
-	Movers      []storage.Mover `json:"movers" jsonschema:"largest changes of inclusive share (percent units)"`
+	Z           float64       `json:"z" jsonschema:"change ÷ standard error; |z| > 1.96 is significant at 5%"`
+	Significant bool          `json:"significant" jsonschema:"whether the change is significant at 5%"`
+	Movers      []model.Mover `json:"movers" jsonschema:"largest changes of inclusive share (percent units)"`
 }
 
 // Experiment compares two selections: the diff summary plus the targeted function's

@@ -12,9 +12,9 @@ import (
 	"time"
 
 	"github.com/fleetprof/fleetprof/aggregator/queryclient"
-	"github.com/fleetprof/fleetprof/aggregator/storage"
 	"github.com/fleetprof/fleetprof/analyzer/findings"
 	"github.com/fleetprof/fleetprof/analyzer/opportunity"
+	"github.com/fleetprof/fleetprof/model"
 )
 
 // DefaultWindow is the time range of a selection without one.
@@ -117,7 +117,7 @@ type SelectionInput struct {
 }
 
 // Selection resolves in against the clock and the default window.
-func (t *Toolbox) Selection(in SelectionInput) (storage.Selection, error) {
+func (t *Toolbox) Selection(in SelectionInput) (model.Selection, error) {
 	now := t.cfg.Now()
 	parse := func(s string, def time.Time) (time.Time, error) {
 		if s == "" {
@@ -134,22 +134,22 @@ func (t *Toolbox) Selection(in SelectionInput) (storage.Selection, error) {
 	}
 	to, err := parse(in.To, now)
 	if err != nil {
-		return storage.Selection{}, err
+		return model.Selection{}, err
 	}
 	from, err := parse(in.From, to.Add(-t.cfg.Window))
 	if err != nil {
-		return storage.Selection{}, err
+		return model.Selection{}, err
 	}
 	if !from.Before(to) {
-		return storage.Selection{}, fmt.Errorf("selection: from %s is not before to %s", from.Format(time.RFC3339), to.Format(time.RFC3339))
+		return model.Selection{}, fmt.Errorf("selection: from %s is not before to %s", from.Format(time.RFC3339), to.Format(time.RFC3339))
 	}
-	sel := storage.Selection{Service: in.Service, From: from, To: to}
+	sel := model.Selection{Service: in.Service, From: from, To: to}
 	for _, f := range in.Filters {
 		k, v, ok := strings.Cut(f, "=")
 		if !ok || k == "" {
-			return storage.Selection{}, fmt.Errorf("filter %q: want key=value", f)
+			return model.Selection{}, fmt.Errorf("filter %q: want key=value", f)
 		}
-		sel.Filters = append(sel.Filters, storage.Filter{Key: k, Value: v})
+		sel.Filters = append(sel.Filters, model.Filter{Key: k, Value: v})
 	}
 	return sel, nil
 }
@@ -162,8 +162,8 @@ type TopInput struct {
 
 // TopOutput is the top functions by self samples.
 type TopOutput struct {
-	Total     int64                  `json:"total" jsonschema:"samples in the selection"`
-	Functions []storage.FunctionStat `json:"functions" jsonschema:"functions by self samples, largest first"`
+	Total     int64                `json:"total" jsonschema:"samples in the selection"`
+	Functions []model.FunctionStat `json:"functions" jsonschema:"functions by self samples, largest first"`
 }
 
 // Top returns the functions with the most self samples.
@@ -181,7 +181,7 @@ func (t *Toolbox) Top(ctx context.Context, in TopInput) (*TopOutput, error) {
 	}
 	fs := top.Functions
 	if fs == nil {
-		fs = []storage.FunctionStat{}
+		fs = []model.FunctionStat{}
 	}
 	return &TopOutput{Total: top.Total, Functions: fs}, nil
 }
@@ -228,8 +228,8 @@ func (t *Toolbox) Flame(ctx context.Context, in FlameInput) (*FlameOutput, error
 	}
 	out := &FlameOutput{Total: root.Total, Nodes: []FlameRow{}}
 	minTotal := int64(math.Ceil(in.MinShare * float64(root.Total)))
-	var walk func(n *storage.FlameNode, depth, parent int)
-	walk = func(n *storage.FlameNode, depth, parent int) {
+	var walk func(n *model.FlameNode, depth, parent int)
+	walk = func(n *model.FlameNode, depth, parent int) {
 		share := 0.0
 		if root.Total > 0 {
 			share = float64(n.Total) / float64(root.Total)
@@ -239,7 +239,7 @@ func (t *Toolbox) Flame(ctx context.Context, in FlameInput) (*FlameOutput, error
 		if depth >= in.MaxDepth {
 			return
 		}
-		kids := append([]*storage.FlameNode(nil), n.Children...)
+		kids := append([]*model.FlameNode(nil), n.Children...)
 		sort.SliceStable(kids, func(i, j int) bool { return kids[i].Total > kids[j].Total })
 		for _, c := range kids {
 			if c.Total >= minTotal && c.Total > 0 {
@@ -260,9 +260,9 @@ type DiffInput struct {
 
 // DiffOutput summarizes a flame diff: the functions whose inclusive share moved most.
 type DiffOutput struct {
-	BaseTotal int64           `json:"base_total" jsonschema:"baseline samples"`
-	CmpTotal  int64           `json:"cmp_total" jsonschema:"comparison samples"`
-	Movers    []storage.Mover `json:"movers" jsonschema:"functions by |change of inclusive share|, largest first (percent units)"`
+	BaseTotal int64         `json:"base_total" jsonschema:"baseline samples"`
+	CmpTotal  int64         `json:"cmp_total" jsonschema:"comparison samples"`
+	Movers    []model.Mover `json:"movers" jsonschema:"functions by |change of inclusive share|, largest first (percent units)"`
 }
 
 // Diff compares two selections, normalized to each side's total.
@@ -287,7 +287,7 @@ func (t *Toolbox) Diff(ctx context.Context, in DiffInput) (*DiffOutput, error) {
 		ms = ms[:in.Movers]
 	}
 	if ms == nil {
-		ms = []storage.Mover{}
+		ms = []model.Mover{}
 	}
 	return &DiffOutput{BaseTotal: d.BaseTotal, CmpTotal: d.CmpTotal, Movers: ms}, nil
 }
@@ -324,7 +324,7 @@ func (t *Toolbox) Findings(ctx context.Context, in FindingsInput) (*FindingsOutp
 		}
 		all = append(all, doc.Findings...)
 	}
-	var recs []storage.FindingRecord
+	var recs []model.FindingRecord
 	q := map[string][]string{}
 	if in.Service != "" {
 		q["service"] = []string{in.Service}
@@ -333,7 +333,7 @@ func (t *Toolbox) Findings(ctx context.Context, in FindingsInput) (*FindingsOutp
 		q["kind"] = []string{in.Kind}
 	}
 	var wrapped struct {
-		Findings []storage.FindingRecord `json:"findings"`
+		Findings []model.FindingRecord `json:"findings"`
 	}
 	if err := t.qc.Get(ctx, "findings", q, &wrapped); err == nil {
 		recs = wrapped.Findings

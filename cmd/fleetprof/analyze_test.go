@@ -20,6 +20,7 @@ import (
 	"github.com/fleetprof/fleetprof/analyzer/findings"
 	"github.com/fleetprof/fleetprof/analyzer/offense"
 	"github.com/fleetprof/fleetprof/analyzer/opportunity"
+	"github.com/fleetprof/fleetprof/model"
 )
 
 func TestParseAnalyzeFlags(t *testing.T) {
@@ -89,17 +90,17 @@ func TestParseAnalyzeFlags(t *testing.T) {
 type emptyStore struct{}
 
 func (emptyStore) Services(context.Context, time.Time, time.Time) ([]string, error) { return nil, nil }
-func (emptyStore) Rollup(context.Context, storage.RollupQuery) ([]storage.RollupRow, error) {
+func (emptyStore) Rollup(context.Context, model.RollupQuery) ([]model.RollupRow, error) {
 	return nil, nil
 }
-func (emptyStore) Versions(context.Context, string, time.Time, time.Time) ([]storage.VersionSpan, error) {
+func (emptyStore) Versions(context.Context, string, time.Time, time.Time) ([]model.VersionSpan, error) {
 	return nil, nil
 }
-func (emptyStore) Profile(context.Context, storage.Selection) (*storage.Profile, error) {
-	return &storage.Profile{}, nil
+func (emptyStore) Profile(context.Context, model.Selection) (*model.Profile, error) {
+	return &model.Profile{}, nil
 }
-func (emptyStore) PutFindings(context.Context, []storage.FindingRecord) error { return nil }
-func (emptyStore) Findings(context.Context, storage.FindingsQuery) ([]storage.FindingRecord, error) {
+func (emptyStore) PutFindings(context.Context, []model.FindingRecord) error { return nil }
+func (emptyStore) Findings(context.Context, model.FindingsQuery) ([]model.FindingRecord, error) {
 	return nil, nil
 }
 
@@ -151,7 +152,7 @@ func TestPrintFindings(t *testing.T) {
 type youngStore struct {
 	samples []youngSample
 	mu      sync.Mutex
-	put     []storage.FindingRecord
+	put     []model.FindingRecord
 	// stored gets the kind of every PutFindings call (when set).
 	stored chan string
 }
@@ -192,11 +193,11 @@ func (s *youngStore) Services(_ context.Context, from, to time.Time) ([]string, 
 	return []string{"api"}, nil
 }
 
-func (s *youngStore) Rollup(_ context.Context, q storage.RollupQuery) ([]storage.RollupRow, error) {
-	var out []storage.RollupRow
+func (s *youngStore) Rollup(_ context.Context, q model.RollupQuery) ([]model.RollupRow, error) {
+	var out []model.RollupRow
 	for _, x := range s.in(q.From, q.To) {
-		row := func(fn string, self int64) storage.RollupRow {
-			return storage.RollupRow{Service: "api", Version: "v1", Bucket: x.ts, Function: fn, Self: self, Inclusive: x.value}
+		row := func(fn string, self int64) model.RollupRow {
+			return model.RollupRow{Service: "api", Version: "v1", Bucket: x.ts, Function: fn, Self: self, Inclusive: x.value}
 		}
 		out = append(out, row("", 0))
 		for i, f := range x.frames {
@@ -210,20 +211,20 @@ func (s *youngStore) Rollup(_ context.Context, q storage.RollupQuery) ([]storage
 	return out, nil
 }
 
-func (s *youngStore) Versions(_ context.Context, _ string, from, to time.Time) ([]storage.VersionSpan, error) {
+func (s *youngStore) Versions(_ context.Context, _ string, from, to time.Time) ([]model.VersionSpan, error) {
 	xs := s.in(from, to)
 	if len(xs) == 0 {
 		return nil, nil
 	}
-	span := storage.VersionSpan{Version: "v1", FirstSeen: xs[0].ts, LastSeen: xs[len(xs)-1].ts}
+	span := model.VersionSpan{Version: "v1", FirstSeen: xs[0].ts, LastSeen: xs[len(xs)-1].ts}
 	for _, x := range xs {
 		span.Samples += x.value
 	}
-	return []storage.VersionSpan{span}, nil
+	return []model.VersionSpan{span}, nil
 }
 
-func (s *youngStore) Profile(_ context.Context, sel storage.Selection) (*storage.Profile, error) {
-	p := &storage.Profile{PeriodNS: 10_000_000}
+func (s *youngStore) Profile(_ context.Context, sel model.Selection) (*model.Profile, error) {
+	p := &model.Profile{PeriodNS: 10_000_000}
 	byStack := map[string]int{}
 	for _, x := range s.in(sel.From, sel.To) {
 		k := strings.Join(x.frames, ";")
@@ -231,7 +232,7 @@ func (s *youngStore) Profile(_ context.Context, sel storage.Selection) (*storage
 		if !ok {
 			i = len(p.Stacks)
 			byStack[k] = i
-			p.Stacks = append(p.Stacks, storage.StackCount{Frames: x.frames})
+			p.Stacks = append(p.Stacks, model.StackCount{Frames: x.frames})
 		}
 		p.Stacks[i].Value += x.value
 		p.Total += x.value
@@ -239,7 +240,7 @@ func (s *youngStore) Profile(_ context.Context, sel storage.Selection) (*storage
 	return p, nil
 }
 
-func (s *youngStore) PutFindings(_ context.Context, recs []storage.FindingRecord) error {
+func (s *youngStore) PutFindings(_ context.Context, recs []model.FindingRecord) error {
 	s.mu.Lock()
 	s.put = append(s.put, recs...)
 	s.mu.Unlock()
@@ -250,11 +251,11 @@ func (s *youngStore) PutFindings(_ context.Context, recs []storage.FindingRecord
 }
 
 // Findings returns the latest put of each id (enough for the analyzer's merge).
-func (s *youngStore) Findings(_ context.Context, q storage.FindingsQuery) ([]storage.FindingRecord, error) {
+func (s *youngStore) Findings(_ context.Context, q model.FindingsQuery) ([]model.FindingRecord, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	latest := map[string]int{}
-	var out []storage.FindingRecord
+	var out []model.FindingRecord
 	for _, r := range s.put {
 		if (q.Service != "" && r.Service != q.Service) || (q.Kind != "" && r.Kind != q.Kind) || r.Created.Before(q.From) {
 			continue

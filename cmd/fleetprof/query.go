@@ -15,7 +15,7 @@ import (
 
 	"github.com/fleetprof/fleetprof/aggregator"
 	"github.com/fleetprof/fleetprof/aggregator/queryclient"
-	"github.com/fleetprof/fleetprof/aggregator/storage"
+	"github.com/fleetprof/fleetprof/model"
 )
 
 func init() {
@@ -38,8 +38,8 @@ func (s *selectionFlags) register(fs *flag.FlagSet, prefix, what string) {
 }
 
 // selection resolves the flags; shared supplies defaults for a diff side.
-func (s *selectionFlags) selection(prefix string, shared *selectionFlags, now time.Time) (storage.Selection, error) {
-	sel := storage.Selection{Service: s.service}
+func (s *selectionFlags) selection(prefix string, shared *selectionFlags, now time.Time) (model.Selection, error) {
+	sel := model.Selection{Service: s.service}
 	from, to := s.from, s.to
 	var filters []string
 	if shared != nil {
@@ -193,7 +193,7 @@ func printJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
-func printTop(w io.Writer, t *storage.Top) error {
+func printTop(w io.Writer, t *model.Top) error {
 	fmt.Fprintf(w, "%d samples\n", t.Total)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "SELF%\tSELF\tINCL%\tINCL\t FUNCTION")
@@ -204,17 +204,17 @@ func printTop(w io.Writer, t *storage.Top) error {
 }
 
 // printFlame prints the tree indented, children by size, hiding small nodes.
-func printFlame(w io.Writer, root *storage.FlameNode, minPct float64) error {
+func printFlame(w io.Writer, root *model.FlameNode, minPct float64) error {
 	total := root.Total
 	if total == 0 {
 		_, err := fmt.Fprintln(w, "0 samples")
 		return err
 	}
-	var walk func(n *storage.FlameNode, depth int)
-	walk = func(n *storage.FlameNode, depth int) {
+	var walk func(n *model.FlameNode, depth int)
+	walk = func(n *model.FlameNode, depth int) {
 		pct := float64(n.Total) / float64(total) * 100
 		fmt.Fprintf(w, "%6.2f%% %8d  %s%s\n", pct, n.Total, strings.Repeat("  ", depth), n.Name)
-		kids := append([]*storage.FlameNode(nil), n.Children...)
+		kids := append([]*model.FlameNode(nil), n.Children...)
 		sort.SliceStable(kids, func(i, j int) bool { return kids[i].Total > kids[j].Total })
 		for _, c := range kids {
 			if float64(c.Total)/float64(total)*100 >= minPct {
@@ -226,7 +226,7 @@ func printFlame(w io.Writer, root *storage.FlameNode, minPct float64) error {
 	return nil
 }
 
-func printDiff(w io.Writer, d *storage.Diff) error {
+func printDiff(w io.Writer, d *model.Diff) error {
 	fmt.Fprintf(w, "baseline %d samples, comparison %d samples\n", d.BaseTotal, d.CmpTotal)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "BASE INCL%\tCMP INCL%\tDELTA\tBASE SELF%\tCMP SELF%\t FUNCTION")

@@ -15,8 +15,8 @@ import (
 	"time"
 
 	"github.com/fleetprof/fleetprof/aggregator/pprofconv"
-	"github.com/fleetprof/fleetprof/aggregator/storage"
 	"github.com/fleetprof/fleetprof/aggregator/storage/clickhousetest"
+	"github.com/fleetprof/fleetprof/model"
 )
 
 // startAggregator runs `fleetprof aggregator` in process on a real clickhouse-server
@@ -63,10 +63,10 @@ func startAggregator(t *testing.T, token string) (grpcAddr, httpAddr string) {
 }
 
 // writeProfile writes a pprof file with known stacks, stamped now.
-func writeProfile(t *testing.T, dir, name string, stacks []storage.StackCount) string {
+func writeProfile(t *testing.T, dir, name string, stacks []model.StackCount) string {
 	t.Helper()
 	var buf bytes.Buffer
-	p := &storage.Profile{Stacks: stacks, PeriodNS: 10_000_000}
+	p := &model.Profile{Stacks: stacks, PeriodNS: 10_000_000}
 	if err := pprofconv.WritePprof(&buf, p, time.Now().Add(-2*time.Minute), time.Minute); err != nil {
 		t.Fatal(err)
 	}
@@ -87,11 +87,11 @@ func cli(t *testing.T, run func(context.Context, []string, io.Writer) error, arg
 func TestImportAndQueryCLI(t *testing.T) {
 	grpcAddr, httpAddr := startAggregator(t, "tk")
 	dir := t.TempDir()
-	v1 := writeProfile(t, dir, "v1.pb.gz", []storage.StackCount{
+	v1 := writeProfile(t, dir, "v1.pb.gz", []model.StackCount{
 		{Frames: []string{"main", "serve", "parse"}, Value: 6},
 		{Frames: []string{"main", "serve"}, Value: 4},
 	})
-	v2 := writeProfile(t, dir, "v2.pb.gz", []storage.StackCount{
+	v2 := writeProfile(t, dir, "v2.pb.gz", []model.StackCount{
 		{Frames: []string{"main", "serve", "parse"}, Value: 9},
 		{Frames: []string{"main", "serve", "encode"}, Value: 1},
 	})
@@ -127,7 +127,7 @@ func TestImportAndQueryCLI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var top storage.Top
+	var top model.Top
 	if err := json.Unmarshal([]byte(out), &top); err != nil {
 		t.Fatalf("top --json: %v\n%s", err, out)
 	}
@@ -150,7 +150,7 @@ func TestImportAndQueryCLI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var d storage.Diff
+	var d model.Diff
 	if err := json.Unmarshal([]byte(out), &d); err != nil || d.BaseTotal != 10 || d.CmpTotal != 10 {
 		t.Fatalf("diff: %v %+v", err, d)
 	}

@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	"github.com/fleetprof/fleetprof/analyzer/simulate"
+	"github.com/fleetprof/fleetprof/model"
 	ingestv1 "github.com/fleetprof/fleetprof/proto/fleetprof/ingest/v1"
 	"github.com/fleetprof/fleetprof/proto/samplebatch"
 )
@@ -235,7 +236,7 @@ func newRollupSink(dir string) (*rollupSink, error) {
 	return &rollupSink{f: f, enc: json.NewEncoder(f)}, nil
 }
 
-func (s *rollupSink) write(rows []simulate.RollupRow) error {
+func (s *rollupSink) write(rows []model.RollupRow) error {
 	for i := range rows {
 		if err := s.enc.Encode(&rows[i]); err != nil {
 			return fmt.Errorf("write rollup: %w", err)

@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	"github.com/fleetprof/fleetprof/analyzer/simulate"
+	"github.com/fleetprof/fleetprof/model"
 	ingestv1 "github.com/fleetprof/fleetprof/proto/fleetprof/ingest/v1"
 	"github.com/fleetprof/fleetprof/proto/samplebatch"
 )
@@ -120,7 +121,7 @@ func TestSimulateCommand(t *testing.T) {
 		}
 		var total int64
 		for _, l := range strings.Split(strings.TrimSpace(string(data)), "\n") {
-			var r simulate.RollupRow
+			var r model.RollupRow
 			if err := json.Unmarshal([]byte(l), &r); err != nil {
 				t.Fatal(err)
 			}

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fleetprof/fleetprof/aggregator/storage"
+	"github.com/fleetprof/fleetprof/model"
 )
 
 func freeAddr(t *testing.T) string {
@@ -72,7 +72,7 @@ func TestUpProfilesThisHost(t *testing.T) {
 	})
 
 	start := time.Now()
-	var top storage.Top
+	var top model.Top
 	for {
 		if ctx.Err() != nil {
 			t.Fatalf("upchain's functions never showed up in query top; last result: %+v", top)

@@ -1,8 +1,4 @@
-package storage
-
-// This file is the contract other packages code against (aggregator server, analyzer,
-// pipeline, UI via JSON). Keep these types and signatures stable; change them only
-// together with their callers.
+package model
 
 import (
 	"encoding/json"
