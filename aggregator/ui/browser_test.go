@@ -37,6 +37,9 @@ import (
 
 const chromiumPath = "/usr/bin/chromium"
 
+// The first screen the tests check against, a common desktop size.
+const viewW, viewH = 1600, 1000
+
 var (
 	t0      = time.Date(2026, 1, 5, 10, 0, 0, 0, time.UTC)
 	testNow = t0.Add(time.Hour) // the server's clock: "now-1h" is T0
@@ -108,7 +111,7 @@ func startBrowser() error {
 		chromedp.Flag("disable-dev-shm-usage", true),
 		chromedp.Flag("disable-extensions", true),
 		chromedp.Flag("force-device-scale-factor", "1"),
-		chromedp.WindowSize(1280, 900),
+		chromedp.WindowSize(viewW, viewH),
 		chromedp.UserDataDir(dir),
 	}
 	actx, acancel := chromedp.NewExecAllocator(context.Background(), opts...)
@@ -149,6 +152,7 @@ func startServer() error {
 		row(b2, "v2", "h2", 300, "main", "serve", "handle", "render"),
 		row(b2, "v2", "h2", 100, "main", "serve", "gc"),
 	}
+	samples = append(samples, deepWide(b1)...)
 	data, err := samplebatch.Encode(samples)
 	if err != nil {
 		return err
@@ -196,7 +200,7 @@ func openPage(t testing.TB, path string) *page {
 	tctx, tcancel := context.WithTimeout(ctx, 60*time.Second)
 	t.Cleanup(tcancel)
 	p := &page{t: t, ctx: tctx}
-	if err := chromedp.Do(ctx, chromedp.EmulateViewport(1280, 900)); err != nil {
+	if err := chromedp.Do(ctx, chromedp.EmulateViewport(viewW, viewH)); err != nil {
 		t.Fatalf("set viewport: %v", err)
 	}
 	p.do(chromedp.Navigate(env.url + path))
@@ -339,9 +343,9 @@ func TestBrowserFlame(t *testing.T) {
 			t.Errorf("frame %s is %.1f px wide, want %.1f (%v of 2000 samples)", name, r.Width, exp, v)
 		}
 	}
-	// Flame (not icicle): the root is the bottom row, parse sits 4 rows above it.
-	if rs["root"].Y <= rs["parse"].Y {
-		t.Errorf("root y %.0f not below parse y %.0f in flame mode", rs["root"].Y, rs["parse"].Y)
+	// Top-down (icicle) by default: the root is the first row.
+	if rs["root"].Y != 0 || rs["parse"].Y <= 0 {
+		t.Errorf("default (top-down): root y %.0f, parse y %.0f, want root on the first row", rs["root"].Y, rs["parse"].Y)
 	}
 	if rs["parse"].X < rs["render"].X == false {
 		t.Errorf("children are not laid out by name: parse x %.0f, render x %.0f", rs["parse"].X, rs["render"].X)
@@ -392,17 +396,17 @@ func TestBrowserFlame(t *testing.T) {
 	}
 	p.screenshot("search")
 
-	// Icicle puts the root on top.
+	// The toggle turns it bottom-up: the root is the last row.
 	p.do(chromedp.Click(chromedp.CSS(`#icicle`)))
-	p.waitFor(`window.__fleetprof.state().icicle === '1' && window.__fleetprof.layout().some(r => r.name === 'root' && r.y === 0)`)
-	if is := byName(evalJS[[]rect](p, `window.__fleetprof.layout()`)); is["root"].Y != 0 || is["parse"].Y <= 0 {
-		t.Errorf("icicle: root y %.0f, parse y %.0f", is["root"].Y, is["parse"].Y)
+	p.waitFor(`window.__fleetprof.state().icicle === '0' && window.__fleetprof.layout().some(r => r.name === 'root' && r.y > 0)`)
+	if is := byName(evalJS[[]rect](p, `window.__fleetprof.layout()`)); is["root"].Y <= is["parse"].Y {
+		t.Errorf("bottom-up: root y %.0f not below parse y %.0f", is["root"].Y, is["parse"].Y)
 	}
 
 	// The state survives a reload from the URL (shareable views).
 	p.do(chromedp.Reload())
 	p.waitIdle()
-	p.waitFor(`document.getElementById('search').value === 'render' && document.getElementById('icicle').checked`)
+	p.waitFor(`document.getElementById('search').value === 'render' && !document.getElementById('icicle').checked`)
 	if href := evalJS[string](p, `document.getElementById('download').href`); !strings.Contains(href, "/api/v1/profile?") || !strings.Contains(href, "format=pprof") || !strings.Contains(href, "service=checkout") {
 		t.Errorf("download link %q", href)
 	} else {
@@ -456,6 +460,22 @@ func TestBrowserDiff(t *testing.T) {
 	}
 	if v := evalJS[string](p, `document.getElementById('bf').value`); v != "version=v1" {
 		t.Errorf("baseline filter field %q", v)
+	}
+	p.screenshot("diff")
+	// The root is on the first screen, below the controls.
+	if y := p.frameTop("diffcanvas", rs["root"]); y < 0 || y+16 > viewH {
+		t.Errorf("diff root at y %.0f, not on the first screen (0..%d)", y, viewH)
+	}
+	tot := evalJS[string](p, `document.getElementById('totals').textContent`)
+	if !strings.Contains(tot, "baseline 1,000 samples") || !strings.Contains(tot, "comparison 1,000 samples") {
+		t.Errorf("header totals %q, want both sides' 1,000 samples", tot)
+	}
+	if n := evalJS[int](p, `[...document.querySelectorAll('#view-diff button')].filter(b => /compare/i.test(b.textContent)).length`); n != 1 {
+		t.Errorf("%d compare buttons in the diff view, want 1", n)
+	}
+	// Names are ellipsized on one line, never wrapped.
+	if ws := evalJS[string](p, `getComputedStyle(document.querySelector('#movers td.fn')).whiteSpace`); ws != "nowrap" {
+		t.Errorf("movers names white-space %q, want nowrap", ws)
 	}
 }
 
@@ -560,5 +580,74 @@ func TestBrowserDeepLink(t *testing.T) {
 	defer p.screenshot("final")
 	if n := evalJS[int](p, `document.querySelectorAll('#top-table tbody tr').length`); n != 6 {
 		t.Errorf("%d rows in the top table on a deep link, want 6", n)
+	}
+}
+
+// deepWide is a profile 25 handlers wide and up to 84 frames deep (service "deepwide"):
+// bottom-up, its canvas is taller than the screen.
+func deepWide(ts time.Time) []samplebatch.Sample {
+	var out []samplebatch.Sample
+	for i := range 200 {
+		frames := []string{"main", fmt.Sprintf("wide.handler%d", i%25)}
+		for k := range 20 + i%60 {
+			frames = append(frames, fmt.Sprintf("deep.level%d", k))
+		}
+		frames = append(frames, fmt.Sprintf("leaf.fn%d", i))
+		out = append(out, samplebatch.Sample{TS: ts.Unix(), Value: int64(1 + i%7), PeriodNS: 10_101_010, Frames: frames,
+			Labels: samplebatch.Labels{Service: "deepwide", Version: "v1", Host: "h1", Comm: "deepwide", PID: 7}})
+	}
+	return out
+}
+
+// frameTop is where frame r's top edge is in the viewport (CSS px).
+func (p *page) frameTop(canvasID string, r rect) float64 {
+	p.t.Helper()
+	return evalJS[float64](p, fmt.Sprintf(`document.getElementById(%q).getBoundingClientRect().top`, canvasID)) + r.Y
+}
+
+// inView fails the test for each element not wholly on the first screen.
+func (p *page) inView(ids ...string) {
+	p.t.Helper()
+	for _, id := range ids {
+		if ok := evalJS[bool](p, fmt.Sprintf(`(() => { const r = document.getElementById(%q).getBoundingClientRect(); return r.width > 0 && r.top >= 0 && r.bottom <= innerHeight; })()`, id)); !ok {
+			p.t.Errorf("control #%s is not on the first screen", id)
+		}
+	}
+}
+
+// TestBrowserLanding opens a deep, wide profile as a new user would: the controls and
+// the root frame are on the first screen, in both orientations, and the frame names
+// are in the DOM.
+func TestBrowserLanding(t *testing.T) {
+	setup(t, false)
+	p := openPage(t, "/?service=deepwide")
+	defer p.screenshot("final")
+	if st := evalJS[string](p, `document.body.dataset.status`); st != "ready" {
+		t.Fatalf("status %q: %s", st, evalJS[string](p, `document.getElementById('status').textContent`))
+	}
+	p.screenshot("landing")
+	controls := []string{"service", "from", "to", "apply", "search", "icicle", "reset-zoom", "totals"}
+	p.inView(controls...)
+	rs := byName(evalJS[[]rect](p, `window.__fleetprof.layout()`))
+	if y := p.frameTop("flame", rs["root"]); y < 0 || y+16 > viewH {
+		t.Errorf("root at y %.0f, not on the first screen", y)
+	}
+	names := evalJS[string](p, `document.querySelector('#view-flame .frame-names').textContent`)
+	for _, n := range []string{"main", "wide.handler3", "deep.level0"} {
+		if !strings.Contains(names, n) {
+			t.Errorf("frame %s not named in the DOM: %.200s", n, names)
+		}
+	}
+	if tot := evalJS[string](p, `document.getElementById('totals').textContent`); !strings.Contains(tot, "794 samples") || !strings.Contains(tot, "1 h") {
+		t.Errorf("header totals %q, want 794 samples over 1 h", tot)
+	}
+
+	p.do(chromedp.Click(chromedp.CSS(`#icicle`)))
+	p.waitFor(`window.__fleetprof.state().icicle === '0'`)
+	p.screenshot("bottom-up")
+	p.inView(controls...)
+	rs = byName(evalJS[[]rect](p, `window.__fleetprof.layout()`))
+	if y := p.frameTop("flame", rs["root"]); y < 0 || y+16 > viewH {
+		t.Errorf("bottom-up: root at y %.0f, not on the first screen", y)
 	}
 }

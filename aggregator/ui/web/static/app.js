@@ -95,6 +95,27 @@
   const fmtInt = (n) => Number(n).toLocaleString('en-US');
   const fmtPct = (p) => (Math.abs(p) >= 10 ? p.toFixed(1) : Math.abs(p) >= 0.01 || p === 0 ? p.toFixed(2) : p.toExponential(1)) + '%';
   const fmtDelta = (p) => (p > 0 ? '+' : '') + fmtPct(p);
+  // The flame graphs are top-down (icicle) unless the URL says icicle=0.
+  const topDown = () => state.icicle !== '0';
+  function showRoot(fg) {
+    const box = fg.canvas.parentNode;
+    box.scrollTop = fg.icicle ? 0 : box.scrollHeight;
+  }
+  function setTotals(text) { $('totals').textContent = text; }
+  // timeMs reads a time as the API takes it; one now for both ends of a range.
+  function timeMs(v, now) {
+    if (v === 'now') return now;
+    const m = /^now-(\d+(?:\.\d+)?)([smhd])$/.exec(v);
+    if (m) return now - m[1] * { s: 1e3, m: 60e3, h: 3600e3, d: 86400e3 }[m[2]];
+    if (/^\d+(\.\d+)?$/.test(v)) return v * 1000;
+    return Date.parse(v);
+  }
+  function fmtSpan(from, to) {
+    const now = Date.now(), ms = timeMs(to, now) - timeMs(from, now);
+    if (!(ms > 0)) return 'time span ?';
+    const h = ms / 3600e3;
+    return 'time span ' + (h >= 48 ? (h / 24).toFixed(1) + ' d' : h >= 1 ? +h.toFixed(2) + ' h' : +(ms / 60e3).toFixed(1) + ' min');
+  }
   function parseFilterList(text) {
     return text.split(',').map((x) => x.trim()).filter((x) => x.includes('='));
   }
@@ -236,7 +257,7 @@
       ctx.clearRect(0, 0, W, H);
       this.drawn = [];
       this.W = W;
-      if (!f || f.n === 0 || f.w[0] <= 0) return;
+      if (!f || f.n === 0 || f.w[0] <= 0) { this.names([]); return; }
       ctx.font = '11px ui-monospace, Menlo, Consolas, monospace';
       ctx.textBaseline = 'middle';
       const charW = ctx.measureText('mmmmmmmmmm').width / 10;
@@ -252,6 +273,7 @@
         ctx.fillStyle = col;
         ctx.fillRect(px, y, Math.max(pw - 0.5, 0.5), ROW - 1);
         if (pw > 3 * charW + 6) {
+          labelled.push(i);
           const maxC = Math.floor((pw - 6) / charW);
           let label = f.name[i];
           if (label.length > maxC) label = label.slice(0, Math.max(maxC - 1, 1)) + '…';
@@ -260,6 +282,7 @@
         }
         this.drawn.push(i, px, pw);
       };
+      const labelled = [];
       // Ancestors of the zoomed node span the whole width.
       for (let a = f.parent[z]; a >= 0; a = f.parent[a]) drawOne(a, 0, W);
       const stop = f.end[z];
@@ -269,6 +292,20 @@
         drawOne(i, (f.x[i] - zx) * scale, pw);
         i++;
       }
+      this.names(labelled);
+    }
+    // names lists the labelled frames as text after the canvas (visually hidden), so a
+    // screen reader, find-in-page and tests can read what the canvas shows.
+    names(idx) {
+      let el = this.nameList;
+      if (!el) {
+        el = this.nameList = document.createElement('ul');
+        el.className = 'frame-names';
+        el.setAttribute('aria-label', 'flame graph frames');
+        this.canvas.parentNode.appendChild(el);
+      }
+      const f = this.flat, tot = f ? f.w[0] : 0;
+      el.innerHTML = idx.map((i) => `<li>${esc(f.name[i])} ${tot > 0 ? fmtPct((100 * f.w[i]) / tot) : ''}</li>`).join('');
     }
     hit(e) {
       const f = this.flat;
@@ -369,18 +406,19 @@
     if (seq !== loadSeq) return;
     const fresh = flameKey !== key;
     if (fresh) { flame.setData(tree.flat); flameKey = key; }
-    flame.icicle = state.icicle === '1';
+    const turned = flame.icicle !== topDown();
+    flame.icicle = topDown();
     flame.zoom = state.zoom ? flame.findPath(state.zoom.split(';')) : 0;
     flame.setSearch(state.q || '');
     if (!tree.t || !tree.t.total) setStatus('empty', 'No samples in this selection. Widen the time range or remove filters.');
     else setStatus('', '');
     flame.draw();
-    // A flame graph grows upwards from its root: on new data, bring the root row into
-    // view instead of leaving the reader at the top of a tall, mostly empty canvas.
-    if (fresh && !flame.icicle && flame.canvas.getBoundingClientRect().bottom > window.innerHeight) {
-      flame.canvas.scrollIntoView({ block: 'end' });
-    }
+    // Bottom-up: the root is the last row; scroll the graph's own box (never the page,
+    // whose header holds the controls) so the root is on the first screen.
+    if (fresh || turned) showRoot(flame);
     crumbs($('crumbs'), flame);
+    const t = tree.t || {};
+    setTotals(`${fmtInt(t.total || 0)} samples · ${fmtSpan(state.from, state.to)}`);
     $('search-info').textContent = flame.matches ? `matched ${fmtPct(flame.matches.pct)} of samples` : '';
   }
 
@@ -394,6 +432,7 @@
     if (seq !== loadSeq) return;
     topRows = (top && top.functions) || [];
     topTotal = (top && top.total) || 0;
+    setTotals(`${fmtInt(topTotal)} samples · ${fmtSpan(state.from, state.to)}`);
     setStatus(topRows.length ? '' : 'empty', topRows.length ? '' : 'No samples in this selection. Widen the time range or remove filters.');
     renderTop();
   }
@@ -413,7 +452,7 @@
     });
     const shown = rows.slice(0, 5000);
     $('top-table').tBodies[0].innerHTML = shown.map((r) =>
-      `<tr><td class="fn"><a data-fn="${esc(r.function)}" title="show in flame graph">${esc(r.function)}</a></td>` +
+      `<tr><td class="fn" title="${esc(r.function)}"><a data-fn="${esc(r.function)}" title="show in flame graph">${esc(r.function)}</a></td>` +
       `<td class="num">${fmtInt(r.self)}</td><td class="num">${fmtPct(r.self_pct)}</td>` +
       `<td class="num">${fmtInt(r.inclusive)}</td><td class="num">${fmtPct(r.inclusive_pct)}</td>` +
       `<td><a data-series="${esc(r.function)}" title="inclusive share over time">gCPU</a></td></tr>`).join('');
@@ -496,13 +535,16 @@
     else if (!d.base_total) setStatus('empty', 'The baseline has no samples: everything shows as new.');
     else if (!d.cmp_total) setStatus('empty', 'The comparison has no samples.');
     else setStatus('', '');
-    diffFG.icicle = state.icicle === '1';
+    diffFG.icicle = topDown();
     diffFG.zoom = state.dzoom ? diffFG.findPath(state.dzoom.split(';')) : 0;
     diffFG.setSearch(state.dq || '');
     diffFG.draw();
+    showRoot(diffFG);
     crumbs($('diff-crumbs'), diffFG);
+    const side = (n, a, b) => `${fmtInt(n || 0)} samples · ${fmtSpan(a, b)}`;
+    setTotals(`baseline ${side(d.base_total, state.bfrom || state.from, state.bto || state.to)} — comparison ${side(d.cmp_total, state.cfrom || state.from, state.cto || state.to)}`);
     $('movers').tBodies[0].innerHTML = (d.movers || []).map((m) =>
-      `<tr><td class="fn"><a data-q="${esc(m.function)}">${esc(m.function)}</a></td><td class="num">${fmtPct(m.base_inclusive_pct)}</td>` +
+      `<tr><td class="fn" title="${esc(m.function)}"><a data-q="${esc(m.function)}">${esc(m.function)}</a></td><td class="num">${fmtPct(m.base_inclusive_pct)}</td>` +
       `<td class="num">${fmtPct(m.cmp_inclusive_pct)}</td><td class="num ${m.delta_inclusive_pct > 0 ? 'more-txt' : m.delta_inclusive_pct < 0 ? 'less-txt' : ''}">${fmtDelta(m.delta_inclusive_pct)}</td></tr>`).join('') ||
       '<tr><td colspan="4">no changes</td></tr>';
   }
@@ -528,10 +570,12 @@
     if (!bfrom) { setStatus('error', 'previous period: use relative (now-1h) or RFC 3339 times'); return; }
     update({ bfrom, bto, cfrom: state.from, cto: state.to, bf: [], cf: [], dzoom: '' });
   });
-  $('preset-versions').addEventListener('click', () => {
+  // Picking versions fills the form; the one Compare button runs the diff.
+  for (const id of ['vbase', 'vcmp']) $(id).addEventListener('change', () => {
     const b = $('vbase').value, c = $('vcmp').value;
-    if (!b || !c) { setStatus('error', 'pick two versions'); return; }
-    update({ bfrom: '', bto: '', cfrom: '', cto: '', bf: ['version=' + b], cf: ['version=' + c], dzoom: '' });
+    if (!b || !c) return;
+    for (const f of ['bfrom', 'bto', 'cfrom', 'cto']) $(f).value = '';
+    $('bf').value = 'version=' + b; $('cf').value = 'version=' + c;
   });
   $('diff-width').addEventListener('change', () => update({ dw: $('diff-width').value, dzoom: '' }, true));
   $('diff-search').addEventListener('input', () => update({ dq: $('diff-search').value }, true));
@@ -565,14 +609,7 @@
   }
   // autoStep picks a step giving at most ~400 points over the range (the API caps points).
   function autoStep(from, to) {
-    const ms = (v) => {
-      if (v === 'now') return Date.now();
-      const m = /^now-(\d+(?:\.\d+)?)([smhd])$/.exec(v);
-      if (m) return Date.now() - m[1] * { s: 1e3, m: 60e3, h: 3600e3, d: 86400e3 }[m[2]];
-      if (/^\d+(\.\d+)?$/.test(v)) return v * 1000;
-      return Date.parse(v);
-    };
-    const span = ms(to) - ms(from);
+    const now = Date.now(), span = timeMs(to, now) - timeMs(from, now);
     if (!(span > 0)) return '';
     for (const [s, d] of [['1m', 60e3], ['5m', 300e3], ['15m', 900e3], ['1h', 3600e3], ['6h', 21600e3]]) if (span / d <= 400) return s;
     return '24h';
@@ -794,7 +831,8 @@
     syncForm();
   });
   $('search').addEventListener('input', () => update({ q: $('search').value }, true));
-  $('icicle').addEventListener('change', () => update({ icicle: $('icicle').checked ? '1' : '' }, true));
+  for (const id of ['icicle', 'diff-icicle']) $(id).addEventListener('change', () => update({ icicle: $(id).checked ? '' : '0' }, true));
+  $('diff-reset-zoom').addEventListener('click', () => update({ dzoom: '' }));
   $('reset-zoom').addEventListener('click', () => update({ zoom: '' }));
   document.addEventListener('keydown', (e) => {
     if (e.key !== 'Escape' || e.target.tagName === 'INPUT') return;
@@ -813,7 +851,7 @@
     }
     $('filters').innerHTML = state.f.map((f, k) => `<span class="chip">${esc(f)}<button type="button" data-k="${k}" title="remove">×</button></span>`).join('');
     set('search', state.q || '');
-    $('icicle').checked = state.icicle === '1';
+    $('icicle').checked = $('diff-icicle').checked = topDown();
     set('bfrom', state.bfrom || ''); set('bto', state.bto || '');
     set('cfrom', state.cfrom || ''); set('cto', state.cto || '');
     $('bfrom').placeholder = $('cfrom').placeholder = state.from; $('bto').placeholder = $('cto').placeholder = state.to;
@@ -839,6 +877,7 @@
     document.title = `${state.service || 'all services'} · ${v} · fleetprof`;
     $('download').href = API + 'profile?' + selParams(state, { format: 'pprof' });
     const seq = ++loadSeq;
+    setTotals('');
     const slow = setTimeout(() => { if (seq === loadSeq) setStatus('loading', 'Loading…'); }, 0);
     document.body.dataset.status = 'loading';
     try {
@@ -879,6 +918,7 @@
       setStatus('', '');
       showOnly('flame');
       flame.setData(flatten(tree, (n) => n.total, (n) => n.children));
+      flame.icicle = topDown();
       flameKey = 'injected';
       flame.draw();
       crumbs($('crumbs'), flame);
