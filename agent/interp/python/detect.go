@@ -1,0 +1,186 @@
+package python
+
+import (
+	"bufio"
+	"debug/elf"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+)
+
+// ErrNotPython is returned by Detect for a process that maps no CPython.
+var ErrNotPython = errors.New("not a python process")
+
+// Process is a CPython process as found by Detect.
+type Process struct {
+	PID     uint32
+	Path    string // the mapped python3.X or libpython3.X file, as in maps
+	Version Version
+	Runtime uint64 // address of _PyRuntime in the process
+	Layout  Layout
+}
+
+// pythonFile matches the file names of CPython executables and libraries.
+var pythonFile = regexp.MustCompile(`^(?:lib)?python3\.(\d+)(?:d|m)?(?:\.so.*)?$`)
+
+// mapEntry is one file-backed line of /proc/PID/maps.
+type mapEntry struct {
+	start, offset uint64
+	path          string
+}
+
+// Detect finds CPython in process pid. procRoot is normally "/proc".
+// It returns ErrNotPython or an error wrapping ErrUnsupported as the
+// caller must tell them apart (report once, walk never).
+func Detect(procRoot string, pid uint32) (Process, error) {
+	dir := filepath.Join(procRoot, strconv.FormatUint(uint64(pid), 10))
+	f, err := os.Open(filepath.Join(dir, "maps"))
+	if err != nil {
+		return Process{}, fmt.Errorf("open maps: %w", err)
+	}
+	defer f.Close()
+	entries, err := parseMaps(f)
+	if err != nil {
+		return Process{}, err
+	}
+	// A libpython beats the executable: a binary named python3.X may be a
+	// thin launcher linked against it.
+	var pick []mapEntry
+	var minor int
+	for _, e := range entries {
+		m := pythonFile.FindStringSubmatch(filepath.Base(e.path))
+		if m == nil {
+			continue
+		}
+		if pick != nil && !strings.HasPrefix(filepath.Base(e.path), "lib") {
+			if e.path == pick[0].path {
+				pick = append(pick, e)
+			}
+			continue
+		}
+		if pick != nil && pick[0].path != e.path {
+			pick = nil
+		}
+		minor, _ = strconv.Atoi(m[1])
+		pick = append(pick, e)
+	}
+	if pick == nil {
+		return Process{}, ErrNotPython
+	}
+	path := pick[0].path
+	ef, err := elf.Open(filepath.Join(dir, "root", path))
+	if err != nil {
+		return Process{}, fmt.Errorf("open %s: %w", path, err)
+	}
+	defer ef.Close()
+	syms := findSymbols(ef, "_PyRuntime", "Py_Version")
+	rt, ok := syms["_PyRuntime"]
+	if !ok {
+		return Process{}, fmt.Errorf("%w: %s has no _PyRuntime symbol", ErrUnsupported, path)
+	}
+	v := Version{Major: 3, Minor: minor}
+	if pv, ok := syms["Py_Version"]; ok {
+		b, err := readVaddr(ef, pv.Value, 8)
+		if err != nil {
+			return Process{}, fmt.Errorf("read Py_Version: %w", err)
+		}
+		v = VersionFromHex(uint64(b[0]) | uint64(b[1])<<8 | uint64(b[2])<<16 | uint64(b[3])<<24)
+	}
+	var runtimeData []byte
+	if v.Minor >= debugOffsetsMinor {
+		if runtimeData, err = readVaddr(ef, rt.Value, debugPrefixSize); err != nil {
+			return Process{}, fmt.Errorf("read _Py_DebugOffsets: %w", err)
+		}
+	}
+	layout, err := LayoutFor(v, runtimeData)
+	if err != nil {
+		return Process{}, err
+	}
+	bias, err := loadBias(ef, pick)
+	if err != nil {
+		return Process{}, fmt.Errorf("%s: %w", path, err)
+	}
+	return Process{PID: pid, Path: path, Version: v, Runtime: rt.Value + bias, Layout: layout}, nil
+}
+
+func parseMaps(r io.Reader) ([]mapEntry, error) {
+	var out []mapEntry
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 4096), 1<<20)
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) < 6 || !strings.HasPrefix(f[5], "/") {
+			continue
+		}
+		lo, _, _ := strings.Cut(f[0], "-")
+		start, err1 := strconv.ParseUint(lo, 16, 64)
+		off, err2 := strconv.ParseUint(f[2], 16, 64)
+		if err1 != nil || err2 != nil {
+			return nil, fmt.Errorf("parse maps line %q", sc.Text())
+		}
+		// The path may contain spaces.
+		out = append(out, mapEntry{start: start, offset: off, path: strings.Join(f[5:], " ")})
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("read maps: %w", err)
+	}
+	return out, nil
+}
+
+func findSymbols(f *elf.File, names ...string) map[string]elf.Symbol {
+	want := map[string]bool{}
+	for _, n := range names {
+		want[n] = true
+	}
+	out := map[string]elf.Symbol{}
+	for _, get := range []func() ([]elf.Symbol, error){f.DynamicSymbols, f.Symbols} {
+		syms, err := get()
+		if err != nil {
+			continue // a stripped file has no .symtab
+		}
+		for _, s := range syms {
+			if want[s.Name] && s.Value != 0 {
+				if _, ok := out[s.Name]; !ok {
+					out[s.Name] = s
+				}
+			}
+		}
+	}
+	return out
+}
+
+// readVaddr reads n bytes at virtual address va from the file's segments.
+func readVaddr(f *elf.File, va uint64, n int) ([]byte, error) {
+	for _, p := range f.Progs {
+		if p.Type != elf.PT_LOAD || va < p.Vaddr || va+uint64(n) > p.Vaddr+p.Filesz {
+			continue
+		}
+		b := make([]byte, n)
+		if _, err := p.ReadAt(b, int64(va-p.Vaddr)); err != nil {
+			return nil, err
+		}
+		return b, nil
+	}
+	return nil, fmt.Errorf("address %#x not in a loaded segment", va)
+}
+
+// loadBias is where the file is loaded relative to its link addresses.
+func loadBias(f *elf.File, maps []mapEntry) (uint64, error) {
+	for _, p := range f.Progs {
+		if p.Type != elf.PT_LOAD || p.Align == 0 {
+			continue
+		}
+		pageOff := p.Off &^ (p.Align - 1)
+		for _, m := range maps {
+			if m.offset == pageOff || m.offset == p.Off&^0xfff {
+				return m.start - (p.Vaddr - (p.Off - m.offset)), nil
+			}
+		}
+	}
+	return 0, errors.New("no mapping matches a loaded segment")
+}

@@ -1,0 +1,48 @@
+// Package python reads CPython's state: which processes run CPython and
+// which version (Detect), the layout of the interpreter's structures per
+// version (LayoutFor), the Python frame chain of one thread (Walk, reading
+// through a Memory), and the names of code objects (Namer, cached).
+//
+// # What is read, from where
+//
+//   - Detection: /proc/PID/maps for a mapped file named python3.X or
+//     libpython3.X.so*, opened through /proc/PID/root (so containers work).
+//     The ELF's .dynsym/.symtab give _PyRuntime and, from 3.11, Py_Version
+//     (read from the file); 3.10 takes its version from the file name. The
+//     load bias comes from the mapping of the PT_LOAD segment. No debug
+//     package is needed (Debian's python3.11 exports both symbols).
+//   - 3.13: _PyRuntime starts with _Py_DebugOffsets (cookie "xdebugpy"); its
+//     cookie and version are checked and its runtime/interpreter offsets
+//     (interpreters.head, interp.next, interp.threads.head) are used; the
+//     rest comes from the table.
+//   - Thread state: _PyRuntime.interpreters.head → each interpreter's
+//     threads.head → next …, the one whose native_thread_id (3.11+) equals
+//     the sampled thread's id; 3.10 has no native_thread_id and matches
+//     thread_id (pthread_self, the thread pointer on x86-64 glibc). Every
+//     interpreter is searched, so sub-interpreters are not mixed up.
+//   - Frames: 3.10 tstate.frame → PyFrameObject.f_back chain, one frame per
+//     native eval call; 3.11 tstate.cframe → current_frame →
+//     _PyInterpreterFrame.previous, a frame with is_entry ends one eval
+//     call; 3.12 the same with the entry shim (owner FRAME_OWNED_BY_CSTACK)
+//     marking the end of an eval call; 3.13 tstate.current_frame, shim as
+//     3.12. Frames owned by the C stack are skipped.
+//   - Names: co_qualname (3.11+) or co_name (3.10), co_filename,
+//     co_firstlineno, read from /proc/PID/mem; a frame is named
+//     module.qualname with the module from the file name (dir name for
+//     __init__.py). Cached by (pid, code address), checked against
+//     co_firstlineno read with the frame (the generation check), bounded LRU.
+//
+// Where the offsets come from: 3.11 is verified live on Debian's python3.11
+// (the walk test and a ctypes probe of a running interpreter); 3.10, 3.12
+// and 3.13 are derived by hand from CPython's headers (Include/cpython/
+// pystate.h, code.h, Include/internal/pycore_frame.h, pycore_interp.h,
+// pycore_runtime.h of each release) and were not run live here.
+//
+// Walk limit: MaxFrames frames; a deeper chain is reported truncated and
+// shown with an interp.TruncatedFrame marker at its root side.
+//
+// Not done yet: the same walk in the eBPF program at sample time and its
+// wiring into the agent (samples carry no Python frames yet); Walk here is
+// the reference the kernel walker must match and is used to validate the
+// offsets on a live interpreter.
+package python
