@@ -23,11 +23,25 @@
 //     ring. A kernel-stack EFAULT means the CPU was in user mode and is
 //     counted as STAT_USER_MODE, not as a loss.
 //
-// Stacks are unwound by the kernel through frame pointers only (no
-// .eh_frame unwinding): code built without frame pointers (C at -O2,
-// Debian's libc, python3) yields truncated user stacks. Go binaries keep
-// frame pointers and unwind fully. Stack ids are leaf first, as the kernel
-// returns them.
+// Kernel stacks come from bpf_get_stackid. User stacks are walked by the
+// program itself (native.bpf.h, bpf_loop, up to 128 frames) from the
+// task's saved user registers: for each pc it finds the process's mapping
+// in pid_maps (tgid -> sorted {start, end, bias, file id}), the file's
+// rows in unwind_files (file id -> [first, first+count) of unwind_rows)
+// and the row covering pc - bias (16 bytes: pc, CFA = SP|FP + offset or
+// *(FP + offset), PLT, signal frame or stop rule, where the return address
+// and the saved FP are). Where no row exists it steps by frame pointers.
+// The walk's end (root, no rule, bad read, depth) is the sample key's
+// user_end; the stack record (pcs leaf first plus an interpreter section of
+// {kind, aux, addr} entries, see struct user_stack) goes to user_stacks0/1
+// keyed by its hash. Interpreter walkers are tail calls in interp_walkers
+// (slot = interp kind - 1, kind from pid_maps) and end with finish_sample.
+// Samples at a pc outside every known mapping send EVENT_REFRESH (at most
+// every 200 ms per process).
+//
+// Status: user space does not load unwind tables yet, so every walk uses
+// frame pointers today (same stacks as before: C -O2 and Debian's libc stay
+// truncated, Go unwinds fully).
 //
 // Loading and attaching is done by agent/sampler; this package only
 // embeds the object files.

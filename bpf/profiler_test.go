@@ -1,6 +1,9 @@
 package bpf
 
 import (
+	"errors"
+
+	"github.com/fleetprof/fleetprof/internal/testenv"
 	"testing"
 	"unsafe"
 
@@ -57,5 +60,35 @@ func TestSpec(t *testing.T) {
 		if _, ok := spec.Variables[v]; !ok {
 			t.Errorf("variable %s missing", v)
 		}
+	}
+}
+
+// TestLoadVerifier loads every program into the running kernel, so a
+// walker the verifier rejects fails here first.
+func TestLoadVerifier(t *testing.T) {
+	testenv.Root(t, "loading BPF programs needs root")
+	spec, err := LoadProfiler()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sizes := map[string]uint32{ProfilerMapUnwindRows: 1 << 16, ProfilerMapUnwindFiles: 1024, ProfilerMapPidMaps: 1024}
+	for name, n := range sizes {
+		spec.Maps[name].MaxEntries = n
+	}
+	var objs ProfilerObjects
+	if err := spec.LoadAndAssign(&objs, &ebpf.CollectionOptions{Programs: ebpf.ProgramOptions{LogSizeStart: 1 << 20}}); err != nil {
+		var ve *ebpf.VerifierError
+		if errors.As(err, &ve) {
+			t.Fatalf("verifier: %+v", ve)
+		}
+		t.Fatal(err)
+	}
+	defer objs.Close()
+	info, err := objs.DoSample.Info()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, ok := info.VerifiedInstructions(); ok {
+		t.Logf("do_sample: %d instructions verified", n)
 	}
 }

@@ -27,18 +27,69 @@ type ProfilerEvent struct {
 type ProfilerEventKind uint32
 
 const (
-	ProfilerEventKindEVENT_EXEC ProfilerEventKind = 1
-	ProfilerEventKindEVENT_EXIT ProfilerEventKind = 2
-	ProfilerEventKindEVENT_FORK ProfilerEventKind = 3
+	ProfilerEventKindEVENT_EXEC    ProfilerEventKind = 1
+	ProfilerEventKindEVENT_EXIT    ProfilerEventKind = 2
+	ProfilerEventKindEVENT_FORK    ProfilerEventKind = 3
+	ProfilerEventKindEVENT_REFRESH ProfilerEventKind = 4
+)
+
+type ProfilerFileRows struct {
+	_     structs.HostLayout
+	First uint32
+	Count uint32
+}
+
+type ProfilerInterpKind uint32
+
+const (
+	ProfilerInterpKindINTERP_NONE   ProfilerInterpKind = 0
+	ProfilerInterpKindINTERP_PYTHON ProfilerInterpKind = 1
+	ProfilerInterpKindINTERP_MAX    ProfilerInterpKind = 2
+)
+
+type ProfilerProcMaps struct {
+	_      structs.HostLayout
+	N      uint32
+	Interp uint32
+	M      [256]struct {
+		_      structs.HostLayout
+		Start  uint64
+		End    uint64
+		Bias   uint64
+		FileId uint32
+		Pad    uint32
+	}
+}
+
+type ProfilerRowKind uint32
+
+const (
+	ProfilerRowKindROW_GAP          ProfilerRowKind = 0
+	ProfilerRowKindROW_CFA_SP       ProfilerRowKind = 1
+	ProfilerRowKindROW_CFA_FP       ProfilerRowKind = 2
+	ProfilerRowKindROW_CFA_DEREF_FP ProfilerRowKind = 3
+	ProfilerRowKindROW_PLT          ProfilerRowKind = 4
+	ProfilerRowKindROW_SIGNAL       ProfilerRowKind = 5
+	ProfilerRowKindROW_STOP         ProfilerRowKind = 6
+	ProfilerRowKindROW_UNSUPPORTED  ProfilerRowKind = 7
 )
 
 type ProfilerSampleKey struct {
 	_             structs.HostLayout
 	Pid           uint32
 	Tgid          uint32
-	UserStackId   int32
 	KernelStackId int32
+	UserEnd       uint32
+	UserStack     uint64
 	Comm          [16]int8
+}
+
+type ProfilerSampleScratch struct {
+	_       structs.HostLayout
+	Key     ProfilerSampleKey
+	HasUser uint32
+	Interp  uint32
+	Stack   ProfilerUserStack
 }
 
 type ProfilerStatIdx uint32
@@ -55,28 +106,86 @@ const (
 	ProfilerStatIdxSTAT_USER_STACK_ERROR       ProfilerStatIdx = 8
 	ProfilerStatIdxSTAT_KERNEL_STACK_ERROR     ProfilerStatIdx = 9
 	ProfilerStatIdxSTAT_EVENTS_LOST            ProfilerStatIdx = 10
-	ProfilerStatIdxSTAT_MAX                    ProfilerStatIdx = 11
+	ProfilerStatIdxSTAT_WALK_ROOT              ProfilerStatIdx = 11
+	ProfilerStatIdxSTAT_WALK_NO_RULE           ProfilerStatIdx = 12
+	ProfilerStatIdxSTAT_WALK_BAD_READ          ProfilerStatIdx = 13
+	ProfilerStatIdxSTAT_WALK_DEPTH             ProfilerStatIdx = 14
+	ProfilerStatIdxSTAT_WALK_NO_MAPPING        ProfilerStatIdx = 15
+	ProfilerStatIdxSTAT_TABLE_FRAMES           ProfilerStatIdx = 16
+	ProfilerStatIdxSTAT_FP_FRAMES              ProfilerStatIdx = 17
+	ProfilerStatIdxSTAT_REFRESH_SENT           ProfilerStatIdx = 18
+	ProfilerStatIdxSTAT_MAX                    ProfilerStatIdx = 19
+)
+
+type ProfilerUnwindRow struct {
+	_      structs.HostLayout
+	Pc     uint32
+	CfaOff int32
+	Kind   uint8
+	FpRule uint8
+	FpOff  int16
+	RaRule uint8
+	Pad    uint8
+	RaOff  int16
+}
+
+type ProfilerUserStack struct {
+	_         structs.HostLayout
+	Len       uint32
+	InterpLen uint32
+	Pcs       [128]uint64
+	Interp    [32]struct {
+		_    structs.HostLayout
+		Kind uint32
+		Aux  uint32
+		Addr uint64
+	}
+}
+
+type ProfilerWalkEnd uint32
+
+const (
+	ProfilerWalkEndWALK_ROOT     ProfilerWalkEnd = 0
+	ProfilerWalkEndWALK_NO_RULE  ProfilerWalkEnd = 1
+	ProfilerWalkEndWALK_BAD_READ ProfilerWalkEnd = 2
+	ProfilerWalkEndWALK_DEPTH    ProfilerWalkEnd = 3
 )
 
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	ProfilerMapCounts0         = "counts0"
-	ProfilerMapCounts1         = "counts1"
-	ProfilerMapEvents          = "events"
-	ProfilerMapStacks0         = "stacks0"
-	ProfilerMapStacks1         = "stacks1"
-	ProfilerMapStats           = "stats"
-	ProfilerProgDoSample       = "do_sample"
-	ProfilerProgHandleExec     = "handle_exec"
-	ProfilerProgHandleExit     = "handle_exit"
-	ProfilerProgHandleFork     = "handle_fork"
-	ProfilerVarActiveBuf       = "active_buf"
-	ProfilerVarSkipIdle        = "skip_idle"
-	ProfilerVarUnusedEvent     = "unused_event"
-	ProfilerVarUnusedEventKind = "unused_event_kind"
-	ProfilerVarUnusedStatIdx   = "unused_stat_idx"
+	ProfilerMapCounts0          = "counts0"
+	ProfilerMapCounts1          = "counts1"
+	ProfilerMapEvents           = "events"
+	ProfilerMapInterpWalkers    = "interp_walkers"
+	ProfilerMapPidMaps          = "pid_maps"
+	ProfilerMapRefreshSent      = "refresh_sent"
+	ProfilerMapSampleScratch    = "sample_scratch"
+	ProfilerMapStacks0          = "stacks0"
+	ProfilerMapStacks1          = "stacks1"
+	ProfilerMapStats            = "stats"
+	ProfilerMapUnwindFiles      = "unwind_files"
+	ProfilerMapUnwindRows       = "unwind_rows"
+	ProfilerMapUserStacks0      = "user_stacks0"
+	ProfilerMapUserStacks1      = "user_stacks1"
+	ProfilerProgDoSample        = "do_sample"
+	ProfilerProgHandleExec      = "handle_exec"
+	ProfilerProgHandleExit      = "handle_exit"
+	ProfilerProgHandleFork      = "handle_fork"
+	ProfilerVarActiveBuf        = "active_buf"
+	ProfilerVarSkipIdle         = "skip_idle"
+	ProfilerVarUnusedEvent      = "unused_event"
+	ProfilerVarUnusedEventKind  = "unused_event_kind"
+	ProfilerVarUnusedFileRows   = "unused_file_rows"
+	ProfilerVarUnusedInterpKind = "unused_interp_kind"
+	ProfilerVarUnusedProcMaps   = "unused_proc_maps"
+	ProfilerVarUnusedRowKind    = "unused_row_kind"
+	ProfilerVarUnusedStatIdx    = "unused_stat_idx"
+	ProfilerVarUnusedUnwindRow  = "unused_unwind_row"
+	ProfilerVarUnusedUserStack  = "unused_user_stack"
+	ProfilerVarUnusedWalkEnd    = "unused_walk_end"
+	ProfilerVarUseTables        = "use_tables"
 )
 
 // LoadProfiler returns the embedded CollectionSpec for Profiler.
@@ -131,23 +240,39 @@ type ProfilerProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type ProfilerMapSpecs struct {
-	Counts0 *ebpf.MapSpec `ebpf:"counts0"`
-	Counts1 *ebpf.MapSpec `ebpf:"counts1"`
-	Events  *ebpf.MapSpec `ebpf:"events"`
-	Stacks0 *ebpf.MapSpec `ebpf:"stacks0"`
-	Stacks1 *ebpf.MapSpec `ebpf:"stacks1"`
-	Stats   *ebpf.MapSpec `ebpf:"stats"`
+	Counts0       *ebpf.MapSpec `ebpf:"counts0"`
+	Counts1       *ebpf.MapSpec `ebpf:"counts1"`
+	Events        *ebpf.MapSpec `ebpf:"events"`
+	InterpWalkers *ebpf.MapSpec `ebpf:"interp_walkers"`
+	PidMaps       *ebpf.MapSpec `ebpf:"pid_maps"`
+	RefreshSent   *ebpf.MapSpec `ebpf:"refresh_sent"`
+	SampleScratch *ebpf.MapSpec `ebpf:"sample_scratch"`
+	Stacks0       *ebpf.MapSpec `ebpf:"stacks0"`
+	Stacks1       *ebpf.MapSpec `ebpf:"stacks1"`
+	Stats         *ebpf.MapSpec `ebpf:"stats"`
+	UnwindFiles   *ebpf.MapSpec `ebpf:"unwind_files"`
+	UnwindRows    *ebpf.MapSpec `ebpf:"unwind_rows"`
+	UserStacks0   *ebpf.MapSpec `ebpf:"user_stacks0"`
+	UserStacks1   *ebpf.MapSpec `ebpf:"user_stacks1"`
 }
 
 // ProfilerVariableSpecs contains global variables before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type ProfilerVariableSpecs struct {
-	ActiveBuf       *ebpf.VariableSpec `ebpf:"active_buf"`
-	SkipIdle        *ebpf.VariableSpec `ebpf:"skip_idle"`
-	UnusedEvent     *ebpf.VariableSpec `ebpf:"unused_event"`
-	UnusedEventKind *ebpf.VariableSpec `ebpf:"unused_event_kind"`
-	UnusedStatIdx   *ebpf.VariableSpec `ebpf:"unused_stat_idx"`
+	ActiveBuf        *ebpf.VariableSpec `ebpf:"active_buf"`
+	SkipIdle         *ebpf.VariableSpec `ebpf:"skip_idle"`
+	UnusedEvent      *ebpf.VariableSpec `ebpf:"unused_event"`
+	UnusedEventKind  *ebpf.VariableSpec `ebpf:"unused_event_kind"`
+	UnusedFileRows   *ebpf.VariableSpec `ebpf:"unused_file_rows"`
+	UnusedInterpKind *ebpf.VariableSpec `ebpf:"unused_interp_kind"`
+	UnusedProcMaps   *ebpf.VariableSpec `ebpf:"unused_proc_maps"`
+	UnusedRowKind    *ebpf.VariableSpec `ebpf:"unused_row_kind"`
+	UnusedStatIdx    *ebpf.VariableSpec `ebpf:"unused_stat_idx"`
+	UnusedUnwindRow  *ebpf.VariableSpec `ebpf:"unused_unwind_row"`
+	UnusedUserStack  *ebpf.VariableSpec `ebpf:"unused_user_stack"`
+	UnusedWalkEnd    *ebpf.VariableSpec `ebpf:"unused_walk_end"`
+	UseTables        *ebpf.VariableSpec `ebpf:"use_tables"`
 }
 
 // ProfilerObjects contains all objects after they have been loaded into the kernel.
@@ -170,12 +295,20 @@ func (o *ProfilerObjects) Close() error {
 //
 // It can be passed to LoadProfilerObjects or ebpf.CollectionSpec.LoadAndAssign.
 type ProfilerMaps struct {
-	Counts0 *ebpf.Map `ebpf:"counts0"`
-	Counts1 *ebpf.Map `ebpf:"counts1"`
-	Events  *ebpf.Map `ebpf:"events"`
-	Stacks0 *ebpf.Map `ebpf:"stacks0"`
-	Stacks1 *ebpf.Map `ebpf:"stacks1"`
-	Stats   *ebpf.Map `ebpf:"stats"`
+	Counts0       *ebpf.Map `ebpf:"counts0"`
+	Counts1       *ebpf.Map `ebpf:"counts1"`
+	Events        *ebpf.Map `ebpf:"events"`
+	InterpWalkers *ebpf.Map `ebpf:"interp_walkers"`
+	PidMaps       *ebpf.Map `ebpf:"pid_maps"`
+	RefreshSent   *ebpf.Map `ebpf:"refresh_sent"`
+	SampleScratch *ebpf.Map `ebpf:"sample_scratch"`
+	Stacks0       *ebpf.Map `ebpf:"stacks0"`
+	Stacks1       *ebpf.Map `ebpf:"stacks1"`
+	Stats         *ebpf.Map `ebpf:"stats"`
+	UnwindFiles   *ebpf.Map `ebpf:"unwind_files"`
+	UnwindRows    *ebpf.Map `ebpf:"unwind_rows"`
+	UserStacks0   *ebpf.Map `ebpf:"user_stacks0"`
+	UserStacks1   *ebpf.Map `ebpf:"user_stacks1"`
 }
 
 func (m *ProfilerMaps) Close() error {
@@ -183,9 +316,17 @@ func (m *ProfilerMaps) Close() error {
 		m.Counts0,
 		m.Counts1,
 		m.Events,
+		m.InterpWalkers,
+		m.PidMaps,
+		m.RefreshSent,
+		m.SampleScratch,
 		m.Stacks0,
 		m.Stacks1,
 		m.Stats,
+		m.UnwindFiles,
+		m.UnwindRows,
+		m.UserStacks0,
+		m.UserStacks1,
 	)
 }
 
@@ -193,11 +334,19 @@ func (m *ProfilerMaps) Close() error {
 //
 // It can be passed to LoadProfilerObjects or ebpf.CollectionSpec.LoadAndAssign.
 type ProfilerVariables struct {
-	ActiveBuf       *ebpf.Variable `ebpf:"active_buf"`
-	SkipIdle        *ebpf.Variable `ebpf:"skip_idle"`
-	UnusedEvent     *ebpf.Variable `ebpf:"unused_event"`
-	UnusedEventKind *ebpf.Variable `ebpf:"unused_event_kind"`
-	UnusedStatIdx   *ebpf.Variable `ebpf:"unused_stat_idx"`
+	ActiveBuf        *ebpf.Variable `ebpf:"active_buf"`
+	SkipIdle         *ebpf.Variable `ebpf:"skip_idle"`
+	UnusedEvent      *ebpf.Variable `ebpf:"unused_event"`
+	UnusedEventKind  *ebpf.Variable `ebpf:"unused_event_kind"`
+	UnusedFileRows   *ebpf.Variable `ebpf:"unused_file_rows"`
+	UnusedInterpKind *ebpf.Variable `ebpf:"unused_interp_kind"`
+	UnusedProcMaps   *ebpf.Variable `ebpf:"unused_proc_maps"`
+	UnusedRowKind    *ebpf.Variable `ebpf:"unused_row_kind"`
+	UnusedStatIdx    *ebpf.Variable `ebpf:"unused_stat_idx"`
+	UnusedUnwindRow  *ebpf.Variable `ebpf:"unused_unwind_row"`
+	UnusedUserStack  *ebpf.Variable `ebpf:"unused_user_stack"`
+	UnusedWalkEnd    *ebpf.Variable `ebpf:"unused_walk_end"`
+	UseTables        *ebpf.Variable `ebpf:"use_tables"`
 }
 
 // ProfilerPrograms contains all programs after they have been loaded into the kernel.

@@ -54,8 +54,9 @@ type Sampler struct {
 
 	// stacks and counts are the two buffers; the kernel writes to
 	// buffer active while Drain empties the other.
-	stacks [2]*ebpf.Map
-	counts [2]*ebpf.Map
+	stacks  [2]*ebpf.Map
+	ustacks [2]*ebpf.Map // user stack records keyed by their hash
+	counts  [2]*ebpf.Map
 
 	mu        sync.Mutex // guards the fields below and serializes Drain/Close
 	closed    bool
@@ -94,7 +95,7 @@ func New(cfg Config) (*Sampler, error) {
 	if err != nil {
 		return nil, fmt.Errorf("parse bpf objects: %w", err)
 	}
-	for _, name := range []string{bpf.ProfilerMapStacks0, bpf.ProfilerMapStacks1} {
+	for _, name := range []string{bpf.ProfilerMapStacks0, bpf.ProfilerMapStacks1, bpf.ProfilerMapUserStacks0, bpf.ProfilerMapUserStacks1} {
 		spec.Maps[name].MaxEntries = uint32(cfg.StackMapEntries)
 	}
 	for _, name := range []string{bpf.ProfilerMapCounts0, bpf.ProfilerMapCounts1} {
@@ -117,6 +118,7 @@ func New(cfg Config) (*Sampler, error) {
 		return nil, loadError(err)
 	}
 	s.stacks = [2]*ebpf.Map{s.objs.Stacks0, s.objs.Stacks1}
+	s.ustacks = [2]*ebpf.Map{s.objs.UserStacks0, s.objs.UserStacks1}
 	s.counts = [2]*ebpf.Map{s.objs.Counts0, s.objs.Counts1}
 	if err := s.attach(cpus); err != nil {
 		return nil, errors.Join(err, s.release())
@@ -346,9 +348,32 @@ func (s *Sampler) Drain() ([]Sample, Stats, error) {
 		return st, nil
 	}
 
+	ustackMap := s.ustacks[old]
+	ustacks := make(map[uint64][]uint64)
+	resolveUser := func(h uint64) ([]uint64, error) {
+		if h == 0 {
+			return nil, nil
+		}
+		if st, ok := ustacks[h]; ok {
+			return st, nil
+		}
+		var rec bpf.ProfilerUserStack
+		if err := ustackMap.Lookup(h, &rec); err != nil {
+			if errors.Is(err, ebpf.ErrKeyNotExist) {
+				ustacks[h] = nil
+				return nil, nil
+			}
+			return nil, fmt.Errorf("look up user stack: %w", err)
+		}
+		n := min(int(rec.Len), len(rec.Pcs))
+		st := append([]uint64(nil), rec.Pcs[:n]...)
+		ustacks[h] = st
+		return st, nil
+	}
+
 	samples := make([]Sample, 0, len(keys))
 	for i, k := range keys {
-		user, err := resolve(k.UserStackId)
+		user, err := resolveUser(k.UserStack)
 		if err != nil {
 			return nil, Stats{}, err
 		}
@@ -357,7 +382,7 @@ func (s *Sampler) Drain() ([]Sample, Stats, error) {
 			return nil, Stats{}, err
 		}
 		c := counts[i]
-		if (k.UserStackId >= 0 && user == nil) || (k.KernelStackId >= 0 && kernel == nil) {
+		if (k.UserStack != 0 && user == nil) || (k.KernelStackId >= 0 && kernel == nil) {
 			s.missing += c
 		}
 		if len(user) == 1 {
@@ -374,6 +399,9 @@ func (s *Sampler) Drain() ([]Sample, Stats, error) {
 		})
 	}
 	if err := clearStacks(stackMap); err != nil {
+		return nil, Stats{}, err
+	}
+	if err := clearUserStacks(ustackMap); err != nil {
 		return nil, Stats{}, err
 	}
 	st, err := s.stats()
@@ -418,6 +446,26 @@ func clearStacks(m *ebpf.Map) error {
 	for _, id := range ids {
 		if err := m.Delete(id); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
 			return fmt.Errorf("delete stack %d: %w", id, err)
+		}
+	}
+	return nil
+}
+
+// clearUserStacks empties a user stack map no program writes to.
+func clearUserStacks(m *ebpf.Map) error {
+	var keys []uint64
+	var k uint64
+	it := m.Iterate()
+	var rec bpf.ProfilerUserStack
+	for it.Next(&k, &rec) {
+		keys = append(keys, k)
+	}
+	if err := it.Err(); err != nil {
+		return fmt.Errorf("iterate user stack map: %w", err)
+	}
+	for _, k := range keys {
+		if err := m.Delete(k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			return fmt.Errorf("delete user stack: %w", err)
 		}
 	}
 	return nil
