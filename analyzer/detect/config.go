@@ -18,34 +18,15 @@ type Config struct {
 	// Alpha is the level of the before/after test that confirms a change (and of the
 	// strongest change point of its event). It is per change, and a series has a few
 	// candidate changes per window, so it must be well below the target false-positive
-	// rate per series: 1e-3 alone measured 0.011 FP/series in the evaluation sweep
-	// with recall 0.92 at ≥2× the noise floor; 1e-4 measured 0.0036 and 0.875 and
-	// lost the tiny_regression scenario, hence FamilyAlpha for the net test.
+	// rate per series.
 	Alpha float64
 	// FamilyAlpha bounds the false positives per service (Bonferroni): the
-	// before/after test of an event's net change must reach
-	// min(Alpha, FamilyAlpha / series tested), the series being the inclusive and
-	// self shares above MinShare. Noise events at p ≈ 1e-4…1e-3 are frequent across
-	// ~80 series with several events each, while a real change compared over hours
-	// of data is far stronger; a service with few functions keeps Alpha. Measured
-	// (evaluation sweep, seed of DefaultConfig): 0.008 → 0 FP/series, recall at ≥2×
-	// the noise floor 21/21 (0.01 left one FP at net p 1.2e-4; the tiny_regression
-	// scenario, 12 series, needs it ≥ 0.0071). On another seed (+1000) FPs stayed at
-	// 0.011, strong (p ≈ 1e-5…1e-7) changes at no release: they came from the
-	// seasonality stage (a noisy profile subtracted from series without a wave, its
-	// error left out of the test), not from this threshold; fixed there, the two
-	// seeds pooled measured 1 FP in 1106 series (0.0009), recall at ≥2× the noise
-	// floor 36/39. Five seeds of that code measured 10 in 2734 (0.0037); with the
-	// later-went-away, cost-shift and paired-test fixes, 4 in 2734 (0.0015), recall
-	// 98/102; five more seeds then measured 15 in 2732, which requiring the
-	// strongest change point of an event at this level too brought to 6 (ten seeds:
-	// 7 in 5466, 0.0013, recall 192/203). The level is not where the rest come
-	// from: 0.004 and 0.016 measured 4 and 5 on the first five seeds, like 0.008.
-	// Most of those were the daily wave of one seasonal function diluting every
-	// other share; dividing it out (seasonalDilution) left 2 in 5466 (0.00037),
-	// both the injected function itself dated outside the scoring window. Five
-	// held-out seeds (10000…14000, never tuned on) then measured 5 in 2731
-	// (0.0018); all fifteen pooled 7 in 8197 (0.00085), recall 305/307.
+	// before/after test of an event's net change, and the strongest change point of
+	// the event, must reach min(Alpha, FamilyAlpha / series tested), the series being
+	// the inclusive and self shares above MinShare. Noise events at p ≈ 1e-4…1e-3 are
+	// frequent across ~80 series with several events each, while a real change
+	// compared over hours of data is far stronger; a service with few functions
+	// keeps Alpha. How it was chosen: analyzer/evaluate/TUNING.md.
 	FamilyAlpha float64
 	// PairedAlpha is the level of the version-paired test, lowered to FamilyAlpha /
 	// (series tested × rollouts in the window) when that is smaller. It only runs
@@ -80,8 +61,7 @@ type Config struct {
 	DedupCoverage float64
 	// CostShiftFraction: a rise is a cost shift when same-domain functions fell, at
 	// the same time, by at least this fraction of it and at most the rise divided by
-	// it (moved cost balances). 0.75: a simulated sibling fall of 0.68× the rise
-	// (another change in the same release) hid a true regression at 0.5.
+	// it (moved cost balances).
 	CostShiftFraction float64
 	// MinOverlapBuckets is how many buckets two versions must both run in before the
 	// version-paired test is used.
@@ -98,6 +78,8 @@ type Config struct {
 	MaxStacks int
 	// Parallelism is the number of series analyzed at once; 0 means GOMAXPROCS.
 	Parallelism int
+	// Tuning holds the stages' inner thresholds (DefaultTuning).
+	Tuning Tuning
 }
 
 // DefaultConfig returns the defaults: 6h analysis window, 1h extended window, daily
@@ -123,6 +105,7 @@ func DefaultConfig() Config {
 		MinVersionGroups:  3,
 		MaxStacks:         3,
 		SelfShares:        true,
+		Tuning:            DefaultTuning(),
 	}
 }
 
@@ -169,6 +152,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxStacks < 0 {
 		return fmt.Errorf("max stacks %d: want >= 0", c.MaxStacks)
+	}
+	if err := c.Tuning.Validate(); err != nil {
+		return fmt.Errorf("tuning: %w", err)
 	}
 	return nil
 }

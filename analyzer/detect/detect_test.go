@@ -188,7 +188,7 @@ func TestDeseasonalize(t *testing.T) {
 	for i := 9 * period; i < len(s); i++ {
 		s[i] += 0.01 // a step after the history
 	}
-	adj, off := deseasonalize(s, period, 8*period)
+	adj, off := deseasonalize(s, period, 8*period, DefaultTuning().SeasonProfileSDs)
 	if off == nil {
 		t.Fatal("not applied")
 	}
@@ -200,7 +200,7 @@ func TestDeseasonalize(t *testing.T) {
 	if math.Abs(adj[len(s)-1]-0.11) > 1e-3 {
 		t.Errorf("step lost: %v", adj[len(s)-1])
 	}
-	if _, off := deseasonalize(s, period, period); off != nil {
+	if _, off := deseasonalize(s, period, period, DefaultTuning().SeasonProfileSDs); off != nil {
 		t.Error("applied with one period of history")
 	}
 }
@@ -217,7 +217,7 @@ func TestDeseasonalizeNeedsAWave(t *testing.T) {
 		for i := range s {
 			s[i] = 0.01 + 1e-4*(rng.NormFloat64()+tc.amp*math.Sin(2*math.Pi*float64(i)/period))
 		}
-		if _, off := deseasonalize(s, period, 2*period); (off != nil) != tc.apply {
+		if _, off := deseasonalize(s, period, 2*period, DefaultTuning().SeasonProfileSDs); (off != nil) != tc.apply {
 			t.Errorf("%s: applied %v, want %v", tc.name, off != nil, tc.apply)
 		}
 	}
@@ -280,7 +280,7 @@ func TestDedupAndCostShift(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			res := &Result{}
 			out := dedup(tt.ups, g, cfg, 2)
-			out = costShift(&Service{}, windows{}, out, tt.downs, g, cfg, 2, res)
+			out = costShift(&Service{}, windows{tun: DefaultTuning()}, out, tt.downs, g, cfg, 2, res)
 			out = dedup(out, g, cfg, 2)
 			var got []string
 			for _, o := range out {
@@ -490,10 +490,10 @@ func TestTrimmedEstimateIgnoresASpike(t *testing.T) {
 	want := quasiBinomial(inc, tot).P
 	spiked := slices.Clone(inc)
 	spiked[3] = 400 // a transient ×4 in one bucket
-	if got := trimmedEstimate(spiked, tot).P; math.Abs(got-want) > 5e-4 {
+	if got := trimmedEstimate(spiked, tot, DefaultTuning()).P; math.Abs(got-want) > 5e-4 {
 		t.Errorf("share with a spike %v, want about %v", got, want)
 	}
-	if got := trimmedEstimate(inc, tot).P; got != want {
+	if got := trimmedEstimate(inc, tot, DefaultTuning()).P; got != want {
 		t.Errorf("share without a spike %v, want %v (nothing trimmed)", got, want)
 	}
 }
@@ -515,7 +515,7 @@ func TestSeasonalDilution(t *testing.T) {
 		}
 	}
 	svc := b.Service()
-	w := windows{n: n, period: period, winLo: 2 * period}
+	w := windows{n: n, period: period, winLo: 2 * period, tun: DefaultTuning()}
 	c, seasonal := seasonalDilution(svc, w)
 	if c == nil || !seasonal["seasonal"] || len(seasonal) != 1 {
 		t.Fatalf("common factor %v, seasonal %v: want one for the ±30%% wave of \"seasonal\"", c != nil, seasonal)

@@ -9,7 +9,13 @@
 // cell, caller→callee edges, stacks). Builder makes one from stack samples. Output:
 // findings.Finding values of kind "regression" (schema fleetprof.findings/v1).
 //
-// Pipeline (Run), every parameter in Config:
+// Pipeline (Run), every parameter in Config (inner thresholds in Config.Tuning;
+// how the defaults were chosen: analyzer/evaluate/TUNING.md). Files follow the
+// stages: series.go (per-series analysis, seasonality, estimates), timepath.go (the
+// before/after path, its steps in eventSteps), paired.go (the version-paired test),
+// dedup.go (call-graph dedup), costshift.go (cost shift), handoff.go (the finding
+// handed to root cause). The stages across series run in the order of crossStages;
+// a finding lists the stages it passed in the order of filterOrder.
 //
 //  1. min share: functions below Config.MinShare (0.001%) are skipped.
 //  2. change points on the (deseasonalized) share series (package changepoint,

@@ -1,0 +1,63 @@
+package detect
+
+import (
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/fleetprof/fleetprof/analyzer/findings"
+)
+
+func (c *candidate) finding(svc *Service, cfg Config) findings.Finding {
+	at := func(i int) time.Time {
+		if svc.Start.IsZero() {
+			return time.Time{}
+		}
+		return svc.Start.Add(time.Duration(i) * svc.Step).UTC()
+	}
+	f := findings.Finding{
+		Kind: findings.KindRegression, Service: svc.Name, Function: c.fn, Domain: c.domain,
+		Before: c.before.share(), After: c.after.share(),
+		AbsoluteChange: c.abs, RelativeChange: c.rel,
+		ServiceCores: svc.Cores, EstimatedCores: c.abs * svc.Cores,
+		PValue: c.p, ChangeTime: at(c.change), WindowStart: at(c.lo), WindowEnd: at(c.hi),
+		VersionBefore: c.vBefore, VersionAfter: c.vAfter,
+		RepresentativeStacks: representativeStacks(svc, c.fn, c.change, c.hi, cfg.MaxStacks),
+		FiltersPassed:        c.passed(), DedupGroup: c.group,
+	}
+	f.ID = findings.ComputeID(&f)
+	return f
+}
+
+// representativeStacks returns the stacks containing fn with the largest share of the
+// service in [lo, hi).
+func representativeStacks(svc *Service, fn string, lo, hi, k int) []findings.Stack {
+	if k == 0 || len(svc.Stacks) == 0 {
+		return nil
+	}
+	total := 0.0
+	for _, x := range svc.Total[lo:hi] {
+		total += x
+	}
+	if total == 0 {
+		return nil
+	}
+	var out []findings.Stack
+	for _, st := range svc.Stacks {
+		if !slices.Contains(st.Frames, fn) {
+			continue
+		}
+		n := 0.0
+		for _, x := range st.Count[lo:hi] {
+			n += x
+		}
+		if n > 0 {
+			out = append(out, findings.Stack{Frames: st.Frames, Share: n / total})
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Share > out[j].Share })
+	if len(out) > k {
+		out = out[:k]
+	}
+	return out
+}
