@@ -39,9 +39,7 @@ func newFleetStore(t testing.TB, f *simulate.Fleet) *fleetStore {
 	s := &fleetStore{fleet: f}
 	for i := range f.Buckets() {
 		b := f.Bucket(i)
-		for _, r := range b.Rollup() {
-			s.rollup = append(s.rollup, r)
-		}
+		s.rollup = append(s.rollup, b.Rollup()...)
 		b.Each(func(x simulate.StackSample) {
 			s.samples = append(s.samples, stackSample{b.Start, x.Version, x.Frames, x.Count})
 		})
