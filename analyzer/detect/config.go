@@ -2,7 +2,6 @@ package detect
 
 import (
 	"fmt"
-	"math"
 	"time"
 
 	"github.com/fleetprof/fleetprof/analyzer/changepoint"
@@ -117,18 +116,12 @@ func (c Config) Validate() error {
 	if !(c.Alpha > 0 && c.Alpha < 1) || !(c.PairedAlpha > 0 && c.PairedAlpha < 1) || !(c.FamilyAlpha > 0 && c.FamilyAlpha < 1) {
 		return fmt.Errorf("alpha %v, family alpha %v, paired alpha %v: want 0 < alpha < 1", c.Alpha, c.FamilyAlpha, c.PairedAlpha)
 	}
-	fracs := []struct {
-		name string
-		v    float64
-	}{
+	if err := checkFractions([]namedValue{
 		{"min share", c.MinShare}, {"went-away fraction", c.WentAwayFraction},
 		{"min absolute change", c.MinAbsoluteChange}, {"min relative change", c.MinRelativeChange},
 		{"dedup coverage", c.DedupCoverage}, {"cost-shift fraction", c.CostShiftFraction},
-	}
-	for _, f := range fracs {
-		if f.v < 0 || f.v > 1 || math.IsNaN(f.v) {
-			return fmt.Errorf("%s %v: want 0..1", f.name, f.v)
-		}
+	}); err != nil {
+		return err
 	}
 	if c.DedupCoverage == 0 {
 		return fmt.Errorf("dedup coverage 0: want > 0")

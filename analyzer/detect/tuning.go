@@ -101,19 +101,13 @@ func DefaultTuning() Tuning {
 
 // Validate reports the first invalid field.
 func (t Tuning) Validate() error {
-	fracs := []struct {
-		name string
-		v    float64
-	}{
+	if err := checkFractions([]namedValue{
 		{"self series max ratio", t.SelfSeriesMaxRatio}, {"seasonal min share", t.SeasonalMinShare},
 		{"seasonal min amplitude", t.SeasonalMinAmplitude}, {"seasonal max total", t.SeasonalMaxTotal},
 		{"tail fraction", t.TailFraction}, {"dilution min share", t.DilutionMinShare},
 		{"dilution max share", t.DilutionMaxShare},
-	}
-	for _, f := range fracs {
-		if !(f.v >= 0 && f.v <= 1) {
-			return fmt.Errorf("%s %v: want 0..1", f.name, f.v)
-		}
+	}); err != nil {
+		return err
 	}
 	if t.DilutionMinShare >= t.DilutionMaxShare {
 		return fmt.Errorf("dilution shares [%v, %v): want min < max", t.DilutionMinShare, t.DilutionMaxShare)
@@ -140,6 +134,22 @@ func (t Tuning) Validate() error {
 	} {
 		if f.v < f.lo {
 			return fmt.Errorf("%s %d: want >= %d", f.name, f.v, f.lo)
+		}
+	}
+	return nil
+}
+
+// namedValue is a parameter's name and value, for range checks in Validate.
+type namedValue struct {
+	name string
+	v    float64
+}
+
+// checkFractions reports the first value outside 0..1 (NaN included).
+func checkFractions(fs []namedValue) error {
+	for _, f := range fs {
+		if !(f.v >= 0 && f.v <= 1) {
+			return fmt.Errorf("%s %v: want 0..1", f.name, f.v)
 		}
 	}
 	return nil
