@@ -191,7 +191,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		g.Add(func() error { return a.kube.Run(ctx) }, func(error) { cancel() })
 	}
 	if a.cfg.MetricsAddr != MetricsOff {
-		l, err := net.Listen("tcp", a.cfg.MetricsAddr)
+		l, err := new(net.ListenConfig).Listen(ctx, "tcp", a.cfg.MetricsAddr)
 		if err != nil {
 			return fmt.Errorf("listen for metrics: %w", err)
 		}

@@ -18,6 +18,7 @@ import (
 	"github.com/fleetprof/fleetprof/agent/sampler"
 	"github.com/fleetprof/fleetprof/agent/ship/shiptest"
 	"github.com/fleetprof/fleetprof/agent/symbolize"
+	"github.com/fleetprof/fleetprof/internal/testenv"
 	"github.com/fleetprof/fleetprof/proto/samplebatch"
 )
 
@@ -230,13 +231,10 @@ func perfSelfSamples(tb testing.TB, perf, data string) map[string]int64 {
 // needPerf returns the perf binary, skipping if it cannot record here.
 func needPerf(tb testing.TB) string {
 	tb.Helper()
-	perf, err := exec.LookPath("perf")
-	if err != nil {
-		tb.Skip("needs perf (Debian package linux-perf) as the reference profiler")
-	}
+	perf := testenv.LookPath(tb, "perf", "linux-perf")
 	data := filepath.Join(tb.TempDir(), "probe.data")
 	if out, err := exec.Command(perf, "record", "-e", "cpu-clock", "-F", "99", "-g", "-o", data, "--", "true").CombinedOutput(); err != nil {
-		tb.Skipf("perf record does not work here (%v), nothing to compare with:\n%s", err, out)
+		testenv.Skip(tb, testenv.MissingTool, "perf record does not work here (%v), nothing to compare with:\n%s", err, out)
 	}
 	return perf
 }
@@ -244,10 +242,7 @@ func needPerf(tb testing.TB) string {
 // buildC compiles testdata/<name>.c like the agreement docs say.
 func buildC(tb testing.TB, name string) string {
 	tb.Helper()
-	gcc, err := exec.LookPath("gcc")
-	if err != nil {
-		tb.Skip("needs gcc (Debian package gcc) to build testdata/" + name + ".c")
-	}
+	gcc := testenv.LookPath(tb, "gcc", "gcc")
 	bin := filepath.Join(tb.TempDir(), name)
 	out, err := exec.Command(gcc, "-O1", "-fno-omit-frame-pointer", "-o", bin, "testdata/"+name+".c").CombinedOutput()
 	if err != nil {

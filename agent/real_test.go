@@ -20,24 +20,20 @@ import (
 	"github.com/fleetprof/fleetprof/agent/sampler"
 	"github.com/fleetprof/fleetprof/agent/ship/shiptest"
 	"github.com/fleetprof/fleetprof/agent/symbolize"
+	"github.com/fleetprof/fleetprof/internal/testenv"
 	"github.com/fleetprof/fleetprof/proto/samplebatch"
 )
 
 // needRoot skips tests that load the eBPF sampler when not root.
 func needRoot(tb testing.TB) {
 	tb.Helper()
-	if os.Geteuid() != 0 {
-		tb.Skip("needs root (CAP_BPF, CAP_PERFMON) to load the eBPF sampler")
-	}
+	testenv.Root(tb, "loading the eBPF sampler needs CAP_BPF and CAP_PERFMON")
 }
 
 // buildChain compiles testdata/chain.c with frame pointers.
 func buildChain(tb testing.TB) string {
 	tb.Helper()
-	gcc, err := exec.LookPath("gcc")
-	if err != nil {
-		tb.Skip("needs gcc (Debian package gcc) to build testdata/chain.c")
-	}
+	gcc := testenv.LookPath(tb, "gcc", "gcc")
 	bin := filepath.Join(tb.TempDir(), "chain")
 	out, err := exec.Command(gcc, "-O1", "-fno-omit-frame-pointer", "-o", bin, "testdata/chain.c").CombinedOutput()
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/fleetprof/fleetprof/aggregator/storage"
 	"github.com/fleetprof/fleetprof/aggregator/storage/clickhousetest"
+	"github.com/fleetprof/fleetprof/internal/testenv"
 )
 
 // One chDB engine and one clickhouse-server per test process; each test opens its
@@ -68,7 +69,7 @@ func runMain(m *testing.M) int {
 func openStore(tb testing.TB, skip string, uri func(db string) string) Store {
 	tb.Helper()
 	if skip != "" {
-		tb.Skip(skip)
+		testenv.Skip(tb, testenv.MissingTool, "%s", skip)
 	}
 	s, err := storage.Open(context.Background(), storage.Config{URI: uri(fmt.Sprintf("agg%d", dbSeq.Add(1)))})
 	if err != nil {

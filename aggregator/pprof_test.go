@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/fleetprof/fleetprof/aggregator/pprofconv"
+	"github.com/fleetprof/fleetprof/internal/testenv"
 	"github.com/fleetprof/fleetprof/model"
 	ingestv1 "github.com/fleetprof/fleetprof/proto/fleetprof/ingest/v1"
 	"github.com/fleetprof/fleetprof/proto/samplebatch"
@@ -41,15 +42,23 @@ func busyWarm(n int) float64 {
 	return x
 }
 
-// cpuProfile profiles ~1.5 s of busy work in this process and returns the pprof bytes.
+// profileCPU is how much CPU time cpuProfile collects: at the runtime's 100 Hz
+// that is ~50 samples however loaded the machine is (its wall time grows instead).
+const profileCPU = 500 * time.Millisecond
+
+// profileWallLimit bounds cpuProfile's wall time on a starved machine.
+const profileWallLimit = 60 * time.Second
+
+// cpuProfile profiles busy work in this process until it has used profileCPU of
+// CPU time and returns the pprof bytes.
 func cpuProfile(t testing.TB) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	if err := pprof.StartCPUProfile(&buf); err != nil {
-		t.Skipf("cpu profiling unavailable: %v", err)
+		t.Fatalf("start cpu profile: %v", err)
 	}
-	end := time.Now().Add(1500 * time.Millisecond)
-	for time.Now().Before(end) {
+	start, deadline := cpuTime(), time.Now().Add(profileWallLimit)
+	for cpuTime()-start < profileCPU && time.Now().Before(deadline) {
 		sink += busyHot(200_000)
 		sink += busyWarm(60_000)
 	}
@@ -60,10 +69,7 @@ func cpuProfile(t testing.TB) []byte {
 // pprofTop runs `go tool pprof -top` and returns function → flat%.
 func pprofTop(t *testing.T, file string) map[string]float64 {
 	t.Helper()
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		t.Skipf("go tool not on PATH: %v", err)
-	}
+	goBin := testenv.LookPath(t, "go", "golang-go, or Go from go.dev")
 	out, err := exec.Command(goBin, "tool", "pprof", "-top", "-nodecount=10", file).CombinedOutput()
 	if err != nil {
 		t.Fatalf("go tool pprof: %v\n%s", err, out)
@@ -88,7 +94,7 @@ func pprofTop(t *testing.T, file string) map[string]float64 {
 // table and `go tool pprof -top` on the exported profile agree.
 func TestPprofRoundTrip(t *testing.T) {
 	if testing.Short() {
-		t.Skip("profiles for 1.5 s")
+		testenv.Skip(t, testenv.Short, "profiles %v of CPU time", profileCPU)
 	}
 	raw := cpuProfile(t)
 	for _, be := range backends {
@@ -110,7 +116,7 @@ func TestPprofRoundTrip(t *testing.T) {
 				t.Fatal(err)
 			}
 			if top.Total < 20 {
-				t.Skipf("only %d samples in 1.5 s of profiling; machine too loaded to compare shares", top.Total)
+				t.Fatalf("only %d samples after %v of CPU time; want >= 20 to compare shares", top.Total, profileCPU)
 			}
 			data, err := ts.client.ProfileBytes(ctx, sel, "pprof")
 			if err != nil {

@@ -120,11 +120,11 @@ func (s *Server) Handler() http.Handler { return s.handler }
 // Run listens on the configured addresses and serves until ctx is done or an actor
 // fails; it returns nil after a shutdown caused by ctx.
 func (s *Server) Run(ctx context.Context) error {
-	gl, err := net.Listen("tcp", s.cfg.GRPCAddr)
+	gl, err := new(net.ListenConfig).Listen(ctx, "tcp", s.cfg.GRPCAddr)
 	if err != nil {
 		return fmt.Errorf("listen grpc: %w", err)
 	}
-	hl, err := net.Listen("tcp", s.cfg.HTTPAddr)
+	hl, err := new(net.ListenConfig).Listen(ctx, "tcp", s.cfg.HTTPAddr)
 	if err != nil {
 		gl.Close()
 		return fmt.Errorf("listen http: %w", err)

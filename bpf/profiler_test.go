@@ -3,9 +3,10 @@ package bpf
 import (
 	"errors"
 
-	"github.com/fleetprof/fleetprof/internal/testenv"
 	"testing"
 	"unsafe"
+
+	"github.com/fleetprof/fleetprof/internal/testenv"
 
 	"github.com/cilium/ebpf"
 )

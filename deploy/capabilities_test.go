@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/fleetprof/fleetprof/internal/testenv"
 )
 
 // documentedCaps is the capability list of OPS.md and the Helm chart, in
@@ -28,15 +30,10 @@ var documentedCaps = []string{"bpf", "perfmon", "sys_ptrace", "sys_resource"}
 // does), checks that it samples, then that dropping CAP_BPF or CAP_PERFMON
 // makes it exit with an error naming exactly that capability.
 func TestAgentRunsWithDocumentedCapabilities(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: the agent is started as uid 0 with a reduced capability bounding set")
-	}
-	setpriv, err := exec.LookPath("setpriv")
-	if err != nil {
-		t.Skip("needs setpriv (Debian package util-linux) to drop capabilities")
-	}
+	testenv.Root(t, "the agent is started as uid 0 with a reduced capability bounding set")
+	setpriv := testenv.LookPath(t, "setpriv", "util-linux")
 	if _, err := os.Stat("/sys/kernel/btf/vmlinux"); err != nil {
-		t.Skip("needs kernel BTF at /sys/kernel/btf/vmlinux for the eBPF sampler")
+		testenv.Skip(t, testenv.KernelFeature, "needs kernel BTF at /sys/kernel/btf/vmlinux for the eBPF sampler")
 	}
 	bin := buildFleetprof(t)
 
@@ -106,10 +103,7 @@ func TestAgentRunsWithDocumentedCapabilities(t *testing.T) {
 // buildFleetprof builds ./cmd/fleetprof from the repository root.
 func buildFleetprof(t *testing.T) string {
 	t.Helper()
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		t.Skip("needs the go command in PATH to build ./cmd/fleetprof")
-	}
+	goBin := testenv.LookPath(t, "go", "golang-go, or Go from go.dev")
 	bin := filepath.Join(t.TempDir(), "fleetprof")
 	cmd := exec.Command(goBin, "build", "-o", bin, "./cmd/fleetprof")
 	cmd.Dir = ".."

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/fleetprof/fleetprof/aggregator/storage/clickhousetest"
+	"github.com/fleetprof/fleetprof/internal/testenv"
 	"github.com/fleetprof/fleetprof/model"
 )
 
@@ -23,12 +24,9 @@ import (
 // hold part of it.
 func TestClusterMode(t *testing.T) {
 	if _, _, err := clickhousetest.Binary(); err != nil {
-		t.Skipf("clickhouse-server not installed (make setup): %v", err)
+		testenv.Skip(t, testenv.MissingTool, "clickhouse-server not installed (make setup): %v", err)
 	}
-	client, err := exec.LookPath("clickhouse-client")
-	if err != nil {
-		t.Skip("clickhouse-client not installed (make setup)")
-	}
+	client := testenv.LookPath(t, "clickhouse-client", "clickhouse-client")
 	shards := clickhousetest.StartN(t, 2)
 	bin := buildFleetprof(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)

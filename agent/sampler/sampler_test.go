@@ -12,18 +12,17 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf"
+	"github.com/fleetprof/fleetprof/internal/testenv"
 )
 
 // newTestSampler starts a real sampler, skipping only when the host cannot
 // run one at all.
 func newTestSampler(t *testing.T, cfg Config) *Sampler {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (CAP_BPF and CAP_PERFMON) to load eBPF programs")
-	}
+	testenv.Root(t, "CAP_BPF and CAP_PERFMON) to load eBPF programs")
 	s, err := New(cfg)
 	if errors.Is(err, ebpf.ErrNotSupported) {
-		t.Skipf("kernel lacks a required eBPF feature: %v", err)
+		testenv.Skip(t, testenv.KernelFeature, "kernel lacks a required eBPF feature: %v", err)
 	}
 	if err != nil {
 		t.Fatalf("New: %v", err)
@@ -258,9 +257,7 @@ func TestDrainFallbackMatchesBatch(t *testing.T) {
 }
 
 func TestCloseLeavesNoGoroutines(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (CAP_BPF and CAP_PERFMON) to load eBPF programs")
-	}
+	testenv.Root(t, "CAP_BPF and CAP_PERFMON) to load eBPF programs")
 	before := runtime.NumGoroutine()
 	s := newTestSampler(t, Config{})
 	if _, _, err := s.Drain(); err != nil {
@@ -337,9 +334,7 @@ func TestFrequentDrainsLoseNoStacks(t *testing.T) {
 // BenchmarkDrain measures one Drain (buffer switch, RCU wait, map reads)
 // with the sampler running at 99 Hz on an otherwise idle test process.
 func BenchmarkDrain(b *testing.B) {
-	if os.Geteuid() != 0 {
-		b.Skip("needs root (CAP_BPF and CAP_PERFMON) to load eBPF programs")
-	}
+	testenv.Root(b, "CAP_BPF and CAP_PERFMON) to load eBPF programs")
 	s, err := New(Config{Hz: 99})
 	if err != nil {
 		b.Fatalf("New: %v", err)

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/fleetprof/fleetprof/internal/testenv"
 )
 
 const unprivilegedEnv = "FLEETPROF_SAMPLER_UNPRIVILEGED_CHILD"
@@ -21,9 +23,7 @@ func TestUnprivilegedErrorNamesCapabilities(t *testing.T) {
 		fmt.Printf("NEW ERROR: %v\n", err)
 		return
 	}
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to start a child as user nobody")
-	}
+	testenv.Root(t, "starts a child as user nobody")
 	// The test binary lives in a root-only directory; give nobody a copy.
 	dir, err := os.MkdirTemp("", "sampler-unprivileged")
 	if err != nil {

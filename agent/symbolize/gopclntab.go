@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/fleetprof/fleetprof/internal/goname"
 )
 
 // Layout of the Go 1.20+ runtime tables (runtime/symtab.go, runtime2.go,
@@ -232,26 +234,12 @@ func (r *pclnReader) name(off int32) string {
 	if i := strings.IndexByte(b, 0); i >= 0 {
 		b = b[:i]
 	}
-	n := goPrintName(b)
+	n := goname.Print(b)
 	if r.names == nil {
 		r.names = map[int32]string{}
 	}
 	r.names[off] = n
 	return n
-}
-
-// goPrintName shortens type arguments to "[...]" as the runtime does
-// (funcNameForPrint), so names match Go's own tracebacks and pprof profiles.
-func goPrintName(name string) string {
-	i := strings.IndexByte(name, '[')
-	if i < 0 {
-		return name
-	}
-	j := strings.LastIndexByte(name, ']')
-	if j <= i {
-		return name
-	}
-	return name[:i] + "[...]" + name[j+1:]
 }
 
 // pcRun is one step of a pcvalue table: val holds on [lo, hi).

@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/fleetprof/fleetprof/internal/testenv"
 )
 
 // fakeProc is a procfs tree under a temp dir whose processes map real
@@ -300,7 +302,7 @@ func TestVDSO(t *testing.T) {
 		}
 	}
 	if vdso == nil {
-		t.Skip("no [vdso] mapping in this process")
+		testenv.Skip(t, testenv.KernelFeature, "no [vdso] mapping in this process")
 	}
 	s := newTestSymbolizer(t, Config{})
 	o := s.vdsoObject()

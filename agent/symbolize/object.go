@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/fleetprof/fleetprof/internal/goname"
 	"github.com/ianlancetaylor/demangle"
 )
 
@@ -324,7 +325,7 @@ func appendGoSymbols(cands []candidate, f *elf.File) []candidate {
 		if fn.End > fn.Entry {
 			size = fn.End - fn.Entry
 		}
-		cands = append(cands, candidate{symbol: symbol{addr: fn.Entry, size: size, name: goPrintName(fn.Name)}, prio: prioGo})
+		cands = append(cands, candidate{symbol: symbol{addr: fn.Entry, size: size, name: goname.Print(fn.Name)}, prio: prioGo})
 	}
 	return cands
 }

@@ -280,21 +280,6 @@ func TestFlattenCalls(t *testing.T) {
 	}
 }
 
-func TestGoPrintName(t *testing.T) {
-	tests := []struct{ in, want string }{
-		{"main.main", "main.main"},
-		{"net/http.(*conn).serve", "net/http.(*conn).serve"},
-		{"slices.Sort[go.shape.[]int,go.shape.int]", "slices.Sort[...]"},
-		{"pkg.(*T[go.shape.int]).M", "pkg.(*T[...]).M"},
-		{"weird[", "weird["},
-	}
-	for _, tt := range tests {
-		if got := goPrintName(tt.in); got != tt.want {
-			t.Errorf("goPrintName(%q) = %q, want %q", tt.in, got, tt.want)
-		}
-	}
-}
-
 // TestGoSymFallback covers the debug/gosym path used when the pclntab
 // layout is not the one parseGoPclntab knows.
 func TestGoSymFallback(t *testing.T) {

@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/fleetprof/fleetprof/internal/testenv"
 )
 
 func newTestSymbolizer(t testing.TB, cfg Config) *Symbolizer {
@@ -182,9 +184,7 @@ type goReport struct {
 }
 
 func TestSymbolizeGoBinary(t *testing.T) {
-	if _, err := exec.LookPath("go"); err != nil {
-		t.Skip("go toolchain not in PATH: needed to build testdata/goprog")
-	}
+	testenv.LookPath(t, "go", "golang-go, or Go from go.dev")
 	tests := []struct {
 		name string
 		args []string
@@ -293,9 +293,7 @@ func (f *fixture) addrs(t testing.TB) map[string]uint64 {
 
 func buildC(t testing.TB, pie bool) string {
 	t.Helper()
-	if _, err := exec.LookPath("gcc"); err != nil {
-		t.Skip("gcc not in PATH: needed to build testdata/chain.c (Debian package gcc)")
-	}
+	testenv.LookPath(t, "gcc", "gcc")
 	bin := filepath.Join(t.TempDir(), "chain")
 	args := []string{"-O0", "-fno-omit-frame-pointer", "-o", bin, "testdata/chain.c"}
 	if pie {
@@ -315,9 +313,7 @@ type nmSym struct{ addr, size uint64 }
 // reference for the ELF reader.
 func nmSymbols(t testing.TB, bin string) map[string]nmSym {
 	t.Helper()
-	if _, err := exec.LookPath("nm"); err != nil {
-		t.Skip("nm not in PATH (Debian package binutils)")
-	}
+	testenv.LookPath(t, "nm", "binutils")
 	out, err := exec.Command("nm", "-S", "--defined-only", bin).Output()
 	if err != nil {
 		t.Fatalf("nm: %v", err)
@@ -413,12 +409,12 @@ func TestShortLivedProcess(t *testing.T) {
 func TestKernel(t *testing.T) {
 	f, err := os.Open("/proc/kallsyms")
 	if err != nil {
-		t.Skipf("no /proc/kallsyms: %v", err)
+		testenv.Skip(t, testenv.KernelFeature, "no /proc/kallsyms: %v", err)
 	}
 	k, err := parseKallsyms(f)
 	f.Close()
 	if errors.Is(err, errKptrRestrict) {
-		t.Skip("/proc/kallsyms shows zero addresses (kernel.kptr_restrict or not root)")
+		testenv.Skip(t, testenv.NotRoot, "/proc/kallsyms shows zero addresses (kernel.kptr_restrict or not root)")
 	}
 	if err != nil {
 		t.Fatal(err)
@@ -480,7 +476,7 @@ func TestDebugFileByBuildID(t *testing.T) {
 	debugPath := "/usr/lib/debug/.build-id/" + id[:2] + "/" + id[2:] + ".debug"
 	df, err := elf.Open(debugPath)
 	if err != nil {
-		t.Skipf("no libc debug file %s: install Debian package libc6-dbg", debugPath)
+		testenv.Skip(t, testenv.MissingTool, "no libc debug file %s: install Debian package libc6-dbg", debugPath)
 	}
 	defer df.Close()
 	dyn, _ := lf.DynamicSymbols()
@@ -592,12 +588,8 @@ func BenchmarkSymbolize(b *testing.B) {
 // TestDWARFInlines checks inline expansion from DWARF on C code built -O2 -g
 // against addr2line -i, for every byte of the function with inlined calls.
 func TestDWARFInlines(t *testing.T) {
-	if _, err := exec.LookPath("gcc"); err != nil {
-		t.Skip("gcc not in PATH: needed to build testdata/inline.c (Debian package gcc)")
-	}
-	if _, err := exec.LookPath("addr2line"); err != nil {
-		t.Skip("addr2line not in PATH (Debian package binutils)")
-	}
+	testenv.LookPath(t, "gcc", "gcc")
+	testenv.LookPath(t, "addr2line", "binutils")
 	for _, pie := range []bool{false, true} {
 		t.Run(fmt.Sprintf("pie=%v", pie), func(t *testing.T) {
 			bin := filepath.Join(t.TempDir(), "inline")

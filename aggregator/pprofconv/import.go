@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fleetprof/fleetprof/internal/goname"
 	"github.com/fleetprof/fleetprof/proto/samplebatch"
 	"github.com/google/pprof/profile"
 )
@@ -162,6 +163,9 @@ func sampleFrames(s *profile.Sample) []string {
 					name = f.SystemName
 				}
 			}
+			if strings.Contains(name, goShapeMarker) {
+				name = goname.Print(name)
+			}
 			frames = append(frames, frameName(name, loc))
 		}
 	}
@@ -170,6 +174,11 @@ func sampleFrames(s *profile.Sample) []string {
 	}
 	return frames
 }
+
+// goShapeMarker starts the type arguments runtime/pprof writes for a Go generic
+// instantiation ("main.Map[go.shape.int]"); the agent and code search name it
+// "main.Map[...]", as the runtime prints it, so imported names are rewritten to match.
+const goShapeMarker = "[go.shape."
 
 // frameName names a frame, falling back to its address for unsymbolized locations.
 func frameName(name string, loc *profile.Location) string {

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fleetprof/fleetprof/internal/testenv"
 	"github.com/fleetprof/fleetprof/model"
 	"github.com/fleetprof/fleetprof/proto/samplebatch"
 )
@@ -88,7 +89,7 @@ func reportCPU(b *testing.B, bc backendCase, rows int, cpu0 time.Duration) {
 func benchStore(b *testing.B, bc backendCase, db string) *Store {
 	b.Helper()
 	if bc.skip != "" {
-		b.Skip(bc.skip)
+		testenv.Skip(b, testenv.MissingTool, "%s", bc.skip)
 	}
 	s, err := Open(context.Background(), Config{URI: bc.uri(db)})
 	if err != nil {
@@ -210,7 +211,7 @@ var big struct {
 func bigStore(b *testing.B) *Store {
 	bc := backends()[0]
 	if bc.skip != "" {
-		b.Skip(bc.skip)
+		testenv.Skip(b, testenv.MissingTool, "%s", bc.skip)
 	}
 	big.once.Do(func() {
 		start := time.Now()

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/fleetprof/fleetprof/aggregator/storage/clickhousetest"
+	"github.com/fleetprof/fleetprof/internal/testenv"
 	"github.com/fleetprof/fleetprof/model"
 )
 
@@ -14,7 +15,7 @@ import (
 // by node, reads and writes go through Distributed tables.
 func TestCluster(t *testing.T) {
 	if serverSkip != "" {
-		t.Skip(serverSkip)
+		testenv.Skip(t, testenv.MissingTool, "%s", serverSkip)
 	}
 	addrs := clickhousetest.StartN(t, 2)
 	ctx := context.Background()

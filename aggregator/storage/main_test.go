@@ -10,6 +10,7 @@ import (
 
 	"github.com/fleetprof/fleetprof/aggregator/storage/chdb"
 	"github.com/fleetprof/fleetprof/aggregator/storage/clickhousetest"
+	"github.com/fleetprof/fleetprof/internal/testenv"
 )
 
 // One chDB engine and one clickhouse-server per test process; every test
@@ -76,7 +77,7 @@ func eachBackend(t *testing.T, cfg Config, f func(t *testing.T, s *Store)) {
 	for _, b := range backends() {
 		t.Run(b.name, func(t *testing.T) {
 			if b.skip != "" {
-				t.Skip(b.skip)
+				testenv.Skip(t, testenv.MissingTool, "%s", b.skip)
 			}
 			c := cfg
 			c.URI = b.uri(fmt.Sprintf("t%d", dbSeq.Add(1)))

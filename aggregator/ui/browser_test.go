@@ -21,6 +21,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/fleetprof/fleetprof/aggregator"
 	"github.com/fleetprof/fleetprof/aggregator/storage"
+	"github.com/fleetprof/fleetprof/internal/testenv"
 	"github.com/fleetprof/fleetprof/model"
 	"github.com/fleetprof/fleetprof/proto/samplebatch"
 )
@@ -71,7 +72,7 @@ func TestMain(m *testing.M) {
 func setup(tb testing.TB, storeless bool) {
 	tb.Helper()
 	if _, err := os.Stat(chromiumPath); err != nil {
-		tb.Skipf("headless Chromium not installed at %s (run make setup): %v", chromiumPath, err)
+		testenv.Skip(tb, testenv.MissingTool, "headless Chromium not installed at %s (run make setup): %v", chromiumPath, err)
 	}
 	env.once.Do(func() { env.err = startBrowser() })
 	if env.err != nil {
@@ -90,7 +91,7 @@ func setup(tb testing.TB, storeless bool) {
 		}
 	}
 	if env.skip != "" {
-		tb.Skip(env.skip)
+		testenv.Skip(tb, testenv.MissingTool, "%s", env.skip)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"embed"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io/fs"
 	"mime"
@@ -114,7 +115,7 @@ func (s *site) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// answering with HTML would confuse API clients.
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusNotFound)
-		fmt.Fprintf(w, "{\"error\":%q}\n", "no API route "+p)
+		_ = json.NewEncoder(w).Encode(map[string]string{"error": "no API route " + p})
 		return
 	}
 	a, ok := s.files[p]

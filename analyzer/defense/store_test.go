@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -14,6 +13,7 @@ import (
 	"github.com/fleetprof/fleetprof/aggregator/storage/storagetest"
 	"github.com/fleetprof/fleetprof/analyzer/findings"
 	"github.com/fleetprof/fleetprof/analyzer/simulate"
+	"github.com/fleetprof/fleetprof/internal/testenv"
 	"github.com/fleetprof/fleetprof/model"
 	"github.com/fleetprof/fleetprof/proto/samplebatch"
 )
@@ -52,9 +52,7 @@ func fleetBatch(f *simulate.Fleet) *samplebatch.Batch {
 // findings stored and read back.
 func TestAnalyzeRealStore(t *testing.T) {
 	realStore := shared.Require(t)
-	if _, err := exec.LookPath("git"); err != nil {
-		t.Skip("git command not installed (Debian package git)")
-	}
+	testenv.LookPath(t, "git", "git")
 	ctx := context.Background()
 	f := smallFleet(t)
 	if _, err := realStore.IngestBulk(ctx, fleetBatch(f)); err != nil {

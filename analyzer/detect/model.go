@@ -210,10 +210,12 @@ func (b *Builder) Add(bucket int, version, group string, frames []string, count 
 		addAt(mapSlice(&s.CellTotal, cell, n), bucket, count)
 	}
 	clear(b.seen)
+	prev := ""
 	for i, fn := range frames {
-		if i > 0 && frames[i-1] != fn {
-			b.edges[[2]string{frames[i-1], fn}] += count
+		if i > 0 && prev != fn {
+			b.edges[[2]string{prev, fn}] += count
 		}
+		prev = fn
 		if b.seen[fn] {
 			continue // inclusive counts a stack once per function
 		}

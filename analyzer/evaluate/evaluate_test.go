@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/fleetprof/fleetprof/internal/testenv"
 )
 
 // seeds are the seed offsets BenchmarkEvaluate pools (go test ... -args -seeds 0,1000).
@@ -50,9 +52,7 @@ func logOutcomes(tb testing.TB, r Row) {
 }
 
 func TestEvaluateSanity(t *testing.T) {
-	if _, err := exec.LookPath("git"); err != nil {
-		t.Skip("git command not installed (Debian package git)")
-	}
+	testenv.LookPath(t, "git", "git")
 	// Two sizes keep the test fast (the git repositories dominate); the full sweep is
 	// BenchmarkEvaluate.
 	cfg := DefaultConfig()

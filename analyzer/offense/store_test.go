@@ -10,6 +10,7 @@ import (
 	"github.com/fleetprof/fleetprof/aggregator/storage"
 	"github.com/fleetprof/fleetprof/analyzer/findings"
 	"github.com/fleetprof/fleetprof/analyzer/opportunity"
+	"github.com/fleetprof/fleetprof/internal/testenv"
 	"github.com/fleetprof/fleetprof/model"
 	"github.com/fleetprof/fleetprof/proto/samplebatch"
 )
@@ -20,7 +21,7 @@ func TestAnalyzeEmbedded(t *testing.T) {
 	ctx := context.Background()
 	st, err := storage.Open(ctx, storage.Config{URI: "embedded:" + t.TempDir()})
 	if errors.Is(err, storage.ErrEngineNotInstalled) {
-		t.Skip("chDB library not installed (run scripts/fetch-chdb.sh): " + err.Error())
+		testenv.Skip(t, testenv.MissingTool, "chDB library not installed (run scripts/fetch-chdb.sh): %v", err)
 	}
 	if err != nil {
 		t.Fatal(err)

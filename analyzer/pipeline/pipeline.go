@@ -243,7 +243,7 @@ func Write(ctx context.Context, cfg Config, r *Result, branch string) error {
 	cfg = cfg.WithDefaults()
 	res := r.Resolution
 	dir := filepath.Join(cfg.Out, r.Finding.ID)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return fmt.Errorf("write resolution: %w", err)
 	}
 	r.Dir = dir
@@ -257,23 +257,23 @@ func Write(ctx context.Context, cfg Config, r *Result, branch string) error {
 			return fmt.Errorf("write resolution %s: %w", r.Finding.ID, err)
 		default:
 			r.Patch = "0001-" + slug(res.Title) + ".patch"
-			if err := os.WriteFile(filepath.Join(dir, r.Patch), patch, 0o644); err != nil {
+			if err := os.WriteFile(filepath.Join(dir, r.Patch), patch, 0o600); err != nil {
 				return fmt.Errorf("write resolution: %w", err)
 			}
 			r.Branch = branch
 		}
 	}
-	if err := os.WriteFile(filepath.Join(dir, "title.txt"), []byte(res.Title+"\n"), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "title.txt"), []byte(res.Title+"\n"), 0o600); err != nil {
 		return fmt.Errorf("write resolution: %w", err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "body.md"), []byte(res.Body), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "body.md"), []byte(res.Body), 0o600); err != nil {
 		return fmt.Errorf("write resolution: %w", err)
 	}
 	b, err := json.MarshalIndent(record{Schema: RecordSchema, Finding: r.Finding, Resolution: res, Patch: r.Patch, Branch: r.Branch, Warnings: r.Warnings}, "", "  ")
 	if err != nil {
 		return fmt.Errorf("write resolution: %w", err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "resolution.json"), append(b, '\n'), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "resolution.json"), append(b, '\n'), 0o600); err != nil {
 		return fmt.Errorf("write resolution: %w", err)
 	}
 	return nil
@@ -324,7 +324,7 @@ func FormatPatch(ctx context.Context, cfg Config, res *skills.Resolution, branch
 	}
 	for _, e := range res.Edits {
 		p := filepath.Join(tmp, modRel, filepath.FromSlash(e.Path))
-		if err := os.WriteFile(p, e.New, 0o644); err != nil {
+		if err := os.WriteFile(p, e.New, 0o600); err != nil {
 			return nil, fmt.Errorf("format patch: %w", err)
 		}
 		if _, err := git(ctx, tmp, nil, "add", "--", filepath.Join(modRel, filepath.FromSlash(e.Path))); err != nil {

@@ -5,9 +5,12 @@ import (
 	"go/ast"
 	"go/parser"
 	"go/token"
+
 	"path"
 	"slices"
 	"strings"
+
+	"github.com/fleetprof/fleetprof/internal/goname"
 )
 
 // ModulePath returns the module path declared in a go.mod file ("" if none).
@@ -62,45 +65,12 @@ func goFuncs(importPath string, src []byte) ([]funcRange, error) {
 			start = fd.Doc.Pos()
 		}
 		out = append(out, funcRange{
-			name:  pkg + "." + goFuncName(fd),
+			name:  pkg + "." + goname.Func(fd),
 			first: fset.Position(start).Line,
 			last:  fset.Position(fd.End()).Line,
 		})
 	}
 	return out, nil
-}
-
-func goFuncName(fd *ast.FuncDecl) string {
-	name := fd.Name.Name
-	if fd.Recv == nil || len(fd.Recv.List) == 0 {
-		if fd.Type.TypeParams != nil {
-			name += "[...]"
-		}
-		return name
-	}
-	t := fd.Recv.List[0].Type
-	ptr := false
-	if s, ok := t.(*ast.StarExpr); ok {
-		ptr, t = true, s.X
-	}
-	generic := false
-	switch x := t.(type) {
-	case *ast.IndexExpr:
-		t, generic = x.X, true
-	case *ast.IndexListExpr:
-		t, generic = x.X, true
-	}
-	recv := "?"
-	if id, ok := t.(*ast.Ident); ok {
-		recv = id.Name
-	}
-	if generic {
-		recv += "[...]"
-	}
-	if ptr {
-		return "(*" + recv + ")." + name
-	}
-	return recv + "." + name
 }
 
 // GoFunctionsTouched maps a Go file's changed lines to the functions containing them,

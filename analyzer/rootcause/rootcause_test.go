@@ -2,11 +2,12 @@ package rootcause
 
 import (
 	"context"
-	"os/exec"
 	"reflect"
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/fleetprof/fleetprof/internal/testenv"
 )
 
 func TestParseSubject(t *testing.T) {
@@ -235,9 +236,7 @@ func TestParseVersionMap(t *testing.T) {
 }
 
 func TestRepoErrors(t *testing.T) {
-	if _, err := exec.LookPath("git"); err != nil {
-		t.Skip("git command not installed (Debian package git)")
-	}
+	testenv.LookPath(t, "git", "git")
 	r := Repo{Dir: t.TempDir()}
 	if _, err := r.Changes(context.Background(), "v1", "v2"); err == nil {
 		t.Error("changes in a non-repository: no error")

@@ -3,7 +3,6 @@ package rootcause
 import (
 	"context"
 	"maps"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -11,14 +10,13 @@ import (
 	"time"
 
 	"github.com/fleetprof/fleetprof/analyzer/simulate"
+	"github.com/fleetprof/fleetprof/internal/testenv"
 )
 
 // simFleet generates a fleet with regressions and its repositories.
 func simFleet(t *testing.T) (*simulate.Fleet, simulate.Truth, string) {
 	t.Helper()
-	if _, err := exec.LookPath("git"); err != nil {
-		t.Skip("git command not installed (Debian package git)")
-	}
+	testenv.LookPath(t, "git", "git")
 	cfg := simulate.DefaultConfig()
 	cfg.Seed = 7
 	cfg.Hosts = 20

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fleetprof/fleetprof/internal/testenv"
 	"github.com/fleetprof/fleetprof/model"
 )
 
@@ -311,9 +312,7 @@ func TestBinomialMoments(t *testing.T) {
 }
 
 func TestWriteRepos(t *testing.T) {
-	if _, err := exec.LookPath("git"); err != nil {
-		t.Skip("git command not installed (Debian package git)")
-	}
+	testenv.LookPath(t, "git", "git")
 	f, err := New(smallConfig())
 	if err != nil {
 		t.Fatal(err)

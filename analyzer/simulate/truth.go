@@ -186,7 +186,7 @@ func (t Truth) WriteFile(path string) error {
 	if err != nil {
 		return fmt.Errorf("encode truth: %w", err)
 	}
-	if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil {
+	if err := os.WriteFile(path, append(b, '\n'), 0o600); err != nil {
 		return fmt.Errorf("write truth: %w", err)
 	}
 	return nil

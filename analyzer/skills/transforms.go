@@ -18,7 +18,7 @@ import (
 	"strings"
 
 	"github.com/fleetprof/fleetprof/analyzer/opportunity"
-	"github.com/fleetprof/fleetprof/analyzer/tools"
+	"github.com/fleetprof/fleetprof/internal/goname"
 	"golang.org/x/tools/go/ast/astutil"
 )
 
@@ -151,7 +151,7 @@ func ApplyTransforms(ctx context.Context, dir, fn string, ts []Transform) ([]Edi
 		for i, f := range p.Syntax {
 			for _, d := range f.Decls {
 				fd, ok := d.(*ast.FuncDecl)
-				if !ok || fd.Body == nil || tools.GoFuncName(fd) != name {
+				if !ok || fd.Body == nil || goname.Func(fd) != name {
 					continue
 				}
 				path := p.Paths[i]
@@ -356,7 +356,7 @@ func insertBefore(src []byte, name, text string) ([]byte, error) {
 	}
 	for _, d := range f.Decls {
 		fd, ok := d.(*ast.FuncDecl)
-		if !ok || tools.GoFuncName(fd) != name {
+		if !ok || goname.Func(fd) != name {
 			continue
 		}
 		pos := fd.Pos()

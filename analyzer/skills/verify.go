@@ -67,12 +67,12 @@ func CopyTree(src, dst string) error {
 		}
 		target := filepath.Join(dst, rel)
 		if d.IsDir() {
-			return os.MkdirAll(target, 0o755)
+			return os.MkdirAll(target, 0o750)
 		}
 		if !d.Type().IsRegular() {
 			return nil
 		}
-		b, err := os.ReadFile(p)
+		b, err := os.ReadFile(p) //nolint:gosec // p comes from walking the checkout being copied
 		if err != nil {
 			return err
 		}
@@ -80,7 +80,7 @@ func CopyTree(src, dst string) error {
 		if err != nil {
 			return err
 		}
-		return os.WriteFile(target, b, info.Mode().Perm())
+		return os.WriteFile(target, b, info.Mode().Perm()) //nolint:gosec // target is dst joined with a path relative to src
 	})
 }
 
@@ -95,7 +95,7 @@ func VerifyEdits(ctx context.Context, dir string, edits []Edit) ([]string, error
 		return nil, fmt.Errorf("verify: copy module: %w", err)
 	}
 	for _, e := range edits {
-		if err := os.WriteFile(filepath.Join(tmp, filepath.FromSlash(e.Path)), e.New, 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(tmp, filepath.FromSlash(e.Path)), e.New, 0o600); err != nil {
 			return nil, fmt.Errorf("verify: %w", err)
 		}
 	}

@@ -17,6 +17,7 @@ import (
 	"strings"
 
 	"github.com/fleetprof/fleetprof/analyzer/rootcause"
+	"github.com/fleetprof/fleetprof/internal/goname"
 )
 
 // Location is a place in the source checkout.
@@ -40,34 +41,6 @@ type CodeOutput struct {
 
 // ErrNoRepo is returned by code and history tools without a configured checkout.
 var ErrNoRepo = errors.New("no source checkout configured")
-
-// GoFuncName is a declaration's name as the profiler shows it after the package path:
-// "F", "T.M", "(*T).M", or "(*T[...]).M" for generic receivers.
-func GoFuncName(fd *ast.FuncDecl) string {
-	if fd.Recv == nil || len(fd.Recv.List) == 0 {
-		return fd.Name.Name
-	}
-	t := fd.Recv.List[0].Type
-	star := false
-	if s, ok := t.(*ast.StarExpr); ok {
-		star, t = true, s.X
-	}
-	generic := ""
-	switch x := t.(type) {
-	case *ast.IndexExpr:
-		t, generic = x.X, "[...]"
-	case *ast.IndexListExpr:
-		t, generic = x.X, "[...]"
-	}
-	id, ok := t.(*ast.Ident)
-	if !ok {
-		return fd.Name.Name
-	}
-	if star {
-		return "(*" + id.Name + generic + ")." + fd.Name.Name
-	}
-	return id.Name + generic + "." + fd.Name.Name
-}
 
 // goFile is one parsed file of the module.
 type goFile struct {
@@ -114,7 +87,7 @@ func (t *Toolbox) walkGo(ctx context.Context, visit func(g goFile) error) error 
 		if !strings.HasSuffix(p, ".go") {
 			return nil
 		}
-		src, err := os.ReadFile(p)
+		src, err := os.ReadFile(p) //nolint:gosec // p comes from walking the configured checkout
 		if err != nil {
 			return err
 		}
@@ -157,7 +130,7 @@ func (t *Toolbox) FindFunction(ctx context.Context, in CodeInput) (*CodeOutput, 
 		name := strings.TrimPrefix(in.Function, g.pkgPath+".")
 		for _, d := range g.file.Decls {
 			fd, ok := d.(*ast.FuncDecl)
-			if !ok || GoFuncName(fd) != name {
+			if !ok || goname.Func(fd) != name {
 				continue
 			}
 			l := g.fset.Position(fd.Pos()).Line
@@ -203,7 +176,7 @@ func (t *Toolbox) Callers(ctx context.Context, in CodeInput) (*CodeOutput, error
 				}
 				if id != nil && id.Name == name {
 					l := g.fset.Position(call.Pos()).Line
-					out.Locations = append(out.Locations, Location{File: g.rel, Line: l, Function: g.pkgPath + "." + GoFuncName(fd), Text: lineText(g.src, l)})
+					out.Locations = append(out.Locations, Location{File: g.rel, Line: l, Function: g.pkgPath + "." + goname.Func(fd), Text: lineText(g.src, l)})
 				}
 				return true
 			})

@@ -48,7 +48,7 @@ func runMCP(ctx context.Context, args []string, _ io.Writer) error {
 	}
 	// stdout is the protocol channel only in stdio mode; log to stderr either way.
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	ln, err := net.Listen("tcp", *addr)
+	ln, err := new(net.ListenConfig).Listen(ctx, "tcp", *addr)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", *addr, err)
 	}

@@ -159,7 +159,7 @@ func runQuery(ctx context.Context, args []string, stdout io.Writer) error {
 			_, err = stdout.Write(data)
 			return err
 		}
-		if err := os.WriteFile(*out, data, 0o644); err != nil {
+		if err := os.WriteFile(*out, data, 0o600); err != nil { //nolint:gosec // --out is the user's own choice of file
 			return fmt.Errorf("write export: %w", err)
 		}
 		return nil

@@ -118,7 +118,7 @@ func runSimulate(ctx context.Context, args []string, stdout io.Writer) error {
 	case *out != "" && *direct:
 		sink, err = newRollupSink(*out)
 	case *out != "":
-		sink, err = &fileSink{dir: filepath.Join(*out, "batches")}, os.MkdirAll(filepath.Join(*out, "batches"), 0o755)
+		sink, err = &fileSink{dir: filepath.Join(*out, "batches")}, os.MkdirAll(filepath.Join(*out, "batches"), 0o750)
 	default:
 		sink, err = dialIngest(ctx, *addr, *token)
 	}
@@ -211,7 +211,7 @@ type simSink interface {
 type fileSink struct{ dir string }
 
 func (s *fileSink) Send(_ context.Context, id string, data []byte) error {
-	if err := os.WriteFile(filepath.Join(s.dir, id+".arrow"), data, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(s.dir, id+".arrow"), data, 0o600); err != nil {
 		return fmt.Errorf("write batch: %w", err)
 	}
 	return nil
@@ -226,7 +226,7 @@ type rollupSink struct {
 }
 
 func newRollupSink(dir string) (*rollupSink, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("create output directory: %w", err)
 	}
 	f, err := os.Create(filepath.Join(dir, "rollup.jsonl"))

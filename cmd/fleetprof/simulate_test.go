@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -17,6 +16,7 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	"github.com/fleetprof/fleetprof/analyzer/simulate"
+	"github.com/fleetprof/fleetprof/internal/testenv"
 	"github.com/fleetprof/fleetprof/model"
 	ingestv1 "github.com/fleetprof/fleetprof/proto/fleetprof/ingest/v1"
 	"github.com/fleetprof/fleetprof/proto/samplebatch"
@@ -66,9 +66,7 @@ func (s *simIngest) Write(stream grpc.BidiStreamingServer[ingestv1.WriteRequest,
 }
 
 func TestSimulateCommand(t *testing.T) {
-	if _, err := exec.LookPath("git"); err != nil {
-		t.Skip("git command not installed (Debian package git)")
-	}
+	testenv.LookPath(t, "git", "git")
 	base := []string{"simulate", "--hosts", "3", "--services", "1", "--duration", "3h", "--bucket", "30m",
 		"--functions", "12", "--releases", "1", "--regressions", "random:1", "--start", "2026-01-05T00:00:00Z"}
 	t.Run("files", func(t *testing.T) {

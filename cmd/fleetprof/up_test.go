@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fleetprof/fleetprof/internal/testenv"
 	"github.com/fleetprof/fleetprof/model"
 )
 
@@ -28,14 +29,10 @@ func freeAddr(t *testing.T) string {
 // with a C program of known call chain running on the host, and waits until
 // `fleetprof query top` shows that program's functions, symbolized.
 func TestUpProfilesThisHost(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("fleetprof up profiles the host with eBPF: needs root (CI runs as root)")
-	}
-	if _, err := exec.LookPath("gcc"); err != nil {
-		t.Skip("gcc not installed (make setup)")
-	}
+	testenv.Root(t, "fleetprof up profiles the host with eBPF")
+	testenv.LookPath(t, "gcc", "gcc")
 	if !chdbInstalled() {
-		t.Skip("chDB library not installed: run scripts/fetch-chdb.sh (or make setup)")
+		testenv.Skip(t, testenv.MissingTool, "chDB library not installed: run scripts/fetch-chdb.sh (or make setup)")
 	}
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "fleetprof")

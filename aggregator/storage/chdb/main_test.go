@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"os"
 	"testing"
+
+	"github.com/fleetprof/fleetprof/internal/testenv"
 )
 
 // One engine per process and ~1 s to start it: every test shares testDB.
@@ -48,7 +50,7 @@ func runMain(m *testing.M) int {
 func needDB(tb testing.TB) *DB {
 	tb.Helper()
 	if testDB == nil {
-		tb.Skip(skipReason)
+		testenv.Skip(tb, testenv.MissingTool, "%s", skipReason)
 	}
 	return testDB
 }

@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/fleetprof/fleetprof/internal/testenv"
 )
 
 // ClusterName is the remote_servers cluster StartN configures on every server.
@@ -70,7 +72,7 @@ func Start(tb testing.TB) string {
 func StartN(tb testing.TB, n int) []string {
 	tb.Helper()
 	if _, _, err := Binary(); err != nil {
-		tb.Skipf("skipping: %v", err)
+		testenv.Skip(tb, testenv.MissingTool, "%v", err)
 	}
 	ports, err := FreePorts(n)
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/fleetprof/fleetprof/aggregator/storage"
+	"github.com/fleetprof/fleetprof/internal/testenv"
 )
 
 // Embedded is an embedded store in a temporary directory, shared by a test binary.
@@ -43,7 +44,7 @@ func OpenEmbedded() (*Embedded, error) {
 func (e *Embedded) Require(tb testing.TB) *storage.Store {
 	tb.Helper()
 	if e.Store == nil {
-		tb.Skip(e.skip)
+		testenv.Skip(tb, testenv.MissingTool, "%s", e.skip)
 	}
 	return e.Store
 }
