@@ -35,6 +35,11 @@ type Config struct {
 	// StackCache is how many stacks' frames the store remembers in process
 	// (to skip re-inserting known stacks and to answer queries); default 200,000.
 	StackCache int
+	// Writer names this process's stage tables (`<table>_stage_<Writer>`,
+	// default "default"). Processes writing one database at the same time
+	// need distinct names, each stable across its restarts so that it
+	// recovers its own stage (SCHEMA.md, "Exactly-once ingest").
+	Writer string
 }
 
 func (c Config) withDefaults() Config {
@@ -49,6 +54,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.StackCache == 0 {
 		c.StackCache = 200_000
+	}
+	if c.Writer == "" {
+		c.Writer = DefaultWriter
 	}
 	return c
 }
@@ -71,6 +79,9 @@ func (c Config) Validate() error {
 	if c.RollupBucket < time.Second || c.RollupBucket%time.Second != 0 || c.RollupBucket > 24*time.Hour {
 		return fmt.Errorf("storage config: rollup bucket %v must be whole seconds between 1s and 24h", c.RollupBucket)
 	}
+	if !writerRE.MatchString(c.Writer) {
+		return fmt.Errorf("storage config: writer %q must be 1 to 32 letters, digits or underscores", c.Writer)
+	}
 	if c.StackCache < 0 {
 		return fmt.Errorf("storage config: stack cache %d is negative", c.StackCache)
 	}
@@ -87,6 +98,11 @@ type target struct {
 	cluster   string   // remote_servers cluster name; "" = single node
 	onCluster bool     // DDL with ON CLUSTER instead of node by node
 }
+
+// DefaultWriter is Config.Writer's default.
+const DefaultWriter = "default"
+
+var writerRE = regexp.MustCompile(`^[A-Za-z0-9_]{1,32}$`)
 
 var identRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 

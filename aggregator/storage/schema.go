@@ -8,7 +8,7 @@ import (
 )
 
 // SchemaVersion is the newest schema migration this code applies (SCHEMA.md).
-const SchemaVersion = 1
+const SchemaVersion = 2
 
 // features are the optional ClickHouse features the schema uses when the
 // engine has them; the base schema works on 18.16.
@@ -25,6 +25,10 @@ func featuresFor(v Version) features {
 		LowCardinality: v.AtLeast(20, 1),
 	}
 }
+
+// commitSeqColumn marks the rows of one staged commit (commit.go); 0 for
+// rows written without staging (bulk writes, cluster mode, schema v1).
+const commitSeqColumn = "commit_seq UInt64 DEFAULT 0"
 
 // tableDef is one table of the schema. Column types use {LC} for a string
 // type that is LowCardinality(String) where supported and {C:...} for a codec.
@@ -51,6 +55,7 @@ var tables = []tableDef{
 			"stack_id UInt64",
 			"value UInt64",
 			"period_ns UInt64",
+			commitSeqColumn,
 		},
 		engine: "MergeTree PARTITION BY toYYYYMMDD(ts) ORDER BY (service, ts, stack_id){TTL}",
 		shard:  "cityHash64(service, host)",
@@ -68,14 +73,16 @@ var tables = []tableDef{
 			"service {LC}", "version {LC}", "host_group UInt8",
 			"bucket DateTime{C:Delta, LZ4}", "function String",
 			"self UInt64", "inclusive UInt64",
+			commitSeqColumn,
 		},
-		engine: "SummingMergeTree PARTITION BY toYYYYMMDD(bucket) ORDER BY (service, bucket, function, version, host_group){TTL}",
+		// Only the counters are summed: commit_seq must survive merges.
+		engine: "SummingMergeTree((self, inclusive)) PARTITION BY toYYYYMMDD(bucket) ORDER BY (service, bucket, function, version, host_group){TTL}",
 		shard:  "cityHash64(service, function)",
 		ttlCol: "bucket",
 	},
 	{
 		name:    "ingested_batches",
-		columns: []string{"batch_id String", "ts DateTime", "rows UInt64"},
+		columns: []string{"batch_id String", "ts DateTime", "rows UInt64", commitSeqColumn},
 		engine:  "ReplacingMergeTree ORDER BY batch_id",
 		shard:   "cityHash64(batch_id)",
 	},
@@ -140,7 +147,7 @@ func (l layout) localName(t string) string {
 	return t
 }
 
-// createStatements is the DDL for schema version 1.
+// createStatements is the DDL for schema version 2.
 func (l layout) createStatements(f features, retention time.Duration) []string {
 	var out []string
 	for _, t := range tables {
@@ -181,12 +188,77 @@ func migrate(ctx context.Context, b Backend, l layout, f features, retention tim
 	}
 	for _, stmt := range l.createStatements(f, retention) {
 		if err := b.Exec(ctx, stmt); err != nil {
-			return fmt.Errorf("migrate schema to v1: %w (statement: %s)", err, stmt)
+			return fmt.Errorf("migrate schema to v%d: %w (statement: %s)", SchemaVersion, err, stmt)
+		}
+	}
+	if have == 1 {
+		if err := upgradeV1(ctx, b, l, f, retention); err != nil {
+			return fmt.Errorf("migrate schema v1 to v2: %w", err)
 		}
 	}
 	// INSERT ... SELECT: clickhouse-go waits for a data block after INSERT ... VALUES on 18.16.
 	if err := b.Exec(ctx, fmt.Sprintf("INSERT INTO %s.schema_migrations (version, applied) SELECT %d, now()", l.db, SchemaVersion)); err != nil {
 		return fmt.Errorf("record schema version: %w", err)
+	}
+	return nil
+}
+
+// committedTables carry commit_seq since schema v2.
+var committedTables = []string{"samples", "function_rollup", "ingested_batches"}
+
+// upgradeV1 adds commit_seq to the v1 tables and, on a single node, rebuilds
+// function_rollup so that merges sum only self and inclusive (a plain
+// SummingMergeTree would sum commit_seq too). Every step can be re-run.
+func upgradeV1(ctx context.Context, b Backend, l layout, f features, retention time.Duration) error {
+	for _, t := range committedTables {
+		names := []string{l.localName(t)}
+		if l.cluster != "" {
+			names = append(names, t)
+		}
+		for _, name := range names {
+			r, err := b.Query(ctx, fmt.Sprintf("SELECT count() FROM system.columns WHERE database = %s AND table = %s AND name = 'commit_seq'", quote(l.db), quote(name)))
+			if err != nil {
+				return fmt.Errorf("read columns of %s: %w", name, err)
+			}
+			if len(r.Data) == 1 && asUint(r.Data[0][0]) > 0 {
+				continue
+			}
+			// 18.16 has no ADD COLUMN IF NOT EXISTS, hence the check.
+			if err := b.Exec(ctx, fmt.Sprintf("ALTER TABLE %s.%s%s ADD COLUMN %s", l.db, name, l.onClusterSQL(), commitSeqColumn)); err != nil {
+				return fmt.Errorf("add commit_seq to %s: %w", name, err)
+			}
+		}
+	}
+	if l.cluster != "" {
+		return nil // cluster mode does not stage commits; the old summing is harmless there
+	}
+	const rollup = "function_rollup"
+	old, tmp := rollup+"_v1", rollup+"_v2"
+	r, err := b.Query(ctx, fmt.Sprintf("SELECT engine_full FROM system.tables WHERE database = %s AND name = %s", quote(l.db), quote(rollup)))
+	if err != nil {
+		return fmt.Errorf("read engine of %s: %w", rollup, err)
+	}
+	if len(r.Data) == 1 && !strings.Contains(asString(r.Data[0][0]), "SummingMergeTree((") {
+		var def tableDef
+		for _, t := range tables {
+			if t.name == rollup {
+				def = t
+			}
+		}
+		cols := "service, version, host_group, bucket, function, self, inclusive, commit_seq"
+		for _, stmt := range []string{
+			fmt.Sprintf("DROP TABLE IF EXISTS %s.%s", l.db, tmp),
+			fmt.Sprintf("CREATE TABLE %s.%s %s ENGINE = %s", l.db, tmp, def.columnsSQL(f), def.engineSQL(f, retention)),
+			fmt.Sprintf("INSERT INTO %s.%s (%s) SELECT %s FROM %s.%s", l.db, tmp, cols, cols, l.db, rollup),
+			fmt.Sprintf("RENAME TABLE %s.%s TO %s.%s, %s.%s TO %s.%s", l.db, rollup, l.db, old, l.db, tmp, l.db, rollup),
+		} {
+			if err := b.Exec(ctx, stmt); err != nil {
+				return fmt.Errorf("rebuild %s: %w", rollup, err)
+			}
+		}
+	}
+	if err := b.Exec(ctx, fmt.Sprintf("DROP TABLE IF EXISTS %s.%s", l.db, old)); err != nil {
+		return fmt.Errorf("drop old %s: %w", rollup, err)
 	}
 	return nil
 }

@@ -12,6 +12,16 @@
 // "fleetprof.samplebatch/v1"). batch_id is chosen by the agent and stays the same on
 // every retry, so the aggregator stores a batch at most once.
 //
+// Exactly once (single-node storage, aggregator/storage/SCHEMA.md "Exactly-once
+// ingest"): a batch's samples, rollup rows and id are published together or not at
+// all, whatever fails or crashes (kill -9, disk full) while it is written. ACKED and
+// DUPLICATE mean stored exactly once; after FAILED, or no answer, the batch is either
+// fully stored (its retry is answered DUPLICATE) or not at all (its retry stores it),
+// so an agent that retries with the same batch_id until it gets ACKED or DUPLICATE
+// gets every batch stored once. Limits: the aggregator remembers ids as long as its
+// ingested_batches table keeps them (no TTL); in cluster mode a crash while writing
+// can store a retried batch twice.
+//
 // Authentication: "authorization: Bearer <token>" in the call metadata.
 
 package ingestv1
