@@ -1,0 +1,289 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/fleetprof/fleetprof/agent/ship"
+	"github.com/fleetprof/fleetprof/aggregator/storage"
+	"github.com/fleetprof/fleetprof/aggregator/storage/clickhousetest"
+	"github.com/fleetprof/fleetprof/internal/testenv"
+	"github.com/fleetprof/fleetprof/model"
+	"github.com/fleetprof/fleetprof/proto/samplebatch"
+)
+
+// crashCampaign is the shape of one kill -9 campaign.
+type crashCampaign struct {
+	kills   int           // SIGKILLs of the aggregator
+	senders int           // concurrent agents (ship.Shipper, spool and retries)
+	maxUp   time.Duration // the aggregator runs a uniform random time up to this before a kill
+}
+
+// The short campaign runs in make test; FLEETPROF_SOAK=1 (make soak) runs the long one.
+var (
+	shortCampaign = crashCampaign{kills: 20, senders: 4, maxUp: 700 * time.Millisecond}
+	soakCampaign  = crashCampaign{kills: 100, senders: 16, maxUp: 1500 * time.Millisecond}
+)
+
+// TestKillNineExactlyOnce runs a real `fleetprof aggregator` on embedded chDB
+// and on clickhouse-server and SIGKILLs it at random points while agents
+// stream batches and retry them with the same batch ids. Afterwards the
+// stored samples and the rollup totals equal what the agents sent, exactly.
+func TestKillNineExactlyOnce(t *testing.T) {
+	if testing.Short() {
+		testenv.Skip(t, testenv.Short, "kill -9 campaign builds the binary and restarts it 20 times")
+	}
+	c := shortCampaign
+	if os.Getenv("FLEETPROF_SOAK") == "1" {
+		c = soakCampaign
+	}
+	bin := filepath.Join(t.TempDir(), "fleetprof")
+	if out, err := exec.CommandContext(context.Background(), "go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	t.Run("embedded", func(t *testing.T) {
+		if !chdbInstalled() {
+			testenv.Skip(t, testenv.MissingTool, "chDB library not installed: run scripts/fetch-chdb.sh (or make setup)")
+		}
+		runCrashCampaign(t, bin, "embedded:"+filepath.Join(t.TempDir(), "data"), c)
+	})
+	t.Run("server", func(t *testing.T) {
+		addr := clickhousetest.Start(t)
+		runCrashCampaign(t, bin, "clickhouse://"+addr+"/crash", c)
+	})
+}
+
+// aggProc is the aggregator process under test.
+type aggProc struct {
+	bin, uri, grpc, http string
+	logDir               string
+	starts               int
+	cmd                  *exec.Cmd
+	exited               chan struct{} // closed when cmd has been waited for
+	waitErr              error
+}
+
+func (a *aggProc) start(t *testing.T) {
+	t.Helper()
+	a.starts++
+	logPath := filepath.Join(a.logDir, fmt.Sprintf("aggregator-%03d.log", a.starts))
+	logf, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logf.Close()
+	// Not tied to a context: the campaign kills it itself.
+	cmd := exec.Command(a.bin, "aggregator", "--storage", a.uri, "--grpc", a.grpc, "--http", a.http) //nolint:noctx // killed explicitly
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	a.cmd, a.exited = cmd, make(chan struct{})
+	go func() { a.waitErr = cmd.Wait(); close(a.exited) }()
+	// Wait until it serves (recovery runs in Open, before the listeners).
+	for !ready(a.http) {
+		select {
+		case <-a.exited:
+			log, _ := os.ReadFile(logPath)
+			t.Fatalf("aggregator exited at start %d (%v):\n%s", a.starts, a.waitErr, log)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+func ready(addr string) bool {
+	req, err := http.NewRequestWithContext(context.Background(), http.MethodGet, "http://"+addr+"/readyz", nil)
+	if err != nil {
+		return false
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
+}
+
+func (a *aggProc) kill(t *testing.T) {
+	t.Helper()
+	if err := a.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-a.exited
+}
+
+func (a *aggProc) stop(t *testing.T) {
+	t.Helper()
+	if err := a.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	<-a.exited
+	if a.waitErr != nil {
+		t.Fatalf("aggregator exit after SIGTERM: %v", a.waitErr)
+	}
+}
+
+// crashService is the campaign's service; its samples are all in [from, from+2h).
+const crashService = "crash"
+
+// crashBatch is a batch of rows over a small stack pool; it returns the
+// encoded batch and its samples.
+func crashBatch(rnd *rand.Rand, agent string, now time.Time) ([]byte, int64, error) {
+	rows := 5 + rnd.IntN(40)
+	ss := make([]samplebatch.Sample, rows)
+	var total int64
+	for i := range ss {
+		v := int64(1 + rnd.IntN(50))
+		total += v
+		ss[i] = samplebatch.Sample{
+			TS:       now.Add(-time.Duration(rnd.IntN(600)) * time.Second).Unix(),
+			Labels:   samplebatch.Labels{Service: crashService, Version: "v" + strconv.Itoa(rnd.IntN(3)), Host: agent, PID: uint32(100 + rnd.IntN(4))},
+			Frames:   []string{"main", "serve", "handler" + strconv.Itoa(rnd.IntN(30)), "leaf" + strconv.Itoa(rnd.IntN(20))},
+			Value:    v,
+			PeriodNS: 10_000_000,
+		}
+	}
+	data, err := samplebatch.Encode(ss)
+	return data, total, err
+}
+
+func runCrashCampaign(t *testing.T, bin, uri string, c crashCampaign) {
+	ports, err := clickhousetest.FreePorts(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	agg := &aggProc{bin: bin, uri: uri, grpc: "127.0.0.1:" + strconv.Itoa(ports[0]), http: "127.0.0.1:" + strconv.Itoa(ports[1]), logDir: t.TempDir()}
+	agg.start(t)
+
+	start := time.Now()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		sent     int64
+		batches  int
+		shippers []*ship.Shipper
+	)
+	stopSending := make(chan struct{})
+	sendErr := make(chan error, c.senders)
+	for i := range c.senders {
+		sh, err := ship.New(ship.Config{Addr: agg.grpc, AgentID: fmt.Sprintf("agent-%d", i), SpoolDir: t.TempDir(),
+			MinBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		shippers = append(shippers, sh)
+		wg.Go(func() { _ = sh.Run(ctx) })
+		wg.Go(func() {
+			rnd := rand.New(rand.NewPCG(uint64(i), 42))
+			for {
+				select {
+				case <-stopSending:
+					return
+				case <-time.After(time.Duration(rnd.IntN(20)) * time.Millisecond):
+				}
+				data, n, err := crashBatch(rnd, fmt.Sprintf("host-%d", i), time.Now())
+				if err == nil {
+					_, err = sh.Send(data)
+				}
+				if err != nil {
+					sendErr <- err
+					return
+				}
+				mu.Lock()
+				sent += n
+				batches++
+				mu.Unlock()
+			}
+		})
+	}
+	rnd := rand.New(rand.NewPCG(uint64(start.UnixNano()), 7))
+	for k := range c.kills {
+		time.Sleep(time.Duration(rnd.Int64N(int64(c.maxUp))))
+		agg.kill(t)
+		agg.start(t)
+		t.Logf("kill %d/%d done", k+1, c.kills)
+	}
+	close(stopSending)
+	select {
+	case err := <-sendErr:
+		t.Fatalf("send: %v", err)
+	default:
+	}
+	// Drain: every spooled batch answered ACKED or DUPLICATE.
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
+		left := 0
+		for _, sh := range shippers {
+			left += sh.Stats().SpoolBatches
+		}
+		if left == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d batches still spooled 3 min after the last kill", left)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	cancel()
+	wg.Wait()
+	var st ship.Stats
+	for _, sh := range shippers {
+		s := sh.Stats()
+		st.Acked += s.Acked
+		st.Duplicate += s.Duplicate
+		st.Failed += s.Failed
+		st.Rejected += s.Rejected
+		st.SpoolDropped += s.SpoolDropped
+		sh.Close()
+	}
+	agg.stop(t)
+	if st.Rejected != 0 || st.SpoolDropped != 0 {
+		t.Fatalf("agents: %d rejected, %d dropped (%s)", st.Rejected, st.SpoolDropped, st.LastError)
+	}
+
+	store, err := storage.Open(context.Background(), storage.Config{URI: uri})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	qctx := context.Background()
+	from, to := start.Add(-time.Hour), time.Now().Add(time.Hour)
+	p, err := store.Profile(qctx, model.Selection{Service: crashService, From: from, To: to})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, err := store.Rollup(qctx, model.RollupQuery{Service: crashService, From: from, To: to})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rollup int64
+	for _, r := range rows {
+		if r.Function == "" {
+			rollup += r.Inclusive
+		}
+	}
+	t.Logf("%d kills, %d batches, %d samples sent; agents: %d acked, %d duplicate, %d failed attempts; stored samples %d, rollup total %d; recovery at final open %+v",
+		c.kills, batches, sent, st.Acked, st.Duplicate, st.Failed, p.Total, rollup, store.Recovery())
+	if p.Total != sent || rollup != sent {
+		t.Fatalf("stored samples %d, rollup total %d, sent %d", p.Total, rollup, sent)
+	}
+	if st.Acked+st.Duplicate != uint64(batches) {
+		t.Fatalf("agents delivered %d+%d batches, sent %d", st.Acked, st.Duplicate, batches)
+	}
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		t.Fatal("campaign timed out")
+	}
+}
