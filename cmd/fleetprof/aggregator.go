@@ -54,6 +54,9 @@ func runAggregator(ctx context.Context, args []string, stdout io.Writer) error {
 		return fmt.Errorf("open storage: %w", err)
 	}
 	defer store.Close()
+	if r := store.Recovery(); r.RolledForward+r.Discarded+r.PartialPartitions > 0 {
+		log.Warn("storage recovered an interrupted commit", "rolled_forward", r.RolledForward, "discarded", r.Discarded, "partial_partitions", r.PartialPartitions)
+	}
 	srv, err := aggregator.New(cfg, store, log, aggregator.WithUI(ui.Handler()))
 	if err != nil {
 		return err
