@@ -27,6 +27,9 @@ type Config struct {
 	MaxMessageBytes int
 	// ShutdownTimeout bounds graceful shutdown before connections are cut; default 10s.
 	ShutdownTimeout time.Duration
+	// UnreadyAfterWriteFailures is how many storage write failures in a row
+	// make /readyz answer 503 (until a write succeeds); default 3.
+	UnreadyAfterWriteFailures int
 }
 
 // Defaults.
@@ -55,6 +58,9 @@ func (c Config) WithDefaults() Config {
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = DefaultShutdownTimeout
 	}
+	if c.UnreadyAfterWriteFailures == 0 {
+		c.UnreadyAfterWriteFailures = DefaultUnreadyAfterWriteFailures
+	}
 	return c
 }
 
@@ -77,6 +83,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxMessageBytes < 1024 {
 		return fmt.Errorf("max message bytes %d: must be at least 1024", c.MaxMessageBytes)
+	}
+	if c.UnreadyAfterWriteFailures < 1 {
+		return fmt.Errorf("unready after write failures %d: must be at least 1", c.UnreadyAfterWriteFailures)
 	}
 	if c.ShutdownTimeout < 0 {
 		return fmt.Errorf("shutdown timeout %v: must not be negative", c.ShutdownTimeout)

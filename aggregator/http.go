@@ -45,6 +45,10 @@ func (s *Server) routes() http.Handler {
 			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "storage not ready: " + err.Error()})
 			return
 		}
+		if bad, n := s.writes.unready(); bad {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"error": "storage writes failing", "consecutive_failures": n})
+			return
+		}
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 	})
 	mux.Handle("GET /metrics", s.metrics.handler())

@@ -254,12 +254,21 @@ func (is *ingestService) write(ctx context.Context, d decoded) *ingestv1.WriteRe
 	switch {
 	case errors.Is(err, samplebatch.ErrInvalid):
 		resp.Status, resp.Error = ingestv1.WriteResponse_STATUS_REJECTED, err.Error()
+		return resp
 	case err != nil:
 		resp.Status, resp.Error = ingestv1.WriteResponse_STATUS_FAILED, "store batch: "+err.Error()
+		is.s.metrics.writeErrors.Inc()
+		if logNow, n := is.s.writes.failed(time.Now()); logNow {
+			is.s.log.Error("storage write failed", "err", err, "failures", n, "batch_id", d.req.GetBatchId())
+		}
+		return resp
 	case dup:
 		resp.Status = ingestv1.WriteResponse_STATUS_DUPLICATE
 	default:
 		resp.Status, resp.Rows = ingestv1.WriteResponse_STATUS_ACKED, int64(rows)
+	}
+	if n := is.s.writes.succeeded(); n > 0 {
+		is.s.log.Info("storage writes recovered", "failures", n)
 	}
 	return resp
 }

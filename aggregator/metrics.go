@@ -17,6 +17,8 @@ type metrics struct {
 	rows       prometheus.Counter
 	ingestTime prometheus.Histogram
 	queryTime  *prometheus.HistogramVec
+	// writeErrors counts failed storage writes (each FAILED answer).
+	writeErrors prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -40,8 +42,12 @@ func newMetrics() *metrics {
 			Help:    "Query API latency by endpoint.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
 		}, []string{"endpoint"}),
+		writeErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "fleetprof_storage_write_errors_total",
+			Help: "Batches whose storage write failed (answered FAILED, resent by the agent).",
+		}),
 	}
-	m.reg.MustRegister(m.batches, m.rows, m.ingestTime, m.queryTime,
+	m.reg.MustRegister(m.batches, m.rows, m.ingestTime, m.queryTime, m.writeErrors,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, st := range []ingestv1.WriteResponse_Status{
 		ingestv1.WriteResponse_STATUS_ACKED, ingestv1.WriteResponse_STATUS_DUPLICATE,

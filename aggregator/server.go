@@ -48,6 +48,7 @@ type Server struct {
 	grpc    *grpc.Server
 	ingest  *ingestService
 	handler http.Handler
+	writes  *writeHealth
 }
 
 type actor struct {
@@ -99,6 +100,7 @@ func New(cfg Config, store Store, logger *slog.Logger, opts ...Option) (*Server,
 		s.tls = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
 	s.metrics = newMetrics()
+	s.writes = &writeHealth{threshold: cfg.UnreadyAfterWriteFailures}
 	s.ingest = newIngestService(s)
 	gopts := []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(cfg.MaxMessageBytes + 4096), // room for batch_id and framing
