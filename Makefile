@@ -25,8 +25,8 @@ test: setup check-generated lint ## set up, then check generated code, lint and 
 test-short: ## the suite without setup, generation check or lint
 	$(GO) test $(GOTEST_FLAGS) ./...
 
-soak: setup ## long fault campaigns (kill -9 of the aggregator 25 times on each backend)
-	FLEETPROF_SOAK=1 FLEETPROF_STRICT_TESTS=1 $(GO) test -run 'TestKillNine' -count 1 -timeout 60m -v ./cmd/fleetprof/
+soak: setup ## long fault campaigns (kill -9 of the aggregator 25 times on each backend; disk full on a tmpfs)
+	FLEETPROF_SOAK=1 FLEETPROF_STRICT_TESTS=1 $(GO) test -run 'TestKillNine|TestDiskFull' -count 1 -timeout 60m -v ./cmd/fleetprof/
 
 bench: setup build ## benchmarks (ingest, queries, agent overhead, UI render; analyzer evaluation, ~11 min, with its tables)
 	set -o pipefail; $(GO) test -run '^$$' -bench . -benchmem -benchtime 1x -timeout 60m $$($(GO) list ./... | grep -v /analyzer/evaluate) | tee bench.txt

@@ -1,0 +1,134 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/fleetprof/fleetprof/internal/testenv"
+)
+
+// diskFullTmpfsSize is the tmpfs the embedded store lives on: room for chDB's
+// metadata and a few minutes of the campaign's batches.
+const diskFullTmpfsSize = "256m"
+
+// TestDiskFullExactlyOnce runs a real aggregator on embedded chDB whose data
+// dir is a small tmpfs, fills the tmpfs while agents stream, then frees it:
+// batches are answered FAILED and retried, the failure is logged, /readyz is
+// unready while writes fail and ready after, queries keep working, and the
+// stored samples and rollup equal what was sent.
+func TestDiskFullExactlyOnce(t *testing.T) {
+	if testing.Short() {
+		testenv.Skip(t, testenv.Short, "disk-full campaign builds the binary")
+	}
+	testenv.Root(t, "mounts a tmpfs")
+	mount := testenv.LookPath(t, "mount", "mount")
+	if !chdbInstalled() {
+		testenv.Skip(t, testenv.MissingTool, "chDB library not installed: run scripts/fetch-chdb.sh (or make setup)")
+	}
+	bin := filepath.Join(t.TempDir(), "fleetprof")
+	ctx := context.Background()
+	if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	mnt := t.TempDir()
+	if out, err := exec.CommandContext(ctx, mount, "-t", "tmpfs", "-o", "size="+diskFullTmpfsSize, "tmpfs", mnt).CombinedOutput(); err != nil {
+		t.Fatalf("mount tmpfs: %v\n%s", err, out)
+	}
+	t.Cleanup(func() {
+		if err := syscall.Unmount(mnt, syscall.MNT_DETACH); err != nil {
+			t.Errorf("umount %s: %v", mnt, err)
+		}
+	})
+	uri := "embedded:" + filepath.Join(mnt, "data")
+	agg := newAggProc(t, bin, uri)
+	agg.start(t)
+	t.Cleanup(func() {
+		if agg.cmd.ProcessState == nil {
+			agg.kill(t)
+		}
+	})
+	start := time.Now()
+	f := startFleet(t, agg.grpc, 4)
+	waitFor(t, "first batches acked", func() bool { return f.stats().Acked >= 50 })
+
+	filler := filepath.Join(mnt, "filler")
+	fill(t, filler)
+	failedBefore := f.stats().Failed
+	waitFor(t, "/readyz unready", func() bool { return readyzCode(agg.http) == http.StatusServiceUnavailable })
+	waitFor(t, "failed attempts", func() bool { return f.stats().Failed > failedBefore+20 })
+	if code := getCode(agg.http, "/api/v1/services"); code != http.StatusOK {
+		t.Fatalf("query while the disk is full = %d, want 200", code)
+	}
+	failed := f.stats().Failed - failedBefore
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "/readyz ready again", func() bool { return readyzCode(agg.http) == http.StatusOK })
+	st := f.finish(t)
+	if code := getCode(agg.http, "/api/v1/services"); code != http.StatusOK {
+		t.Fatalf("query after recovery = %d, want 200", code)
+	}
+	agg.stop(t)
+	if agg.logsContain("storage write failed") == 0 || agg.logsContain("storage writes recovered") == 0 {
+		t.Fatal("aggregator did not log the storage failure and its recovery")
+	}
+	samples, rollup := storedTotals(t, uri, start)
+	t.Logf("%d batches, %d samples sent; %d failed attempts while full; agents: %d acked, %d duplicate; stored samples %d, rollup total %d",
+		f.batches, f.sent, failed, st.Acked, st.Duplicate, samples, rollup)
+	if samples != f.sent || rollup != f.sent {
+		t.Fatalf("stored samples %d, rollup total %d, sent %d", samples, rollup, f.sent)
+	}
+}
+
+// fill writes path until the filesystem is full.
+func fill(t *testing.T, path string) {
+	t.Helper()
+	fh, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fh.Close()
+	buf := make([]byte, 1<<20)
+	for {
+		if _, err := fh.Write(buf); err != nil {
+			if errors.Is(err, syscall.ENOSPC) {
+				return
+			}
+			t.Fatal(err)
+		}
+	}
+}
+
+// waitFor polls cond until it holds; the bound only ends a hung test.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Minute)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func getCode(addr, path string) int {
+	req, err := http.NewRequestWithContext(context.Background(), http.MethodGet, "http://"+addr+path, nil)
+	if err != nil {
+		return 0
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+func readyzCode(addr string) int { return getCode(addr, "/readyz") }
