@@ -67,6 +67,7 @@ func (s *Server) routes() http.Handler {
 		{"versions", s.versions},
 		{"findings", s.findings},
 		{"opportunities", s.opportunities},
+		{"storage", s.storageStatus},
 	} {
 		mux.Handle("GET /api/v1/"+e.name, s.api(e.name, e.h))
 	}

@@ -101,6 +101,7 @@ func New(cfg Config, store Store, logger *slog.Logger, opts ...Option) (*Server,
 	}
 	s.metrics = newMetrics()
 	s.writes = &writeHealth{threshold: cfg.UnreadyAfterWriteFailures}
+	s.metrics.reg.MustRegister(s.detachedPartsGauge())
 	s.ingest = newIngestService(s)
 	gopts := []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(cfg.MaxMessageBytes + 4096), // room for batch_id and framing

@@ -1,8 +1,16 @@
 package aggregator
 
 import (
+	"context"
+	"errors"
+	"net/http"
+	"net/url"
 	"sync"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/fleetprof/fleetprof/aggregator/storage"
 )
 
 // DefaultUnreadyAfterWriteFailures is Config.UnreadyAfterWriteFailures' default.
@@ -53,4 +61,56 @@ func (h *writeHealth) unready() (bool, int) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return h.consecutive >= h.threshold, h.consecutive
+}
+
+// detachedLister is a Store that reports parts the engine set aside
+// (storage.Store.DetachedParts).
+type detachedLister interface {
+	DetachedParts(ctx context.Context) ([]storage.DetachedPart, error)
+}
+
+// detachedPartsTimeout bounds the system-table lookup behind /metrics.
+const detachedPartsTimeout = 2 * time.Second
+
+// storageStatus is GET /api/v1/storage: write health and the detached parts
+// (rows the engine does not serve, e.g. a part found truncated at start).
+func (s *Server) storageStatus(r *http.Request, _ url.Values, _ time.Time) (any, error) {
+	bad, n := s.writes.unready()
+	out := map[string]any{"writes_failing": bad, "consecutive_write_failures": n}
+	dl, ok := s.store.(detachedLister)
+	if !ok {
+		return out, nil
+	}
+	parts, err := dl.DetachedParts(r.Context())
+	switch {
+	case errors.Is(err, errors.ErrUnsupported):
+		out["detached_parts_supported"] = false
+	case err != nil:
+		return nil, err
+	default:
+		out["detached_parts_supported"] = true
+		out["detached_parts"] = parts
+	}
+	return out, nil
+}
+
+// detachedPartsGauge exports the number of detached parts (-1 when the
+// engine cannot list them or the lookup fails).
+func (s *Server) detachedPartsGauge() prometheus.Collector {
+	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "fleetprof_storage_detached_parts",
+		Help: "Data parts the storage engine set aside (e.g. broken at start): their rows are missing from queries. -1 = unknown.",
+	}, func() float64 {
+		dl, ok := s.store.(detachedLister)
+		if !ok {
+			return -1
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), detachedPartsTimeout)
+		defer cancel()
+		parts, err := dl.DetachedParts(ctx)
+		if err != nil {
+			return -1
+		}
+		return float64(len(parts))
+	})
 }

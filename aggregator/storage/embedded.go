@@ -2,6 +2,7 @@ package storage
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -23,8 +24,13 @@ type embedded struct {
 
 func openEmbedded(dir, lib string) (*embedded, error) {
 	db, err := chdb.Open(chdb.Config{Path: dir, LibPath: lib})
-	if err != nil {
+	if errors.Is(err, chdb.ErrLibraryNotFound) {
 		return nil, fmt.Errorf("open embedded clickhouse (install libchdb.so with scripts/fetch-chdb.sh or make setup): %w", err)
+	}
+	if err != nil {
+		// The library loaded: the data dir is what failed (the engine's
+		// message names the file, e.g. damaged table metadata).
+		return nil, fmt.Errorf("open embedded clickhouse data dir %s: %w", dir, err)
 	}
 	return &embedded{db: db}, nil
 }

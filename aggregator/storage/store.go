@@ -622,3 +622,33 @@ func (k *keyedLocks) lock(key string) (unlock func()) {
 		k.mu.Unlock()
 	}
 }
+
+// DetachedPart is a data part the engine set aside instead of serving it,
+// typically one found broken at start (truncated or checksum mismatch).
+type DetachedPart struct {
+	Table  string `json:"table"`
+	Name   string `json:"name"`
+	Reason string `json:"reason"`
+}
+
+// DetachedParts lists the detached parts of the store's tables. Their rows
+// are missing from every query until an operator repairs or drops them.
+// Engines without system.detached_parts (before 19.x) return ErrUnsupported.
+func (s *Store) DetachedParts(ctx context.Context) ([]DetachedPart, error) {
+	r, err := s.be.Query(ctx, "SELECT count() FROM system.tables WHERE database = 'system' AND name = 'detached_parts'")
+	if err != nil {
+		return nil, fmt.Errorf("list detached parts: %w", err)
+	}
+	if len(r.Data) != 1 || asUint(r.Data[0][0]) == 0 {
+		return nil, fmt.Errorf("list detached parts: %w", errors.ErrUnsupported)
+	}
+	r, err = s.be.Query(ctx, fmt.Sprintf("SELECT table, name, ifNull(reason, '') FROM system.detached_parts WHERE database = %s ORDER BY table, name", quote(s.lay.db)))
+	if err != nil {
+		return nil, fmt.Errorf("list detached parts: %w", err)
+	}
+	out := make([]DetachedPart, 0, len(r.Data))
+	for _, row := range r.Data {
+		out = append(out, DetachedPart{Table: asString(row[0]), Name: asString(row[1]), Reason: asString(row[2])})
+	}
+	return out, nil
+}

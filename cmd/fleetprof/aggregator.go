@@ -57,6 +57,13 @@ func runAggregator(ctx context.Context, args []string, stdout io.Writer) error {
 	if r := store.Recovery(); r.RolledForward+r.Discarded+r.PartialPartitions > 0 {
 		log.Warn("storage recovered an interrupted commit", "rolled_forward", r.RolledForward, "discarded", r.Discarded, "partial_partitions", r.PartialPartitions)
 	}
+	// A part the engine set aside at start (truncated, bad checksum) is rows
+	// missing from every answer: say so, it is also on /api/v1/storage.
+	if parts, err := store.DetachedParts(ctx); err == nil {
+		for _, p := range parts {
+			log.Warn("storage part detached: its rows are missing from queries", "table", p.Table, "part", p.Name, "reason", p.Reason)
+		}
+	}
 	srv, err := aggregator.New(cfg, store, log, aggregator.WithUI(ui.Handler()))
 	if err != nil {
 		return err
