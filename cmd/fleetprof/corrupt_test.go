@@ -117,3 +117,39 @@ func getJSONInto(t *testing.T, addr, path string, v any) {
 		t.Fatal(fmt.Errorf("GET %s: %w", path, err))
 	}
 }
+
+// TestCorruptMetadataNamed starts the aggregator on a data dir whose table
+// metadata is garbage: it refuses to start with a message naming the data
+// dir and the engine's complaint, not the hint to install libchdb.so.
+func TestCorruptMetadataNamed(t *testing.T) {
+	if testing.Short() {
+		testenv.Skip(t, testenv.Short, "builds the binary")
+	}
+	if !chdbInstalled() {
+		testenv.Skip(t, testenv.MissingTool, "chDB library not installed: run scripts/fetch-chdb.sh (or make setup)")
+	}
+	bin := filepath.Join(t.TempDir(), "fleetprof")
+	ctx := context.Background()
+	if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	dataDir := filepath.Join(t.TempDir(), "data")
+	agg := newAggProc(t, bin, "embedded:"+dataDir)
+	agg.start(t)
+	agg.stop(t)
+	meta := filepath.Join(dataDir, "metadata", "fleetprof", "samples.sql")
+	if err := os.WriteFile(meta, []byte("ATTACH TABLE _ UUID 'garbage' (\x00\x01"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(cctx, bin, "aggregator", "--storage", "embedded:"+dataDir, "--grpc", agg.grpc, "--http", agg.http).CombinedOutput()
+	if err == nil {
+		t.Fatalf("aggregator started on corrupt metadata:\n%s", out)
+	}
+	msg := string(out)
+	if strings.Contains(msg, "install libchdb") || !strings.Contains(msg, dataDir) || !strings.Contains(msg, "samples") {
+		t.Fatalf("start on corrupt metadata: want a message naming %s and the samples table, no install hint; got:\n%s", dataDir, msg)
+	}
+	t.Logf("message: %s", strings.TrimSpace(msg))
+}

@@ -132,7 +132,7 @@ func connect(args []string, limit string) (*conn, error) {
 	// its arguments.
 	h := C.fp_chdb_connect(C.int(len(argv)), &argv[0])
 	if h == nil {
-		return nil, fmt.Errorf("chdb: connect %s failed (bad setting, or the path is in use by another process?)", strings.Join(args[1:], " "))
+		return nil, fmt.Errorf("chdb: connect %s failed (the engine printed its reason on stderr: damaged metadata or parts, a bad setting, or the path in use by another process)", strings.Join(args[1:], " "))
 	}
 	return &conn{h: h, limit: limit}, nil
 }
