@@ -30,6 +30,14 @@ type Config struct {
 	// UnreadyAfterWriteFailures is how many storage write failures in a row
 	// make /readyz answer 503 (until a write succeeds); default 3.
 	UnreadyAfterWriteFailures int
+	// Group commit (stores that write several batches at once): batches
+	// arriving on any streams are written together, at most MaxCommitBatches
+	// batches and MaxCommitRows rows per write, waiting up to CommitInterval
+	// for more while no write is running. Acks follow the write. Defaults 5ms,
+	// 256 batches, 1,000,000 rows; MaxCommitBatches 1 writes every batch alone.
+	CommitInterval   time.Duration
+	MaxCommitBatches int
+	MaxCommitRows    int
 }
 
 // Defaults.
@@ -39,6 +47,10 @@ const (
 	DefaultStorage         = "embedded:./fleetprof-data"
 	DefaultMaxMessageBytes = 16 << 20
 	DefaultShutdownTimeout = 10 * time.Second
+
+	DefaultCommitInterval   = 5 * time.Millisecond
+	DefaultMaxCommitBatches = 256
+	DefaultMaxCommitRows    = 1_000_000
 )
 
 // WithDefaults returns c with zero fields set to their defaults.
@@ -57,6 +69,15 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = DefaultShutdownTimeout
+	}
+	if c.CommitInterval == 0 {
+		c.CommitInterval = DefaultCommitInterval
+	}
+	if c.MaxCommitBatches == 0 {
+		c.MaxCommitBatches = DefaultMaxCommitBatches
+	}
+	if c.MaxCommitRows == 0 {
+		c.MaxCommitRows = DefaultMaxCommitRows
 	}
 	if c.UnreadyAfterWriteFailures == 0 {
 		c.UnreadyAfterWriteFailures = DefaultUnreadyAfterWriteFailures
@@ -83,6 +104,12 @@ func (c Config) Validate() error {
 	}
 	if c.MaxMessageBytes < 1024 {
 		return fmt.Errorf("max message bytes %d: must be at least 1024", c.MaxMessageBytes)
+	}
+	if c.CommitInterval < 0 || c.CommitInterval > time.Second {
+		return fmt.Errorf("commit interval %v: must be between 0 and 1s", c.CommitInterval)
+	}
+	if c.MaxCommitBatches < 1 || c.MaxCommitRows < 1 {
+		return fmt.Errorf("max commit batches %d and rows %d: must be at least 1", c.MaxCommitBatches, c.MaxCommitRows)
 	}
 	if c.UnreadyAfterWriteFailures < 1 {
 		return fmt.Errorf("unready after write failures %d: must be at least 1", c.UnreadyAfterWriteFailures)

@@ -30,8 +30,8 @@ type ingestService struct {
 
 func newIngestService(s *Server) *ingestService {
 	is := &ingestService{s: s, draining: make(chan struct{})}
-	if bs, ok := s.store.(batchStore); ok {
-		is.commit = &groupCommit{st: bs}
+	if bs, ok := s.store.(batchStore); ok && s.cfg.MaxCommitBatches > 1 {
+		is.commit = newGroupCommit(bs, s.cfg.CommitInterval, s.cfg.MaxCommitBatches, s.cfg.MaxCommitRows)
 	}
 	return is
 }
@@ -43,23 +43,29 @@ type batchStore interface {
 	IngestBatches(ctx context.Context, items []storage.IngestItem) ([]storage.IngestResult, error)
 }
 
-// Group commit bounds: one write holds at most this many batches and rows.
-const (
-	maxGroupBatches = 64
-	maxGroupRows    = 1_000_000
-)
-
 // groupCommit merges batches that arrive on different streams while a write
 // is in progress into one IngestBatches call: every ClickHouse insert costs a
 // part and a fixed overhead, so many agents sending small batches get several
 // times the rows/s of one insert per batch. There is no background goroutine:
-// the caller that finds no write running leads, writes what is queued, and
-// hands the lead to the oldest waiting caller.
+// the caller that finds no write running leads, waits up to interval for
+// more batches (less once maxBatches or maxRows are queued), writes what is
+// queued, and hands the lead to the oldest waiting caller. Every batch is
+// acknowledged only after the write holding it returned (the store's commit).
 type groupCommit struct {
-	st      batchStore
-	mu      sync.Mutex
-	pending []*commitReq
-	busy    bool
+	st         batchStore
+	interval   time.Duration
+	maxBatches int
+	maxRows    int
+	full       chan struct{} // signalled when a group's bounds are queued
+
+	mu          sync.Mutex
+	pending     []*commitReq
+	pendingRows int
+	busy        bool
+}
+
+func newGroupCommit(st batchStore, interval time.Duration, maxBatches, maxRows int) *groupCommit {
+	return &groupCommit{st: st, interval: interval, maxBatches: maxBatches, maxRows: maxRows, full: make(chan struct{}, 1)}
 }
 
 type commitReq struct {
@@ -81,6 +87,13 @@ func (g *groupCommit) ingest(ctx context.Context, id string, b *samplebatch.Batc
 	r := &commitReq{ctx: ctx, id: id, batch: b, done: make(chan commitResult, 1)}
 	g.mu.Lock()
 	g.pending = append(g.pending, r)
+	g.pendingRows += len(b.Rows)
+	if len(g.pending) >= g.maxBatches || g.pendingRows >= g.maxRows {
+		select {
+		case g.full <- struct{}{}:
+		default:
+		}
+	}
 	if g.busy {
 		g.mu.Unlock()
 		// No ctx select: a queued batch is written by the leader either way,
@@ -101,17 +114,37 @@ func (g *groupCommit) ingest(ctx context.Context, id string, b *samplebatch.Batc
 // lead writes the queued requests (which include the leader's own) and
 // passes the lead on.
 func (g *groupCommit) lead() {
+	if g.interval > 0 {
+		g.mu.Lock()
+		full := len(g.pending) >= g.maxBatches || g.pendingRows >= g.maxRows
+		g.mu.Unlock()
+		if !full {
+			t := time.NewTimer(g.interval)
+			select {
+			case <-t.C:
+			case <-g.full:
+			}
+			t.Stop()
+		}
+	}
 	g.mu.Lock()
+	// A stale signal from a group already written must not cut the next wait short.
+	select {
+	case <-g.full:
+	default:
+	}
 	n, rows := 0, 0
-	for n < len(g.pending) && n < maxGroupBatches {
+	for n < len(g.pending) && n < g.maxBatches {
 		rows += len(g.pending[n].batch.Rows)
-		if n > 0 && rows > maxGroupRows {
+		if n > 0 && rows > g.maxRows {
+			rows -= len(g.pending[n].batch.Rows)
 			break
 		}
 		n++
 	}
 	group := slices.Clone(g.pending[:n])
 	g.pending = slices.Delete(g.pending, 0, n)
+	g.pendingRows -= rows
 	g.mu.Unlock()
 
 	g.write(group)

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/fleetprof/fleetprof/aggregator/storage"
 	"github.com/fleetprof/fleetprof/proto/samplebatch"
@@ -72,7 +73,7 @@ func TestGroupCommit(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			g := &groupCommit{st: tc.fake}
+			g := newGroupCommit(tc.fake, 0, 64, 1_000_000)
 			type answer struct {
 				rows int
 				dup  bool
@@ -121,5 +122,31 @@ func TestGroupCommit(t *testing.T) {
 				t.Errorf("groups = %v, want [1 %d]", tc.fake.groups, callers-1)
 			}
 		})
+	}
+}
+
+// TestGroupCommitInterval: with a commit interval the leader waits for more
+// batches; a full group (maxBatches queued) is written at once, as one write.
+func TestGroupCommitInterval(t *testing.T) {
+	const callers = 16
+	fake := &groupFake{gate: make(chan struct{})}
+	close(fake.gate)
+	// The interval is only the fallback: the group fills long before it ends.
+	g := newGroupCommit(fake, time.Second, callers, 1_000_000)
+	var wg sync.WaitGroup
+	errs := make([]error, callers)
+	for i := range callers {
+		wg.Go(func() {
+			_, _, errs[i] = g.ingest(context.Background(), fmt.Sprintf("b%d", i), &samplebatch.Batch{Rows: make([]samplebatch.Row, 3)})
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("b%d: %v", i, err)
+		}
+	}
+	if !slices.Equal(fake.groups, []int{callers}) {
+		t.Fatalf("groups = %v, want one of %d", fake.groups, callers)
 	}
 }
