@@ -171,3 +171,85 @@ func BenchmarkIngestE2EAgents(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkIngestSmallBatches is fleet shape (issue 14): 64 senders, each
+// sending 350-row batches (a pprof push, a short agent flush), written one
+// insert per batch (MaxCommitBatches 1) and group-committed (the defaults),
+// in the same process. samples/s and samples/cpu-s compare the two.
+func BenchmarkIngestSmallBatches(b *testing.B) {
+	const (
+		senders = 64
+		rows    = 350
+	)
+	modes := []struct {
+		name string
+		cfg  Config
+	}{
+		{"per-batch", Config{MaxCommitBatches: 1}},
+		{"group", Config{}},
+	}
+	for _, be := range backends {
+		for _, m := range modes {
+			b.Run(be.name+"/"+m.name, func(b *testing.B) {
+				st := be.open(b)
+				if ms, ok := st.(*memStore); ok {
+					ms.discard = true
+				}
+				ts := startServer(b, st, m.cfg)
+				svc := uniqueService(b)
+				payload := make([][]byte, senders)
+				for s := range payload {
+					smp := benchBatch(svc, time.Now().Add(-5*time.Minute).Truncate(time.Minute), rows)
+					for i := range smp {
+						smp[i].Labels.Host = fmt.Sprintf("agent-%02d", s)
+					}
+					data, err := samplebatch.Encode(smp)
+					if err != nil {
+						b.Fatal(err)
+					}
+					payload[s] = data
+				}
+				b.ResetTimer()
+				cpu0 := cpuTime()
+				errc := make(chan error, senders)
+				for s := range senders {
+					go func() { errc <- sendBatches(ts, fmt.Sprintf("%s-%d", svc, s), payload[s], b.N) }()
+				}
+				for range senders {
+					if err := <-errc; err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.StopTimer()
+				total := senders * rows * b.N
+				b.ReportMetric(float64(total)/b.Elapsed().Seconds(), "samples/s")
+				if be.name != "server" {
+					b.ReportMetric(float64(total)/(cpuTime()-cpu0).Seconds(), "samples/cpu-s")
+				}
+			})
+		}
+	}
+}
+
+// sendBatches sends payload n times on one stream, each under a new id, and
+// wants every one ACKED.
+func sendBatches(ts *testServer, prefix string, payload []byte, n int) error {
+	stream, err := ingestv1.NewIngestServiceClient(ts.conn).Write(context.Background())
+	if err != nil {
+		return err
+	}
+	defer stream.CloseSend()
+	for i := range n {
+		if err := stream.Send(&ingestv1.WriteRequest{BatchId: fmt.Sprintf("%s-%d", prefix, i), ArrowIpc: payload}); err != nil {
+			return err
+		}
+		resp, err := stream.Recv()
+		if err != nil {
+			return err
+		}
+		if resp.Status != ingestv1.WriteResponse_STATUS_ACKED {
+			return fmt.Errorf("%s batch %d: %v %s", prefix, i, resp.Status, resp.Error)
+		}
+	}
+	return nil
+}

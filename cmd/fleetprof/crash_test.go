@@ -33,7 +33,7 @@ type crashCampaign struct {
 // The short campaign runs in make test; FLEETPROF_SOAK=1 (make soak) runs the long one.
 var (
 	shortCampaign = crashCampaign{kills: 5, senders: 4, maxUp: 700 * time.Millisecond}
-	soakCampaign  = crashCampaign{kills: 25, senders: 8, maxUp: 1500 * time.Millisecond}
+	soakCampaign  = crashCampaign{kills: 25, senders: 4, maxUp: 1500 * time.Millisecond}
 )
 
 // TestKillNineExactlyOnce runs a real `fleetprof aggregator` on embedded chDB
