@@ -185,3 +185,33 @@ func TestUpgradeV1(t *testing.T) {
 		}
 	})
 }
+
+// TestDetachedParts lists a partition an operator detached; an engine without
+// system.detached_parts says so with ErrUnsupported.
+func TestDetachedParts(t *testing.T) {
+	eachBackend(t, Config{}, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		ingest(t, s, "d1", knownBatch())
+		parts, err := s.DetachedParts(ctx)
+		if errors.Is(err, errors.ErrUnsupported) {
+			if s.version.AtLeast(19, 1) {
+				t.Fatalf("ClickHouse %v: detached parts unsupported", s.version)
+			}
+			return
+		}
+		if err != nil || len(parts) != 0 {
+			t.Fatalf("fresh store: %v %v", parts, err)
+		}
+		r, err := s.be.Query(ctx, "SELECT DISTINCT partition_id FROM system.parts WHERE database = "+quote(s.lay.db)+" AND table = 'samples' AND active")
+		if err != nil || len(r.Data) == 0 {
+			t.Fatalf("samples partitions: %v %v", r, err)
+		}
+		if err := s.be.Exec(ctx, "ALTER TABLE "+s.table("samples")+" DETACH PARTITION ID "+quote(asString(r.Data[0][0]))); err != nil {
+			t.Fatal(err)
+		}
+		parts, err = s.DetachedParts(ctx)
+		if err != nil || len(parts) == 0 || parts[0].Table != "samples" {
+			t.Fatalf("after DETACH PARTITION: %+v %v", parts, err)
+		}
+	})
+}
