@@ -75,6 +75,13 @@ func TestDiskFullExactlyOnce(t *testing.T) {
 	if code := getCode(agg.http, "/api/v1/services"); code != http.StatusOK {
 		t.Fatalf("query after recovery = %d, want 200", code)
 	}
+	var status struct {
+		DetachedParts []struct{ Table, Name, Reason string } `json:"detached_parts"`
+	}
+	getJSONInto(t, agg.http, "/api/v1/storage", &status)
+	if len(status.DetachedParts) != 0 {
+		t.Fatalf("broken parts after the disk filled: %+v", status.DetachedParts)
+	}
 	agg.stop(t)
 	if agg.logsContain("storage write failed") == 0 || agg.logsContain("storage writes recovered") == 0 {
 		t.Fatal("aggregator did not log the storage failure and its recovery")
