@@ -33,6 +33,9 @@ func runAggregator(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.StringVar(&cfg.TLSKey, "tls-key", "", "TLS private key (PEM)")
 	fs.IntVar(&cfg.MaxMessageBytes, "max-message-bytes", aggregator.DefaultMaxMessageBytes, "largest accepted batch")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", aggregator.DefaultShutdownTimeout, "graceful shutdown limit")
+	fs.DurationVar(&cfg.CommitInterval, "commit-interval", aggregator.DefaultCommitInterval, "group commit: wait this long for more batches before a write")
+	fs.IntVar(&cfg.MaxCommitBatches, "max-commit-batches", aggregator.DefaultMaxCommitBatches, "group commit: most batches per write (1 = one write per batch)")
+	fs.IntVar(&cfg.UnreadyAfterWriteFailures, "unready-after-write-failures", aggregator.DefaultUnreadyAfterWriteFailures, "storage write failures in a row that make /readyz unready")
 	fs.DurationVar(&retention, "retention", 0, "keep samples this long (0 = forever)")
 	fs.StringVar(&chdbLib, "chdb-lib", "", "explicit libchdb.so path for embedded storage")
 	if err := parseFlags(fs, args); err != nil {
