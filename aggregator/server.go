@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/fleetprof/fleetprof/analyzer/loop"
 	"github.com/fleetprof/fleetprof/model"
 	ingestv1 "github.com/fleetprof/fleetprof/proto/fleetprof/ingest/v1"
 	"github.com/fleetprof/fleetprof/proto/samplebatch"
@@ -36,18 +37,20 @@ type Store interface {
 
 // Server is the aggregator: gRPC ingest plus the HTTP query API.
 type Server struct {
-	cfg     Config
-	store   Store
-	log     *slog.Logger
-	token   string
-	tls     *tls.Config
-	ui      http.Handler
-	actors  []actor
-	metrics *metrics
-	now     func() time.Time
-	grpc    *grpc.Server
-	ingest  *ingestService
-	handler http.Handler
+	cfg    Config
+	store  Store
+	log    *slog.Logger
+	token  string
+	tls    *tls.Config
+	ui     http.Handler
+	actors []actor
+	// analyzer, when set, runs periodically and serves POST /api/v1/analyze.
+	analyzer *loop.Loop
+	metrics  *metrics
+	now      func() time.Time
+	grpc     *grpc.Server
+	ingest   *ingestService
+	handler  http.Handler
 }
 
 type actor struct {
@@ -99,6 +102,9 @@ func New(cfg Config, store Store, logger *slog.Logger, opts ...Option) (*Server,
 		s.tls = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
 	s.metrics = newMetrics()
+	if s.analyzer != nil {
+		s.metrics.reg.MustRegister(s.analyzer.Collector())
+	}
 	s.ingest = newIngestService(s)
 	gopts := []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(cfg.MaxMessageBytes + 4096), // room for batch_id and framing

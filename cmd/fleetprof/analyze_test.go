@@ -18,6 +18,7 @@ import (
 	"github.com/fleetprof/fleetprof/aggregator/storage"
 	"github.com/fleetprof/fleetprof/analyzer/defense"
 	"github.com/fleetprof/fleetprof/analyzer/findings"
+	"github.com/fleetprof/fleetprof/analyzer/loop"
 	"github.com/fleetprof/fleetprof/analyzer/offense"
 	"github.com/fleetprof/fleetprof/analyzer/opportunity"
 	"github.com/fleetprof/fleetprof/model"
@@ -361,24 +362,24 @@ func TestAnalyzerLoopYoungData(t *testing.T) {
 	st := newYoungStore(time.Now().Truncate(time.Minute), 20)
 	st.stored = make(chan string, 16)
 	fs := flag.NewFlagSet("up", flag.ContinueOnError)
-	var cfg analyzerLoopConfig
-	bindAnalyzerLoopFlags(fs, &cfg)
+	var cfg loop.Config
+	bindAnalyzerLoopFlags(fs, &cfg, upAnalyzerDefaults())
 	if err := fs.Parse([]string{"--analyze-interval", "1h"}); err != nil {
 		t.Fatal(err)
 	}
 	logs := &logRecords{}
-	exec, interrupt, err := analyzerActor(cfg, st, slog.New(logs))
+	l, err := loop.New(st, cfg, logAnalyzerRun(slog.New(logs)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
-	go func() { done <- exec() }()
+	go func() { done <- l.Run(context.Background()) }()
 	for kind := range st.stored {
 		if kind == "opportunity" {
 			break
 		}
 	}
-	interrupt(nil)
+	l.Interrupt(nil)
 	if err := <-done; err != nil {
 		t.Fatalf("loop returned %v", err)
 	}
@@ -411,21 +412,21 @@ func TestAnalyzerLoopConfig(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			fs := flag.NewFlagSet("up", flag.ContinueOnError)
-			var cfg analyzerLoopConfig
-			bindAnalyzerLoopFlags(fs, &cfg)
+			var cfg loop.Config
+			bindAnalyzerLoopFlags(fs, &cfg, upAnalyzerDefaults())
 			if err := fs.Parse(tt.args); err != nil {
 				t.Fatal(err)
 			}
-			exec, interrupt, err := analyzerActor(cfg, emptyStore{}, slog.New(slog.DiscardHandler))
+			l, err := loop.New(emptyStore{}, cfg, nil)
 			if (err == nil) != tt.ok {
 				t.Fatalf("error %v, want ok=%v", err, tt.ok)
 			}
 			if err != nil {
 				return
 			}
-			interrupt(nil)
-			if err := exec(); err != nil {
-				t.Errorf("exec after interrupt: %v", err)
+			l.Interrupt(nil)
+			if err := l.Run(context.Background()); err != nil {
+				t.Errorf("run after interrupt: %v", err)
 			}
 		})
 	}

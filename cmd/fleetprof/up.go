@@ -20,6 +20,7 @@ import (
 	"github.com/fleetprof/fleetprof/aggregator"
 	"github.com/fleetprof/fleetprof/aggregator/storage"
 	"github.com/fleetprof/fleetprof/aggregator/ui"
+	"github.com/fleetprof/fleetprof/analyzer/loop"
 )
 
 func init() {
@@ -32,7 +33,7 @@ type upConfig struct {
 	NoAgent  bool
 	Agg      aggregator.Config
 	Agent    agent.Config
-	Analyzer analyzerLoopConfig
+	Analyzer loop.Config
 }
 
 func runUp(ctx context.Context, args []string, stdout io.Writer) error {
@@ -45,12 +46,15 @@ func runUp(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.DurationVar(&cfg.Agent.FlushInterval, "flush-interval", 5*time.Second, "how often the agent ships samples")
 	fs.StringVar(&cfg.Agent.MetricsAddr, "agent-metrics", agent.DefaultMetricsAddr, `agent /metrics address ("off" to disable)`)
 	fs.BoolVar(&cfg.NoAgent, "no-agent", false, "don't profile this host (no root needed): serve imported or simulated data only")
-	bindAnalyzerLoopFlags(fs, &cfg.Analyzer)
+	bindAnalyzerLoopFlags(fs, &cfg.Analyzer, upAnalyzerDefaults())
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return usageError{fmt.Errorf("unexpected arguments %q", fs.Args())}
+	}
+	if err := cfg.Analyzer.Validate(); err != nil {
+		return usageError{fmt.Errorf("analyzer: %w", err)}
 	}
 	// Agent and aggregator share a random token: the ingest port accepts only this process.
 	token, err := randomToken()
@@ -79,11 +83,11 @@ func runUp(ctx context.Context, args []string, stdout io.Writer) error {
 	defer store.Close()
 
 	var g oklogrun.Group
-	loopExec, loopInterrupt, err := newAnalyzerLoop(cfg.Analyzer, store, log)
+	an, err := loop.New(store, cfg.Analyzer, logAnalyzerRun(log))
 	if err != nil {
 		return err
 	}
-	srv, err := aggregator.New(cfg.Agg, store, log, aggregator.WithUI(ui.Handler()), aggregator.WithActor(loopExec, loopInterrupt))
+	srv, err := aggregator.New(cfg.Agg, store, log, aggregator.WithUI(ui.Handler()), aggregator.WithAnalyzer(an))
 	if err != nil {
 		return err
 	}
