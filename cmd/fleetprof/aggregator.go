@@ -59,9 +59,9 @@ func runAggregator(ctx context.Context, args []string, stdout io.Writer) error {
 		return usageError{err}
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	store, err := storage.Open(ctx, scfg)
+	store, err := openStore(ctx, scfg)
 	if err != nil {
-		return fmt.Errorf("open storage: %w", err)
+		return err
 	}
 	defer store.Close()
 	opts := []aggregator.Option{aggregator.WithUI(ui.Handler())}

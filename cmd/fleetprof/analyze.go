@@ -2,11 +2,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -17,6 +19,7 @@ import (
 	"github.com/fleetprof/fleetprof/analyzer/offense"
 	"github.com/fleetprof/fleetprof/analyzer/opportunity"
 	"github.com/fleetprof/fleetprof/analyzer/rootcause"
+	"github.com/fleetprof/fleetprof/model"
 )
 
 func init() {
@@ -53,6 +56,13 @@ func (l *listFlag) Set(s string) error { *l = append(*l, s); return nil }
 type analyzeOptions struct {
 	storage string
 	chdbLib string
+	// aggregator, when set, analyzes through that server (POST /api/v1/analyze);
+	// dataDir finds a running local up and its token.
+	aggregator, dataDir string
+	token, tokenFile    string
+	// remote is the request sent to an aggregator; set lists the flags given.
+	remote model.AnalyzeRequest
+	set    map[string]bool
 	json    bool
 	// kind is what to run: regression, opportunity or all.
 	kind    string
@@ -76,7 +86,11 @@ func parseAnalyzeFlags(args []string) (*analyzeOptions, error) {
 	var services listFlag
 	var now string
 	var dryRun bool
-	fs.StringVar(&o.storage, "storage", storage.DefaultURI, "store: embedded:DIR (in-process chDB) or clickhouse://HOST:PORT/DB")
+	fs.StringVar(&o.storage, "storage", "", "analyze this store directly (offline): embedded:DIR (in-process chDB) or clickhouse://HOST:PORT/DB")
+	fs.StringVar(&o.aggregator, "aggregator", "", "analyze through this aggregator (POST /api/v1/analyze), e.g. http://127.0.0.1:7070 (default: the fleetprof up running with --data, else the store in --data)")
+	fs.StringVar(&o.dataDir, "data", defaultDataDir, "data directory of fleetprof up: its running instance, or its store when none runs")
+	fs.StringVar(&o.token, "token", "", "bearer token for --aggregator (default: the local up's token file)")
+	fs.StringVar(&o.tokenFile, "token-file", "", "file holding the bearer token for --aggregator")
 	fs.StringVar(&o.chdbLib, "chdb-lib", "", "explicit libchdb.so path for embedded storage")
 	fs.Var(&services, "service", "service to analyze (repeatable; default: every service with samples)")
 	fs.DurationVar(&o.cfg.Window, "window", o.cfg.Window, "analysis window: changes starting in it are reported")
@@ -98,6 +112,21 @@ func parseAnalyzeFlags(args []string) (*analyzeOptions, error) {
 	}
 	if fs.NArg() > 0 {
 		return nil, usageError{fmt.Errorf("unexpected arguments %q", fs.Args())}
+	}
+	o.set = map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { o.set[f.Name] = true })
+	if o.aggregator != "" && o.storage != "" {
+		return nil, usageError{errors.New("give either --aggregator or --storage, not both")}
+	}
+	o.remote = model.AnalyzeRequest{Kind: o.kind, Services: services, DryRun: dryRun}
+	if o.set["window"] {
+		o.remote.Window = o.cfg.Window.String()
+	}
+	if o.set["history"] {
+		o.remote.History = o.cfg.History.String()
+	}
+	if o.set["opportunity-window"] {
+		o.remote.OpportunityWindow = o.offense.Window.String()
 	}
 	switch o.kind {
 	case kindRegression, kindOpportunity, kindAll:
@@ -128,6 +157,7 @@ func parseAnalyzeFlags(args []string) (*analyzeOptions, error) {
 		}
 		o.cfg.Now = func() time.Time { return t }
 		o.offense.Now = o.cfg.Now
+		o.remote.Now = t
 	}
 	if err := o.cfg.Validate(); err != nil {
 		return nil, usageError{err}
@@ -135,20 +165,46 @@ func parseAnalyzeFlags(args []string) (*analyzeOptions, error) {
 	if err := o.offense.Validate(); err != nil {
 		return nil, usageError{fmt.Errorf("opportunities: %w", err)}
 	}
-	if err := (storage.Config{URI: o.storage}).Validate(); err != nil {
-		return nil, usageError{err}
+	if o.storage != "" {
+		if err := (storage.Config{URI: o.storage}).Validate(); err != nil {
+			return nil, usageError{err}
+		}
 	}
 	return o, nil
 }
+
+// localOnlyFlags are analyze flags an aggregator does not take per request (its own
+// configuration applies).
+var localOnlyFlags = []string{"step", "min-share", "opportunity-min-share", "cost-per-core-year", "watts-per-core", "repo", "version-map", "chdb-lib"}
 
 func runAnalyze(ctx context.Context, args []string, stdout io.Writer) error {
 	o, err := parseAnalyzeFlags(args)
 	if err != nil {
 		return err
 	}
-	store, err := storage.Open(ctx, storage.Config{URI: o.storage, ChdbLib: o.chdbLib})
+	uri := o.storage
+	if uri == "" && o.aggregator == "" {
+		if st := runningUp(o.dataDir); st != nil {
+			o.aggregator = "http://" + st.HTTP
+			fmt.Fprintf(os.Stderr, "fleetprof analyze: analyzing through the fleetprof up running on %s (PID %d)\n", o.aggregator, st.PID)
+		} else {
+			if _, err := os.Stat(filepath.Join(o.dataDir, "clickhouse")); err != nil {
+				return fmt.Errorf("no fleetprof up is running with data dir %s and it holds no store: start one (make up, or fleetprof up), or give --aggregator URL or --storage URI", o.dataDir)
+			}
+			uri = embeddedURI(o.dataDir)
+		}
+	}
+	if o.aggregator != "" {
+		for _, f := range localOnlyFlags {
+			if o.set[f] {
+				return usageError{fmt.Errorf("--%s is not taken by an aggregator (its own configuration applies); use --storage to analyze offline with it", f)}
+			}
+		}
+		return analyzeRemote(ctx, o, stdout)
+	}
+	store, err := openStore(ctx, storage.Config{URI: uri, ChdbLib: o.chdbLib})
 	if err != nil {
-		return fmt.Errorf("open storage: %w", err)
+		return err
 	}
 	defer store.Close()
 	return analyzeOnce(ctx, store, o, stdout, slog.New(slog.NewTextHandler(os.Stderr, nil)))

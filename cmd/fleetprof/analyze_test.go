@@ -15,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fleetprof/fleetprof/aggregator/storage"
 	"github.com/fleetprof/fleetprof/analyzer/defense"
 	"github.com/fleetprof/fleetprof/analyzer/findings"
 	"github.com/fleetprof/fleetprof/analyzer/loop"
@@ -36,7 +35,7 @@ func TestParseAnalyzeFlags(t *testing.T) {
 		check func(*testing.T, *analyzeOptions)
 	}{
 		{"defaults", nil, false, func(t *testing.T, o *analyzeOptions) {
-			if o.cfg.Window != 6*time.Hour || !o.cfg.Store || o.json || o.storage != storage.DefaultURI ||
+			if o.cfg.Window != 6*time.Hour || !o.cfg.Store || o.json || o.storage != "" || o.dataDir != defaultDataDir || o.aggregator != "" ||
 				o.kind != kindAll || o.offense.Window != time.Hour || !o.offense.Store {
 				t.Errorf("defaults %+v", o)
 			}
@@ -59,6 +58,15 @@ func TestParseAnalyzeFlags(t *testing.T) {
 					t.Errorf("parsed %+v", o.offense)
 				}
 			}},
+		{"remote", []string{"--aggregator", "http://h:7070", "--kind", "regression", "--window", "2h", "--service", "a", "--dry-run"}, false,
+			func(t *testing.T, o *analyzeOptions) {
+				r := o.remote
+				if o.aggregator != "http://h:7070" || r.Kind != "regression" || r.Window != "2h0m0s" || r.History != "" ||
+					len(r.Services) != 1 || !r.DryRun {
+					t.Errorf("remote request %+v", r)
+				}
+			}},
+		{"aggregator and storage", []string{"--aggregator", "http://h:7070", "--storage", "embedded:/x"}, true, nil},
 		{"bad kind", []string{"--kind", "both"}, true, nil},
 		{"bad opportunity window", []string{"--opportunity-window", "0s"}, true, nil},
 		{"bad opportunity share", []string{"--opportunity-min-share", "1"}, true, nil},

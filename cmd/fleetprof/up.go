@@ -39,7 +39,7 @@ type upConfig struct {
 func runUp(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("up", flag.ContinueOnError)
 	var cfg upConfig
-	fs.StringVar(&cfg.DataDir, "data", "./fleetprof-data", "directory for the embedded ClickHouse data and the agent's spool")
+	fs.StringVar(&cfg.DataDir, "data", defaultDataDir, "directory for the embedded ClickHouse data, the agent's spool and the ingest token (file token, mode 0600; import, simulate and analyze on this host use it)")
 	fs.StringVar(&cfg.Agg.GRPCAddr, "grpc", aggregator.DefaultGRPCAddr, "gRPC ingest listen address")
 	fs.StringVar(&cfg.Agg.HTTPAddr, "http", aggregator.DefaultHTTPAddr, "web UI and query API listen address")
 	fs.IntVar(&cfg.Agent.Hz, "hz", agent.DefaultHz, "sampling frequency per CPU")
@@ -61,7 +61,7 @@ func runUp(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	cfg.Agg.Storage = "embedded:" + filepath.Join(cfg.DataDir, "clickhouse")
+	cfg.Agg.Storage = embeddedURI(cfg.DataDir)
 	cfg.Agg.Token = token
 	if err := cfg.Agg.Validate(); err != nil {
 		return usageError{err}
@@ -76,11 +76,16 @@ func runUp(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	store, err := storage.Open(ctx, storage.Config{URI: cfg.Agg.Storage})
+	store, err := openStore(ctx, storage.Config{URI: cfg.Agg.Storage})
 	if err != nil {
-		return fmt.Errorf("open storage: %w", err)
+		return err
 	}
 	defer store.Close()
+	removeState, err := writeUpState(cfg.DataDir, upState{PID: os.Getpid(), HTTP: dialAddr(cfg.Agg.HTTPAddr), GRPC: dialAddr(cfg.Agg.GRPCAddr)}, token)
+	if err != nil {
+		return err
+	}
+	defer removeState()
 
 	var g oklogrun.Group
 	an, err := loop.New(store, cfg.Analyzer, logAnalyzerRun(log))

@@ -1,0 +1,168 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/fleetprof/fleetprof/aggregator/storage"
+)
+
+// One data directory for every command: `up` keeps its store, spool, ingest token
+// and address file there; `aggregator` and `analyze` default to its store; `import`,
+// `simulate`, `query`, `analyze` and `pipeline` find a running `up` through it.
+const (
+	defaultDataDir = "./fleetprof-data"
+	// tokenFileName holds up's ingest token (mode 0600).
+	tokenFileName = "token"
+	// upStateName holds where a running up listens (removed when it stops).
+	upStateName = "up.json"
+)
+
+// embeddedURI is the embedded store inside a data directory.
+func embeddedURI(dataDir string) string {
+	return "embedded:" + filepath.Join(dataDir, "clickhouse")
+}
+
+// upState is what a running `fleetprof up` tells local clients.
+type upState struct {
+	PID  int    `json:"pid"`
+	HTTP string `json:"http"` // dialable, e.g. 127.0.0.1:7070
+	GRPC string `json:"grpc"`
+}
+
+// writeUpState writes the token file (0600) and the state file into dir; the
+// returned func removes the state file (the token stays valid for a restart).
+func writeUpState(dir string, st upState, token string) (func(), error) {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	tokPath := filepath.Join(dir, tokenFileName)
+	if err := os.WriteFile(tokPath, []byte(token+"\n"), 0o600); err != nil {
+		return nil, fmt.Errorf("write token file: %w", err)
+	}
+	if err := os.Chmod(tokPath, 0o600); err != nil { // an older file keeps its mode on WriteFile
+		return nil, fmt.Errorf("token file: %w", err)
+	}
+	b, err := json.Marshal(st)
+	if err != nil {
+		return nil, fmt.Errorf("encode up state: %w", err)
+	}
+	statePath := filepath.Join(dir, upStateName)
+	if err := os.WriteFile(statePath, append(b, '\n'), 0o600); err != nil {
+		return nil, fmt.Errorf("write up state: %w", err)
+	}
+	return func() { _ = os.Remove(statePath) }, nil
+}
+
+// runningUp returns the state of the `up` running with data dir dir, or nil when
+// none is (no state file, or its process is gone).
+func runningUp(dir string) *upState {
+	b, err := os.ReadFile(filepath.Join(dir, upStateName))
+	if err != nil {
+		return nil
+	}
+	var st upState
+	if json.Unmarshal(b, &st) != nil || st.PID <= 0 || !processAlive(st.PID) {
+		return nil
+	}
+	return &st
+}
+
+func processAlive(pid int) bool {
+	err := syscall.Kill(pid, 0)
+	return err == nil || errors.Is(err, syscall.EPERM)
+}
+
+// localToken returns up's ingest token from dir when the client talks to that up
+// (addr is its gRPC or HTTP address, or empty), "" otherwise.
+func localToken(dir, addr string) string {
+	st := runningUp(dir)
+	if st == nil {
+		return ""
+	}
+	if addr != "" {
+		a := strings.TrimPrefix(strings.TrimPrefix(addr, "http://"), "https://")
+		a = strings.TrimSuffix(a, "/")
+		if dialAddr(a) != st.GRPC && dialAddr(a) != st.HTTP {
+			return ""
+		}
+	}
+	tok, err := readTokenFile(filepath.Join(dir, tokenFileName))
+	if err != nil {
+		return ""
+	}
+	return tok
+}
+
+// resolveToken picks the bearer token: --token, else --token-file, else the token
+// of a local `up` that addr points at.
+func resolveToken(token, tokenFile, dataDir, addr string) (string, error) {
+	switch {
+	case token != "":
+		return token, nil
+	case tokenFile != "":
+		return readTokenFile(tokenFile)
+	}
+	return localToken(dataDir, addr), nil
+}
+
+func readTokenFile(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("read token file: %w", err)
+	}
+	t := strings.TrimSpace(string(b))
+	if t == "" {
+		return "", fmt.Errorf("token file %s is empty", path)
+	}
+	return t, nil
+}
+
+// errDataDirLocked: another process (usually a running up or aggregator) holds the
+// embedded store.
+var errDataDirLocked = errors.New("data directory in use by another process")
+
+// openStore opens the store, turning chDB's "Cannot lock file …/status" into an
+// error naming the process that holds the directory (instead of the libchdb hint).
+func openStore(ctx context.Context, cfg storage.Config) (*storage.Store, error) {
+	st, err := storage.Open(ctx, cfg)
+	if err == nil {
+		return st, nil
+	}
+	if dir, ok := strings.CutPrefix(cfg.URI, "embedded:"); ok && strings.Contains(err.Error(), "Cannot lock file") {
+		return nil, fmt.Errorf("%w: %s is locked by %s; while it runs, go through it (fleetprof analyze --aggregator URL, the default when it is fleetprof up) or stop it first",
+			errDataDirLocked, dir, lockHolder(dir))
+	}
+	return nil, fmt.Errorf("open storage: %w", err)
+}
+
+// lockHolder names the process in ClickHouse's status file ("PID: N" line).
+func lockHolder(dir string) string {
+	b, err := os.ReadFile(filepath.Join(dir, "status"))
+	if err != nil {
+		return "another process"
+	}
+	for line := range strings.Lines(string(b)) {
+		v, ok := strings.CutPrefix(strings.TrimSpace(line), "PID:")
+		if !ok {
+			continue
+		}
+		pid, err := strconv.Atoi(strings.TrimSpace(v))
+		if err != nil {
+			break
+		}
+		name := "process"
+		if comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); err == nil && len(comm) > 0 {
+			name = strings.Join(strings.Fields(strings.ReplaceAll(string(comm), "\x00", " ")), " ")
+		}
+		return fmt.Sprintf("PID %d (%s)", pid, name)
+	}
+	return "another process"
+}
