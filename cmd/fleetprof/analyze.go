@@ -63,7 +63,7 @@ type analyzeOptions struct {
 	// remote is the request sent to an aggregator; set lists the flags given.
 	remote model.AnalyzeRequest
 	set    map[string]bool
-	json    bool
+	json   bool
 	// kind is what to run: regression, opportunity or all.
 	kind    string
 	cfg     defense.Config

@@ -64,7 +64,7 @@ func writeUpState(dir string, st upState, token string) (func(), error) {
 // runningUp returns the state of the `up` running with data dir dir, or nil when
 // none is (no state file, or its process is gone).
 func runningUp(dir string) *upState {
-	b, err := os.ReadFile(filepath.Join(dir, upStateName))
+	b, err := os.ReadFile(filepath.Join(dir, upStateName)) //nolint:gosec // --data is the user's own directory
 	if err != nil {
 		return nil
 	}
@@ -114,7 +114,7 @@ func resolveToken(token, tokenFile, dataDir, addr string) (string, error) {
 }
 
 func readTokenFile(path string) (string, error) {
-	b, err := os.ReadFile(path)
+	b, err := os.ReadFile(path) //nolint:gosec // --token-file or the user's --data directory
 	if err != nil {
 		return "", fmt.Errorf("read token file: %w", err)
 	}
@@ -132,15 +132,33 @@ var errDataDirLocked = errors.New("data directory in use by another process")
 // openStore opens the store, turning chDB's "Cannot lock file …/status" into an
 // error naming the process that holds the directory (instead of the libchdb hint).
 func openStore(ctx context.Context, cfg storage.Config) (*storage.Store, error) {
+	if dir, ok := strings.CutPrefix(cfg.URI, "embedded:"); ok {
+		dir, _, _ = strings.Cut(dir, "?")
+		if statusLocked(dir) {
+			return nil, fmt.Errorf("%w: %s is locked by %s; while it runs, go through it (fleetprof analyze --aggregator URL, the default when it is fleetprof up) or stop it first",
+				errDataDirLocked, dir, lockHolder(dir))
+		}
+	}
 	st, err := storage.Open(ctx, cfg)
-	if err == nil {
-		return st, nil
+	if err != nil {
+		return nil, fmt.Errorf("open storage: %w", err)
 	}
-	if dir, ok := strings.CutPrefix(cfg.URI, "embedded:"); ok && strings.Contains(err.Error(), "Cannot lock file") {
-		return nil, fmt.Errorf("%w: %s is locked by %s; while it runs, go through it (fleetprof analyze --aggregator URL, the default when it is fleetprof up) or stop it first",
-			errDataDirLocked, dir, lockHolder(dir))
+	return st, nil
+}
+
+// statusLocked reports whether a ClickHouse engine holds dir: it keeps an
+// exclusive flock on dir/status while it runs.
+func statusLocked(dir string) bool {
+	f, err := os.Open(filepath.Join(dir, "status"))
+	if err != nil {
+		return false
 	}
-	return nil, fmt.Errorf("open storage: %w", err)
+	defer f.Close()
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		return errors.Is(err, syscall.EWOULDBLOCK)
+	}
+	_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+	return false
 }
 
 // lockHolder names the process in ClickHouse's status file ("PID: N" line).
