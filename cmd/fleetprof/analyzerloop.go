@@ -34,6 +34,10 @@ func bindAnalyzerLoopFlags(fs *flag.FlagSet, c *loop.Config, defaults loop.Confi
 	fs.DurationVar(&c.Defense.History, "analyze-history", c.Defense.History, "history read before the regression analysis window (48h, two daily periods, enables the seasonality filter)")
 	fs.DurationVar(&c.Defense.Step, "analyze-step", c.Defense.Step, "regression detector time bucket")
 	fs.DurationVar(&c.Offense.Window, "opportunity-window", c.Offense.Window, "data ranked for opportunities: the last this long")
+	if c.Defense.Repos == nil {
+		c.Defense.Repos = map[string]string{}
+	}
+	fs.Var(kvFlag(c.Defense.Repos), "repo", "SERVICE=PATH: git repository for the analyzer's root cause (repeatable)")
 }
 
 // logAnalyzerRun logs one periodic analyzer run.
