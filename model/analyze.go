@@ -21,11 +21,12 @@ type AnalyzeRequest struct {
 	Services []string `json:"services,omitempty"`
 	// DryRun returns the findings without storing them.
 	DryRun bool `json:"dry_run,omitempty"`
-	// Window, History and OpportunityWindow override the regression window, the
-	// history read before it and the data ranked for opportunities (Go durations,
-	// "6h"); empty keeps the server's.
+	// Window, History, Step and OpportunityWindow override the regression window, the
+	// history read before it, the detector's time bucket and the data ranked for
+	// opportunities (Go durations, "6h"); empty keeps the server's.
 	Window            string `json:"window,omitempty"`
 	History           string `json:"history,omitempty"`
+	Step              string `json:"step,omitempty"`
 	OpportunityWindow string `json:"opportunity_window,omitempty"`
 	// Now analyzes as of this time (default: the server's clock).
 	Now time.Time `json:"now,omitzero"`

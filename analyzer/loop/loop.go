@@ -83,6 +83,7 @@ func (c Config) Apply(req model.AnalyzeRequest) (Config, error) {
 		name, value string
 		dst         *time.Duration
 	}{{"window", req.Window, &c.Defense.Window}, {"history", req.History, &c.Defense.History},
+		{"step", req.Step, &c.Defense.Step},
 		{"opportunity window", req.OpportunityWindow, &c.Offense.Window}} {
 		if d.value == "" {
 			continue

@@ -125,6 +125,9 @@ func parseAnalyzeFlags(args []string) (*analyzeOptions, error) {
 	if o.set["history"] {
 		o.remote.History = o.cfg.History.String()
 	}
+	if o.set["step"] {
+		o.remote.Step = o.cfg.Step.String()
+	}
 	if o.set["opportunity-window"] {
 		o.remote.OpportunityWindow = o.offense.Window.String()
 	}
@@ -175,7 +178,7 @@ func parseAnalyzeFlags(args []string) (*analyzeOptions, error) {
 
 // localOnlyFlags are analyze flags an aggregator does not take per request (its own
 // configuration applies).
-var localOnlyFlags = []string{"step", "min-share", "opportunity-min-share", "cost-per-core-year", "watts-per-core", "repo", "version-map", "chdb-lib"}
+var localOnlyFlags = []string{"min-share", "opportunity-min-share", "cost-per-core-year", "watts-per-core", "repo", "version-map", "chdb-lib"}
 
 func runAnalyze(ctx context.Context, args []string, stdout io.Writer) error {
 	o, err := parseAnalyzeFlags(args)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -183,4 +184,34 @@ func lockHolder(dir string) string {
 		return fmt.Sprintf("PID %d (%s)", pid, name)
 	}
 	return "another process"
+}
+
+// localHTTP is addr, or the HTTP address of the up running with the default data
+// dir when the user did not give one (set false).
+func localHTTP(addr string, set bool) string {
+	if set {
+		return addr
+	}
+	if st := runningUp(defaultDataDir); st != nil {
+		return "http://" + st.HTTP
+	}
+	return addr
+}
+
+// localGRPC is like localHTTP for the ingest address, with dataDir.
+func localGRPC(addr string, set bool, dataDir string) string {
+	if set {
+		return addr
+	}
+	if st := runningUp(dataDir); st != nil {
+		return st.GRPC
+	}
+	return addr
+}
+
+// flagSet reports whether the flag name was given on the command line.
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }

@@ -50,7 +50,7 @@ func runImport(ctx context.Context, args []string, stdout io.Writer) error {
 	version := fs.String("version", "", "version label")
 	var labels stringList
 	fs.Var(&labels, "labels", "more labels k=v,k2=v2 (host, namespace, pod, container, comm, pid or any extra key); repeatable")
-	addr := fs.String("grpc", "127.0.0.1:7071", "aggregator gRPC address")
+	addr := fs.String("grpc", "127.0.0.1:7071", "aggregator gRPC address (default: the fleetprof up running with --data, else this)")
 	token := fs.String("token", "", "bearer token")
 	tokenFile := fs.String("token-file", "", "file holding the bearer token (default: the token of a fleetprof up running with --data)")
 	dataDir := fs.String("data", defaultDataDir, "data directory of a local fleetprof up, whose token is used when --grpc is its address")
@@ -81,6 +81,7 @@ func runImport(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return usageError{err}
 	}
+	*addr = localGRPC(*addr, flagSet(fs, "grpc"), *dataDir)
 	tok, err := resolveToken(*token, *tokenFile, *dataDir, *addr)
 	if err != nil {
 		return err

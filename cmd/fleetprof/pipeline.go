@@ -74,7 +74,7 @@ func pipelineRun(ctx context.Context, args []string, stdout io.Writer) error {
 		return usageError{errors.New("--out is required")}
 	}
 	reg := skills.Default()
-	tb, err := tools.New(tools.Config{Aggregator: *agg, Repo: *repo, Module: *module, FindingsFile: *findingsFile,
+	tb, err := tools.New(tools.Config{Aggregator: localHTTP(*agg, flagSet(fs, "aggregator")), Repo: *repo, Module: *module, FindingsFile: *findingsFile,
 		Window: *window, Docs: reg.Docs()})
 	if err != nil {
 		return usageError{err}

@@ -91,7 +91,7 @@ func runSimulate(ctx context.Context, args []string, stdout io.Writer) error {
 		return usageError{errors.New("give either --grpc or --out, not both")}
 	}
 	if *out == "" && *addr == "" {
-		*addr = "127.0.0.1:7071"
+		*addr = localGRPC("127.0.0.1:7071", false, *dataDir)
 	}
 	if err := cfg.Validate(); err != nil {
 		return usageError{err}
