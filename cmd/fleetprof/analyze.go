@@ -283,15 +283,19 @@ func printOpportunities(w io.Writer, rep *offense.Report, cfg opportunity.Config
 	return tw.Flush()
 }
 
+// newFunctionShare: a function whose share before the change was below this is
+// reported as new, not as a percentage over almost nothing.
+const newFunctionShare = 1e-6
+
 // printFindings writes the findings as a table, one line per finding plus its top
-// root cause.
+// root cause, and a line explaining the columns.
 func printFindings(w io.Writer, rep *defense.Report) error {
 	if len(rep.Findings) == 0 {
 		_, err := fmt.Fprintf(w, "no regressions in %s … %s (%d series)\n", rep.From.Format(time.RFC3339), rep.To.Format(time.RFC3339), rep.Series)
 		return err
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "SERVICE\tFUNCTION\tCHANGE\tSHARE BEFORE → AFTER\tREL\tCORES\tVERSIONS\tROOT CAUSE")
+	fmt.Fprintln(tw, "SERVICE\tFUNCTION\tCHANGED AT (UTC)\tCPU SHARE BEFORE → AFTER\tCHANGE\tEXTRA CORES\tVERSIONS\tLIKELY CAUSE")
 	for _, f := range rep.Findings {
 		rc := "-"
 		if len(f.RootCauses) > 0 {
@@ -301,13 +305,32 @@ func printFindings(w io.Writer, rep *defense.Report) error {
 				rc = fmt.Sprintf("%.10s %s (%.0f%%)", c.Commit, c.Title, 100*c.Confidence)
 			}
 		}
-		versions := f.VersionBefore + "→" + f.VersionAfter
-		if f.VersionBefore == "" && f.VersionAfter == "" {
-			versions = "-"
+		change := fmt.Sprintf("%+.1f%%", 100*f.RelativeChange)
+		if f.Before.Value < newFunctionShare {
+			change = "new"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%.3f%% → %.3f%%\t%+.1f%%\t%+.3f\t%s\t%s\n", f.Service, f.Function,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%.3f%% → %.3f%%\t%s\t%+.3f\t%s\t%s\n", f.Service, f.Function,
 			f.ChangeTime.UTC().Format("2006-01-02 15:04"), 100*f.Before.Value, 100*f.After.Value,
-			100*f.RelativeChange, f.EstimatedCores, versions, rc)
+			change, f.EstimatedCores, versionsLabel(f.VersionBefore, f.VersionAfter), rc)
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	_, err := fmt.Fprintln(w, "CPU share: the function's share of its service's CPU samples (inclusive); extra cores: what the change costs the fleet; likely cause: the pull request root cause ranks first (with --repo).")
+	return err
+}
+
+// versionsLabel says which release the change came with: "v1 → v2", "in v2" when
+// it happened within one version, "-" when versions are unknown.
+func versionsLabel(before, after string) string {
+	known := func(v string) bool { return v != "" && v != "?" }
+	switch {
+	case known(before) && known(after) && before != after:
+		return before + " → " + after
+	case known(after):
+		return "in " + after
+	case known(before):
+		return "in " + before
+	}
+	return "-"
 }

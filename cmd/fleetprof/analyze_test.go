@@ -148,9 +148,24 @@ func TestPrintFindings(t *testing.T) {
 	if err := printFindings(&out, rep); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"billing/ledger.(*Engine).Encode", "2026-01-05 12:20", "3.800% → 4.600%", "+22.0%", "v1→v2", "#105 Speed up Encode (61%)"} {
+	for _, want := range []string{"billing/ledger.(*Engine).Encode", "2026-01-05 12:20", "3.800% → 4.600%", "+22.0%", "v1 → v2", "#105 Speed up Encode (61%)"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, out.String())
+		}
+	}
+}
+
+func TestVersionsLabel(t *testing.T) {
+	for _, tt := range []struct{ before, after, want string }{
+		{"v1", "v2", "v1 → v2"},
+		{"v4", "v4", "in v4"},
+		{"?", "v1", "in v1"},
+		{"", "v1", "in v1"},
+		{"v3", "", "in v3"},
+		{"", "", "-"},
+	} {
+		if got := versionsLabel(tt.before, tt.after); got != tt.want {
+			t.Errorf("versionsLabel(%q, %q) = %q, want %q", tt.before, tt.after, got, tt.want)
 		}
 	}
 }
