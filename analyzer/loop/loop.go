@@ -12,6 +12,7 @@ import (
 	"github.com/fleetprof/fleetprof/analyzer/defense"
 	"github.com/fleetprof/fleetprof/analyzer/findings"
 	"github.com/fleetprof/fleetprof/analyzer/offense"
+	"github.com/fleetprof/fleetprof/analyzer/opportunity"
 	"github.com/fleetprof/fleetprof/model"
 )
 
@@ -34,10 +35,15 @@ type Config struct {
 	Offense offense.Config
 }
 
-// DefaultConfig returns both analyses with their defaults, every DefaultInterval.
+// DefaultConfig returns both analyses with their defaults, every DefaultInterval;
+// reported opportunities need the evidence minimums (opportunity.EvidenceMinSamples,
+// EvidenceMinSavingCores).
 func DefaultConfig() Config {
-	return Config{Interval: DefaultInterval, Regressions: true, Opportunities: true,
+	c := Config{Interval: DefaultInterval, Regressions: true, Opportunities: true,
 		Defense: defense.DefaultConfig(), Offense: offense.DefaultConfig()}
+	c.Offense.Opportunity.MinSamples = opportunity.EvidenceMinSamples
+	c.Offense.Opportunity.MinSavingCores = opportunity.EvidenceMinSavingCores
+	return c
 }
 
 // Validate reports the first invalid field.
