@@ -65,7 +65,7 @@ func writeUpState(dir string, st upState, token string) (func(), error) {
 // runningUp returns the state of the `up` running with data dir dir, or nil when
 // none is (no state file, or its process is gone).
 func runningUp(dir string) *upState {
-	b, err := os.ReadFile(filepath.Join(dir, upStateName)) //nolint:gosec // --data is the user's own directory
+	b, err := os.ReadFile(filepath.Join(dir, upStateName))
 	if err != nil {
 		return nil
 	}
