@@ -85,8 +85,13 @@ func pick(a, b string) string {
 }
 
 func runQuery(ctx context.Context, args []string, stdout io.Writer) error {
+	const queryUsage = "usage: fleetprof query top|flame|diff [flags]\n\n  top    busiest functions (self and inclusive)\n  flame  call tree (or --format pprof|folded)\n  diff   movers between a baseline and a comparison selection\n\nRun 'fleetprof query top -h' for a query's flags."
+	if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
+		_, err := fmt.Fprintln(stdout, queryUsage)
+		return err
+	}
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
-		return usageError{errors.New("usage: fleetprof query top|flame|diff [flags]")}
+		return usageError{errors.New(queryUsage)}
 	}
 	sub, args := args[0], args[1:]
 	if sub != "top" && sub != "flame" && sub != "diff" {
