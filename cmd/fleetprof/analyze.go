@@ -65,10 +65,16 @@ type analyzeOptions struct {
 	set    map[string]bool
 	json   bool
 	// kind is what to run: regression, opportunity or all.
-	kind    string
+	kind string
+	// limit bounds the findings printed per kind (0 = all).
+	limit   int
 	cfg     defense.Config
 	offense offense.Config
 }
+
+// defaultAnalyzeLimit is how many findings of each kind analyze prints by default:
+// a screenful, largest first.
+const defaultAnalyzeLimit = 20
 
 // Analysis kinds (--kind).
 const (
@@ -111,6 +117,7 @@ func parseAnalyzeFlags(args []string) (*analyzeOptions, error) {
 	fs.StringVar(&now, "now", "", "analyze as of this time (RFC 3339; default: now)")
 	fs.BoolVar(&o.json, "json", false, "print findings as JSON (schema fleetprof.findings/v1)")
 	fs.BoolVar(&dryRun, "dry-run", false, "do not store the findings")
+	fs.IntVar(&o.limit, "limit", defaultAnalyzeLimit, "print at most this many findings of each kind (0 = all; all are stored)")
 	if err := parseFlags(fs, args); err != nil {
 		return nil, err
 	}
@@ -134,6 +141,9 @@ func parseAnalyzeFlags(args []string) (*analyzeOptions, error) {
 	}
 	if o.set["opportunity-window"] {
 		o.remote.OpportunityWindow = o.offense.Window.String()
+	}
+	if o.limit < 0 {
+		return nil, usageError{fmt.Errorf("--limit %d: want >= 0", o.limit)}
 	}
 	switch o.kind {
 	case kindRegression, kindOpportunity, kindAll:
@@ -249,20 +259,47 @@ func analyzeOnce(ctx context.Context, st defense.Store, o *analyzeOptions, stdou
 	if o.json {
 		return findings.Encode(stdout, generated, all)
 	}
+	return printReports(stdout, def, off, o)
+}
+
+// printReports prints the regression and opportunity tables (those run), each cut
+// to o.limit rows with a line saying how many were left out.
+func printReports(w io.Writer, def *defense.Report, off *offense.Report, o *analyzeOptions) error {
 	if def != nil {
-		if err := printFindings(stdout, def); err != nil {
+		d := *def
+		var more int
+		d.Findings, more = limitFindings(d.Findings, o.limit)
+		if err := printFindings(w, &d); err != nil {
 			return err
 		}
+		printMore(w, more, "regressions")
 	}
 	if off != nil {
 		if def != nil {
-			if _, err := fmt.Fprintln(stdout); err != nil {
-				return err
-			}
+			fmt.Fprintln(w)
 		}
-		return printOpportunities(stdout, off, o.offense.Opportunity)
+		p := *off
+		var more int
+		p.Findings, more = limitFindings(p.Findings, o.limit)
+		if err := printOpportunities(w, &p, o.offense.Opportunity); err != nil {
+			return err
+		}
+		printMore(w, more, "opportunities")
 	}
 	return nil
+}
+
+func limitFindings(fs []findings.Finding, limit int) ([]findings.Finding, int) {
+	if limit == 0 || len(fs) <= limit {
+		return fs, 0
+	}
+	return fs[:limit], len(fs) - limit
+}
+
+func printMore(w io.Writer, more int, what string) {
+	if more > 0 {
+		fmt.Fprintf(w, "… and %d more %s (--limit 0 prints all, --json gives them as a document)\n", more, what)
+	}
 }
 
 // printOpportunities writes the opportunities as a table, largest saving first.

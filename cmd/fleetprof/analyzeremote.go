@@ -93,18 +93,13 @@ func analyzeRemote(ctx context.Context, o *analyzeOptions, stdout io.Writer) err
 			def.Findings = append(def.Findings, f)
 		}
 	}
-	if o.runs(kindRegression) {
-		if err := printFindings(stdout, def); err != nil {
-			return err
-		}
+	if !o.runs(kindRegression) {
+		def = nil
 	}
-	if o.runs(kindOpportunity) {
-		if o.runs(kindRegression) {
-			fmt.Fprintln(stdout)
-		}
-		return printOpportunities(stdout, off, o.offense.Opportunity)
+	if !o.runs(kindOpportunity) {
+		off = nil
 	}
-	return nil
+	return printReports(stdout, def, off, o)
 }
 
 // withConnHint adds what to start when nothing listens at the address.
