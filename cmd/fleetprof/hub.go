@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -65,7 +66,7 @@ func writeUpState(dir string, st upState, token string) (func(), error) {
 // runningUp returns the state of the `up` running with data dir dir, or nil when
 // none is (no state file, or its process is gone).
 func runningUp(dir string) *upState {
-	b, err := os.ReadFile(filepath.Join(dir, upStateName))
+	b, err := fs.ReadFile(os.DirFS(dir), upStateName)
 	if err != nil {
 		return nil
 	}

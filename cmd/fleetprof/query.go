@@ -91,7 +91,7 @@ func runQuery(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
-		return usageError{errors.New(queryUsage)}
+		return usageError{errors.New("usage: fleetprof query top|flame|diff [flags] (fleetprof query --help says more)")}
 	}
 	sub, args := args[0], args[1:]
 	if sub != "top" && sub != "flame" && sub != "diff" {
