@@ -104,8 +104,13 @@ func analyzeRemote(ctx context.Context, o *analyzeOptions, stdout io.Writer) err
 
 // withConnHint adds what to start when nothing listens at the address.
 func withConnHint(err error) error {
+	if strings.Contains(err.Error(), connHint) {
+		return err
+	}
 	if errors.Is(err, syscall.ECONNREFUSED) || strings.Contains(err.Error(), "connection refused") {
-		return fmt.Errorf("%w (is fleetprof up running? start it with make up or fleetprof up; for a fleet, fleetprof aggregator)", err)
+		return fmt.Errorf("%w (%s)", err, connHint)
 	}
 	return err
 }
+
+const connHint = "is fleetprof up running? start it with make up or fleetprof up; for a fleet, fleetprof aggregator"

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"strings"
 	"testing"
 )
@@ -38,5 +39,17 @@ func TestVersion(t *testing.T) {
 		if code := run(args, &out, &errb); code != 0 || !strings.HasPrefix(out.String(), "fleetprof ") || !strings.Contains(out.String(), "go1.") {
 			t.Errorf("%v: exit %d, output %q", args, code, out.String())
 		}
+	}
+}
+
+func TestConnHint(t *testing.T) {
+	refused := errors.New(`dial tcp 127.0.0.1:1: connect: connection refused`)
+	got := withConnHint(withConnHint(refused)).Error()
+	if strings.Count(got, "is fleetprof up running?") != 1 || !errors.Is(withConnHint(refused), refused) {
+		t.Errorf("hint %q", got)
+	}
+	other := errors.New("bad flag")
+	if withConnHint(other) != other {
+		t.Error("hint added to an unrelated error")
 	}
 }

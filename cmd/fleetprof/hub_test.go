@@ -72,7 +72,7 @@ func TestUpHubNoTokenFlags(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "data")
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	_, grpcAddr, up := startUp(ctx, t, bin, dir, "--analyze-interval", "0")
+	httpAddr, grpcAddr, up := startUp(ctx, t, bin, dir, "--analyze-interval", "0")
 
 	fi, err := os.Stat(filepath.Join(dir, tokenFileName))
 	if err != nil {
@@ -102,6 +102,16 @@ func TestUpHubNoTokenFlags(t *testing.T) {
 	}
 	if !strings.Contains(errs, "analyzing through the fleetprof up") || !strings.Contains(out, "SERVICE") {
 		t.Errorf("analyze did not go through up or printed no table:\nstdout:\n%s\nstderr:\n%s", out, errs)
+	}
+	// Explicitly through the aggregator URL, the token still found in the data dir.
+	out, errs, err = cli("analyze", "--aggregator", "http://"+httpAddr, "--data", dir, "--kind", "opportunity", "--dry-run", "--json")
+	if err != nil || !strings.Contains(out, `"schema": "fleetprof.findings/v1"`) {
+		t.Errorf("analyze --aggregator: %v\nstdout:\n%s\nstderr:\n%s", err, out, errs)
+	}
+	// Without the token the server refuses, and the error says where the token is.
+	_, errs, err = cli("analyze", "--aggregator", "http://"+httpAddr, "--data", t.TempDir(), "--dry-run")
+	if err == nil || !strings.Contains(errs, "401") || !strings.Contains(errs, "--token-file") {
+		t.Errorf("analyze without token: %v\n%s", err, errs)
 	}
 	// Offline analysis of the live store: the lock names up, not the chDB library.
 	_, errs, err = cli("analyze", "--storage", embeddedURI(dir))

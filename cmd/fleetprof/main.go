@@ -64,7 +64,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
-		fmt.Fprintf(stderr, "fleetprof %s: %v\n", args[0], err)
+		fmt.Fprintf(stderr, "fleetprof %s: %v\n", args[0], withConnHint(err))
 		var u usageError
 		if errors.As(err, &u) {
 			return 2
