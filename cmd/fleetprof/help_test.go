@@ -49,7 +49,7 @@ func TestConnHint(t *testing.T) {
 		t.Errorf("hint %q", got)
 	}
 	other := errors.New("bad flag")
-	if withConnHint(other) != other {
+	if withConnHint(other).Error() != other.Error() {
 		t.Error("hint added to an unrelated error")
 	}
 }
