@@ -212,7 +212,7 @@ func analyzeService(ctx context.Context, st Store, cfg Config, dc detect.Config,
 	if err != nil {
 		return nil, 0, nil, err
 	}
-	fs := res.Findings
+	fs := dropBeforeData(res.Findings, rows)
 	var errs []error
 	for i := range fs {
 		f := &fs[i]
@@ -233,6 +233,21 @@ func analyzeService(ctx context.Context, st Store, cfg Config, dc detect.Config,
 		f.RootCauses = rcs
 	}
 	return fs, res.Stats.Series, errs, nil
+}
+
+// dropBeforeData drops findings dated before the service's first rollup bucket: a
+// change point there is the data beginning (a store younger than history), not a
+// change anyone made.
+func dropBeforeData(fs []findings.Finding, rows []model.RollupRow) []findings.Finding {
+	var first time.Time
+	for _, r := range rows {
+		if first.IsZero() || r.Bucket.Before(first) {
+			first = r.Bucket
+		}
+	}
+	return slices.DeleteFunc(fs, func(f findings.Finding) bool {
+		return !f.ChangeTime.IsZero() && f.ChangeTime.Before(first)
+	})
 }
 
 // BuildService turns rollup rows (storage.Store.Rollup) into the detector's input,
