@@ -15,7 +15,7 @@ type Config struct {
 	HTTPAddr string // query API, metrics, UI; default 127.0.0.1:7070
 	// Storage is the store URI ("embedded:DIR" or "clickhouse://HOST:PORT/DB"). The
 	// server does not open it (its caller does); it is here so one Config describes
-	// a deployment. Default embedded:./fleetprof-data.
+	// a deployment. Default DefaultStorage.
 	Storage string
 	// Token, when set (or read from TokenFile), is required as "authorization:
 	// Bearer <token>" on ingest calls.
@@ -44,7 +44,7 @@ type Config struct {
 const (
 	DefaultGRPCAddr        = "127.0.0.1:7071"
 	DefaultHTTPAddr        = "127.0.0.1:7070"
-	DefaultStorage         = "embedded:./fleetprof-data"
+	DefaultStorage         = "embedded:./fleetprof-data/clickhouse" // the store of `fleetprof up --data ./fleetprof-data`
 	DefaultMaxMessageBytes = 16 << 20
 	DefaultShutdownTimeout = 10 * time.Second
 

@@ -22,6 +22,8 @@
 //	/api/v1/versions                 ?service&from&to
 //	/api/v1/findings                 ?kind&service&from&to&limit
 //	/api/v1/opportunities            ?service&from&to&limit (latest run per service, largest saving first)
+//	POST /api/v1/analyze             body model.AnalyzeRequest → model.AnalyzeResponse: run the
+//	                                 analyzer (WithAnalyzer) now; needs the token when one is set
 //
 // A selection is service=NAME, from=TIME, to=TIME and repeatable filter=key=value
 // (filters on different keys are ANDed, on the same key ORed). TIME is RFC 3339,

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/fleetprof/fleetprof/analyzer/loop"
 	"github.com/fleetprof/fleetprof/model"
 	ingestv1 "github.com/fleetprof/fleetprof/proto/fleetprof/ingest/v1"
 	"github.com/fleetprof/fleetprof/proto/samplebatch"
@@ -36,19 +37,21 @@ type Store interface {
 
 // Server is the aggregator: gRPC ingest plus the HTTP query API.
 type Server struct {
-	cfg     Config
-	store   Store
-	log     *slog.Logger
-	token   string
-	tls     *tls.Config
-	ui      http.Handler
-	actors  []actor
-	metrics *metrics
-	now     func() time.Time
-	grpc    *grpc.Server
-	ingest  *ingestService
-	handler http.Handler
-	writes  *writeHealth
+	cfg    Config
+	store  Store
+	log    *slog.Logger
+	token  string
+	tls    *tls.Config
+	ui     http.Handler
+	actors []actor
+	// analyzer, when set, runs periodically and serves POST /api/v1/analyze.
+	analyzer *loop.Loop
+	metrics  *metrics
+	now      func() time.Time
+	grpc     *grpc.Server
+	ingest   *ingestService
+	handler  http.Handler
+	writes   *writeHealth
 }
 
 type actor struct {
@@ -102,6 +105,9 @@ func New(cfg Config, store Store, logger *slog.Logger, opts ...Option) (*Server,
 	s.metrics = newMetrics()
 	s.writes = &writeHealth{threshold: cfg.UnreadyAfterWriteFailures}
 	s.metrics.reg.MustRegister(s.detachedPartsGauge())
+	if s.analyzer != nil {
+		s.metrics.reg.MustRegister(s.analyzer.Collector())
+	}
 	s.ingest = newIngestService(s)
 	gopts := []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(cfg.MaxMessageBytes + 4096), // room for batch_id and framing

@@ -31,9 +31,10 @@ func valueSets() map[string]map[string]any {
 			"aggregator": map[string]any{"replicas": 3},
 		},
 		"tls-no-priorityclass": {
-			"auth":  map[string]any{"token": "t0ken"},
-			"tls":   map[string]any{"enabled": true},
-			"agent": map[string]any{"createPriorityClass": false, "hz": 99},
+			"auth":     map[string]any{"token": "t0ken"},
+			"analyzer": map[string]any{"enabled": false},
+			"tls":      map[string]any{"enabled": true},
+			"agent":    map[string]any{"createPriorityClass": false, "hz": 99},
 		},
 	}
 }
@@ -137,6 +138,18 @@ func checkAggregator(t *testing.T, set string, d *appsv1.Deployment, objs []Obje
 		if replicas != 1 || len(pvcs) != 1 {
 			t.Errorf("aggregator: embedded storage needs 1 replica and 1 PVC, got %d and %d", replicas, len(pvcs))
 		}
+	}
+	// The analyzer runs in-process unless turned off (values.analyzer).
+	args := d.Spec.Template.Spec.Containers[0].Args
+	wantAnalyze := "--analyze=true"
+	if set == "tls-no-priorityclass" {
+		wantAnalyze = "--analyze=false"
+	}
+	if !slices.Contains(args, wantAnalyze) {
+		t.Errorf("aggregator args %q lack %s", args, wantAnalyze)
+	}
+	if on := slices.Contains(args, "--analyze-interval=10m"); on != (wantAnalyze == "--analyze=true") {
+		t.Errorf("aggregator args %q: --analyze-interval=10m present=%v with %s", args, on, wantAnalyze)
 	}
 	sc := d.Spec.Template.Spec.SecurityContext
 	if sc == nil || sc.RunAsNonRoot == nil || !*sc.RunAsNonRoot {

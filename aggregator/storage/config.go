@@ -10,7 +10,7 @@ import (
 )
 
 // DefaultURI is where the store lives when Config.URI is empty.
-const DefaultURI = "embedded:./data"
+const DefaultURI = "embedded:./fleetprof-data/clickhouse" // the store of `fleetprof up` (one data-dir default for every command)
 
 // DefaultDatabase is the database used when the URI names none.
 const DefaultDatabase = "fleetprof"
@@ -18,7 +18,7 @@ const DefaultDatabase = "fleetprof"
 // Config configures a Store.
 type Config struct {
 	// URI is "embedded:DIR" (chDB in-process, data in DIR; default
-	// embedded:./data) or "clickhouse://HOST:PORT[,HOST:PORT...]/DB?..."
+	// embedded:./fleetprof-data/clickhouse) or "clickhouse://HOST:PORT[,HOST:PORT...]/DB?..."
 	// (native protocol). Extra query parameters: database=NAME for embedded;
 	// cluster=NAME and ddl=on_cluster|per_node for a sharded server cluster.
 	// Any other clickhouse:// parameter is passed to clickhouse-go.

@@ -28,7 +28,7 @@ type Store interface {
 	Findings(ctx context.Context, q model.FindingsQuery) ([]model.FindingRecord, error)
 }
 
-// Config configures Analyze and Loop. Start from DefaultConfig.
+// Config configures Analyze. Start from DefaultConfig.
 type Config struct {
 	// Window is the analysis window: changes starting in it are reported. History is
 	// read before it (baseline; two days enable the daily seasonality stage) and the
@@ -47,8 +47,6 @@ type Config struct {
 	// VersionMaps maps a service to its version → git revision map; without one a
 	// version string is used as the revision (tags such as v1.2.3, or commit hashes).
 	VersionMaps map[string]map[string]string
-	// Interval is how often Loop runs Analyze.
-	Interval time.Duration
 	// Store findings with PutFindings (Analyze only returns them when false).
 	Store bool
 	// Detect and RootCause configure the two stages; Detect.AnalysisWindow and
@@ -61,14 +59,13 @@ type Config struct {
 
 // DefaultConfig returns the defaults: a 6h analysis window over two days of history
 // (the seasonality stage needs two daily periods before the window) in 10-minute
-// steps, functions above 0.01%, every 10 minutes, storing findings.
+// steps, functions above 0.01%, storing findings.
 func DefaultConfig() Config {
 	return Config{
 		Window:    6 * time.Hour,
 		History:   48 * time.Hour,
 		Step:      10 * time.Minute,
 		MinShare:  1e-4,
-		Interval:  10 * time.Minute,
 		Store:     true,
 		Detect:    detect.DefaultConfig(),
 		RootCause: rootcause.DefaultConfig(),
@@ -88,8 +85,6 @@ func (c Config) Validate() error {
 		return fmt.Errorf("window %v shorter than step %v", c.Window, c.Step)
 	case !(c.MinShare >= 0 && c.MinShare <= 1):
 		return fmt.Errorf("min share %v: want 0..1", c.MinShare)
-	case c.Interval <= 0:
-		return fmt.Errorf("interval %v: want > 0", c.Interval)
 	}
 	for svc, dir := range c.Repos {
 		if svc == "" || dir == "" {
@@ -217,7 +212,7 @@ func analyzeService(ctx context.Context, st Store, cfg Config, dc detect.Config,
 	if err != nil {
 		return nil, 0, nil, err
 	}
-	fs := res.Findings
+	fs := dropBeforeData(res.Findings, rows)
 	var errs []error
 	for i := range fs {
 		f := &fs[i]
@@ -238,6 +233,21 @@ func analyzeService(ctx context.Context, st Store, cfg Config, dc detect.Config,
 		f.RootCauses = rcs
 	}
 	return fs, res.Stats.Series, errs, nil
+}
+
+// dropBeforeData drops findings dated before the service's first rollup bucket: a
+// change point there is the data beginning (a store younger than history), not a
+// change anyone made.
+func dropBeforeData(fs []findings.Finding, rows []model.RollupRow) []findings.Finding {
+	var first time.Time
+	for _, r := range rows {
+		if first.IsZero() || r.Bucket.Before(first) {
+			first = r.Bucket
+		}
+	}
+	return slices.DeleteFunc(fs, func(f findings.Finding) bool {
+		return !f.ChangeTime.IsZero() && f.ChangeTime.Before(first)
+	})
 }
 
 // BuildService turns rollup rows (storage.Store.Rollup) into the detector's input,

@@ -267,7 +267,6 @@ func TestConfigValidate(t *testing.T) {
 		{"negative history", func(c *Config) { c.History = -time.Hour }, false},
 		{"tiny step", func(c *Config) { c.Step = time.Millisecond }, false},
 		{"bad share", func(c *Config) { c.MinShare = 2 }, false},
-		{"no interval", func(c *Config) { c.Interval = 0 }, false},
 		{"bad repo", func(c *Config) { c.Repos = map[string]string{"svc": ""} }, false},
 		{"bad detect", func(c *Config) { c.Detect.Alpha = 0 }, false},
 	}
@@ -279,37 +278,5 @@ func TestConfigValidate(t *testing.T) {
 				t.Errorf("Validate() = %v, want ok=%v", err, tt.ok)
 			}
 		})
-	}
-}
-
-func TestLoop(t *testing.T) {
-	f := smallFleet(t)
-	st := newFleetStore(t, f)
-	cfg := testConfig(f)
-	cfg.Interval = time.Hour
-	runs := make(chan *Report, 1)
-	l, err := NewLoop(st, cfg, func(r *Report, err error) {
-		if err != nil {
-			t.Error(err)
-		}
-		runs <- r
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error)
-	go func() { done <- l.Run(context.Background()) }()
-	if r := <-runs; len(r.Findings) == 0 {
-		t.Error("first run found nothing")
-	}
-	l.Interrupt(nil)
-	if err := <-done; err != nil {
-		t.Fatalf("Run returned %v after Interrupt", err)
-	}
-	// Interrupt before Run: Run returns at once.
-	l2, _ := NewLoop(st, cfg, nil)
-	l2.Interrupt(nil)
-	if err := l2.Run(context.Background()); err != nil {
-		t.Fatal(err)
 	}
 }

@@ -13,8 +13,8 @@
 // stored id and first_seen and advances last_seen, so the store keeps one finding.
 //
 // Store is the one interface at the storage boundary (the real one is
-// *storage.Store); Loop runs Analyze every Config.Interval for `fleetprof up` and the
-// aggregator.
+// *storage.Store). analyzer/loop runs Analyze periodically inside `fleetprof
+// aggregator` and `fleetprof up`.
 //
 // Root-cause failures (missing repository, unknown tag) do not drop findings: they are
 // stored without root causes and the failures are returned in Report.Errors.

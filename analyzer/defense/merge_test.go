@@ -180,3 +180,17 @@ func TestAnalyzeRunsMerge(t *testing.T) {
 		t.Errorf("%d findings stored, want %d", len(stored), len(ids))
 	}
 }
+
+func TestDropBeforeData(t *testing.T) {
+	t0 := time.Date(2026, 1, 5, 12, 0, 0, 0, time.UTC)
+	rows := []model.RollupRow{{Bucket: t0.Add(time.Hour)}, {Bucket: t0}, {Bucket: t0.Add(2 * time.Hour)}}
+	fs := []findings.Finding{
+		{Function: "before", ChangeTime: t0.Add(-10 * time.Minute)},
+		{Function: "at", ChangeTime: t0},
+		{Function: "after", ChangeTime: t0.Add(90 * time.Minute)},
+	}
+	got := dropBeforeData(fs, rows)
+	if len(got) != 2 || got[0].Function != "at" || got[1].Function != "after" {
+		t.Errorf("kept %+v, want at and after", got)
+	}
+}

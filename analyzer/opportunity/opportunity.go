@@ -22,6 +22,13 @@ const (
 	DefaultCostPerCoreYear = 250.0
 	DefaultCurrency        = "USD"
 	DefaultMinShare        = 0.001
+	// EvidenceMinSamples is the evidence a reported opportunity needs (the analyzer
+	// loop and `fleetprof analyze` set it): with fewer samples its share is noise (a
+	// process seen once or twice is "100% regexp").
+	EvidenceMinSamples = 20
+	// EvidenceMinSavingCores drops opportunities whose estimated saving is under a
+	// thousandth of a core: nobody should spend a patch on that.
+	EvidenceMinSavingCores = 0.001
 	DefaultMaxResults      = 50
 	DefaultMaxStacks       = 3
 )
@@ -33,9 +40,14 @@ type Config struct {
 	Currency        string  // default USD
 	// MinShare drops opportunities whose samples are under this share of the service
 	// (0..1); default 0.001.
-	MinShare   float64
-	MaxResults int // default 50
-	MaxStacks  int // representative stacks kept per opportunity; default 3
+	MinShare float64
+	// MinSamples and MinSavingCores are the minimum evidence and value before an
+	// opportunity is reported (0: none; reports use EvidenceMinSamples and
+	// EvidenceMinSavingCores, tool calls over a short profile none).
+	MinSamples     int64
+	MinSavingCores float64
+	MaxResults     int // default 50
+	MaxStacks      int // representative stacks kept per opportunity; default 3
 }
 
 // WithDefaults returns c with zero fields set to their defaults.
@@ -71,6 +83,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("cost per core-year %v: must be positive", c.CostPerCoreYear)
 	case c.MinShare < 0 || c.MinShare >= 1:
 		return fmt.Errorf("min share %v: want [0, 1)", c.MinShare)
+	case c.MinSamples < 0:
+		return fmt.Errorf("min samples %d: must not be negative", c.MinSamples)
+	case c.MinSavingCores < 0 || math.IsNaN(c.MinSavingCores):
+		return fmt.Errorf("min saving cores %v: must not be negative", c.MinSavingCores)
 	case c.MaxResults < 0:
 		return fmt.Errorf("max results %d: must not be negative", c.MaxResults)
 	case c.MaxStacks < 0:
@@ -241,10 +257,10 @@ func Rank(in Input, cfg Config) ([]Opportunity, error) {
 	var out []Opportunity
 	for k, a := range groups {
 		share := float64(a.samples) / total
-		if share < cfg.MinShare {
+		p := patternByName[k.pattern]
+		if share < cfg.MinShare || a.samples < cfg.MinSamples || share*p.Saving*cores < cfg.MinSavingCores {
 			continue
 		}
-		p := patternByName[k.pattern]
 		sort.Slice(a.stacks, func(i, j int) bool { return a.stacks[i].Value > a.stacks[j].Value })
 		var stacks []findings.Stack
 		for i := 0; i < len(a.stacks) && i < cfg.MaxStacks; i++ {

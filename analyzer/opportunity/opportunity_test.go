@@ -100,6 +100,36 @@ func TestRank(t *testing.T) {
 	}
 }
 
+// Evidence minimums: too few samples, or a saving under the minimum cores, is not
+// reported; zero minimums report everything.
+func TestRankEvidenceMinimums(t *testing.T) {
+	evidence := Config{MinSamples: EvidenceMinSamples, MinSavingCores: EvidenceMinSavingCores}
+	tiny := &model.Profile{PeriodNS: 10_000_000, Total: 2, Stacks: []model.StackCount{
+		{Frames: []string{"main.main", "example.com/s.Handle", "regexp.MustCompile", "regexp.compile"}, Value: 2},
+	}}
+	for _, tc := range []struct {
+		name string
+		in   Input
+		cfg  Config
+		want int
+	}{
+		{"two samples", Input{Profile: tiny, Wall: time.Second}, evidence, 0},
+		{"two samples, no minimums", Input{Profile: tiny, Wall: time.Second}, Config{}, 1},
+		{"enough samples, saving under a thousandth core", Input{Profile: profile(), Cores: 0.001}, evidence, 0},
+		{"enough samples and saving", Input{Profile: profile(), Cores: 1}, evidence, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ops, err := Rank(tc.in, tc.cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(ops) != tc.want {
+				t.Errorf("%d opportunities, want %d: %+v", len(ops), tc.want, ops)
+			}
+		})
+	}
+}
+
 func TestFunctionCosts(t *testing.T) {
 	p := &model.Profile{PeriodNS: 10_000_000, Total: 100, Stacks: []model.StackCount{
 		{Frames: []string{"main", "rec", "rec", "leaf"}, Value: 60},

@@ -164,10 +164,13 @@ func TestDefense(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"@Bob Builder", "#11", "git revert " + changes[0].Commit, "`example.com/svc.parse` ← on the regressed stacks", "## Flame diff"} {
+	for _, want := range []string{"Bob Builder — fleetprof", "#11", "git revert " + changes[0].Commit, "`example.com/svc.parse` ← on the regressed stacks", "## Flame diff"} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("body lacks %q", want)
 		}
+	}
+	if strings.Contains(string(body), "@Bob") {
+		t.Error("body mentions @Bob Builder: a display name is not a login")
 	}
 	if got := res[0].Resolution.Addressee; got != "Bob Builder <bob@example.com>" {
 		t.Errorf("addressee %q, want Bob", got)

@@ -61,7 +61,7 @@ func (d Defense) Resolve(_ context.Context, c *Context) (*Resolution, error) {
 	if rc.PR > 0 {
 		pr = fmt.Sprintf("#%d", rc.PR)
 	}
-	handle := authorName(author)
+	handle := mention(author)
 	revert, mainline := "git revert "+rc.Commit, 0
 	if merge {
 		revert, mainline = "git revert -m 1 "+rc.Commit, 1
@@ -69,7 +69,7 @@ func (d Defense) Resolve(_ context.Context, c *Context) (*Resolution, error) {
 	ttl := fmt.Sprintf("CPU regression in %s: %s %+.2f%% of the service after %s", f.Service, shortName(f.Function), f.AbsoluteChange*100, pr)
 
 	var b strings.Builder
-	fmt.Fprintf(&b, "@%s — fleetprof attributes a CPU regression in `%s` to your change %s (%q, %.0f%% confidence).\n\n", handle, f.Service, pr, title, rc.Confidence*100)
+	fmt.Fprintf(&b, "%s — fleetprof attributes a CPU regression in `%s` to your change %s (%q, %.0f%% confidence).\n\n", handle, f.Service, pr, title, rc.Confidence*100)
 	fmt.Fprintf(&b, "## Evidence\n\n| | |\n|---|---|\n")
 	fmt.Fprintf(&b, "| function | `%s` |\n", f.Function)
 	fmt.Fprintf(&b, "| inclusive share before | %s (95%% CI %s – %s) |\n", pct(f.Before.Value), pct(f.Before.Lo), pct(f.Before.Hi))
@@ -138,6 +138,28 @@ func (d Defense) Resolve(_ context.Context, c *Context) (*Resolution, error) {
 }
 
 // authorName is the name part of "Name <email>".
+// githubNoreply is the domain of GitHub's private commit addresses
+// (ID+login@users.noreply.github.com or login@…): the only addresses that name a login.
+const githubNoreply = "@users.noreply.github.com"
+
+// mention is how the PR body addresses the author: "@login" when the commit address
+// is a GitHub noreply one, else the name without "@" (a display name is no login,
+// and "@Dana Cohen" would ping nobody or the wrong person).
+func mention(author string) string {
+	name := authorName(author)
+	if i, j := strings.Index(author, "<"), strings.LastIndex(author, ">"); i >= 0 && j > i {
+		if local, ok := strings.CutSuffix(strings.ToLower(author[i+1:j]), githubNoreply); ok {
+			if _, login, ok := strings.Cut(local, "+"); ok {
+				local = login
+			}
+			if local != "" {
+				return "@" + local
+			}
+		}
+	}
+	return name
+}
+
 func authorName(a string) string {
 	if i := strings.Index(a, " <"); i > 0 {
 		return a[:i]

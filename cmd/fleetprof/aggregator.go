@@ -13,6 +13,7 @@ import (
 	"github.com/fleetprof/fleetprof/aggregator"
 	"github.com/fleetprof/fleetprof/aggregator/storage"
 	"github.com/fleetprof/fleetprof/aggregator/ui"
+	"github.com/fleetprof/fleetprof/analyzer/loop"
 )
 
 func init() {
@@ -24,6 +25,8 @@ func runAggregator(ctx context.Context, args []string, stdout io.Writer) error {
 	var cfg aggregator.Config
 	var retention time.Duration
 	var chdbLib string
+	var an loop.Config
+	analyzerOn := true
 	fs.StringVar(&cfg.Storage, "storage", aggregator.DefaultStorage, "store: embedded:DIR (in-process chDB) or clickhouse://HOST:PORT/DB")
 	fs.StringVar(&cfg.GRPCAddr, "grpc", aggregator.DefaultGRPCAddr, "gRPC ingest listen address")
 	fs.StringVar(&cfg.HTTPAddr, "http", aggregator.DefaultHTTPAddr, "HTTP query API / metrics listen address")
@@ -38,6 +41,8 @@ func runAggregator(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.IntVar(&cfg.UnreadyAfterWriteFailures, "unready-after-write-failures", aggregator.DefaultUnreadyAfterWriteFailures, "storage write failures in a row that make /readyz unready")
 	fs.DurationVar(&retention, "retention", 0, "keep samples this long (0 = forever)")
 	fs.StringVar(&chdbLib, "chdb-lib", "", "explicit libchdb.so path for embedded storage")
+	fs.BoolVar(&analyzerOn, "analyze", true, "run the analyzer loop in this process (regressions and opportunities; --analyze=false turns it off)")
+	bindAnalyzerLoopFlags(fs, &an, loop.DefaultConfig())
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -47,14 +52,19 @@ func runAggregator(ctx context.Context, args []string, stdout io.Writer) error {
 	if err := cfg.Validate(); err != nil {
 		return usageError{err}
 	}
+	if analyzerOn {
+		if err := an.Validate(); err != nil {
+			return usageError{fmt.Errorf("analyzer: %w", err)}
+		}
+	}
 	scfg := storage.Config{URI: cfg.Storage, Retention: retention, ChdbLib: chdbLib}
 	if err := scfg.Validate(); err != nil {
 		return usageError{err}
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	store, err := storage.Open(ctx, scfg)
+	store, err := openStore(ctx, scfg)
 	if err != nil {
-		return fmt.Errorf("open storage: %w", err)
+		return err
 	}
 	defer store.Close()
 	if r := store.Recovery(); r.RolledForward+r.Discarded+r.PartialPartitions > 0 {
@@ -67,11 +77,20 @@ func runAggregator(ctx context.Context, args []string, stdout io.Writer) error {
 			log.Warn("storage part detached: its rows are missing from queries", "table", p.Table, "part", p.Name, "reason", p.Reason)
 		}
 	}
-	srv, err := aggregator.New(cfg, store, log, aggregator.WithUI(ui.Handler()))
+	opts := []aggregator.Option{aggregator.WithUI(ui.Handler())}
+	if analyzerOn {
+		l, err := loop.New(store, an, logAnalyzerRun(log))
+		if err != nil {
+			return err
+		}
+		opts = append(opts, aggregator.WithAnalyzer(l))
+	}
+	srv, err := aggregator.New(cfg, store, log, opts...)
 	if err != nil {
 		return err
 	}
-	log.Info("aggregator listening", "grpc", cfg.GRPCAddr, "http", cfg.HTTPAddr, "storage", redactURI(cfg.Storage))
+	log.Info("aggregator listening", "grpc", cfg.GRPCAddr, "http", cfg.HTTPAddr, "storage", redactURI(cfg.Storage),
+		"analyzer", analyzerOn, "analyze_interval", an.Interval)
 	if err := srv.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
 		return err
 	}

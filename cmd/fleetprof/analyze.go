@@ -2,11 +2,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -17,6 +19,7 @@ import (
 	"github.com/fleetprof/fleetprof/analyzer/offense"
 	"github.com/fleetprof/fleetprof/analyzer/opportunity"
 	"github.com/fleetprof/fleetprof/analyzer/rootcause"
+	"github.com/fleetprof/fleetprof/model"
 )
 
 func init() {
@@ -53,12 +56,25 @@ func (l *listFlag) Set(s string) error { *l = append(*l, s); return nil }
 type analyzeOptions struct {
 	storage string
 	chdbLib string
-	json    bool
+	// aggregator, when set, analyzes through that server (POST /api/v1/analyze);
+	// dataDir finds a running local up and its token.
+	aggregator, dataDir string
+	token, tokenFile    string
+	// remote is the request sent to an aggregator; set lists the flags given.
+	remote model.AnalyzeRequest
+	set    map[string]bool
+	json   bool
 	// kind is what to run: regression, opportunity or all.
-	kind    string
+	kind string
+	// limit bounds the findings printed per kind (0 = all).
+	limit   int
 	cfg     defense.Config
 	offense offense.Config
 }
+
+// defaultAnalyzeLimit is how many findings of each kind analyze prints by default:
+// a screenful, largest first.
+const defaultAnalyzeLimit = 20
 
 // Analysis kinds (--kind).
 const (
@@ -76,7 +92,11 @@ func parseAnalyzeFlags(args []string) (*analyzeOptions, error) {
 	var services listFlag
 	var now string
 	var dryRun bool
-	fs.StringVar(&o.storage, "storage", storage.DefaultURI, "store: embedded:DIR (in-process chDB) or clickhouse://HOST:PORT/DB")
+	fs.StringVar(&o.storage, "storage", "", "analyze this store directly (offline): embedded:DIR (in-process chDB) or clickhouse://HOST:PORT/DB")
+	fs.StringVar(&o.aggregator, "aggregator", "", "analyze through this aggregator (POST /api/v1/analyze), e.g. http://127.0.0.1:7070 (default: the fleetprof up running with --data, else the store in --data)")
+	fs.StringVar(&o.dataDir, "data", defaultDataDir, "data directory of fleetprof up: its running instance, or its store when none runs")
+	fs.StringVar(&o.token, "token", "", "bearer token for --aggregator (default: the local up's token file)")
+	fs.StringVar(&o.tokenFile, "token-file", "", "file holding the bearer token for --aggregator")
 	fs.StringVar(&o.chdbLib, "chdb-lib", "", "explicit libchdb.so path for embedded storage")
 	fs.Var(&services, "service", "service to analyze (repeatable; default: every service with samples)")
 	fs.DurationVar(&o.cfg.Window, "window", o.cfg.Window, "analysis window: changes starting in it are reported")
@@ -86,6 +106,10 @@ func parseAnalyzeFlags(args []string) (*analyzeOptions, error) {
 	fs.StringVar(&o.kind, "kind", kindAll, "what to run: regression (defense), opportunity (offense) or all")
 	fs.DurationVar(&o.offense.Window, "opportunity-window", o.offense.Window, "data ranked for opportunities: the last this long")
 	fs.Float64Var(&o.offense.Opportunity.MinShare, "opportunity-min-share", 0, "drop opportunities below this share of the service (0..1; default 0.001)")
+	o.offense.Opportunity.MinSamples = opportunity.EvidenceMinSamples
+	o.offense.Opportunity.MinSavingCores = opportunity.EvidenceMinSavingCores
+	fs.Int64Var(&o.offense.Opportunity.MinSamples, "opportunity-min-samples", o.offense.Opportunity.MinSamples, "evidence an opportunity needs: at least this many samples (0 = none)")
+	fs.Float64Var(&o.offense.Opportunity.MinSavingCores, "opportunity-min-saving-cores", o.offense.Opportunity.MinSavingCores, "report only opportunities saving at least this many cores (0 = none)")
 	fs.Float64Var(&o.offense.Opportunity.CostPerCoreYear, "cost-per-core-year", 0, "money one core costs for a year (default 250)")
 	fs.Float64Var(&o.offense.Opportunity.WattsPerCore, "watts-per-core", 0, "watts one busy core draws (default 6)")
 	fs.Var(repos, "repo", "SERVICE=PATH: git repository for root cause (repeatable)")
@@ -93,11 +117,33 @@ func parseAnalyzeFlags(args []string) (*analyzeOptions, error) {
 	fs.StringVar(&now, "now", "", "analyze as of this time (RFC 3339; default: now)")
 	fs.BoolVar(&o.json, "json", false, "print findings as JSON (schema fleetprof.findings/v1)")
 	fs.BoolVar(&dryRun, "dry-run", false, "do not store the findings")
+	fs.IntVar(&o.limit, "limit", defaultAnalyzeLimit, "print at most this many findings of each kind (0 = all; all are stored)")
 	if err := parseFlags(fs, args); err != nil {
 		return nil, err
 	}
 	if fs.NArg() > 0 {
 		return nil, usageError{fmt.Errorf("unexpected arguments %q", fs.Args())}
+	}
+	o.set = map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { o.set[f.Name] = true })
+	if o.aggregator != "" && o.storage != "" {
+		return nil, usageError{errors.New("give either --aggregator or --storage, not both")}
+	}
+	o.remote = model.AnalyzeRequest{Kind: o.kind, Services: services, DryRun: dryRun}
+	if o.set["window"] {
+		o.remote.Window = o.cfg.Window.String()
+	}
+	if o.set["history"] {
+		o.remote.History = o.cfg.History.String()
+	}
+	if o.set["step"] {
+		o.remote.Step = o.cfg.Step.String()
+	}
+	if o.set["opportunity-window"] {
+		o.remote.OpportunityWindow = o.offense.Window.String()
+	}
+	if o.limit < 0 {
+		return nil, usageError{fmt.Errorf("--limit %d: want >= 0", o.limit)}
 	}
 	switch o.kind {
 	case kindRegression, kindOpportunity, kindAll:
@@ -128,6 +174,7 @@ func parseAnalyzeFlags(args []string) (*analyzeOptions, error) {
 		}
 		o.cfg.Now = func() time.Time { return t }
 		o.offense.Now = o.cfg.Now
+		o.remote.Now = t
 	}
 	if err := o.cfg.Validate(); err != nil {
 		return nil, usageError{err}
@@ -135,20 +182,46 @@ func parseAnalyzeFlags(args []string) (*analyzeOptions, error) {
 	if err := o.offense.Validate(); err != nil {
 		return nil, usageError{fmt.Errorf("opportunities: %w", err)}
 	}
-	if err := (storage.Config{URI: o.storage}).Validate(); err != nil {
-		return nil, usageError{err}
+	if o.storage != "" {
+		if err := (storage.Config{URI: o.storage}).Validate(); err != nil {
+			return nil, usageError{err}
+		}
 	}
 	return o, nil
 }
+
+// localOnlyFlags are analyze flags an aggregator does not take per request (its own
+// configuration applies).
+var localOnlyFlags = []string{"min-share", "opportunity-min-samples", "opportunity-min-saving-cores", "opportunity-min-share", "cost-per-core-year", "watts-per-core", "repo", "version-map", "chdb-lib"}
 
 func runAnalyze(ctx context.Context, args []string, stdout io.Writer) error {
 	o, err := parseAnalyzeFlags(args)
 	if err != nil {
 		return err
 	}
-	store, err := storage.Open(ctx, storage.Config{URI: o.storage, ChdbLib: o.chdbLib})
+	uri := o.storage
+	if uri == "" && o.aggregator == "" {
+		if st := runningUp(o.dataDir); st != nil {
+			o.aggregator = "http://" + st.HTTP
+			fmt.Fprintf(os.Stderr, "fleetprof analyze: analyzing through the fleetprof up running on %s (PID %d)\n", o.aggregator, st.PID)
+		} else {
+			if _, err := os.Stat(filepath.Join(o.dataDir, "clickhouse")); err != nil {
+				return fmt.Errorf("no fleetprof up is running with data dir %s and it holds no store: start one (make up, or fleetprof up), or give --aggregator URL or --storage URI", o.dataDir)
+			}
+			uri = embeddedURI(o.dataDir)
+		}
+	}
+	if o.aggregator != "" {
+		for _, f := range localOnlyFlags {
+			if o.set[f] {
+				return usageError{fmt.Errorf("--%s is not taken by an aggregator (its own configuration applies); use --storage to analyze offline with it", f)}
+			}
+		}
+		return analyzeRemote(ctx, o, stdout)
+	}
+	store, err := openStore(ctx, storage.Config{URI: uri, ChdbLib: o.chdbLib})
 	if err != nil {
-		return fmt.Errorf("open storage: %w", err)
+		return err
 	}
 	defer store.Close()
 	return analyzeOnce(ctx, store, o, stdout, slog.New(slog.NewTextHandler(os.Stderr, nil)))
@@ -186,20 +259,47 @@ func analyzeOnce(ctx context.Context, st defense.Store, o *analyzeOptions, stdou
 	if o.json {
 		return findings.Encode(stdout, generated, all)
 	}
+	return printReports(stdout, def, off, o)
+}
+
+// printReports prints the regression and opportunity tables (those run), each cut
+// to o.limit rows with a line saying how many were left out.
+func printReports(w io.Writer, def *defense.Report, off *offense.Report, o *analyzeOptions) error {
 	if def != nil {
-		if err := printFindings(stdout, def); err != nil {
+		d := *def
+		var more int
+		d.Findings, more = limitFindings(d.Findings, o.limit)
+		if err := printFindings(w, &d); err != nil {
 			return err
 		}
+		printMore(w, more, "regressions")
 	}
 	if off != nil {
 		if def != nil {
-			if _, err := fmt.Fprintln(stdout); err != nil {
-				return err
-			}
+			fmt.Fprintln(w)
 		}
-		return printOpportunities(stdout, off, o.offense.Opportunity)
+		p := *off
+		var more int
+		p.Findings, more = limitFindings(p.Findings, o.limit)
+		if err := printOpportunities(w, &p, o.offense.Opportunity); err != nil {
+			return err
+		}
+		printMore(w, more, "opportunities")
 	}
 	return nil
+}
+
+func limitFindings(fs []findings.Finding, limit int) ([]findings.Finding, int) {
+	if limit == 0 || len(fs) <= limit {
+		return fs, 0
+	}
+	return fs[:limit], len(fs) - limit
+}
+
+func printMore(w io.Writer, more int, what string) {
+	if more > 0 {
+		fmt.Fprintf(w, "… and %d more %s (--limit 0 prints all, --json gives them as a document)\n", more, what)
+	}
 }
 
 // printOpportunities writes the opportunities as a table, largest saving first.
@@ -224,15 +324,19 @@ func printOpportunities(w io.Writer, rep *offense.Report, cfg opportunity.Config
 	return tw.Flush()
 }
 
+// newFunctionShare: a function whose share before the change was below this is
+// reported as new, not as a percentage over almost nothing.
+const newFunctionShare = 1e-6
+
 // printFindings writes the findings as a table, one line per finding plus its top
-// root cause.
+// root cause, and a line explaining the columns.
 func printFindings(w io.Writer, rep *defense.Report) error {
 	if len(rep.Findings) == 0 {
 		_, err := fmt.Fprintf(w, "no regressions in %s … %s (%d series)\n", rep.From.Format(time.RFC3339), rep.To.Format(time.RFC3339), rep.Series)
 		return err
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "SERVICE\tFUNCTION\tCHANGE\tSHARE BEFORE → AFTER\tREL\tCORES\tVERSIONS\tROOT CAUSE")
+	fmt.Fprintln(tw, "SERVICE\tFUNCTION\tCHANGED AT (UTC)\tCPU SHARE BEFORE → AFTER\tCHANGE\tEXTRA CORES\tVERSIONS\tLIKELY CAUSE")
 	for _, f := range rep.Findings {
 		rc := "-"
 		if len(f.RootCauses) > 0 {
@@ -242,13 +346,32 @@ func printFindings(w io.Writer, rep *defense.Report) error {
 				rc = fmt.Sprintf("%.10s %s (%.0f%%)", c.Commit, c.Title, 100*c.Confidence)
 			}
 		}
-		versions := f.VersionBefore + "→" + f.VersionAfter
-		if f.VersionBefore == "" && f.VersionAfter == "" {
-			versions = "-"
+		change := fmt.Sprintf("%+.1f%%", 100*f.RelativeChange)
+		if f.Before.Value < newFunctionShare {
+			change = "new"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%.3f%% → %.3f%%\t%+.1f%%\t%+.3f\t%s\t%s\n", f.Service, f.Function,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%.3f%% → %.3f%%\t%s\t%+.3f\t%s\t%s\n", f.Service, f.Function,
 			f.ChangeTime.UTC().Format("2006-01-02 15:04"), 100*f.Before.Value, 100*f.After.Value,
-			100*f.RelativeChange, f.EstimatedCores, versions, rc)
+			change, f.EstimatedCores, versionsLabel(f.VersionBefore, f.VersionAfter), rc)
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	_, err := fmt.Fprintln(w, "CPU share: the function's share of its service's CPU samples (inclusive); extra cores: what the change costs the fleet; likely cause: the pull request root cause ranks first (with --repo).")
+	return err
+}
+
+// versionsLabel says which release the change came with: "v1 → v2", "in v2" when
+// it happened within one version, "-" when versions are unknown.
+func versionsLabel(before, after string) string {
+	known := func(v string) bool { return v != "" && v != "?" }
+	switch {
+	case known(before) && known(after) && before != after:
+		return before + " → " + after
+	case known(after):
+		return "in " + after
+	case known(before):
+		return "in " + before
+	}
+	return "-"
 }

@@ -15,9 +15,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fleetprof/fleetprof/aggregator/storage"
 	"github.com/fleetprof/fleetprof/analyzer/defense"
 	"github.com/fleetprof/fleetprof/analyzer/findings"
+	"github.com/fleetprof/fleetprof/analyzer/loop"
 	"github.com/fleetprof/fleetprof/analyzer/offense"
 	"github.com/fleetprof/fleetprof/analyzer/opportunity"
 	"github.com/fleetprof/fleetprof/model"
@@ -35,7 +35,7 @@ func TestParseAnalyzeFlags(t *testing.T) {
 		check func(*testing.T, *analyzeOptions)
 	}{
 		{"defaults", nil, false, func(t *testing.T, o *analyzeOptions) {
-			if o.cfg.Window != 6*time.Hour || !o.cfg.Store || o.json || o.storage != storage.DefaultURI ||
+			if o.cfg.Window != 6*time.Hour || !o.cfg.Store || o.json || o.storage != "" || o.dataDir != defaultDataDir || o.aggregator != "" ||
 				o.kind != kindAll || o.offense.Window != time.Hour || !o.offense.Store {
 				t.Errorf("defaults %+v", o)
 			}
@@ -58,6 +58,15 @@ func TestParseAnalyzeFlags(t *testing.T) {
 					t.Errorf("parsed %+v", o.offense)
 				}
 			}},
+		{"remote", []string{"--aggregator", "http://h:7070", "--kind", "regression", "--window", "2h", "--service", "a", "--dry-run"}, false,
+			func(t *testing.T, o *analyzeOptions) {
+				r := o.remote
+				if o.aggregator != "http://h:7070" || r.Kind != "regression" || r.Window != "2h0m0s" || r.History != "" ||
+					len(r.Services) != 1 || !r.DryRun {
+					t.Errorf("remote request %+v", r)
+				}
+			}},
+		{"aggregator and storage", []string{"--aggregator", "http://h:7070", "--storage", "embedded:/x"}, true, nil},
 		{"bad kind", []string{"--kind", "both"}, true, nil},
 		{"bad opportunity window", []string{"--opportunity-window", "0s"}, true, nil},
 		{"bad opportunity share", []string{"--opportunity-min-share", "1"}, true, nil},
@@ -139,9 +148,24 @@ func TestPrintFindings(t *testing.T) {
 	if err := printFindings(&out, rep); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"billing/ledger.(*Engine).Encode", "2026-01-05 12:20", "3.800% → 4.600%", "+22.0%", "v1→v2", "#105 Speed up Encode (61%)"} {
+	for _, want := range []string{"billing/ledger.(*Engine).Encode", "2026-01-05 12:20", "3.800% → 4.600%", "+22.0%", "v1 → v2", "#105 Speed up Encode (61%)"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, out.String())
+		}
+	}
+}
+
+func TestVersionsLabel(t *testing.T) {
+	for _, tt := range []struct{ before, after, want string }{
+		{"v1", "v2", "v1 → v2"},
+		{"v4", "v4", "in v4"},
+		{"?", "v1", "in v1"},
+		{"", "v1", "in v1"},
+		{"v3", "", "in v3"},
+		{"", "", "-"},
+	} {
+		if got := versionsLabel(tt.before, tt.after); got != tt.want {
+			t.Errorf("versionsLabel(%q, %q) = %q, want %q", tt.before, tt.after, got, tt.want)
 		}
 	}
 }
@@ -361,24 +385,24 @@ func TestAnalyzerLoopYoungData(t *testing.T) {
 	st := newYoungStore(time.Now().Truncate(time.Minute), 20)
 	st.stored = make(chan string, 16)
 	fs := flag.NewFlagSet("up", flag.ContinueOnError)
-	var cfg analyzerLoopConfig
-	bindAnalyzerLoopFlags(fs, &cfg)
+	var cfg loop.Config
+	bindAnalyzerLoopFlags(fs, &cfg, upAnalyzerDefaults())
 	if err := fs.Parse([]string{"--analyze-interval", "1h"}); err != nil {
 		t.Fatal(err)
 	}
 	logs := &logRecords{}
-	exec, interrupt, err := analyzerActor(cfg, st, slog.New(logs))
+	l, err := loop.New(st, cfg, logAnalyzerRun(slog.New(logs)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
-	go func() { done <- exec() }()
+	go func() { done <- l.Run(context.Background()) }()
 	for kind := range st.stored {
 		if kind == "opportunity" {
 			break
 		}
 	}
-	interrupt(nil)
+	l.Interrupt(nil)
 	if err := <-done; err != nil {
 		t.Fatalf("loop returned %v", err)
 	}
@@ -411,21 +435,21 @@ func TestAnalyzerLoopConfig(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			fs := flag.NewFlagSet("up", flag.ContinueOnError)
-			var cfg analyzerLoopConfig
-			bindAnalyzerLoopFlags(fs, &cfg)
+			var cfg loop.Config
+			bindAnalyzerLoopFlags(fs, &cfg, upAnalyzerDefaults())
 			if err := fs.Parse(tt.args); err != nil {
 				t.Fatal(err)
 			}
-			exec, interrupt, err := analyzerActor(cfg, emptyStore{}, slog.New(slog.DiscardHandler))
+			l, err := loop.New(emptyStore{}, cfg, nil)
 			if (err == nil) != tt.ok {
 				t.Fatalf("error %v, want ok=%v", err, tt.ok)
 			}
 			if err != nil {
 				return
 			}
-			interrupt(nil)
-			if err := exec(); err != nil {
-				t.Errorf("exec after interrupt: %v", err)
+			l.Interrupt(nil)
+			if err := l.Run(context.Background()); err != nil {
+				t.Errorf("run after interrupt: %v", err)
 			}
 		})
 	}

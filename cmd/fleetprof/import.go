@@ -50,9 +50,10 @@ func runImport(ctx context.Context, args []string, stdout io.Writer) error {
 	version := fs.String("version", "", "version label")
 	var labels stringList
 	fs.Var(&labels, "labels", "more labels k=v,k2=v2 (host, namespace, pod, container, comm, pid or any extra key); repeatable")
-	addr := fs.String("grpc", "127.0.0.1:7071", "aggregator gRPC address")
+	addr := fs.String("grpc", "127.0.0.1:7071", "aggregator gRPC address (default: the fleetprof up running with --data, else this)")
 	token := fs.String("token", "", "bearer token")
-	tokenFile := fs.String("token-file", "", "file holding the bearer token")
+	tokenFile := fs.String("token-file", "", "file holding the bearer token (default: the token of a fleetprof up running with --data)")
+	dataDir := fs.String("data", defaultDataDir, "data directory of a local fleetprof up, whose token is used when --grpc is its address")
 	useTLS := fs.Bool("tls", false, "connect with TLS (system roots)")
 	bucket := fs.Duration("bucket", time.Minute, "time bucket samples are aligned to")
 	fs.Usage = func() {
@@ -80,13 +81,10 @@ func runImport(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return usageError{err}
 	}
-	tok := *token
-	if *tokenFile != "" {
-		b, err := os.ReadFile(*tokenFile)
-		if err != nil {
-			return fmt.Errorf("read token file: %w", err)
-		}
-		tok = strings.TrimSpace(string(b))
+	*addr = localGRPC(*addr, flagSet(fs, "grpc"), *dataDir)
+	tok, err := resolveToken(*token, *tokenFile, *dataDir, *addr)
+	if err != nil {
+		return err
 	}
 
 	// Convert every file before sending anything, so a bad file imports nothing.

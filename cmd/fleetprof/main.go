@@ -49,6 +49,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		usage(stdout)
 		return 0
 	}
+	if args[0] == "--version" || args[0] == "-version" {
+		args = []string{"version"}
+	}
 	cmd, ok := commands[args[0]]
 	if !ok {
 		fmt.Fprintf(stderr, "fleetprof: unknown command %q\n\n", args[0])
@@ -61,7 +64,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
-		fmt.Fprintf(stderr, "fleetprof %s: %v\n", args[0], err)
+		fmt.Fprintf(stderr, "fleetprof %s: %v\n", args[0], withConnHint(err))
 		var u usageError
 		if errors.As(err, &u) {
 			return 2

@@ -73,8 +73,12 @@ func pipelineRun(ctx context.Context, args []string, stdout io.Writer) error {
 	if *out == "" {
 		return usageError{errors.New("--out is required")}
 	}
+	// A regression's mitigation is a revert in the source checkout: check before any work.
+	if *kind == string(findings.KindRegression) && *repo == "" {
+		return usageError{errors.New("--kind regression needs --repo DIR (the source checkout the revert is made in)")}
+	}
 	reg := skills.Default()
-	tb, err := tools.New(tools.Config{Aggregator: *agg, Repo: *repo, Module: *module, FindingsFile: *findingsFile,
+	tb, err := tools.New(tools.Config{Aggregator: localHTTP(*agg, flagSet(fs, "aggregator")), Repo: *repo, Module: *module, FindingsFile: *findingsFile,
 		Window: *window, Docs: reg.Docs()})
 	if err != nil {
 		return usageError{err}

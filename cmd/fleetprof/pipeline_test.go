@@ -105,7 +105,7 @@ func TestPipelineRunCLI(t *testing.T) {
 		t.Fatalf("summary %q: %v", stdout, err)
 	}
 	body, err := os.ReadFile(filepath.Join(sum.Dir, "body.md"))
-	if err != nil || !strings.HasPrefix(string(body), "@Alice") || !strings.Contains(string(body), "git revert "+head) {
+	if err != nil || !strings.HasPrefix(string(body), "Alice — ") || !strings.Contains(string(body), "git revert "+head) {
 		t.Errorf("defense body (%v):\n%s", err, body)
 	}
 }

@@ -85,15 +85,20 @@ func pick(a, b string) string {
 }
 
 func runQuery(ctx context.Context, args []string, stdout io.Writer) error {
+	const queryUsage = "usage: fleetprof query top|flame|diff [flags]\n\n  top    busiest functions (self and inclusive)\n  flame  call tree (or --format pprof|folded)\n  diff   movers between a baseline and a comparison selection\n\nRun 'fleetprof query top -h' for a query's flags."
+	if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
+		_, err := fmt.Fprintln(stdout, queryUsage)
+		return err
+	}
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
-		return usageError{errors.New("usage: fleetprof query top|flame|diff [flags]")}
+		return usageError{errors.New("usage: fleetprof query top|flame|diff [flags] (fleetprof query --help says more)")}
 	}
 	sub, args := args[0], args[1:]
 	if sub != "top" && sub != "flame" && sub != "diff" {
 		return usageError{fmt.Errorf("unknown query %q: want top, flame or diff", sub)}
 	}
 	fs := flag.NewFlagSet("query "+sub, flag.ContinueOnError)
-	addr := fs.String("http", queryclient.DefaultBaseURL, "aggregator HTTP address")
+	addr := fs.String("http", queryclient.DefaultBaseURL, "aggregator HTTP address (default: the fleetprof up running with ./fleetprof-data, else this)")
 	asJSON := fs.Bool("json", false, "print the API's JSON")
 	var sel, base, cmp selectionFlags
 	sel.register(fs, "", "")
@@ -120,7 +125,7 @@ func runQuery(ctx context.Context, args []string, stdout io.Writer) error {
 	if fs.NArg() > 0 {
 		return usageError{fmt.Errorf("unexpected arguments %q", fs.Args())}
 	}
-	client, err := queryclient.New(*addr, nil)
+	client, err := queryclient.New(localHTTP(*addr, flagSet(fs, "http")), nil)
 	if err != nil {
 		return usageError{err}
 	}
@@ -136,7 +141,13 @@ func runQuery(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		d, err := client.Diff(ctx, b, c, *movers)
 		if err != nil {
-			return err
+			return withConnHint(err)
+		}
+		if d.BaseTotal == 0 {
+			hint(emptyHint(ctx, client, "baseline", b))
+		}
+		if d.CmpTotal == 0 {
+			hint(emptyHint(ctx, client, "comparison", c))
 		}
 		if *asJSON {
 			return printJSON(stdout, d)
@@ -153,7 +164,7 @@ func runQuery(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		data, err := client.ProfileBytes(ctx, s, *format)
 		if err != nil {
-			return err
+			return withConnHint(err)
 		}
 		if *out == "" {
 			_, err = stdout.Write(data)
@@ -170,7 +181,10 @@ func runQuery(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		t, err := client.Top(ctx, s, *limit)
 		if err != nil {
-			return err
+			return withConnHint(err)
+		}
+		if t.Total == 0 {
+			hint(emptyHint(ctx, client, "selection", s))
 		}
 		if *asJSON {
 			return printJSON(stdout, t)
@@ -179,12 +193,22 @@ func runQuery(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	f, err := client.Flame(ctx, s)
 	if err != nil {
-		return err
+		return withConnHint(err)
+	}
+	if f.Total == 0 {
+		hint(emptyHint(ctx, client, "selection", s))
 	}
 	if *asJSON {
 		return printJSON(stdout, f)
 	}
 	return printFlame(stdout, f, *minPct)
+}
+
+// hint writes a hint about an empty result to stderr (stdout stays the result).
+func hint(msg string) {
+	if msg != "" {
+		fmt.Fprintln(os.Stderr, "fleetprof query: "+msg)
+	}
 }
 
 func printJSON(w io.Writer, v any) error {

@@ -61,6 +61,8 @@ func runSimulate(ctx context.Context, args []string, stdout io.Writer) error {
 	truth := fs.String("truth", "", "write the ground truth JSON to this file")
 	addr := fs.String("grpc", "", "aggregator ingest address (default 127.0.0.1:7071 unless --out is given)")
 	token := fs.String("token", os.Getenv("FLEETPROF_TOKEN"), "bearer token for the aggregator ($FLEETPROF_TOKEN)")
+	tokenFile := fs.String("token-file", "", "file holding the bearer token (default: the token of a fleetprof up running with --data)")
+	dataDir := fs.String("data", defaultDataDir, "data directory of a local fleetprof up, whose token is used when --grpc is its address")
 	out := fs.String("out", "", "write batches (Arrow IPC) or, with --direct, rollup rows (JSON lines) to this directory instead of an aggregator")
 	direct := fs.Bool("direct", false, "write rollup rows (fast direct form) instead of sample batches; needs --out")
 	progress := fs.Bool("progress", false, "show progress on stderr even when it is not a terminal")
@@ -89,7 +91,7 @@ func runSimulate(ctx context.Context, args []string, stdout io.Writer) error {
 		return usageError{errors.New("give either --grpc or --out, not both")}
 	}
 	if *out == "" && *addr == "" {
-		*addr = "127.0.0.1:7071"
+		*addr = localGRPC("127.0.0.1:7071", false, *dataDir)
 	}
 	if err := cfg.Validate(); err != nil {
 		return usageError{err}
@@ -120,7 +122,10 @@ func runSimulate(ctx context.Context, args []string, stdout io.Writer) error {
 	case *out != "":
 		sink, err = &fileSink{dir: filepath.Join(*out, "batches")}, os.MkdirAll(filepath.Join(*out, "batches"), 0o750)
 	default:
-		sink, err = dialIngest(ctx, *addr, *token)
+		var tok string
+		if tok, err = resolveToken(*token, *tokenFile, *dataDir, *addr); err == nil {
+			sink, err = dialIngest(ctx, *addr, tok)
+		}
 	}
 	if err != nil {
 		return err

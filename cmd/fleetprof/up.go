@@ -20,6 +20,7 @@ import (
 	"github.com/fleetprof/fleetprof/aggregator"
 	"github.com/fleetprof/fleetprof/aggregator/storage"
 	"github.com/fleetprof/fleetprof/aggregator/ui"
+	"github.com/fleetprof/fleetprof/analyzer/loop"
 )
 
 func init() {
@@ -32,32 +33,35 @@ type upConfig struct {
 	NoAgent  bool
 	Agg      aggregator.Config
 	Agent    agent.Config
-	Analyzer analyzerLoopConfig
+	Analyzer loop.Config
 }
 
 func runUp(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("up", flag.ContinueOnError)
 	var cfg upConfig
-	fs.StringVar(&cfg.DataDir, "data", "./fleetprof-data", "directory for the embedded ClickHouse data and the agent's spool")
+	fs.StringVar(&cfg.DataDir, "data", defaultDataDir, "directory for the embedded ClickHouse data, the agent's spool and the ingest token (file token, mode 0600; import, simulate and analyze on this host use it)")
 	fs.StringVar(&cfg.Agg.GRPCAddr, "grpc", aggregator.DefaultGRPCAddr, "gRPC ingest listen address")
 	fs.StringVar(&cfg.Agg.HTTPAddr, "http", aggregator.DefaultHTTPAddr, "web UI and query API listen address")
 	fs.IntVar(&cfg.Agent.Hz, "hz", agent.DefaultHz, "sampling frequency per CPU")
 	fs.DurationVar(&cfg.Agent.FlushInterval, "flush-interval", 5*time.Second, "how often the agent ships samples")
 	fs.StringVar(&cfg.Agent.MetricsAddr, "agent-metrics", agent.DefaultMetricsAddr, `agent /metrics address ("off" to disable)`)
 	fs.BoolVar(&cfg.NoAgent, "no-agent", false, "don't profile this host (no root needed): serve imported or simulated data only")
-	bindAnalyzerLoopFlags(fs, &cfg.Analyzer)
+	bindAnalyzerLoopFlags(fs, &cfg.Analyzer, upAnalyzerDefaults())
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return usageError{fmt.Errorf("unexpected arguments %q", fs.Args())}
 	}
+	if err := cfg.Analyzer.Validate(); err != nil {
+		return usageError{fmt.Errorf("analyzer: %w", err)}
+	}
 	// Agent and aggregator share a random token: the ingest port accepts only this process.
 	token, err := randomToken()
 	if err != nil {
 		return err
 	}
-	cfg.Agg.Storage = "embedded:" + filepath.Join(cfg.DataDir, "clickhouse")
+	cfg.Agg.Storage = embeddedURI(cfg.DataDir)
 	cfg.Agg.Token = token
 	if err := cfg.Agg.Validate(); err != nil {
 		return usageError{err}
@@ -72,18 +76,23 @@ func runUp(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	store, err := storage.Open(ctx, storage.Config{URI: cfg.Agg.Storage})
-	if err != nil {
-		return fmt.Errorf("open storage: %w", err)
-	}
-	defer store.Close()
-
-	var g oklogrun.Group
-	loopExec, loopInterrupt, err := newAnalyzerLoop(cfg.Analyzer, store, log)
+	store, err := openStore(ctx, storage.Config{URI: cfg.Agg.Storage})
 	if err != nil {
 		return err
 	}
-	srv, err := aggregator.New(cfg.Agg, store, log, aggregator.WithUI(ui.Handler()), aggregator.WithActor(loopExec, loopInterrupt))
+	defer store.Close()
+	removeState, err := writeUpState(cfg.DataDir, upState{PID: os.Getpid(), HTTP: dialAddr(cfg.Agg.HTTPAddr), GRPC: dialAddr(cfg.Agg.GRPCAddr)}, token)
+	if err != nil {
+		return err
+	}
+	defer removeState()
+
+	var g oklogrun.Group
+	an, err := loop.New(store, cfg.Analyzer, logAnalyzerRun(log))
+	if err != nil {
+		return err
+	}
+	srv, err := aggregator.New(cfg.Agg, store, log, aggregator.WithUI(ui.Handler()), aggregator.WithAnalyzer(an))
 	if err != nil {
 		return err
 	}

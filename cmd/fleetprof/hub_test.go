@@ -1,0 +1,124 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fleetprof/fleetprof/internal/testenv"
+)
+
+// buildFleetprof builds the binary once per test.
+func buildFleetprof(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "fleetprof")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// startUp runs `fleetprof up --no-agent` on free ports with data in dir and waits
+// until it answers; it returns the HTTP and gRPC addresses.
+func startUp(ctx context.Context, t *testing.T, bin, dir string, extra ...string) (httpAddr, grpcAddr string, up *exec.Cmd) {
+	t.Helper()
+	httpAddr, grpcAddr = freeAddr(t), freeAddr(t)
+	var upLog bytes.Buffer
+	args := append([]string{"up", "--no-agent", "--data", dir, "--grpc", grpcAddr, "--http", httpAddr}, extra...)
+	up = exec.CommandContext(ctx, bin, args...)
+	up.Stdout, up.Stderr = &upLog, &upLog
+	if err := up.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = up.Process.Signal(os.Interrupt)
+		_ = up.Wait()
+		if t.Failed() {
+			t.Logf("fleetprof up output:\n%s", upLog.String())
+		}
+	})
+	for {
+		if ctx.Err() != nil {
+			t.Fatalf("fleetprof up never answered on %s", httpAddr)
+		}
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+httpAddr+"/readyz", nil)
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				if _, err := os.Stat(filepath.Join(dir, upStateName)); err == nil {
+					return httpAddr, grpcAddr, up
+				}
+			}
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// TestUpHubNoTokenFlags: `up --no-agent`, then import, simulate and analyze on the
+// same host with no token flags: the clients find up's token in the data dir, and
+// analyze goes through the running up instead of failing on the locked store.
+func TestUpHubNoTokenFlags(t *testing.T) {
+	if !chdbInstalled() {
+		testenv.Skip(t, testenv.MissingTool, "chDB library not installed: run scripts/fetch-chdb.sh (or make setup)")
+	}
+	bin := buildFleetprof(t)
+	dir := filepath.Join(t.TempDir(), "data")
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	httpAddr, grpcAddr, up := startUp(ctx, t, bin, dir, "--analyze-interval", "0")
+
+	fi, err := os.Stat(filepath.Join(dir, tokenFileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("token file mode %v, want 0600", fi.Mode().Perm())
+	}
+	cli := func(args ...string) (string, string, error) {
+		var out, errb bytes.Buffer
+		c := exec.CommandContext(ctx, bin, args...)
+		c.Stdout, c.Stderr = &out, &errb
+		err := c.Run()
+		return out.String(), errb.String(), err
+	}
+	if out, errs, err := cli("import", "../../aggregator/pprofconv/testdata/cpu.pb.gz", "--service", "api", "--version", "v2",
+		"--grpc", grpcAddr, "--data", dir); err != nil {
+		t.Fatalf("import: %v\n%s%s", err, out, errs)
+	}
+	if out, errs, err := cli("simulate", "--grpc", grpcAddr, "--data", dir, "--hosts", "2", "--services", "1",
+		"--duration", "3h", "--regressions", "random:1"); err != nil {
+		t.Fatalf("simulate: %v\n%s%s", err, out, errs)
+	}
+	out, errs, err := cli("analyze", "--data", dir, "--dry-run")
+	if err != nil {
+		t.Fatalf("analyze: %v\n%s%s", err, out, errs)
+	}
+	if !strings.Contains(errs, "analyzing through the fleetprof up") || !strings.Contains(out, "SERVICE") {
+		t.Errorf("analyze did not go through up or printed no table:\nstdout:\n%s\nstderr:\n%s", out, errs)
+	}
+	// Explicitly through the aggregator URL, the token still found in the data dir.
+	out, errs, err = cli("analyze", "--aggregator", "http://"+httpAddr, "--data", dir, "--kind", "opportunity", "--dry-run", "--json")
+	if err != nil || !strings.Contains(out, `"schema": "fleetprof.findings/v1"`) {
+		t.Errorf("analyze --aggregator: %v\nstdout:\n%s\nstderr:\n%s", err, out, errs)
+	}
+	// Without the token the server refuses, and the error says where the token is.
+	_, errs, err = cli("analyze", "--aggregator", "http://"+httpAddr, "--data", t.TempDir(), "--dry-run")
+	if err == nil || !strings.Contains(errs, "401") || !strings.Contains(errs, "--token-file") {
+		t.Errorf("analyze without token: %v\n%s", err, errs)
+	}
+	// Offline analysis of the live store: the lock names up, not the chDB library.
+	_, errs, err = cli("analyze", "--storage", embeddedURI(dir))
+	if err == nil {
+		t.Fatal("analyze --storage on a live up's store succeeded; want the lock error")
+	}
+	if !strings.Contains(errs, "locked by PID "+strconv.Itoa(up.Process.Pid)) || strings.Contains(errs, "libchdb") {
+		t.Errorf("lock error does not name up (PID %d) or mentions libchdb:\n%s", up.Process.Pid, errs)
+	}
+}
