@@ -27,6 +27,9 @@ type Config struct {
 	MaxMessageBytes int
 	// ShutdownTimeout bounds graceful shutdown before connections are cut; default 10s.
 	ShutdownTimeout time.Duration
+	// Pprof serves the Go runtime's profiles under /debug/pprof/ on the HTTP port
+	// (off by default: they expose process internals).
+	Pprof bool
 }
 
 // Defaults.

@@ -33,6 +33,7 @@ func runAggregator(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.StringVar(&cfg.TLSKey, "tls-key", "", "TLS private key (PEM)")
 	fs.IntVar(&cfg.MaxMessageBytes, "max-message-bytes", aggregator.DefaultMaxMessageBytes, "largest accepted batch")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", aggregator.DefaultShutdownTimeout, "graceful shutdown limit")
+	fs.BoolVar(&cfg.Pprof, "pprof", false, "serve Go runtime profiles under /debug/pprof/ on the HTTP port")
 	fs.DurationVar(&retention, "retention", 0, "keep samples this long (0 = forever)")
 	fs.StringVar(&chdbLib, "chdb-lib", "", "explicit libchdb.so path for embedded storage")
 	if err := parseFlags(fs, args); err != nil {
