@@ -29,6 +29,10 @@ func (s *Server) mountInterop(mux *http.ServeMux) {
 		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	} else {
+		mux.HandleFunc("/debug/pprof/", func(w http.ResponseWriter, _ *http.Request) {
+			http.Error(w, "profiling endpoints are off: start the aggregator with --pprof", http.StatusNotFound)
+		})
 	}
 }
 
