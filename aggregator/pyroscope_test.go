@@ -29,12 +29,13 @@ func TestPyroscopeSDKPushAndQuery(t *testing.T) {
 			ts := startServer(t, be.open(t), Config{Token: token})
 			svc := uniqueService(t)
 			prof, err := pyroscopego.Start(pyroscopego.Config{
-				ApplicationName: svc,
-				ServerAddress:   ts.httpURL,
-				AuthToken:       token,
-				Tags:            map[string]string{"region": "eu1", "version": "v2.1"},
-				ProfileTypes:    []pyroscopego.ProfileType{pyroscopego.ProfileCPU},
-				UploadRate:      time.Hour, // one upload, at Stop
+				ApplicationName:   svc,
+				ServerAddress:     ts.httpURL,
+				BasicAuthUser:     "fleetprof",
+				BasicAuthPassword: token,
+				Tags:              map[string]string{"region": "eu1", "version": "v2.1"},
+				ProfileTypes:      []pyroscopego.ProfileType{pyroscopego.ProfileCPU},
+				UploadRate:        time.Hour, // one upload, at Stop
 			})
 			if err != nil {
 				t.Fatal(err)

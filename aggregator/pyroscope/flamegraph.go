@@ -25,11 +25,12 @@ const otherName = "other"
 func buildTree(profs []*model.Profile, scales []int64) *fnode {
 	root := &fnode{name: "total"}
 	for side, p := range profs {
-		if p == nil {
+		if p == nil || side >= len(scales) || side > 1 {
 			continue
 		}
+		sc := scales[side]
 		for _, st := range p.Stacks {
-			v := st.Value * scales[side]
+			v := st.Value * sc
 			if v <= 0 || len(st.Frames) == 0 {
 				continue
 			}

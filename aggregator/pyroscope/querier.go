@@ -78,7 +78,9 @@ type querierService struct {
 
 func invalid(err error) error { return connect.NewError(connect.CodeInvalidArgument, err) }
 
-func storeErr(err error) error { return connect.NewError(connect.CodeInternal, fmt.Errorf("storage: %w", err)) }
+func storeErr(err error) error {
+	return connect.NewError(connect.CodeInternal, fmt.Errorf("storage: %w", err))
+}
 
 // scale is what one sample is worth in the profile type's unit.
 func scale(typeID string, periodNS int64) (int64, error) {
