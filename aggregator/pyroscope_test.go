@@ -181,3 +181,16 @@ func TestPyroscopeIngestAuthAndTypes(t *testing.T) {
 		t.Errorf("/debug/pprof/ without Pprof: status %d, want 404", resp.StatusCode)
 	}
 }
+
+// TestPprofFlag: --pprof (Config.Pprof) serves the runtime's profiles.
+func TestPprofFlag(t *testing.T) {
+	ts := startServer(t, newMemStore(), Config{Pprof: true})
+	resp, err := http.Get(ts.httpURL + "/debug/pprof/goroutine?debug=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("/debug/pprof/goroutine with Pprof: status %d, want 200", resp.StatusCode)
+	}
+}
