@@ -16,6 +16,9 @@ setup: ## install Debian packages, the chDB library (npm) and Go modules
 build: ## build bin/fleetprof (needs no chDB, no clang)
 	$(GO) build -o $(BIN) ./cmd/fleetprof
 
+image: ## build the aggregator OCI image (IMAGE=ghcr.io/fleetprof/fleetprof:0.1.0) with podman, buildah or docker
+	./scripts/build-image.sh
+
 up: setup build ## set up, then run fleetprof up: embedded ClickHouse, agent on this host, UI on http://127.0.0.1:7070
 	$(if $(filter 0,$(shell id -u)),,sudo) ./$(BIN) up
 

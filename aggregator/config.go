@@ -38,6 +38,9 @@ type Config struct {
 	CommitInterval   time.Duration
 	MaxCommitBatches int
 	MaxCommitRows    int
+	// Pprof serves the Go runtime's profiles under /debug/pprof/ on the HTTP port
+	// (off by default: they expose process internals).
+	Pprof bool
 }
 
 // Defaults.

@@ -25,6 +25,12 @@
 //	POST /api/v1/analyze             body model.AnalyzeRequest → model.AnalyzeResponse: run the
 //	                                 analyzer (WithAnalyzer) now; needs the token when one is set
 //
+// Other ecosystems (aggregator/pyroscope): POST /ingest and
+// push.v1.PusherService/Push (Pyroscope SDKs, Alloy; ingest token as Bearer or
+// basic-auth password) and querier.v1.QuerierService (Grafana's Pyroscope data
+// source). With Config.Pprof (--pprof) /debug/pprof/ serves the Go runtime's
+// profiles; otherwise it answers 404.
+//
 // A selection is service=NAME, from=TIME, to=TIME and repeatable filter=key=value
 // (filters on different keys are ANDed, on the same key ORed). TIME is RFC 3339,
 // Unix seconds, "now" or "now-DURATION" (now-1h, now-30m); the default range is the

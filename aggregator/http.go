@@ -72,6 +72,7 @@ func (s *Server) routes() http.Handler {
 		mux.Handle("GET /api/v1/"+e.name, s.api(e.name, e.h))
 	}
 	mux.HandleFunc("POST /api/v1/analyze", s.analyze)
+	s.mountInterop(mux)
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": fmt.Sprintf("no API route %s %s", r.Method, r.URL.Path)})
 	})

@@ -39,6 +39,7 @@ func runAggregator(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.DurationVar(&cfg.CommitInterval, "commit-interval", aggregator.DefaultCommitInterval, "group commit: wait this long for more batches before a write")
 	fs.IntVar(&cfg.MaxCommitBatches, "max-commit-batches", aggregator.DefaultMaxCommitBatches, "group commit: most batches per write (1 = one write per batch)")
 	fs.IntVar(&cfg.UnreadyAfterWriteFailures, "unready-after-write-failures", aggregator.DefaultUnreadyAfterWriteFailures, "storage write failures in a row that make /readyz unready")
+	fs.BoolVar(&cfg.Pprof, "pprof", false, "serve Go runtime profiles under /debug/pprof/ on the HTTP port")
 	fs.DurationVar(&retention, "retention", 0, "keep samples this long (0 = forever)")
 	fs.StringVar(&chdbLib, "chdb-lib", "", "explicit libchdb.so path for embedded storage")
 	fs.BoolVar(&analyzerOn, "analyze", true, "run the analyzer loop in this process (regressions and opportunities; --analyze=false turns it off)")

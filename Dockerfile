@@ -1,0 +1,25 @@
+# fleetprof aggregator image: the binary (cgo, for the embedded chDB loader) and
+# libchdb.so for embedded mode, on Debian slim, running as a non-root user.
+# Build: make image (IMAGE=ghcr.io/fleetprof/fleetprof:0.1.0 by default).
+FROM golang:1.26-bookworm AS build
+WORKDIR /src
+COPY go.mod go.sum ./
+RUN go mod download
+COPY . .
+RUN CGO_ENABLED=1 go build -trimpath -o /out/fleetprof ./cmd/fleetprof
+
+FROM node:20-bookworm-slim AS chdb
+COPY scripts/fetch-chdb.sh /fetch-chdb.sh
+RUN FLEETPROF_CHDB_LIB=/out/libchdb.so bash /fetch-chdb.sh
+
+FROM debian:bookworm-slim
+RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates \
+    && rm -rf /var/lib/apt/lists/* \
+    && useradd --system --uid 65532 --home-dir /data --create-home fleetprof
+COPY --from=build /out/fleetprof /usr/local/bin/fleetprof
+COPY --from=chdb /out/libchdb.so /usr/local/lib/libchdb.so
+USER 65532:65532
+WORKDIR /data
+VOLUME /data
+EXPOSE 7070 7071
+ENTRYPOINT ["/usr/local/bin/fleetprof", "aggregator", "--grpc", "0.0.0.0:7071", "--http", "0.0.0.0:7070", "--storage", "embedded:/data"]
