@@ -75,13 +75,18 @@ type Noise struct {
 	Phi          float64 `json:"phi"`
 }
 
-// ErrNonFinite is wrapped by Detect's error for NaN or infinite input.
+// ErrNonFinite is wrapped by Detect's error for infinite input (NaN means missing).
 var ErrNonFinite = errors.New("non-finite value")
 
 // Detect finds mean shifts in xs by binary segmentation: each segment is split where
 // the likelihood ratio for one mean shift is largest, if that maximum is significant at
 // cfg.Alpha; both halves are then searched again. Series shorter than 2·MinSegment
 // have no change points.
+//
+// NaN marks a missing value (a gap in time buckets, a failed run): it is skipped, not
+// imputed, and the observed values on either side are treated as neighbours. Indices
+// stay in the coordinates of xs: a change point's Index is the first observed index of
+// its new segment, and MinSegment counts observed points.
 func Detect(xs []float64, cfg Config) ([]ChangePoint, error) {
 	cps, _, err := DetectNoise(xs, cfg)
 	return cps, err
@@ -94,14 +99,47 @@ func DetectNoise(xs []float64, cfg Config) ([]ChangePoint, Noise, error) {
 		return nil, Noise{}, fmt.Errorf("changepoint config: %w", err)
 	}
 	for i, x := range xs {
-		if math.IsNaN(x) || math.IsInf(x, 0) {
+		if math.IsInf(x, 0) {
 			return nil, Noise{}, fmt.Errorf("index %d is %v: %w", i, x, ErrNonFinite)
 		}
 	}
+	obs, idx := observed(xs)
+	cps, nz := detectObserved(obs, cfg)
+	for i := range cps {
+		cps[i].Index = idx[cps[i].Index]
+	}
+	return cps, nz, nil
+}
+
+// observed drops the missing values (NaN) of xs and returns the rest with their
+// original indices; xs itself is returned when nothing is missing.
+func observed(xs []float64) ([]float64, []int) {
+	idx := make([]int, 0, len(xs))
+	missing := false
+	for i, x := range xs {
+		if math.IsNaN(x) {
+			missing = true
+			continue
+		}
+		idx = append(idx, i)
+	}
+	if !missing {
+		return xs, idx
+	}
+	obs := make([]float64, len(idx))
+	for j, i := range idx {
+		obs[j] = xs[i]
+	}
+	return obs, idx
+}
+
+// detectObserved is DetectNoise on a series without missing values; indices are in
+// the coordinates of xs.
+func detectObserved(xs []float64, cfg Config) ([]ChangePoint, Noise) {
 	n := len(xs)
 	m := cfg.MinSegment
 	if n < 2*m {
-		return nil, EstimateNoise(xs), nil
+		return nil, EstimateNoise(xs)
 	}
 	prefix := make([]float64, n+1)
 	for i, x := range xs {
@@ -115,10 +153,10 @@ func DetectNoise(xs []float64, cfg Config) ([]ChangePoint, Noise, error) {
 	}
 	floor := 1e-9 * scale
 	if floor == 0 {
-		return nil, Noise{}, nil // all zeros
+		return nil, Noise{} // all zeros
 	}
 	if cfg.Sigma > 0 {
-		return segment(xs, prefix, cfg, math.Max(cfg.Sigma, floor)), Noise{Sigma: cfg.Sigma, LongRunSigma: cfg.Sigma}, nil
+		return segment(xs, prefix, cfg, math.Max(cfg.Sigma, floor)), Noise{Sigma: cfg.Sigma, LongRunSigma: cfg.Sigma}
 	}
 	// The noise level comes from the residuals around the current segmentation, so
 	// shifts do not inflate it; two refinements settle it (the first guess, from
@@ -141,7 +179,7 @@ func DetectNoise(xs []float64, cfg Config) ([]ChangePoint, Noise, error) {
 		sigma = s
 		cps = segment(xs, prefix, cfg, math.Max(sigma, floor))
 	}
-	return cps, nz, nil
+	return cps, nz
 }
 
 // segment runs binary segmentation with a known long-run σ.

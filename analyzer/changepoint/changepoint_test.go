@@ -127,7 +127,10 @@ func TestDetectEdgeCases(t *testing.T) {
 		{"constant", []float64{4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4}, nil, ""},
 		{"zeros", make([]float64, 30), nil, ""},
 		{"exact step", step, []int{10}, ""},
-		{"NaN", []float64{1, 2, math.NaN(), 3}, nil, "index 2 is NaN"},
+		{"NaN is missing", []float64{1, 2, math.NaN(), 3}, nil, ""},
+		{"all missing", []float64{math.NaN(), math.NaN()}, nil, ""},
+		{"exact step after a gap", withNaN(step, 10, 11), []int{12}, ""},
+		{"exact step before a gap", withNaN(step, 7, 8, 9), []int{10}, ""},
 		{"Inf", []float64{1, math.Inf(1)}, nil, "index 1 is +Inf"},
 	}
 	for _, tt := range tests {
@@ -246,6 +249,55 @@ func TestEstimateNoise(t *testing.T) {
 	wantSigma := 1 / math.Sqrt(1-0.25)
 	if math.Abs(nz.Sigma-wantSigma)/wantSigma > 0.1 || math.Abs(nz.Phi-0.5) > 0.1 {
 		t.Errorf("EstimateNoise = %+v, want σ≈%.2f φ≈0.5", nz, wantSigma)
+	}
+}
+
+// withNaN returns a copy of xs with the given indices missing.
+func withNaN(xs []float64, at ...int) []float64 {
+	out := slices.Clone(xs)
+	for _, i := range at {
+		out[i] = math.NaN()
+	}
+	return out
+}
+
+// TestMissingValues: a series with gaps gives the change points of the series without
+// them, in the original coordinates.
+func TestMissingValues(t *testing.T) {
+	r := rand.New(rand.NewPCG(11, 11))
+	for trial := range 50 {
+		xs := ar1(r, 200, 0)
+		for i := 120; i < 200; i++ {
+			xs[i] += 2
+		}
+		// A gap of 10 buckets (a host group down) and scattered single misses.
+		gapped := slices.Clone(xs)
+		var idx []int
+		var obs []float64
+		for i := range gapped {
+			if (i >= 40 && i < 50) || i%17 == 3 {
+				gapped[i] = math.NaN()
+				continue
+			}
+			idx = append(idx, i)
+			obs = append(obs, xs[i])
+		}
+		got, err := Detect(gapped, DefaultConfig())
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := Detect(obs, DefaultConfig())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != len(want) {
+			t.Fatalf("trial %d: %d change points with gaps, %d on the observed values", trial, len(got), len(want))
+		}
+		for i := range got {
+			if got[i].Index != idx[want[i].Index] || got[i].After != want[i].After {
+				t.Fatalf("trial %d: %+v, want %+v at original index %d", trial, got[i], want[i], idx[want[i].Index])
+			}
+		}
 	}
 }
 
