@@ -24,11 +24,24 @@ type Config struct {
 	// MaxChangePoints caps the number of change points returned (0 = no cap); the
 	// most significant splits are found first.
 	MaxChangePoints int
+	// Trend fits each segment as a level or a line (whichever the penalized
+	// likelihood prefers), so a steady trend is one segment instead of a staircase of
+	// mean shifts and a change of slope is a change point. Off, only levels are
+	// fitted (the mean-shift model).
+	Trend bool
 }
 
-// DefaultConfig returns the defaults: α = 0.01, segments of at least 5 points.
+// DefaultConfig returns the defaults: α = 0.01, segments of at least 5 points, the
+// trend model.
 func DefaultConfig() Config {
-	return Config{Alpha: 0.01, MinSegment: 5}
+	return Config{Alpha: 0.01, MinSegment: 5, Trend: true}
+}
+
+// MeanShiftConfig is DefaultConfig with the mean-shift model only.
+func MeanShiftConfig() Config {
+	c := DefaultConfig()
+	c.Trend = false
+	return c
 }
 
 // Validate reports the first invalid field.
@@ -64,7 +77,23 @@ type ChangePoint struct {
 	// Z is the two-sample z score of the split, (After−Before)/(σ·√(1/n₁+1/n₂)), using
 	// the final segments.
 	Z float64 `json:"z"`
+	// Kind is KindLevel for a shift between two levels, KindTrend when either side is
+	// a line; then Before and After are the two fits' values at Index and SlopeBefore,
+	// SlopeAfter their slopes per index (a pure slope change has Before ≈ After).
+	Kind        string  `json:"kind"`
+	SlopeBefore float64 `json:"slope_before,omitempty"`
+	SlopeAfter  float64 `json:"slope_after,omitempty"`
 }
+
+// Change-point kinds.
+const (
+	KindLevel = "level"
+	KindTrend = "trend"
+)
+
+// maxPhi caps the estimated lag-1 autocorrelation: beyond it the series is closer to
+// a random walk than to noise around levels, and σ would grow without bound.
+const maxPhi = 0.9
 
 // Noise describes the estimated noise of a series.
 type Noise struct {
@@ -95,20 +124,47 @@ func Detect(xs []float64, cfg Config) ([]ChangePoint, error) {
 // DetectNoise is Detect that also returns the noise estimate the tests used (the
 // residual noise around the final segmentation, or cfg.Sigma when given).
 func DetectNoise(xs []float64, cfg Config) ([]ChangePoint, Noise, error) {
+	cps, _, nz, err := DetectSegments(xs, cfg)
+	return cps, nz, err
+}
+
+// DetectSegments is DetectNoise that also returns the fitted segments of the trend
+// model (nil with the mean-shift model).
+func DetectSegments(xs []float64, cfg Config) ([]ChangePoint, []Segment, Noise, error) {
 	if err := cfg.Validate(); err != nil {
-		return nil, Noise{}, fmt.Errorf("changepoint config: %w", err)
+		return nil, nil, Noise{}, fmt.Errorf("changepoint config: %w", err)
 	}
 	for i, x := range xs {
 		if math.IsInf(x, 0) {
-			return nil, Noise{}, fmt.Errorf("index %d is %v: %w", i, x, ErrNonFinite)
+			return nil, nil, Noise{}, fmt.Errorf("index %d is %v: %w", i, x, ErrNonFinite)
 		}
 	}
 	obs, idx := observed(xs)
+	if cfg.Trend {
+		if len(obs) == 0 {
+			return nil, nil, Noise{}, nil
+		}
+		cps, segs, nz := detectTrend(obs, idx, cfg, noiseFloor(obs))
+		return cps, segs, nz, nil
+	}
 	cps, nz := detectObserved(obs, cfg)
 	for i := range cps {
 		cps[i].Index = idx[cps[i].Index]
 	}
-	return cps, nz, nil
+	return cps, nil, nz, nil
+}
+
+// noiseFloor is the smallest σ used: an exactly piecewise-constant series has σ = 0; a
+// tiny floor relative to the data keeps exact steps detectable and rounding noise not.
+func noiseFloor(xs []float64) float64 {
+	scale := 0.0
+	for _, x := range xs {
+		scale = math.Max(scale, math.Abs(x))
+	}
+	if scale == 0 {
+		return 1e-300 // all zeros
+	}
+	return 1e-9 * scale
 }
 
 // observed drops the missing values (NaN) of xs and returns the rest with their
@@ -240,7 +296,8 @@ func segment(xs, prefix []float64, cfg Config, sigma float64) []ChangePoint {
 		out[i] = ChangePoint{
 			Index: s.index, Before: before, After: after,
 			Statistic: s.stat, PValue: s.p,
-			Z: (after - before) / (sigma * math.Sqrt(1/n1+1/n2)),
+			Z:    (after - before) / (sigma * math.Sqrt(1/n1+1/n2)),
+			Kind: KindLevel,
 		}
 	}
 	return out
@@ -265,39 +322,7 @@ func residualNoise(xs, prefix []float64, cps []ChangePoint) Noise {
 		}
 		lo = hi
 	}
-	v := trimmedVar(res)
-	if v == 0 {
-		return Noise{}
-	}
-	// Winsorize so single outliers do not dominate the autocovariance.
-	c := 3 * math.Sqrt(v)
-	var num, den float64
-	pairs := 0
-	for i := range res {
-		r := math.Max(-c, math.Min(c, res[i]))
-		den += r * r
-		if sameSeg[i] {
-			num += r * math.Max(-c, math.Min(c, res[i-1]))
-			pairs++
-		}
-	}
-	phi := 0.0
-	if den > 0 && pairs > 0 {
-		phi = num / den
-		// The sample autocorrelation is biased toward 0 by about (1+4φ)/n, more so
-		// after fitting segment means.
-		phi += (1 + 4*phi) / float64(n)
-	}
-	if phi < 1/math.Sqrt(float64(n)) {
-		phi = 0
-	}
-	phi = math.Min(phi, 0.9)
-	sigma2 := v
-	return Noise{
-		Sigma:        math.Sqrt(sigma2),
-		LongRunSigma: math.Sqrt(sigma2 * (1 + phi) / (1 - phi)),
-		Phi:          phi,
-	}
+	return noiseOf(res, sameSeg, n)
 }
 
 // lrtSplit returns the split index in [lo+m, hi−m] maximizing the two-sample z score
@@ -378,7 +403,7 @@ func EstimateNoise(xs []float64) Noise {
 	for i := 1; i < n; i++ {
 		d1 = append(d1, xs[i]-xs[i-1])
 	}
-	v1 := trimmedVar(d1)
+	v1 := madVar(d1)
 	if v1 == 0 {
 		return Noise{}
 	}
@@ -388,13 +413,13 @@ func EstimateNoise(xs []float64) Noise {
 		for i := 2; i < n; i++ {
 			d2 = append(d2, xs[i]-xs[i-2])
 		}
-		phi = trimmedVar(d2)/v1 - 1
+		phi = madVar(d2)/v1 - 1
 		// The ratio is noisy (sd ≈ 1.3/√n for white noise); only act on autocorrelation
 		// that is clearly there, so white noise keeps its nominal false-positive rate.
 		if phi < 2/math.Sqrt(float64(n)) {
 			phi = 0
 		}
-		phi = math.Min(phi, 0.9)
+		phi = math.Min(phi, maxPhi)
 	}
 	sigma2 := v1 / (2 * (1 - phi))
 	return Noise{
@@ -402,6 +427,40 @@ func EstimateNoise(xs []float64) Noise {
 		LongRunSigma: math.Sqrt(sigma2 * (1 + phi) / (1 - phi)),
 		Phi:          phi,
 	}
+}
+
+// madVar estimates the variance of Gaussian-like values from their median absolute
+// deviation around the median: a trend only shifts the median of differences, and up
+// to half the values may be outliers or steps without moving it.
+func madVar(d []float64) float64 {
+	if len(d) == 0 {
+		return 0
+	}
+	c := slices.Clone(d)
+	med := median(c)
+	for i := range c {
+		c[i] = math.Abs(c[i] - med)
+	}
+	// 1.4826·MAD is consistent for the Gaussian standard deviation.
+	s := madConsistency * median(c)
+	return s * s
+}
+
+// madConsistency makes the median absolute deviation a consistent estimate of the
+// Gaussian σ (1/Φ⁻¹(3/4)).
+const madConsistency = 1.482602218505602
+
+// median returns the median of xs, reordering xs.
+func median(xs []float64) float64 {
+	n := len(xs)
+	k := n/2 + 1
+	selectKth(xs, k)
+	hi := slices.Max(xs[:k])
+	if n%2 == 1 {
+		return hi
+	}
+	selectKth(xs, k-1)
+	return (hi + slices.Max(xs[:k-1])) / 2
 }
 
 // trimmedVar estimates the variance of zero-mean Gaussian-like values from the

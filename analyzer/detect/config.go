@@ -87,7 +87,7 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		MinShare:          1e-5,
-		ChangePoint:       changepoint.DefaultConfig(),
+		ChangePoint:       changepoint.MeanShiftConfig(),
 		Alpha:             1e-3,
 		FamilyAlpha:       0.008,
 		PairedAlpha:       1e-4,
