@@ -32,15 +32,20 @@ type Config struct {
 }
 
 // DefaultConfig returns the defaults: α = 0.01, segments of at least 5 points, the
-// trend model.
+// mean-shift model (binary segmentation, O(n log n)).
 func DefaultConfig() Config {
-	return Config{Alpha: 0.01, MinSegment: 5, Trend: true}
+	return Config{Alpha: 0.01, MinSegment: 5}
 }
 
-// MeanShiftConfig is DefaultConfig with the mean-shift model only.
-func MeanShiftConfig() Config {
+// MeanShiftConfig is DefaultConfig: the mean-shift model only.
+func MeanShiftConfig() Config { return DefaultConfig() }
+
+// TrendConfig is DefaultConfig with the trend model (levels or lines per segment). Its
+// optimal partitioning is O(n²) on series without changes, so it suits histories of
+// hundreds of points, not thousands.
+func TrendConfig() Config {
 	c := DefaultConfig()
-	c.Trend = false
+	c.Trend = true
 	return c
 }
 

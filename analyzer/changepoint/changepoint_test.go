@@ -354,3 +354,63 @@ func TestSelectKth(t *testing.T) {
 		}
 	}
 }
+
+// TestTrendModel: a steady trend is one segment for the trend model (the mean-shift
+// model makes it a staircase), and a change of slope is one trend change point.
+func TestTrendModel(t *testing.T) {
+	const n = 200
+	tests := []struct {
+		name    string
+		at      int     // slope change index, 0 for none
+		slope   float64 // per index, in noise σ, before at
+		after   float64 // slope after at
+		wantCPs int
+	}{
+		{"steady ramp", 0, 0.03, 0.03, 0},
+		{"flat then ramp", 100, 0, 0.08, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := rand.New(rand.NewPCG(3, uint64(len(tt.name))))
+			wrong := 0
+			const trials = 20
+			for range trials {
+				xs := ar1(r, n, 0)
+				for i := range xs {
+					if tt.at == 0 || i < tt.at {
+						xs[i] += tt.slope * float64(i)
+					} else {
+						xs[i] += tt.slope*float64(tt.at) + tt.after*float64(i-tt.at)
+					}
+				}
+				cps, err := Detect(xs, TrendConfig())
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(cps) != tt.wantCPs {
+					wrong++
+					continue
+				}
+				for _, c := range cps {
+					if c.Kind != KindTrend || c.Index < tt.at-25 || c.Index > tt.at+25 {
+						wrong++
+					}
+				}
+			}
+			if wrong > trials/10 {
+				t.Errorf("%d/%d series wrong", wrong, trials)
+			}
+			if tt.at == 0 {
+				xs := ar1(r, n, 0)
+				for i := range xs {
+					xs[i] += tt.slope * float64(i)
+				}
+				ms, err := Detect(xs, DefaultConfig())
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Logf("mean-shift model on the ramp: %d change points", len(ms))
+			}
+		})
+	}
+}

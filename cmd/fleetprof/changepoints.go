@@ -35,6 +35,7 @@ func runChangepoints(ctx context.Context, args []string, stdout io.Writer) error
 	def := changepoint.DefaultConfig()
 	alpha := fs.Float64("alpha", def.Alpha, "significance level of each split test (false-positive rate per series)")
 	minSeg := fs.Int("min-segment", def.MinSegment, "shortest segment a change point may create")
+	trend := fs.Bool("trend", def.Trend, "fit each segment as a level or a line, so a steady trend is one segment (slower: O(n²))")
 	column := fs.Int("column", 0, "CSV column to read, 1-based (default: the first numeric column)")
 	verbose := fs.Bool("verbose", false, `add segment means, p-values ("details") and the noise estimate ("noise")`)
 	fs.Usage = func() {
@@ -59,7 +60,7 @@ func runChangepoints(ctx context.Context, args []string, stdout io.Writer) error
 	if len(pos) != 1 {
 		return usageError{fmt.Errorf("want exactly one FILE (or - for stdin), got %d", len(pos))}
 	}
-	cfg := changepoint.Config{Alpha: *alpha, MinSegment: *minSeg}
+	cfg := changepoint.Config{Alpha: *alpha, MinSegment: *minSeg, Trend: *trend}
 	if err := cfg.Validate(); err != nil {
 		return usageError{err}
 	}
