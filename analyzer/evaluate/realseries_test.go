@@ -74,6 +74,7 @@ func TestRealSeries(t *testing.T) {
 	}
 	methods := []Method{
 		{"fleetprof changepoints (defaults)", fleetprofMethod(changepoint.DefaultConfig())},
+		{"fleetprof changepoints --trend", fleetprofMethod(changepoint.TrendConfig())},
 		{"binary segmentation", BinSeg},
 		{"PELT", PELT},
 	}
