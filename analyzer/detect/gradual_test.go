@@ -70,7 +70,6 @@ func TestDetectGradual(t *testing.T) {
 						t.Errorf("seed %d: ramp on control %s: %+v", seed, g.Function, g)
 						continue
 					}
-					found = true
 					h := g.StartTime.Sub(svc.Start).Hours()
 					found = h >= 12 && h <= 30 && g.RelChange >= tt.rel/2 && g.RelChange <= tt.rel*2
 				}
