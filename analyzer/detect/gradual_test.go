@@ -71,7 +71,9 @@ func TestDetectGradual(t *testing.T) {
 						continue
 					}
 					h := g.StartTime.Sub(svc.Start).Hours()
-					found = h >= 12 && h <= 30 && g.RelChange >= tt.rel/2 && g.RelChange <= tt.rel*2
+					if h >= 12 && h <= 30 && g.RelChange >= tt.rel/2 && g.RelChange <= tt.rel*2 {
+						found = true
+					}
 				}
 				if found {
 					hits++
