@@ -51,18 +51,21 @@ type scenarioStack struct {
 // scenarioEvent kinds: step (weight×factor from at), spike (×factor for len buckets),
 // seasonal (×(1+amplitude·sin) with a daily period), move (fraction of stack's weight
 // moves to stack to, from at), rollout (version "new" takes a share of traffic rising
-// linearly from 10% at at to 100% after len buckets; in it stack's weight ×factor).
+// linearly from 10% at at to 100% after len buckets — or, with stages, the share
+// stages[i] from at+i·stage_len — and in it stack's weight ×factor).
 type scenarioEvent struct {
-	Kind      string  `json:"kind"`
-	Stack     int     `json:"stack"`
-	At        int     `json:"at"`
-	Len       int     `json:"len"`
-	Factor    float64 `json:"factor"`
-	Amplitude float64 `json:"amplitude"`
-	Fraction  float64 `json:"fraction"`
-	To        int     `json:"to"`
-	Old       string  `json:"old"`
-	New       string  `json:"new"`
+	Kind      string    `json:"kind"`
+	Stack     int       `json:"stack"`
+	At        int       `json:"at"`
+	Len       int       `json:"len"`
+	Factor    float64   `json:"factor"`
+	Amplitude float64   `json:"amplitude"`
+	Fraction  float64   `json:"fraction"`
+	To        int       `json:"to"`
+	Old       string    `json:"old"`
+	New       string    `json:"new"`
+	Stages    []float64 `json:"stages"`
+	StageLen  int       `json:"stage_len"`
 }
 
 var scenarioStart = time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC)
@@ -122,6 +125,9 @@ func (sc *scenario) generate(tb testing.TB) *Service {
 			f := 0.0
 			if t >= rollout.At {
 				f = math.Min(1, 0.1+0.9*float64(t-rollout.At)/float64(max(rollout.Len, 1)))
+				if len(rollout.Stages) > 0 {
+					f = rollout.Stages[min((t-rollout.At)/max(rollout.StageLen, 1), len(rollout.Stages)-1)]
+				}
 			}
 			parts = []part{{rollout.Old, 1 - f, false}, {rollout.New, f, true}}
 		}
