@@ -29,12 +29,17 @@ type Config struct {
 	// mean shifts and a change of slope is a change point. Off, only levels are
 	// fitted (the mean-shift model).
 	Trend bool
+	// OutlierSDs clips each value to within this many robust noise σ of the running
+	// median of 2·MinSegment+1 points around it before the mean-shift search, so an
+	// isolated outlier (one slow run) neither fakes a shift nor swamps a real one; a
+	// running median keeps steps. 0 disables clipping.
+	OutlierSDs float64
 }
 
 // DefaultConfig returns the defaults: α = 0.01, segments of at least 5 points, the
 // mean-shift model (binary segmentation, O(n log n)).
 func DefaultConfig() Config {
-	return Config{Alpha: 0.01, MinSegment: 5}
+	return Config{Alpha: 0.01, MinSegment: 5, OutlierSDs: 4}
 }
 
 // MeanShiftConfig is DefaultConfig: the mean-shift model only.
@@ -59,6 +64,9 @@ func (c Config) Validate() error {
 	}
 	if c.Sigma < 0 || math.IsNaN(c.Sigma) || math.IsInf(c.Sigma, 0) {
 		return fmt.Errorf("sigma %v: want a finite value >= 0", c.Sigma)
+	}
+	if !(c.OutlierSDs >= 0) || math.IsInf(c.OutlierSDs, 0) {
+		return fmt.Errorf("outlier sds %v: want a finite value >= 0", c.OutlierSDs)
 	}
 	if c.MaxChangePoints < 0 {
 		return fmt.Errorf("max change points %d: want >= 0", c.MaxChangePoints)
@@ -152,7 +160,7 @@ func DetectSegments(xs []float64, cfg Config) ([]ChangePoint, []Segment, Noise, 
 		cps, segs, nz := detectTrend(obs, idx, cfg, noiseFloor(obs))
 		return cps, segs, nz, nil
 	}
-	cps, nz := detectObserved(obs, cfg)
+	cps, nz := detectObserved(clipOutliers(obs, cfg), cfg)
 	for i := range cps {
 		cps[i].Index = idx[cps[i].Index]
 	}
@@ -170,6 +178,42 @@ func noiseFloor(xs []float64) float64 {
 		return 1e-300 // all zeros
 	}
 	return 1e-9 * scale
+}
+
+// clipOutliers returns xs with each value clipped to within cfg.OutlierSDs robust σ
+// (EstimateNoise's marginal σ) of the running median of 2·MinSegment+1 points; xs
+// itself when nothing is clipped.
+func clipOutliers(xs []float64, cfg Config) []float64 {
+	if cfg.OutlierSDs == 0 || len(xs) < 2*cfg.MinSegment+1 {
+		return xs
+	}
+	sigma := cfg.Sigma
+	if sigma == 0 {
+		sigma = EstimateNoise(xs).Sigma
+	}
+	if sigma == 0 {
+		return xs
+	}
+	bound := cfg.OutlierSDs * sigma
+	h := cfg.MinSegment
+	var out []float64
+	win := make([]float64, 0, 2*h+1)
+	for i, x := range xs {
+		lo, hi := max(0, i-h), min(len(xs), i+h+1)
+		win = append(win[:0], xs[lo:hi]...)
+		med := median(win)
+		c := math.Max(med-bound, math.Min(med+bound, x))
+		if c != x && out == nil {
+			out = slices.Clone(xs)
+		}
+		if out != nil {
+			out[i] = c
+		}
+	}
+	if out == nil {
+		return xs
+	}
+	return out
 }
 
 // observed drops the missing values (NaN) of xs and returns the rest with their

@@ -414,3 +414,45 @@ func TestTrendModel(t *testing.T) {
 		})
 	}
 }
+
+// TestNoiseRobust: the first noise estimate (MAD of differences around their median)
+// is not fooled by a trend (which only shifts the differences' median; a lag
+// correlation estimate would read it as φ near 1 and inflate σ) nor by outliers, so
+// neither hides a real shift.
+func TestNoiseRobust(t *testing.T) {
+	r := rand.New(rand.NewPCG(13, 13))
+	xs := ar1(r, 60, 0)
+	for i := range xs {
+		xs[i] += 0.2 * float64(i) // a trend of 12σ over the series
+	}
+	nz := EstimateNoise(xs)
+	if nz.Phi > 0.3 || nz.Sigma < 0.6 || nz.Sigma > 1.5 {
+		t.Errorf("trend: EstimateNoise = %+v, want σ≈1 φ≈0", nz)
+	}
+	misses := 0
+	for trial := range 50 {
+		xs := ar1(r, 80, 0)
+		for i := 40; i < 80; i++ {
+			xs[i] += 2.5
+		}
+		for _, i := range []int{5, 17, 29, 53, 66} {
+			xs[i] += 25 * float64(1-2*(trial%2)) // isolated outliers, ±25σ
+		}
+		cps, err := Detect(xs, DefaultConfig())
+		if err != nil {
+			t.Fatal(err)
+		}
+		found := false
+		for _, c := range cps {
+			if c.Index >= 36 && c.Index <= 44 {
+				found = true
+			}
+		}
+		if !found {
+			misses++
+		}
+	}
+	if misses > 5 {
+		t.Errorf("shift missed in %d/50 series with outliers", misses)
+	}
+}

@@ -17,6 +17,11 @@
 // (10%-trimmed), then re-estimated twice from the residuals around the current
 // segmentation (winsorized lag-1 autocorrelation with a small-sample bias correction).
 //
+// Outliers: before the mean-shift search each value is clipped to within OutlierSDs
+// (default 4) robust σ of the running median of 2·MinSegment+1 points, so one slow
+// run neither fakes a shift nor swamps one (TestNoiseRobust); the first σ is the MAD
+// of lag differences around their median, which a trend only shifts.
+//
 // Missing values are NaN (a time bucket with no data, a failed benchmark run). They are
 // skipped, not imputed — a gap is not a zero, and an imputed value would pretend to be a
 // measurement — so the observed values on either side of a gap are neighbours for the

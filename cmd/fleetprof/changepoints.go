@@ -36,6 +36,7 @@ func runChangepoints(ctx context.Context, args []string, stdout io.Writer) error
 	alpha := fs.Float64("alpha", def.Alpha, "significance level of each split test (false-positive rate per series)")
 	minSeg := fs.Int("min-segment", def.MinSegment, "shortest segment a change point may create")
 	trend := fs.Bool("trend", def.Trend, "fit each segment as a level or a line, so a steady trend is one segment (slower: O(n²))")
+	outlierSDs := fs.Float64("outlier-sds", def.OutlierSDs, "clip values beyond this many robust σ from the running median before the mean-shift search (0: off)")
 	column := fs.Int("column", 0, "CSV column to read, 1-based (default: the first numeric column)")
 	verbose := fs.Bool("verbose", false, `add segment means, p-values ("details") and the noise estimate ("noise")`)
 	fs.Usage = func() {
@@ -60,7 +61,7 @@ func runChangepoints(ctx context.Context, args []string, stdout io.Writer) error
 	if len(pos) != 1 {
 		return usageError{fmt.Errorf("want exactly one FILE (or - for stdin), got %d", len(pos))}
 	}
-	cfg := changepoint.Config{Alpha: *alpha, MinSegment: *minSeg, Trend: *trend}
+	cfg := changepoint.Config{Alpha: *alpha, MinSegment: *minSeg, Trend: *trend, OutlierSDs: *outlierSDs}
 	if err := cfg.Validate(); err != nil {
 		return usageError{err}
 	}
