@@ -79,6 +79,8 @@ type Config struct {
 	Parallelism int
 	// Tuning holds the stages' inner thresholds (DefaultTuning).
 	Tuning Tuning
+	// Gradual tunes the long-term stage for ramps (DefaultGradualConfig).
+	Gradual GradualConfig
 }
 
 // DefaultConfig returns the defaults: 6h analysis window, 1h extended window, daily
@@ -105,6 +107,7 @@ func DefaultConfig() Config {
 		MaxStacks:         3,
 		SelfShares:        true,
 		Tuning:            DefaultTuning(),
+		Gradual:           DefaultGradualConfig(),
 	}
 }
 
@@ -148,6 +151,11 @@ func (c Config) Validate() error {
 	}
 	if err := c.Tuning.Validate(); err != nil {
 		return fmt.Errorf("tuning: %w", err)
+	}
+	if c.Gradual.Enabled {
+		if err := c.Gradual.Validate(); err != nil {
+			return err
+		}
 	}
 	return nil
 }

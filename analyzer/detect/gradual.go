@@ -12,6 +12,8 @@ import (
 // over hours to days (a staged rollout, growth of the data a function handles) and
 // that the step search, which fits levels, sees as nothing or as a staircase.
 type GradualConfig struct {
+	// Enabled runs the stage in Run (Result.Gradual).
+	Enabled bool
 	// Bucket is the width the service's buckets are summed to before the search: the
 	// trend model's optimal partitioning is quadratic in the number of points, and a
 	// ramp over days needs no minute resolution.
@@ -23,14 +25,15 @@ type GradualConfig struct {
 	// at its start, that is reported.
 	MinRelChange float64
 	// MinRampBuckets is the shortest ramp (in summed buckets); a shorter rising line
-	// is a step for the step search.
+	// is a step for the step search. The default, 18 hourly buckets, is longer than
+	// the rising half of a daily wave (this stage has no seasonality filter yet).
 	MinRampBuckets int
 	// MinShare is the smallest share at the ramp's start worth a finding.
 	MinShare float64
 }
 
 // DefaultGradualConfig returns the defaults: hourly buckets, the trend model at
-// α = 0.01, ramps of at least 0.5% over at least 3 hours, functions of at least 10⁻⁴
+// α = 0.01, ramps of at least 0.5% over at least 18 hours, functions of at least 10⁻⁴
 // of the service.
 func DefaultGradualConfig() GradualConfig {
 	cp := changepoint.TrendConfig()
@@ -40,7 +43,7 @@ func DefaultGradualConfig() GradualConfig {
 	// inflate σ until the ramp hides; hourly shares of sampled counts are close to
 	// independent.
 	cp.IgnoreAutocorrelation = true
-	return GradualConfig{Bucket: time.Hour, ChangePoint: cp, MinRelChange: 0.005, MinRampBuckets: 3, MinShare: 1e-4}
+	return GradualConfig{Enabled: true, Bucket: time.Hour, ChangePoint: cp, MinRelChange: 0.005, MinRampBuckets: 18, MinShare: 1e-4}
 }
 
 // Validate reports the first invalid field.

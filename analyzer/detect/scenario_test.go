@@ -233,6 +233,11 @@ func TestScenarios(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			// No scenario has a ramp: the long-term stage must stay quiet on steps,
+			// spikes, rollouts, cost shifts and daily waves.
+			for _, g := range res.Gradual {
+				t.Errorf("gradual finding on a scenario without ramps: %+v", g)
+			}
 			stages := map[string]string{}
 			for _, d := range res.Dropped {
 				t.Logf("dropped %s at %s: %s", d.Function, d.Stage, d.Reason)
