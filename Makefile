@@ -35,6 +35,9 @@ bench: setup build ## benchmarks (ingest, queries, agent overhead, UI render; an
 	set -o pipefail; $(GO) test -run '^$$' -bench . -benchmem -benchtime 1x -timeout 60m $$($(GO) list ./... | grep -v /analyzer/evaluate) | tee bench.txt
 	set -o pipefail; $(GO) test -run '^$$' -bench Evaluate -benchtime 1x -timeout 60m -v ./analyzer/evaluate | tee -a bench.txt
 
+eval-real: ## change-point core vs binary segmentation and PELT on 22 annotated TCPD series (F1, cover; tuning and held-out halves), ~5 s
+	$(GO) test -count=1 -run '^TestRealSeries$$' -v ./analyzer/evaluate | grep -v '^=== '
+
 generate: ## regenerate protobuf (buf) and eBPF (bpf2go) code
 	cd proto && $(TOOL) buf generate && $(TOOL) buf lint
 	$(GO) generate ./bpf/...

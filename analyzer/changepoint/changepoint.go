@@ -24,11 +24,34 @@ type Config struct {
 	// MaxChangePoints caps the number of change points returned (0 = no cap); the
 	// most significant splits are found first.
 	MaxChangePoints int
+	// Trend fits each segment as a level or a line (whichever the penalized
+	// likelihood prefers), so a steady trend is one segment instead of a staircase of
+	// mean shifts and a change of slope is a change point. Off, only levels are
+	// fitted (the mean-shift model).
+	Trend bool
+	// OutlierSDs clips each value to within this many robust noise σ of the running
+	// median of 2·MinSegment+1 points around it before the mean-shift search, so an
+	// isolated outlier (one slow run) neither fakes a shift nor swamps a real one; a
+	// running median keeps steps. 0 disables clipping.
+	OutlierSDs float64
 }
 
-// DefaultConfig returns the defaults: α = 0.01, segments of at least 5 points.
+// DefaultConfig returns the defaults: α = 0.01, segments of at least 5 points, the
+// mean-shift model (binary segmentation, O(n log n)).
 func DefaultConfig() Config {
-	return Config{Alpha: 0.01, MinSegment: 5}
+	return Config{Alpha: 0.01, MinSegment: 5, OutlierSDs: 4}
+}
+
+// MeanShiftConfig is DefaultConfig: the mean-shift model only.
+func MeanShiftConfig() Config { return DefaultConfig() }
+
+// TrendConfig is DefaultConfig with the trend model (levels or lines per segment). Its
+// optimal partitioning is O(n²) on series without changes, so it suits histories of
+// hundreds of points, not thousands.
+func TrendConfig() Config {
+	c := DefaultConfig()
+	c.Trend = true
+	return c
 }
 
 // Validate reports the first invalid field.
@@ -41,6 +64,9 @@ func (c Config) Validate() error {
 	}
 	if c.Sigma < 0 || math.IsNaN(c.Sigma) || math.IsInf(c.Sigma, 0) {
 		return fmt.Errorf("sigma %v: want a finite value >= 0", c.Sigma)
+	}
+	if !(c.OutlierSDs >= 0) || math.IsInf(c.OutlierSDs, 0) {
+		return fmt.Errorf("outlier sds %v: want a finite value >= 0", c.OutlierSDs)
 	}
 	if c.MaxChangePoints < 0 {
 		return fmt.Errorf("max change points %d: want >= 0", c.MaxChangePoints)
@@ -64,7 +90,23 @@ type ChangePoint struct {
 	// Z is the two-sample z score of the split, (After−Before)/(σ·√(1/n₁+1/n₂)), using
 	// the final segments.
 	Z float64 `json:"z"`
+	// Kind is KindLevel for a shift between two levels, KindTrend when either side is
+	// a line; then Before and After are the two fits' values at Index and SlopeBefore,
+	// SlopeAfter their slopes per index (a pure slope change has Before ≈ After).
+	Kind        string  `json:"kind"`
+	SlopeBefore float64 `json:"slope_before,omitempty"`
+	SlopeAfter  float64 `json:"slope_after,omitempty"`
 }
+
+// Change-point kinds.
+const (
+	KindLevel = "level"
+	KindTrend = "trend"
+)
+
+// maxPhi caps the estimated lag-1 autocorrelation: beyond it the series is closer to
+// a random walk than to noise around levels, and σ would grow without bound.
+const maxPhi = 0.9
 
 // Noise describes the estimated noise of a series.
 type Noise struct {
@@ -75,13 +117,18 @@ type Noise struct {
 	Phi          float64 `json:"phi"`
 }
 
-// ErrNonFinite is wrapped by Detect's error for NaN or infinite input.
+// ErrNonFinite is wrapped by Detect's error for infinite input (NaN means missing).
 var ErrNonFinite = errors.New("non-finite value")
 
 // Detect finds mean shifts in xs by binary segmentation: each segment is split where
 // the likelihood ratio for one mean shift is largest, if that maximum is significant at
 // cfg.Alpha; both halves are then searched again. Series shorter than 2·MinSegment
 // have no change points.
+//
+// NaN marks a missing value (a gap in time buckets, a failed run): it is skipped, not
+// imputed, and the observed values on either side are treated as neighbours. Indices
+// stay in the coordinates of xs: a change point's Index is the first observed index of
+// its new segment, and MinSegment counts observed points.
 func Detect(xs []float64, cfg Config) ([]ChangePoint, error) {
 	cps, _, err := DetectNoise(xs, cfg)
 	return cps, err
@@ -90,18 +137,114 @@ func Detect(xs []float64, cfg Config) ([]ChangePoint, error) {
 // DetectNoise is Detect that also returns the noise estimate the tests used (the
 // residual noise around the final segmentation, or cfg.Sigma when given).
 func DetectNoise(xs []float64, cfg Config) ([]ChangePoint, Noise, error) {
+	cps, _, nz, err := DetectSegments(xs, cfg)
+	return cps, nz, err
+}
+
+// DetectSegments is DetectNoise that also returns the fitted segments of the trend
+// model (nil with the mean-shift model).
+func DetectSegments(xs []float64, cfg Config) ([]ChangePoint, []Segment, Noise, error) {
 	if err := cfg.Validate(); err != nil {
-		return nil, Noise{}, fmt.Errorf("changepoint config: %w", err)
+		return nil, nil, Noise{}, fmt.Errorf("changepoint config: %w", err)
 	}
 	for i, x := range xs {
-		if math.IsNaN(x) || math.IsInf(x, 0) {
-			return nil, Noise{}, fmt.Errorf("index %d is %v: %w", i, x, ErrNonFinite)
+		if math.IsInf(x, 0) {
+			return nil, nil, Noise{}, fmt.Errorf("index %d is %v: %w", i, x, ErrNonFinite)
 		}
 	}
+	obs, idx := observed(xs)
+	if cfg.Trend {
+		if len(obs) == 0 {
+			return nil, nil, Noise{}, nil
+		}
+		cps, segs, nz := detectTrend(obs, idx, cfg, noiseFloor(obs))
+		return cps, segs, nz, nil
+	}
+	cps, nz := detectObserved(clipOutliers(obs, cfg), cfg)
+	for i := range cps {
+		cps[i].Index = idx[cps[i].Index]
+	}
+	return cps, nil, nz, nil
+}
+
+// noiseFloor is the smallest σ used: an exactly piecewise-constant series has σ = 0; a
+// tiny floor relative to the data keeps exact steps detectable and rounding noise not.
+func noiseFloor(xs []float64) float64 {
+	scale := 0.0
+	for _, x := range xs {
+		scale = math.Max(scale, math.Abs(x))
+	}
+	if scale == 0 {
+		return 1e-300 // all zeros
+	}
+	return 1e-9 * scale
+}
+
+// clipOutliers returns xs with each value clipped to within cfg.OutlierSDs robust σ
+// (EstimateNoise's marginal σ) of the running median of 2·MinSegment+1 points; xs
+// itself when nothing is clipped.
+func clipOutliers(xs []float64, cfg Config) []float64 {
+	if cfg.OutlierSDs == 0 || len(xs) < 2*cfg.MinSegment+1 {
+		return xs
+	}
+	sigma := cfg.Sigma
+	if sigma == 0 {
+		sigma = EstimateNoise(xs).Sigma
+	}
+	if sigma == 0 {
+		return xs
+	}
+	bound := cfg.OutlierSDs * sigma
+	h := cfg.MinSegment
+	var out []float64
+	win := make([]float64, 0, 2*h+1)
+	for i, x := range xs {
+		lo, hi := max(0, i-h), min(len(xs), i+h+1)
+		win = append(win[:0], xs[lo:hi]...)
+		med := median(win)
+		c := math.Max(med-bound, math.Min(med+bound, x))
+		if c != x && out == nil {
+			out = slices.Clone(xs)
+		}
+		if out != nil {
+			out[i] = c
+		}
+	}
+	if out == nil {
+		return xs
+	}
+	return out
+}
+
+// observed drops the missing values (NaN) of xs and returns the rest with their
+// original indices; xs itself is returned when nothing is missing.
+func observed(xs []float64) ([]float64, []int) {
+	idx := make([]int, 0, len(xs))
+	missing := false
+	for i, x := range xs {
+		if math.IsNaN(x) {
+			missing = true
+			continue
+		}
+		idx = append(idx, i)
+	}
+	if !missing {
+		return xs, idx
+	}
+	obs := make([]float64, len(idx))
+	for j, i := range idx {
+		obs[j] = xs[i]
+	}
+	return obs, idx
+}
+
+// detectObserved is DetectNoise on a series without missing values; indices are in
+// the coordinates of xs.
+func detectObserved(xs []float64, cfg Config) ([]ChangePoint, Noise) {
 	n := len(xs)
 	m := cfg.MinSegment
 	if n < 2*m {
-		return nil, EstimateNoise(xs), nil
+		return nil, EstimateNoise(xs)
 	}
 	prefix := make([]float64, n+1)
 	for i, x := range xs {
@@ -115,10 +258,10 @@ func DetectNoise(xs []float64, cfg Config) ([]ChangePoint, Noise, error) {
 	}
 	floor := 1e-9 * scale
 	if floor == 0 {
-		return nil, Noise{}, nil // all zeros
+		return nil, Noise{} // all zeros
 	}
 	if cfg.Sigma > 0 {
-		return segment(xs, prefix, cfg, math.Max(cfg.Sigma, floor)), Noise{Sigma: cfg.Sigma, LongRunSigma: cfg.Sigma}, nil
+		return segment(xs, prefix, cfg, math.Max(cfg.Sigma, floor)), Noise{Sigma: cfg.Sigma, LongRunSigma: cfg.Sigma}
 	}
 	// The noise level comes from the residuals around the current segmentation, so
 	// shifts do not inflate it; two refinements settle it (the first guess, from
@@ -141,7 +284,7 @@ func DetectNoise(xs []float64, cfg Config) ([]ChangePoint, Noise, error) {
 		sigma = s
 		cps = segment(xs, prefix, cfg, math.Max(sigma, floor))
 	}
-	return cps, nz, nil
+	return cps, nz
 }
 
 // segment runs binary segmentation with a known long-run σ.
@@ -202,7 +345,8 @@ func segment(xs, prefix []float64, cfg Config, sigma float64) []ChangePoint {
 		out[i] = ChangePoint{
 			Index: s.index, Before: before, After: after,
 			Statistic: s.stat, PValue: s.p,
-			Z: (after - before) / (sigma * math.Sqrt(1/n1+1/n2)),
+			Z:    (after - before) / (sigma * math.Sqrt(1/n1+1/n2)),
+			Kind: KindLevel,
 		}
 	}
 	return out
@@ -227,39 +371,7 @@ func residualNoise(xs, prefix []float64, cps []ChangePoint) Noise {
 		}
 		lo = hi
 	}
-	v := trimmedVar(res)
-	if v == 0 {
-		return Noise{}
-	}
-	// Winsorize so single outliers do not dominate the autocovariance.
-	c := 3 * math.Sqrt(v)
-	var num, den float64
-	pairs := 0
-	for i := range res {
-		r := math.Max(-c, math.Min(c, res[i]))
-		den += r * r
-		if sameSeg[i] {
-			num += r * math.Max(-c, math.Min(c, res[i-1]))
-			pairs++
-		}
-	}
-	phi := 0.0
-	if den > 0 && pairs > 0 {
-		phi = num / den
-		// The sample autocorrelation is biased toward 0 by about (1+4φ)/n, more so
-		// after fitting segment means.
-		phi += (1 + 4*phi) / float64(n)
-	}
-	if phi < 1/math.Sqrt(float64(n)) {
-		phi = 0
-	}
-	phi = math.Min(phi, 0.9)
-	sigma2 := v
-	return Noise{
-		Sigma:        math.Sqrt(sigma2),
-		LongRunSigma: math.Sqrt(sigma2 * (1 + phi) / (1 - phi)),
-		Phi:          phi,
-	}
+	return noiseOf(res, sameSeg, n)
 }
 
 // lrtSplit returns the split index in [lo+m, hi−m] maximizing the two-sample z score
@@ -340,7 +452,7 @@ func EstimateNoise(xs []float64) Noise {
 	for i := 1; i < n; i++ {
 		d1 = append(d1, xs[i]-xs[i-1])
 	}
-	v1 := trimmedVar(d1)
+	v1 := madVar(d1)
 	if v1 == 0 {
 		return Noise{}
 	}
@@ -350,13 +462,13 @@ func EstimateNoise(xs []float64) Noise {
 		for i := 2; i < n; i++ {
 			d2 = append(d2, xs[i]-xs[i-2])
 		}
-		phi = trimmedVar(d2)/v1 - 1
+		phi = madVar(d2)/v1 - 1
 		// The ratio is noisy (sd ≈ 1.3/√n for white noise); only act on autocorrelation
 		// that is clearly there, so white noise keeps its nominal false-positive rate.
 		if phi < 2/math.Sqrt(float64(n)) {
 			phi = 0
 		}
-		phi = math.Min(phi, 0.9)
+		phi = math.Min(phi, maxPhi)
 	}
 	sigma2 := v1 / (2 * (1 - phi))
 	return Noise{
@@ -364,6 +476,40 @@ func EstimateNoise(xs []float64) Noise {
 		LongRunSigma: math.Sqrt(sigma2 * (1 + phi) / (1 - phi)),
 		Phi:          phi,
 	}
+}
+
+// madVar estimates the variance of Gaussian-like values from their median absolute
+// deviation around the median: a trend only shifts the median of differences, and up
+// to half the values may be outliers or steps without moving it.
+func madVar(d []float64) float64 {
+	if len(d) == 0 {
+		return 0
+	}
+	c := slices.Clone(d)
+	med := median(c)
+	for i := range c {
+		c[i] = math.Abs(c[i] - med)
+	}
+	// 1.4826·MAD is consistent for the Gaussian standard deviation.
+	s := madConsistency * median(c)
+	return s * s
+}
+
+// madConsistency makes the median absolute deviation a consistent estimate of the
+// Gaussian σ (1/Φ⁻¹(3/4)).
+const madConsistency = 1.482602218505602
+
+// median returns the median of xs, reordering xs.
+func median(xs []float64) float64 {
+	n := len(xs)
+	k := n/2 + 1
+	selectKth(xs, k)
+	hi := slices.Max(xs[:k])
+	if n%2 == 1 {
+		return hi
+	}
+	selectKth(xs, k-1)
+	return (hi + slices.Max(xs[:k-1])) / 2
 }
 
 // trimmedVar estimates the variance of zero-mean Gaussian-like values from the

@@ -127,7 +127,10 @@ func TestDetectEdgeCases(t *testing.T) {
 		{"constant", []float64{4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4}, nil, ""},
 		{"zeros", make([]float64, 30), nil, ""},
 		{"exact step", step, []int{10}, ""},
-		{"NaN", []float64{1, 2, math.NaN(), 3}, nil, "index 2 is NaN"},
+		{"NaN is missing", []float64{1, 2, math.NaN(), 3}, nil, ""},
+		{"all missing", []float64{math.NaN(), math.NaN()}, nil, ""},
+		{"exact step after a gap", withNaN(step, 10, 11), []int{12}, ""},
+		{"exact step before a gap", withNaN(step, 7, 8, 9), []int{10}, ""},
 		{"Inf", []float64{1, math.Inf(1)}, nil, "index 1 is +Inf"},
 	}
 	for _, tt := range tests {
@@ -249,6 +252,55 @@ func TestEstimateNoise(t *testing.T) {
 	}
 }
 
+// withNaN returns a copy of xs with the given indices missing.
+func withNaN(xs []float64, at ...int) []float64 {
+	out := slices.Clone(xs)
+	for _, i := range at {
+		out[i] = math.NaN()
+	}
+	return out
+}
+
+// TestMissingValues: a series with gaps gives the change points of the series without
+// them, in the original coordinates.
+func TestMissingValues(t *testing.T) {
+	r := rand.New(rand.NewPCG(11, 11))
+	for trial := range 50 {
+		xs := ar1(r, 200, 0)
+		for i := 120; i < 200; i++ {
+			xs[i] += 2
+		}
+		// A gap of 10 buckets (a host group down) and scattered single misses.
+		gapped := slices.Clone(xs)
+		var idx []int
+		var obs []float64
+		for i := range gapped {
+			if (i >= 40 && i < 50) || i%17 == 3 {
+				gapped[i] = math.NaN()
+				continue
+			}
+			idx = append(idx, i)
+			obs = append(obs, xs[i])
+		}
+		got, err := Detect(gapped, DefaultConfig())
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := Detect(obs, DefaultConfig())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != len(want) {
+			t.Fatalf("trial %d: %d change points with gaps, %d on the observed values", trial, len(got), len(want))
+		}
+		for i := range got {
+			if got[i].Index != idx[want[i].Index] || got[i].After != want[i].After {
+				t.Fatalf("trial %d: %+v, want %+v at original index %d", trial, got[i], want[i], idx[want[i].Index])
+			}
+		}
+	}
+}
+
 func equalInts(a, b []int) bool {
 	if len(a) != len(b) {
 		return false
@@ -300,5 +352,107 @@ func TestSelectKth(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestTrendModel: a steady trend is one segment for the trend model (the mean-shift
+// model makes it a staircase), and a change of slope is one trend change point.
+func TestTrendModel(t *testing.T) {
+	const n = 200
+	tests := []struct {
+		name    string
+		at      int     // slope change index, 0 for none
+		slope   float64 // per index, in noise σ, before at
+		after   float64 // slope after at
+		wantCPs int
+	}{
+		{"steady ramp", 0, 0.03, 0.03, 0},
+		{"flat then ramp", 100, 0, 0.08, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := rand.New(rand.NewPCG(3, uint64(len(tt.name))))
+			wrong := 0
+			const trials = 20
+			for range trials {
+				xs := ar1(r, n, 0)
+				for i := range xs {
+					if tt.at == 0 || i < tt.at {
+						xs[i] += tt.slope * float64(i)
+					} else {
+						xs[i] += tt.slope*float64(tt.at) + tt.after*float64(i-tt.at)
+					}
+				}
+				cps, err := Detect(xs, TrendConfig())
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(cps) != tt.wantCPs {
+					wrong++
+					continue
+				}
+				for _, c := range cps {
+					if c.Kind != KindTrend || c.Index < tt.at-25 || c.Index > tt.at+25 {
+						wrong++
+					}
+				}
+			}
+			if wrong > trials/10 {
+				t.Errorf("%d/%d series wrong", wrong, trials)
+			}
+			if tt.at == 0 {
+				xs := ar1(r, n, 0)
+				for i := range xs {
+					xs[i] += tt.slope * float64(i)
+				}
+				ms, err := Detect(xs, DefaultConfig())
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Logf("mean-shift model on the ramp: %d change points", len(ms))
+			}
+		})
+	}
+}
+
+// TestNoiseRobust: the first noise estimate (MAD of differences around their median)
+// is not fooled by a trend (which only shifts the differences' median; a lag
+// correlation estimate would read it as φ near 1 and inflate σ) nor by outliers, so
+// neither hides a real shift.
+func TestNoiseRobust(t *testing.T) {
+	r := rand.New(rand.NewPCG(13, 13))
+	xs := ar1(r, 60, 0)
+	for i := range xs {
+		xs[i] += 0.2 * float64(i) // a trend of 12σ over the series
+	}
+	nz := EstimateNoise(xs)
+	if nz.Phi > 0.3 || nz.Sigma < 0.6 || nz.Sigma > 1.5 {
+		t.Errorf("trend: EstimateNoise = %+v, want σ≈1 φ≈0", nz)
+	}
+	misses := 0
+	for trial := range 50 {
+		xs := ar1(r, 80, 0)
+		for i := 40; i < 80; i++ {
+			xs[i] += 2.5
+		}
+		for _, i := range []int{5, 17, 29, 53, 66} {
+			xs[i] += 25 * float64(1-2*(trial%2)) // isolated outliers, ±25σ
+		}
+		cps, err := Detect(xs, DefaultConfig())
+		if err != nil {
+			t.Fatal(err)
+		}
+		found := false
+		for _, c := range cps {
+			if c.Index >= 36 && c.Index <= 44 {
+				found = true
+			}
+		}
+		if !found {
+			misses++
+		}
+	}
+	if misses > 5 {
+		t.Errorf("shift missed in %d/50 series with outliers", misses)
 	}
 }

@@ -79,6 +79,8 @@ type Config struct {
 	Parallelism int
 	// Tuning holds the stages' inner thresholds (DefaultTuning).
 	Tuning Tuning
+	// Gradual tunes the long-term stage for ramps (DefaultGradualConfig).
+	Gradual GradualConfig
 }
 
 // DefaultConfig returns the defaults: 6h analysis window, 1h extended window, daily
@@ -87,7 +89,7 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		MinShare:          1e-5,
-		ChangePoint:       changepoint.DefaultConfig(),
+		ChangePoint:       changepoint.MeanShiftConfig(),
 		Alpha:             1e-3,
 		FamilyAlpha:       0.008,
 		PairedAlpha:       1e-4,
@@ -105,6 +107,7 @@ func DefaultConfig() Config {
 		MaxStacks:         3,
 		SelfShares:        true,
 		Tuning:            DefaultTuning(),
+		Gradual:           DefaultGradualConfig(),
 	}
 }
 
@@ -148,6 +151,11 @@ func (c Config) Validate() error {
 	}
 	if err := c.Tuning.Validate(); err != nil {
 		return fmt.Errorf("tuning: %w", err)
+	}
+	if c.Gradual.Enabled {
+		if err := c.Gradual.Validate(); err != nil {
+			return err
+		}
 	}
 	return nil
 }

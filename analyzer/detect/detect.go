@@ -31,6 +31,9 @@ type Result struct {
 	// MinShare or without any change are only counted in Stats.
 	Dropped []Dropped
 	Stats   Stats
+	// Gradual are the ramps the long-term stage found (Config.Gradual), separate from
+	// the step findings.
+	Gradual []Gradual
 }
 
 // Dropped is a candidate removed by a stage.
@@ -304,6 +307,13 @@ func Run(svc *Service, cfg Config) (*Result, error) {
 		}
 		return a.Function < b.Function
 	})
+	if cfg.Gradual.Enabled {
+		g, err := DetectGradual(svc, cfg.Gradual)
+		if err != nil {
+			return nil, fmt.Errorf("detect gradual: %w", err)
+		}
+		res.Gradual = g
+	}
 	return res, nil
 }
 

@@ -51,18 +51,21 @@ type scenarioStack struct {
 // scenarioEvent kinds: step (weight×factor from at), spike (×factor for len buckets),
 // seasonal (×(1+amplitude·sin) with a daily period), move (fraction of stack's weight
 // moves to stack to, from at), rollout (version "new" takes a share of traffic rising
-// linearly from 10% at at to 100% after len buckets; in it stack's weight ×factor).
+// linearly from 10% at at to 100% after len buckets — or, with stages, the share
+// stages[i] from at+i·stage_len — and in it stack's weight ×factor).
 type scenarioEvent struct {
-	Kind      string  `json:"kind"`
-	Stack     int     `json:"stack"`
-	At        int     `json:"at"`
-	Len       int     `json:"len"`
-	Factor    float64 `json:"factor"`
-	Amplitude float64 `json:"amplitude"`
-	Fraction  float64 `json:"fraction"`
-	To        int     `json:"to"`
-	Old       string  `json:"old"`
-	New       string  `json:"new"`
+	Kind      string    `json:"kind"`
+	Stack     int       `json:"stack"`
+	At        int       `json:"at"`
+	Len       int       `json:"len"`
+	Factor    float64   `json:"factor"`
+	Amplitude float64   `json:"amplitude"`
+	Fraction  float64   `json:"fraction"`
+	To        int       `json:"to"`
+	Old       string    `json:"old"`
+	New       string    `json:"new"`
+	Stages    []float64 `json:"stages"`
+	StageLen  int       `json:"stage_len"`
 }
 
 var scenarioStart = time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC)
@@ -122,6 +125,9 @@ func (sc *scenario) generate(tb testing.TB) *Service {
 			f := 0.0
 			if t >= rollout.At {
 				f = math.Min(1, 0.1+0.9*float64(t-rollout.At)/float64(max(rollout.Len, 1)))
+				if len(rollout.Stages) > 0 {
+					f = rollout.Stages[min((t-rollout.At)/max(rollout.StageLen, 1), len(rollout.Stages)-1)]
+				}
 			}
 			parts = []part{{rollout.Old, 1 - f, false}, {rollout.New, f, true}}
 		}
@@ -227,6 +233,11 @@ func TestScenarios(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			// No scenario has a ramp: the long-term stage must stay quiet on steps,
+			// spikes, rollouts, cost shifts and daily waves.
+			for _, g := range res.Gradual {
+				t.Errorf("gradual finding on a scenario without ramps: %+v", g)
+			}
 			stages := map[string]string{}
 			for _, d := range res.Dropped {
 				t.Logf("dropped %s at %s: %s", d.Function, d.Stage, d.Reason)
@@ -273,5 +284,48 @@ func TestScenarios(t *testing.T) {
 				t.Errorf("findings differ from %s (run with -update if intended):\n%s", golden, buf.String())
 			}
 		})
+	}
+}
+
+// TestStagedRolloutPeriodic analyses the staged rollout as a loop would, at the end of
+// each stage: every run reports at most one finding for the regressed function, and
+// the last one is dated at the first stage and sized to the full rollout.
+func TestStagedRolloutPeriodic(t *testing.T) {
+	sc := loadScenario(t, filepath.Join("testdata", "scenarios", "staged_rollout.json"))
+	ev := sc.Events[0]
+	full := sc.Buckets
+	var last *findings.Finding
+	for _, end := range []int{ev.At + ev.StageLen, ev.At + 2*ev.StageLen, full} {
+		sc.Buckets = end
+		res, err := Run(sc.generate(t), DefaultConfig())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var hits []findings.Finding
+		for _, f := range res.Findings {
+			if f.Function == sc.Expect[0] {
+				hits = append(hits, f)
+			}
+		}
+		for _, f := range hits {
+			t.Logf("run to bucket %d: %s %+.2f%% at %s", end, f.Function, 100*f.RelativeChange, f.ChangeTime.Format(time.RFC3339))
+		}
+		if len(hits) > 1 {
+			t.Errorf("run to bucket %d: %d findings for %s, want at most 1", end, len(hits), sc.Expect[0])
+		}
+		if len(hits) == 1 {
+			last = &hits[0]
+		}
+	}
+	if last == nil {
+		t.Fatal("no finding after the full rollout")
+	}
+	wantAt := scenarioStart.Add(time.Duration(ev.At*sc.StepMinutes) * time.Minute)
+	if d := last.ChangeTime.Sub(wantAt); d < -30*time.Minute || d > 30*time.Minute {
+		t.Errorf("change time %s, want the first stage %s", last.ChangeTime, wantAt)
+	}
+	// The stack's weight grows ×1.1 with the rest unchanged: +8.5% share at 100%.
+	if last.RelativeChange < 0.07 {
+		t.Errorf("relative change %.3f, want ≈0.085 (the full rollout)", last.RelativeChange)
 	}
 }

@@ -35,11 +35,14 @@ func runChangepoints(ctx context.Context, args []string, stdout io.Writer) error
 	def := changepoint.DefaultConfig()
 	alpha := fs.Float64("alpha", def.Alpha, "significance level of each split test (false-positive rate per series)")
 	minSeg := fs.Int("min-segment", def.MinSegment, "shortest segment a change point may create")
+	trend := fs.Bool("trend", def.Trend, "fit each segment as a level or a line, so a steady trend is one segment (slower: O(n²))")
+	outlierSDs := fs.Float64("outlier-sds", def.OutlierSDs, "clip values beyond this many robust σ from the running median before the mean-shift search (0: off)")
 	column := fs.Int("column", 0, "CSV column to read, 1-based (default: the first numeric column)")
 	verbose := fs.Bool("verbose", false, `add segment means, p-values ("details") and the noise estimate ("noise")`)
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: fleetprof changepoints [flags] FILE|-")
 		fmt.Fprintln(fs.Output(), "\nFILE holds numbers one per line, CSV (a header line is skipped), or a JSON array.")
+		fmt.Fprintln(fs.Output(), "Missing values (nan, NA, null, an empty field or a blank line between values) are skipped; indices count them.")
 		fmt.Fprintln(fs.Output(), `Prints {"changepoints":[i,...]} where i is the first index of each new segment.`)
 		fs.PrintDefaults()
 	}
@@ -58,7 +61,7 @@ func runChangepoints(ctx context.Context, args []string, stdout io.Writer) error
 	if len(pos) != 1 {
 		return usageError{fmt.Errorf("want exactly one FILE (or - for stdin), got %d", len(pos))}
 	}
-	cfg := changepoint.Config{Alpha: *alpha, MinSegment: *minSeg}
+	cfg := changepoint.Config{Alpha: *alpha, MinSegment: *minSeg, Trend: *trend, OutlierSDs: *outlierSDs}
 	if err := cfg.Validate(); err != nil {
 		return usageError{err}
 	}
@@ -130,8 +133,12 @@ func parseJSONSeries(data []byte) ([]float64, error) {
 	}
 	xs := make([]float64, len(raw))
 	for i, r := range raw {
+		if bytes.Equal(bytes.TrimSpace(r), []byte("null")) {
+			xs[i] = math.NaN() // missing
+			continue
+		}
 		var v float64
-		if err := json.Unmarshal(r, &v); err != nil || bytes.Equal(bytes.TrimSpace(r), []byte("null")) {
+		if err := json.Unmarshal(r, &v); err != nil {
 			return nil, fmt.Errorf("array element %d: %s is not a number", i, truncate(string(r)))
 		}
 		xs[i] = v
@@ -150,12 +157,25 @@ func parseLines(data []byte, column int) ([]float64, error) {
 	}
 	var xs []float64
 	col := column - 1 // resolved 0-based column; -1 until the first data row picks it
+	if !isCSV {
+		col = 0
+	}
 	first := true
+	blanks := 0 // blank lines since the last value: missing values if more data follows
 	for i, line := range lines {
 		lineNo := i + 1
 		line = strings.TrimSpace(strings.TrimSuffix(line, "\r"))
-		if line == "" || strings.HasPrefix(line, "#") {
+		if strings.HasPrefix(line, "#") {
 			continue
+		}
+		if line == "" {
+			if len(xs) > 0 {
+				blanks++
+			}
+			continue
+		}
+		for ; blanks > 0; blanks-- {
+			xs = append(xs, math.NaN())
 		}
 		fields := []string{line}
 		if isCSV {
@@ -170,7 +190,7 @@ func parseLines(data []byte, column int) ([]float64, error) {
 		}
 		if col < 0 {
 			for j, f := range fields {
-				if _, err := parseNumber(f); err == nil {
+				if v, err := parseNumber(f); err == nil && !math.IsNaN(v) {
 					col = j
 					break
 				}
@@ -216,13 +236,19 @@ func detectComma(line string) rune {
 	return ','
 }
 
+// parseNumber parses one value; NaN (also NA, N/A, null and an empty field) is a
+// missing value, returned as NaN, which changepoint skips keeping indices.
 func parseNumber(s string) (float64, error) {
 	s = strings.TrimSpace(s)
+	switch strings.ToLower(s) {
+	case "", "na", "n/a", "null":
+		return math.NaN(), nil
+	}
 	v, err := strconv.ParseFloat(s, 64)
 	if err != nil {
 		return 0, fmt.Errorf("%q is not a number", truncate(s))
 	}
-	if math.IsNaN(v) || math.IsInf(v, 0) {
+	if math.IsInf(v, 0) {
 		return 0, fmt.Errorf("%q is not a finite number", s)
 	}
 	return v, nil

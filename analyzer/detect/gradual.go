@@ -1,0 +1,147 @@
+package detect
+
+import (
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/fleetprof/fleetprof/analyzer/changepoint"
+)
+
+// GradualConfig tunes the long-term stage, which looks for regressions that ramp in
+// over hours to days (a staged rollout, growth of the data a function handles) and
+// that the step search, which fits levels, sees as nothing or as a staircase.
+type GradualConfig struct {
+	// Enabled runs the stage in Run (Result.Gradual).
+	Enabled bool
+	// Bucket is the width the service's buckets are summed to before the search: the
+	// trend model's optimal partitioning is quadratic in the number of points, and a
+	// ramp over days needs no minute resolution.
+	Bucket time.Duration
+	// ChangePoint is the trend-model search (levels or lines per segment) on each
+	// function's inclusive share.
+	ChangePoint changepoint.Config
+	// MinRelChange is the smallest cumulative rise of a ramp, relative to the share
+	// at its start, that is reported.
+	MinRelChange float64
+	// MinRampBuckets is the shortest ramp (in summed buckets); a shorter rising line
+	// is a step for the step search. The default, 18 hourly buckets, is longer than
+	// the rising half of a daily wave (this stage has no seasonality filter yet).
+	MinRampBuckets int
+	// MinShare is the smallest share at the ramp's start worth a finding.
+	MinShare float64
+}
+
+// DefaultGradualConfig returns the defaults: hourly buckets, the trend model at
+// α = 0.01, ramps of at least 0.5% over at least 18 hours, functions of at least 10⁻⁴
+// of the service.
+func DefaultGradualConfig() GradualConfig {
+	cp := changepoint.TrendConfig()
+	cp.Alpha = 0.01
+	cp.MinSegment = 3
+	// A bend in a ramp left in the residuals looks like autocorrelation and would
+	// inflate σ until the ramp hides; hourly shares of sampled counts are close to
+	// independent.
+	cp.IgnoreAutocorrelation = true
+	return GradualConfig{Enabled: true, Bucket: time.Hour, ChangePoint: cp, MinRelChange: 0.005, MinRampBuckets: 18, MinShare: 1e-4}
+}
+
+// Validate reports the first invalid field.
+func (c GradualConfig) Validate() error {
+	if c.Bucket < 0 {
+		return fmt.Errorf("gradual bucket %v: want >= 0", c.Bucket)
+	}
+	if !c.ChangePoint.Trend {
+		return fmt.Errorf("gradual change point config: want the trend model")
+	}
+	if err := c.ChangePoint.Validate(); err != nil {
+		return fmt.Errorf("gradual: %w", err)
+	}
+	if !(c.MinRelChange > 0) || c.MinRampBuckets < 2 || !(c.MinShare >= 0) {
+		return fmt.Errorf("gradual thresholds %v/%d/%v: want > 0, >= 2, >= 0", c.MinRelChange, c.MinRampBuckets, c.MinShare)
+	}
+	return nil
+}
+
+// Gradual is one ramp: a rising line in a function's inclusive share.
+type Gradual struct {
+	Function string
+	// Start and End are the ramp's bucket range [Start, End) in the service's buckets.
+	Start, End         int
+	StartTime, EndTime time.Time
+	// Before and After are the fitted shares at the ramp's start and end; Slope is the
+	// share change per hour.
+	Before, After, SlopePerHour float64
+	// RelChange is (After − Before)/Before, the cumulative change.
+	RelChange float64
+}
+
+// DetectGradual runs the long-term stage on svc: per function, the inclusive share per
+// summed bucket (NaN where the service had no samples, so a gap is missing, not zero)
+// is segmented by the trend model, and every rising linear segment of at least
+// MinRampBuckets whose cumulative rise reaches MinRelChange, and which the next
+// segment does not take back by more than half (went away), is a ramp.
+func DetectGradual(svc *Service, cfg GradualConfig) ([]Gradual, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if err := svc.Validate(); err != nil {
+		return nil, err
+	}
+	k := 1
+	if cfg.Bucket > svc.Step {
+		k = int(cfg.Bucket / svc.Step)
+	}
+	tot := sumBuckets(svc.Total, k)
+	var out []Gradual
+	for i := range svc.Series {
+		sr := &svc.Series[i]
+		inc := sumBuckets(sr.Inclusive, k)
+		share := make([]float64, len(tot))
+		for j := range tot {
+			share[j] = math.NaN()
+			if tot[j] > 0 {
+				share[j] = inc[j] / tot[j]
+			}
+		}
+		_, segs, _, err := changepoint.DetectSegments(share, cfg.ChangePoint)
+		if err != nil {
+			return nil, fmt.Errorf("gradual %s: %w", sr.Function, err)
+		}
+		for si, sg := range segs {
+			if !sg.Linear || sg.Slope <= 0 || sg.End-sg.Start < cfg.MinRampBuckets {
+				continue
+			}
+			before, after := sg.At(sg.Start), sg.At(sg.End-1)
+			if before < cfg.MinShare || (after-before)/before < cfg.MinRelChange {
+				continue
+			}
+			if si+1 < len(segs) && segs[si+1].At(segs[si+1].Start) < after-(after-before)/2 {
+				continue // went away
+			}
+			bucketHours := (time.Duration(k) * svc.Step).Hours()
+			start, end := sg.Start*k, min(sg.End*k, svc.Buckets())
+			out = append(out, Gradual{
+				Function: sr.Function, Start: start, End: end,
+				StartTime: svc.Start.Add(time.Duration(start) * svc.Step),
+				EndTime:   svc.Start.Add(time.Duration(end) * svc.Step),
+				Before:    before, After: after,
+				SlopePerHour: sg.Slope / bucketHours,
+				RelChange:    (after - before) / before,
+			})
+		}
+	}
+	return out, nil
+}
+
+// sumBuckets sums xs over consecutive runs of k buckets (the last run may be shorter).
+func sumBuckets(xs []float64, k int) []float64 {
+	if k <= 1 {
+		return xs
+	}
+	out := make([]float64, (len(xs)+k-1)/k)
+	for i, x := range xs {
+		out[i/k] += x
+	}
+	return out
+}
