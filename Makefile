@@ -19,8 +19,8 @@ build: ## build bin/fleetprof (needs no chDB, no clang)
 up: setup build ## set up, then run fleetprof up: embedded ClickHouse, agent on this host, UI on http://127.0.0.1:7070
 	$(if $(filter 0,$(shell id -u)),,sudo) ./$(BIN) up
 
-test: setup check-generated lint ## set up, then check generated code, lint and run the whole test suite
-	$(GO) test $(GOTEST_FLAGS) ./...
+test: setup check-generated lint ## set up, then check generated code, lint and run the whole test suite (strict: a skip for a missing tool, server or too few samples fails)
+	FLEETPROF_STRICT_TESTS=1 $(GO) test $(GOTEST_FLAGS) ./...
 
 test-short: ## the suite without setup, generation check or lint
 	$(GO) test $(GOTEST_FLAGS) ./...

@@ -33,7 +33,9 @@ type FunctionStat struct {
 
 // Top is the top-functions result for a selection, sorted by Self descending.
 type Top struct {
-	Total     int64          `json:"total"` // samples in the selection
+	Total     int64          `json:"total"`     // samples in the selection
+	Count     int            `json:"count"`     // distinct functions in the selection (Functions may be fewer: the limit)
+	PeriodNS  int64          `json:"period_ns"` // most common sampling period, to turn samples into cores
 	Functions []FunctionStat `json:"functions"`
 }
 

@@ -43,7 +43,7 @@ func TopFromProfile(p *Profile, limit int) *Top {
 		}
 		get(s.Frames[len(s.Frames)-1]).self += s.Value
 	}
-	t := &Top{Total: p.Total, Functions: make([]FunctionStat, 0, len(m))}
+	t := &Top{Total: p.Total, Count: len(m), PeriodNS: p.PeriodNS, Functions: make([]FunctionStat, 0, len(m))}
 	for f, a := range m {
 		t.Functions = append(t.Functions, FunctionStat{Function: f, Self: a.self, Inclusive: a.incl,
 			SelfPct: pct(a.self, p.Total), InclusivePct: pct(a.incl, p.Total)})

@@ -69,6 +69,14 @@ type Sampler struct {
 	malformed atomic.Uint64 // written by the event goroutine
 }
 
+// ErrUnavailable is wrapped by every error of New that comes from the host rather
+// than the Config: a missing capability, a kernel without BTF or a needed feature, a
+// failed load or attach. Callers test it to explain the host (or run without the
+// sampler) instead of matching error text.
+var ErrUnavailable = errors.New("sampler unavailable")
+
+func unavailable(err error) error { return fmt.Errorf("%w: %w", ErrUnavailable, err) }
+
 // New loads and attaches the sampler. It needs root (or CAP_BPF and
 // CAP_PERFMON) and a kernel with BTF.
 func New(cfg Config) (*Sampler, error) {
@@ -80,7 +88,7 @@ func New(cfg Config) (*Sampler, error) {
 	// loading would give. An unreadable status is left to the load error.
 	if missing, err := CheckOwnCapabilities(); err == nil {
 		if err := CapabilityError(missing); err != nil {
-			return nil, err
+			return nil, unavailable(err)
 		}
 	}
 	cpus, err := onlineCPUs()
@@ -113,15 +121,15 @@ func New(cfg Config) (*Sampler, error) {
 	}
 	if err := spec.LoadAndAssign(&s.objs, nil); err != nil {
 		if memlockErr != nil {
-			return nil, fmt.Errorf("%w; remove memlock rlimit: %w (needs CAP_SYS_RESOURCE before Linux 5.11)", loadError(err), memlockErr)
+			return nil, unavailable(fmt.Errorf("%w; remove memlock rlimit: %w (needs CAP_SYS_RESOURCE before Linux 5.11)", loadError(err), memlockErr))
 		}
-		return nil, loadError(err)
+		return nil, unavailable(loadError(err))
 	}
 	s.stacks = [2]*ebpf.Map{s.objs.Stacks0, s.objs.Stacks1}
 	s.ustacks = [2]*ebpf.Map{s.objs.UserStacks0, s.objs.UserStacks1}
 	s.counts = [2]*ebpf.Map{s.objs.Counts0, s.objs.Counts1}
 	if err := s.attach(cpus); err != nil {
-		return nil, errors.Join(err, s.release())
+		return nil, errors.Join(unavailable(err), s.release())
 	}
 	s.ring, err = ringbuf.NewReader(s.objs.Events)
 	if err != nil {

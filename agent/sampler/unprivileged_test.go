@@ -1,6 +1,7 @@
 package sampler
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -21,6 +22,7 @@ func TestUnprivilegedErrorNamesCapabilities(t *testing.T) {
 	if os.Getenv(unprivilegedEnv) == "1" {
 		_, err := New(Config{})
 		fmt.Printf("NEW ERROR: %v\n", err)
+		fmt.Printf("UNAVAILABLE: %v\n", errors.Is(err, ErrUnavailable))
 		return
 	}
 	testenv.Root(t, "starts a child as user nobody")
@@ -55,6 +57,9 @@ func TestUnprivilegedErrorNamesCapabilities(t *testing.T) {
 	}
 	if !strings.Contains(got, "missing capability CAP_BPF") {
 		t.Errorf("error does not name the capabilities:\n%s", got)
+	}
+	if !strings.Contains(got, "UNAVAILABLE: true") {
+		t.Errorf("error does not wrap ErrUnavailable:\n%s", got)
 	}
 }
 

@@ -154,6 +154,7 @@ func startServer() error {
 		row(b2, "v2", "h2", 100, "main", "serve", "gc"),
 	}
 	samples = append(samples, deepWide(b1)...)
+	samples = append(samples, sandwichRows(b1)...)
 	data, err := samplebatch.Encode(samples)
 	if err != nil {
 		return err
@@ -175,6 +176,9 @@ func startServer() error {
 		"resolution": map[string]any{"title": "Revert slow parser", "body": "## Why\nparse got **20%** slower in `v2`.\n- revert PR #7"},
 	})
 	if err := st.PutFindings(ctx, []model.FindingRecord{{ID: "f-parse", Kind: "regression", Service: service, Created: testNow, Body: finding}}); err != nil {
+		return err
+	}
+	if err := st.PutFindings(ctx, opportunityRecords(testNow)); err != nil {
 		return err
 	}
 	srv, err := aggregator.New(aggregator.Config{}, st, nil, aggregator.WithUI(Handler()), aggregator.WithClock(func() time.Time { return testNow }))
@@ -355,7 +359,7 @@ func TestBrowserFlame(t *testing.T) {
 	// Hovering shows total and self samples with their shares.
 	p.hoverFrame("flame", rs["parse"])
 	p.waitFor(`!document.getElementById('tooltip').hidden`)
-	if tip := evalJS[string](p, `document.getElementById('tooltip').textContent`); tip != "parsetotal 1,100 (55.0%)self 1,100 (55.0%)" {
+	if tip := evalJS[string](p, `document.getElementById('tooltip').textContent`); tip != "parsetotal 1,100 (55.0%)self 1,100 (55.0%)click: zoom · right-click or S: sandwich view" {
 		t.Errorf("tooltip %q", tip)
 	}
 	p.screenshot("tooltip")
@@ -553,7 +557,7 @@ func TestBrowserSeriesAndFindings(t *testing.T) {
 	p.do(chromedp.Click(chromedp.CSS(`#tabs a[data-view="findings"]`)))
 	p.waitFor(`document.querySelector('.finding.regression') !== null`)
 	txt := evalJS[string](p, `document.getElementById('findings-list').textContent`)
-	for _, s := range []string{"Regressions (1)", "parse", "50.0%", "60.0%", "Revert slow parser", "20%",
+	for _, s := range []string{"Regressions (1, by estimated cores)", "parse", "50.0%", "60.0%", "Revert slow parser", "20%",
 		"first seen " + t0.Add(40*time.Minute).Format(time.RFC3339), "last seen " + testNow.Format(time.RFC3339)} {
 		if !strings.Contains(txt, s) {
 			t.Errorf("findings view lacks %q: %s", s, txt)

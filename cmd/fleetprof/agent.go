@@ -15,6 +15,7 @@ import (
 
 	"github.com/fleetprof/fleetprof/agent"
 	"github.com/fleetprof/fleetprof/agent/labels"
+	"github.com/fleetprof/fleetprof/agent/sampler"
 )
 
 func init() {
@@ -116,7 +117,7 @@ func logProblems(ctx context.Context, log *slog.Logger, a *agent.Agent) {
 // explainOpenError adds what this host lacks to a sampler load failure: the
 // sampler's own error names the capability or feature, this names the host.
 func explainOpenError(err error) error {
-	if !strings.Contains(err.Error(), "sampler") {
+	if !errors.Is(err, sampler.ErrUnavailable) {
 		return err
 	}
 	var hints []string

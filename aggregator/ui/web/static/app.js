@@ -95,6 +95,9 @@
   const fmtInt = (n) => Number(n).toLocaleString('en-US');
   const fmtPct = (p) => (Math.abs(p) >= 10 ? p.toFixed(1) : Math.abs(p) >= 0.01 || p === 0 ? p.toFixed(2) : p.toExponential(1)) + '%';
   const fmtDelta = (p) => (p > 0 ? '+' : '') + fmtPct(p);
+  // Long function names may break after a path or package separator, never mid-word.
+  const wbr = (name) => esc(name).replace(/([/.])/g, '$1<wbr>');
+  const fmtCores = (c) => (c >= 10 ? c.toFixed(1) : c >= 0.1 ? c.toFixed(2) : c.toFixed(3)) + ' cores';
   // The flame graphs are top-down (icicle) unless the URL says icicle=0.
   const topDown = () => state.icicle !== '0';
   function showRoot(fg) {
@@ -109,6 +112,12 @@
     if (m) return now - m[1] * { s: 1e3, m: 60e3, h: 3600e3, d: 86400e3 }[m[2]];
     if (/^\d+(\.\d+)?$/.test(v)) return v * 1000;
     return Date.parse(v);
+  }
+  // cores is the average number of CPUs busy over the range: samples × period / span.
+  function coresOf(total, periodNS, from, to) {
+    const now = Date.now(), ms = timeMs(to, now) - timeMs(from, now);
+    if (!(ms > 0) || !(periodNS > 0)) return '';
+    return ' · ' + fmtCores((total * periodNS) / (ms * 1e6));
   }
   function fmtSpan(from, to) {
     const now = Date.now(), ms = timeMs(to, now) - timeMs(from, now);
@@ -190,6 +199,12 @@
       this.icicle = false;
       this.drawn = [];
       this.kinds = null;
+      this.sel = -1; // keyboard-selected frame
+      canvas.addEventListener('keydown', (e) => this.key(e));
+      canvas.addEventListener('contextmenu', (e) => {
+        const i = this.hit(e);
+        if (i >= 0 && this.opts.onSandwich) { e.preventDefault(); this.opts.onSandwich(this.flat.name[i]); }
+      });
       canvas.addEventListener('mousemove', (e) => this.hover(e));
       canvas.addEventListener('mouseleave', () => { $('tooltip').hidden = true; });
       canvas.addEventListener('click', (e) => {
@@ -198,7 +213,38 @@
       });
       if (window.ResizeObserver) new ResizeObserver(() => { if (this.flat && this.canvas.offsetParent) this.draw(); }).observe(canvas.parentNode);
     }
-    setData(flat) { this.flat = flat; this.zoom = 0; this.matches = null; this.colors = new Array(flat.n); }
+    setData(flat) { this.flat = flat; this.zoom = 0; this.sel = -1; this.matches = null; this.colors = new Array(flat.n); }
+    // key moves the selection with the arrow keys (towards the root, into the widest
+    // child, to the neighbouring sibling), zooms with Enter and opens the sandwich
+    // view with S; Escape (handled by the page) resets the zoom.
+    key(e) {
+      const f = this.flat;
+      if (!f || !f.n) return;
+      let i = this.sel >= 0 ? this.sel : this.zoom;
+      const up = this.icicle ? 'ArrowUp' : 'ArrowDown', down = this.icicle ? 'ArrowDown' : 'ArrowUp';
+      if (e.key === up) { if (f.parent[i] >= 0) i = f.parent[i]; }
+      else if (e.key === down) {
+        let best = -1;
+        for (let c = i + 1; c < f.end[i]; c = f.end[c]) if (best < 0 || f.w[c] > f.w[best]) best = c;
+        if (best >= 0) i = best;
+      } else if (e.key === 'ArrowRight') {
+        const n = f.end[i];
+        if (n < f.n && f.parent[n] === f.parent[i]) i = n;
+      } else if (e.key === 'ArrowLeft') {
+        const p = f.parent[i];
+        if (p >= 0) { let prev = -1; for (let c = p + 1; c < i; c = f.end[c]) prev = c; if (prev >= 0) i = prev; }
+      } else if (e.key === 'Enter') { this.setZoom(i, true); e.preventDefault(); return; }
+      else if ((e.key === 's' || e.key === 'S') && this.opts.onSandwich) { this.opts.onSandwich(f.name[i]); e.preventDefault(); return; }
+      else return;
+      e.preventDefault();
+      this.select(i);
+    }
+    select(i) {
+      this.sel = i;
+      this.draw();
+      const f = this.flat, info = this.opts.infoEl && $(this.opts.infoEl);
+      if (info) info.textContent = i >= 0 ? `${f.name[i]} — ${fmtPct(f.w[0] > 0 ? (100 * f.w[i]) / f.w[0] : 0)} of the total` : '';
+    }
     pathOf(i) {
       const p = [];
       for (; i >= 0; i = this.flat.parent[i]) p.push(this.flat.name[i]);
@@ -279,6 +325,10 @@
           if (label.length > maxC) label = label.slice(0, Math.max(maxC - 1, 1)) + '…';
           ctx.fillStyle = '#111';
           ctx.fillText(label, px + 3, y + ROW / 2);
+        }
+        if (i === this.sel) {
+          ctx.strokeStyle = '#0d47a1'; ctx.lineWidth = 2;
+          ctx.strokeRect(px + 1, y + 1, Math.max(pw - 2, 1), ROW - 3);
         }
         this.drawn.push(i, px, pw);
       };
@@ -380,30 +430,39 @@
     return data;
   }
 
-  // Flame view.
+  // Flame view: the top table and the flame graph of one selection, side by side.
   const flame = new FlameGraph($('flame'), {
     colorOf: (i, f) => warm(f.name[i]),
     tooltip: (i, f, z) => {
       const n = f.ref[i], tot = f.w[0];
-      return `<b>${esc(n.name)}</b><br>total ${fmtInt(n.total)} (${fmtPct((100 * n.total) / tot)}${z ? ', ' + fmtPct((100 * n.total) / f.w[z]) + ' of zoom' : ''})<br>self ${fmtInt(n.self)} (${fmtPct((100 * n.self) / tot)})`;
+      return `<b>${wbr(n.name)}</b><br>total ${fmtInt(n.total)} (${fmtPct((100 * n.total) / tot)}${z ? ', ' + fmtPct((100 * n.total) / f.w[z]) + ' of zoom' : ''})<br>self ${fmtInt(n.self)} (${fmtPct((100 * n.self) / tot)})` +
+        '<br><small>click: zoom · right-click or S: sandwich view</small>';
     },
     onZoom: (p) => update({ zoom: p }),
+    onSandwich: (name) => update({ view: 'sandwich', fn: name }),
+    infoEl: 'frame-info',
   });
   bindCrumbs($('crumbs'), flame);
   let flameKey = '';
+  // flameData fetches and flattens a selection's flame graph once per selection.
+  function flameData(params) {
+    return cached('flame?' + params, async () => {
+      const t = await api('flame', params);
+      const t0 = performance.now();
+      const flat = flatten(t, (n) => n.total, (n) => n.children);
+      return { t, flat, flattenMs: performance.now() - t0 };
+    });
+  }
   async function showFlame(seq) {
     const params = selParams(state);
     const key = 'flame?' + params;
-    let tree;
+    const tparams = selParams(state, { limit: state.limit || '2000' });
+    let tree, top;
     try {
-      tree = await cached(key, async () => {
-        const t = await api('flame', params);
-        const t0 = performance.now();
-        const flat = flatten(t, (n) => n.total, (n) => n.children);
-        return { t, flat, flattenMs: performance.now() - t0 };
-      });
+      [tree, top] = await Promise.all([flameData(params), cached('top?' + tparams, () => api('top', tparams))]);
     } catch (e) { if (seq === loadSeq) setStatus('error', e.message); return; }
     if (seq !== loadSeq) return;
+    setTop(top);
     const fresh = flameKey !== key;
     if (fresh) { flame.setData(tree.flat); flameKey = key; }
     const turned = flame.icicle !== topDown();
@@ -412,29 +471,27 @@
     flame.setSearch(state.q || '');
     if (!tree.t || !tree.t.total) setStatus('empty', 'No samples in this selection. Widen the time range or remove filters.');
     else setStatus('', '');
-    flame.draw();
-    // Bottom-up: the root is the last row; scroll the graph's own box (never the page,
-    // whose header holds the controls) so the root is on the first screen.
-    if (fresh || turned) showRoot(flame);
-    crumbs($('crumbs'), flame);
+    if (state.view !== 'top') {
+      flame.draw();
+      // Bottom-up: the root is the last row; scroll the graph's own box (never the page,
+      // whose header holds the controls) so the root is on the first screen.
+      if (fresh || turned) showRoot(flame);
+      crumbs($('crumbs'), flame);
+    }
+    renderTop();
     const t = tree.t || {};
-    setTotals(`${fmtInt(t.total || 0)} samples · ${fmtSpan(state.from, state.to)}`);
+    setTotals(`${fmtInt(t.total || 0)} samples${coresOf(t.total || 0, top && top.period_ns, state.from, state.to)} · ${fmtSpan(state.from, state.to)}`);
     $('search-info').textContent = flame.matches ? `matched ${fmtPct(flame.matches.pct)} of samples` : '';
   }
 
-  // Top view.
+  // Top table (beside the flame graph, or alone in the Top view).
   let topRows = [];
   let topTotal = 0;
-  async function showTop(seq) {
-    const params = selParams(state, { limit: state.limit || '2000' });
-    let top;
-    try { top = await cached('top?' + params, () => api('top', params)); } catch (e) { if (seq === loadSeq) setStatus('error', e.message); return; }
-    if (seq !== loadSeq) return;
+  let topCount = 0;
+  function setTop(top) {
     topRows = (top && top.functions) || [];
     topTotal = (top && top.total) || 0;
-    setTotals(`${fmtInt(topTotal)} samples · ${fmtSpan(state.from, state.to)}`);
-    setStatus(topRows.length ? '' : 'empty', topRows.length ? '' : 'No samples in this selection. Widen the time range or remove filters.');
-    renderTop();
+    topCount = top && typeof top.count === 'number' ? top.count : topRows.length;
   }
   function renderTop() {
     const sort = state.sort || '-self';
@@ -452,12 +509,17 @@
     });
     const shown = rows.slice(0, 5000);
     $('top-table').tBodies[0].innerHTML = shown.map((r) =>
-      `<tr><td class="fn" title="${esc(r.function)}"><a data-fn="${esc(r.function)}" title="show in flame graph">${esc(r.function)}</a></td>` +
+      `<tr><td class="fn" title="${esc(r.function)}"><a data-fn="${esc(r.function)}" title="highlight in the flame graph">${esc(r.function)}</a></td>` +
       `<td class="num">${fmtInt(r.self)}</td><td class="num">${fmtPct(r.self_pct)}</td>` +
       `<td class="num">${fmtInt(r.inclusive)}</td><td class="num">${fmtPct(r.inclusive_pct)}</td>` +
-      `<td><a data-series="${esc(r.function)}" title="inclusive share over time">gCPU</a></td></tr>`).join('');
-    $('top-info').textContent = `${rows.length} of ${topRows.length} functions, ${fmtInt(topTotal)} samples`;
+      `<td class="acts"><a data-sandwich="${esc(r.function)}" title="callers and callees">sandwich</a> <a data-series="${esc(r.function)}" title="inclusive share over time">gCPU</a></td></tr>`).join('');
+    // Counts are counts: how many functions the selection has, how many were fetched, shown.
+    const filtered = m ? `${fmtInt(rows.length)} match · ` : '';
+    $('top-info').textContent = `${filtered}${fmtInt(Math.min(shown.length, rows.length))} shown of ${fmtInt(topCount)} functions`;
+    $('top-more').hidden = topRows.length >= topCount;
+    $('top-more').textContent = `load ${fmtInt(Math.min(topCount, topRows.length * 4) - topRows.length)} more`;
   }
+  $('top-more').addEventListener('click', () => update({ limit: String(Math.min(topRows.length * 4, 100000)) }, true));
   document.querySelectorAll('#top-table th[data-sort]').forEach((th) => th.addEventListener('click', () => {
     const col = th.dataset.sort, cur = state.sort || '-self';
     // First click sorts numbers descending and names ascending; a second click flips.
@@ -469,10 +531,76 @@
   $('top-table').addEventListener('click', (e) => {
     const a = e.target.closest('a[data-fn]');
     // An exact-name regex: a substring would also light up longer names containing it.
-    if (a) { update({ view: 'flame', q: '/^' + a.dataset.fn.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&') + '$/', zoom: '' }); return; }
+    if (a) { update({ view: 'flame', q: '/^' + a.dataset.fn.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&') + '$/', zoom: '' }, state.view === 'flame'); return; }
+    const w = e.target.closest('a[data-sandwich]');
+    if (w) { update({ view: 'sandwich', fn: w.dataset.sandwich }); return; }
     const s = e.target.closest('a[data-series]');
     if (s) update({ view: 'series', fn: s.dataset.series });
   });
+
+  // Sandwich view: one function's callers above it and its callees below, merged over
+  // every call path that reaches it. Recursive calls count once (the outermost call).
+  function sandwichOf(flat, fn) {
+    const node = (name) => ({ name, total: 0, self: 0, children: [], kids: new Map() });
+    const child = (n, name) => {
+      let c = n.kids.get(name);
+      if (!c) { c = node(name); n.kids.set(name, c); n.children.push(c); }
+      return c;
+    };
+    const callers = node(fn), callees = node(fn);
+    const merge = (dst, src) => {
+      for (const c of src.children || []) {
+        const d = child(dst, c.name);
+        d.total += c.total; d.self += c.self;
+        merge(d, c);
+      }
+    };
+    let calls = 0;
+    for (let i = 1; i < flat.n;) {
+      if (flat.name[i] !== fn) { i++; continue; }
+      const w = flat.w[i], src = flat.ref[i];
+      calls++;
+      callers.total += w; callees.total += w; callees.self += src.self;
+      merge(callees, src);
+      let cur = callers;
+      for (let a = flat.parent[i]; a > 0; a = flat.parent[a]) { cur = child(cur, flat.name[a]); cur.total += w; }
+      cur.self += w; // the outermost caller: these samples' stacks start here
+      i = flat.end[i]; // nested (recursive) calls are inside this subtree
+    }
+    return { callers, callees, calls };
+  }
+  const swTooltip = (what) => (i, f) => {
+    const n = f.ref[i], tot = f.w[0];
+    return `<b>${wbr(n.name)}</b><br>${fmtInt(n.total)} samples (${fmtPct(tot > 0 ? (100 * n.total) / tot : 0)} of the function's) ${what}`;
+  };
+  const swCallers = new FlameGraph($('sw-callers'), { colorOf: (i, f) => warm(f.name[i]), tooltip: swTooltip('through this caller') });
+  const swCallees = new FlameGraph($('sw-callees'), { colorOf: (i, f) => warm(f.name[i]), tooltip: swTooltip('in this callee') });
+  swCallers.icicle = false; // the function is the bottom row, its callers above
+  swCallees.icicle = true;
+  async function showSandwich(seq) {
+    const fn = state.fn || '';
+    if (!fn) {
+      swCallers.setData(flatten({ name: '', total: 0, children: [] }, (n) => n.total, (n) => n.children)); swCallers.draw();
+      swCallees.setData(swCallers.flat); swCallees.draw();
+      setStatus('empty', 'Pick a function: type its name, or use "sandwich" in the table or S / right-click on a flame graph frame.');
+      return;
+    }
+    const params = selParams(state);
+    let tree;
+    try { tree = await flameData(params); } catch (e) { if (seq === loadSeq) setStatus('error', e.message); return; }
+    if (seq !== loadSeq) return;
+    const sw = sandwichOf(tree.flat, fn);
+    swCallers.setData(flatten(sw.callers, (n) => n.total, (n) => n.children));
+    swCallees.setData(flatten(sw.callees, (n) => n.total, (n) => n.children));
+    swCallers.draw(); swCallees.draw();
+    showRoot(swCallers); showRoot(swCallees);
+    const total = tree.t ? tree.t.total : 0;
+    if (!sw.calls) setStatus('empty', `No samples of ${fn} in this selection.`);
+    else setStatus('', '');
+    $('sw-info').textContent = sw.calls ? `${fmtInt(sw.callers.total)} samples (${fmtPct(total > 0 ? (100 * sw.callers.total) / total : 0)} of the selection), self ${fmtInt(sw.callees.self)}` : '';
+    setTotals(`${fmtInt(total)} samples · ${fmtSpan(state.from, state.to)}`);
+  }
+  $('sandwich-form').addEventListener('submit', (e) => { e.preventDefault(); update({ fn: $('sw-fn').value.trim() }); });
 
   // Diff view.
   function diffColor(d, scale) {
@@ -492,6 +620,7 @@
         `<br>change <b class="${n.delta_pct > 0 ? 'more-txt' : 'less-txt'}">${fmtDelta(n.delta_pct)}</b> of total`;
     },
     onZoom: (p) => update({ dzoom: p }),
+    onSandwich: (name) => update({ view: 'sandwich', fn: name }),
   });
   diffFG.kinds = (i, f) => diffKind(f.ref[i].delta_pct, diffScale);
   bindCrumbs($('diff-crumbs'), diffFG);
@@ -698,24 +827,38 @@
     return out;
   }
   let findingsShown = [];
+  let findingsMore = false; // the API had more findings than were fetched
+  const findingsPage = {}; // per kind: how many are shown
+  // Findings are fetched up to FINDINGS_FETCH, sorted by estimated cores (the cost of
+  // a regression, the saving of an opportunity) and shown FINDINGS_PAGE at a time.
+  const FINDINGS_FETCH = 1000, FINDINGS_PAGE = 25;
+  const findingCores = (f) => (f.opportunity && typeof f.opportunity.estimated_saving_cores === 'number' ? f.opportunity.estimated_saving_cores
+    : typeof f.estimated_cores === 'number' ? f.estimated_cores : -1);
   async function showFindings(seq) {
-    const q = new URLSearchParams();
+    const q = new URLSearchParams({ limit: String(FINDINGS_FETCH) });
     if (state.kind) q.set('kind', state.kind);
     if (state.service) q.set('service', state.service);
-    let recs;
-    try { recs = list(await cached('findings?' + q, () => api('findings', q)), 'findings'); } catch (e) { if (seq === loadSeq) setStatus('error', e.message); return; }
+    let body;
+    try { body = await cached('findings?' + q, () => api('findings', q)); } catch (e) { if (seq === loadSeq) setStatus('error', e.message); return; }
     if (seq !== loadSeq) return;
-    findingsShown = recs.map(findingOf);
+    const recs = list(body, 'findings');
+    findingsMore = typeof body.total === 'number' ? body.total > recs.length : recs.length >= FINDINGS_FETCH;
+    findingsShown = recs.map(findingOf).sort((a, b) => findingCores(b) - findingCores(a));
     setStatus(findingsShown.length ? '' : 'empty', findingsShown.length ? '' : 'No findings for this service yet.');
-    const groups = [['regression', 'Regressions'], ['opportunity', 'Opportunities']];
+    renderFindings();
+  }
+  function renderFindings() {
+    const groups = [['regression', 'Regressions'], ['opportunity', 'Opportunities'], ['', 'Other']];
     let html = '';
     for (const [kind, title] of groups) {
-      const fs = findingsShown.map((f, i) => [f, i]).filter(([f]) => f.kind === kind);
+      const fs = findingsShown.map((f, i) => [f, i]).filter(([f]) => (kind ? f.kind === kind : f.kind !== 'regression' && f.kind !== 'opportunity'));
       if (!fs.length) continue;
-      html += `<h3>${title} (${fs.length})</h3>` + fs.map(([f, i]) => findingHTML(f, i)).join('');
+      const n = Math.min(findingsPage[kind] || FINDINGS_PAGE, fs.length);
+      const of = `${fmtInt(fs.length)}${findingsMore ? '+' : ''}`;
+      html += `<h3>${title} <small>(${n < fs.length ? fmtInt(n) + ' shown of ' : ''}${of}, by estimated cores)</small></h3>` +
+        fs.slice(0, n).map(([f, i]) => findingHTML(f, i)).join('');
+      if (n < fs.length) html += `<button type="button" class="more-btn" data-more="${kind}">show ${Math.min(FINDINGS_PAGE, fs.length - n)} more</button>`;
     }
-    const other = findingsShown.map((f, i) => [f, i]).filter(([f]) => f.kind !== 'regression' && f.kind !== 'opportunity');
-    if (other.length) html += '<h3>Other</h3>' + other.map(([f, i]) => findingHTML(f, i)).join('');
     $('findings-list').innerHTML = html;
   }
   function findingHTML(f, i) {
@@ -748,11 +891,13 @@
     }
     const pr = prBody(f);
     if (pr) extra += `<div class="pr"><b>Proposed change${pr.title ? ': ' + esc(pr.title) : ''}</b>${pr.url ? ` <a href="${esc(pr.url)}" target="_blank" rel="noopener">open</a>` : ''}${markdown(pr.body || '')}</div>`;
-    return `<div class="finding ${esc(f.kind || '')}" data-id="${esc(f.id || '')}"><h4>${esc(f.function || '(no function)')}</h4>` +
+    return `<div class="finding ${esc(f.kind || '')}" data-id="${esc(f.id || '')}"><h4>${f.function ? wbr(f.function) : '(no function)'}</h4>` +
       `<div class="ev">${esc(f.service || '')} · ${ev.join(' · ')}</div>${extra}` +
       `<div class="actions"><a data-diff="${i}">open flame diff</a>${f.function ? `<a data-series-i="${i}">gCPU over time</a>` : ''}</div></div>`;
   }
   $('findings-list').addEventListener('click', (e) => {
+    const m = e.target.closest('button[data-more]');
+    if (m) { const k = m.dataset.more; findingsPage[k] = (findingsPage[k] || FINDINGS_PAGE) + FINDINGS_PAGE; renderFindings(); return; }
     const d = e.target.closest('a[data-diff]');
     if (d) { update(findingDiff(findingsShown[+d.dataset.diff])); syncForm(); return; }
     const s = e.target.closest('a[data-series-i]');
@@ -831,6 +976,7 @@
     syncForm();
   });
   $('search').addEventListener('input', () => update({ q: $('search').value }, true));
+  $('layout').addEventListener('change', () => update({ layout: $('layout').value }, true));
   for (const id of ['icicle', 'diff-icicle']) $(id).addEventListener('change', () => update({ icicle: $(id).checked ? '' : '0' }, true));
   $('diff-reset-zoom').addEventListener('click', () => update({ dzoom: '' }));
   $('reset-zoom').addEventListener('click', () => update({ zoom: '' }));
@@ -859,6 +1005,8 @@
     $('diff-width').value = state.dw || 'cmp';
     set('diff-search', state.dq || '');
     set('fn', state.fn || '');
+    set('sw-fn', state.fn || '');
+    $('layout').value = state.layout || '';
     const step = state.step || '';
     if (![...$('step').options].some((o) => o.value === step)) $('step').add(new Option(step, step));
     $('step').value = step;
@@ -866,9 +1014,14 @@
   }
 
   // ---------- render ----------
-  const views = { flame: showFlame, top: showTop, diff: showDiff, series: showSeries, findings: showFindings };
+  const views = { flame: showFlame, top: showFlame, sandwich: showSandwich, diff: showDiff, series: showSeries, findings: showFindings };
   function showOnly(v) {
-    document.querySelectorAll('.view').forEach((el) => el.classList.toggle('active', el.id === 'view-' + v));
+    // The Top view is the flame view's table alone.
+    const section = v === 'top' ? 'flame' : v;
+    const fv = $('view-flame');
+    fv.classList.toggle('mode-table', v === 'top');
+    fv.classList.toggle('mode-flame', v === 'flame' && state.layout === 'flame');
+    document.querySelectorAll('.view').forEach((el) => el.classList.toggle('active', el.id === 'view-' + section));
     document.querySelectorAll('#tabs a').forEach((a) => a.classList.toggle('active', a.dataset.view === v));
   }
   async function render() {
@@ -905,6 +1058,7 @@
     layout: () => flame.layout(),
     flameLayout: () => flame.layout(),
     diffLayout: () => diffFG.layout(),
+    sandwichLayout: () => ({ callers: swCallers.layout(), callees: swCallees.layout() }),
     // redraw times one synchronous canvas redraw of the current data ("flame" or "diff").
     redraw: (which) => {
       const fg = which === 'diff' ? diffFG : flame;

@@ -1,0 +1,180 @@
+package ui
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
+	"github.com/fleetprof/fleetprof/model"
+	"github.com/fleetprof/fleetprof/proto/samplebatch"
+)
+
+// sandwichRows is service "sandwich": alloc is called by a (40 samples) and by b (80),
+// and calls memclr (60 of its 120 samples); the rest is alloc's own.
+//
+//	main;a;alloc;memclr 40   main;b;alloc 60   main;b;alloc;memclr 20   main;b;work 30
+func sandwichRows(ts time.Time) []samplebatch.Sample {
+	row := func(v int64, frames ...string) samplebatch.Sample {
+		return samplebatch.Sample{TS: ts.Unix(), Value: v, PeriodNS: 10_101_010, Frames: frames,
+			Labels: samplebatch.Labels{Service: "sandwich", Version: "v1", Host: "h1", Comm: "sandwich", PID: 9}}
+	}
+	return []samplebatch.Sample{
+		row(40, "main", "a", "alloc", "memclr"),
+		row(60, "main", "b", "alloc"),
+		row(20, "main", "b", "alloc", "memclr"),
+		row(30, "main", "b", "work"),
+	}
+}
+
+// opportunityRecords are 30 opportunities of service "opps" whose estimated saving in
+// cores is their index (opp-00 the smallest), stored in index order.
+func opportunityRecords(now time.Time) []model.FindingRecord {
+	var out []model.FindingRecord
+	for i := range 30 {
+		body, _ := json.Marshal(map[string]any{"kind": "opportunity", "service": "opps", "function": fmt.Sprintf("opp.fn%02d", i),
+			"opportunity": map[string]any{"pattern": "p", "estimated_saving_share": 0.01, "estimated_saving_cores": float64(i) / 10}})
+		out = append(out, model.FindingRecord{ID: fmt.Sprintf("opp-%02d", i), Kind: "opportunity", Service: "opps", Created: now, Body: body})
+	}
+	return out
+}
+
+type sandwichLayout struct {
+	Callers []rect `json:"callers"`
+	Callees []rect `json:"callees"`
+}
+
+// TestBrowserSandwich opens alloc's sandwich view from the table, checks both callers
+// and the callee with their samples, and the layout: callers above, callees below.
+func TestBrowserSandwich(t *testing.T) {
+	setup(t, false)
+	p := openPage(t, "/?service=sandwich")
+	defer p.screenshot("final")
+	p.do(chromedp.Click(chromedp.CSS(`#top-table a[data-sandwich="alloc"]`)))
+	p.waitFor(`window.__fleetprof.state().view === 'sandwich' && document.body.dataset.status === 'ready'`)
+	p.screenshot("sandwich")
+	l := evalJS[sandwichLayout](p, `window.__fleetprof.sandwichLayout()`)
+	callers, callees := byName(l.Callers), byName(l.Callees)
+	sum := map[string]float64{} // main appears twice: above a and above b
+	for _, r := range l.Callers {
+		sum[r.Name] += r.Value
+	}
+	for name, want := range map[string]float64{"alloc": 120, "a": 40, "b": 80, "main": 120} {
+		if got := sum[name]; got != want {
+			t.Errorf("callers: %s has %.0f samples, want %.0f", name, got, want)
+		}
+	}
+	if _, ok := callers["work"]; ok {
+		t.Error("callers show work, which never calls alloc")
+	}
+	for name, want := range map[string]float64{"alloc": 120, "memclr": 60} {
+		if got := callees[name].Value; got != want {
+			t.Errorf("callees: %s has %.0f samples, want %.0f", name, got, want)
+		}
+	}
+	if len(callees) != 2 {
+		t.Errorf("callees %v, want alloc and memclr only", l.Callees)
+	}
+	// Callers above the function: alloc is the callers graph's bottom row, a and b above.
+	if !(callers["a"].Y < callers["alloc"].Y && callers["main"].Y < callers["a"].Y) {
+		t.Errorf("callers not above the function: %+v", l.Callers)
+	}
+	callersTop := evalJS[float64](p, `document.getElementById('sw-callers').getBoundingClientRect().top`)
+	calleesTop := evalJS[float64](p, `document.getElementById('sw-callees').getBoundingClientRect().top`)
+	if !(callersTop < calleesTop) || calleesTop+callees["memclr"].Y+16 > viewH {
+		t.Errorf("callees graph at %.0f (callers at %.0f): not below the callers on the first screen", calleesTop, callersTop)
+	}
+	if info := evalJS[string](p, `document.getElementById('sw-info').textContent`); !strings.Contains(info, "120 samples") || !strings.Contains(info, "self 60") {
+		t.Errorf("sandwich summary %q, want 120 samples, self 60", info)
+	}
+}
+
+// TestBrowserKeyboard walks the flame graph with the keyboard: arrows select, Enter
+// zooms, S opens the selected frame's sandwich view, and the selection is announced.
+func TestBrowserKeyboard(t *testing.T) {
+	setup(t, false)
+	p := openPage(t, sel(""))
+	defer p.screenshot("final")
+	p.do(chromedp.Focus(chromedp.CSS(`#flame`)))
+	for range 3 { // root → main → serve → handle (the widest child)
+		p.do(chromedp.KeyEvent(kb.ArrowDown))
+	}
+	if got := evalJS[string](p, `document.getElementById('frame-info').textContent`); !strings.HasPrefix(got, "handle — 85.0%") {
+		t.Fatalf("selected frame %q, want handle — 85.0%%", got)
+	}
+	p.do(chromedp.KeyEvent(kb.ArrowLeft)) // gc: siblings are laid out by name
+	if got := evalJS[string](p, `document.getElementById('frame-info').textContent`); !strings.HasPrefix(got, "gc") {
+		t.Errorf("after ArrowLeft selected %q, want gc", got)
+	}
+	p.do(chromedp.KeyEvent(kb.ArrowRight)) // back to handle
+	p.do(chromedp.KeyEvent(kb.Enter))
+	p.waitFor(`window.__fleetprof.state().zoom === 'root;main;serve;handle'`)
+	p.screenshot("zoomed")
+	p.do(chromedp.KeyEvent(kb.Escape))
+	p.waitFor(`!window.__fleetprof.state().zoom`)
+	p.do(chromedp.KeyEvent("s"))
+	p.waitFor(`window.__fleetprof.state().view === 'sandwich' && window.__fleetprof.state().fn === 'handle'`)
+}
+
+// TestBrowserLayout: the table and the flame graph are side by side at 1600 px, stacked
+// on a narrow screen, and the table counts what the selection has, not the page size.
+func TestBrowserLayout(t *testing.T) {
+	setup(t, false)
+	p := openPage(t, "/?service=deepwide&limit=10")
+	defer p.screenshot("final")
+	p.inView("top-table")
+	if y := p.frameTop("flame", byName(evalJS[[]rect](p, `window.__fleetprof.layout()`))["root"]); y < 0 || y+16 > viewH {
+		t.Errorf("root frame at y %.0f, not on the first screen", y)
+	}
+	type box struct{ Left, Top, Right, Bottom float64 }
+	pos := func(id string) box {
+		return evalJS[box](p, fmt.Sprintf(`(() => { const r = document.querySelector(%q).getBoundingClientRect(); return {Left: r.left, Top: r.top, Right: r.right, Bottom: r.bottom}; })()`, id))
+	}
+	if tb, fl := pos(".pane-table"), pos(".pane-flame"); !(tb.Right <= fl.Left) {
+		t.Errorf("table %+v and flame graph %+v are not side by side", tb, fl)
+	}
+	// deepwide has 25 handlers, 79 levels, 200 leaves, main and root's child count: 305 functions.
+	info := evalJS[string](p, `document.getElementById('top-info').textContent`)
+	if !strings.Contains(info, "10 shown of 305 functions") {
+		t.Errorf("table counts %q, want 10 shown of 305 functions", info)
+	}
+	p.do(chromedp.Click(chromedp.CSS(`#top-more`)))
+	p.waitFor(`document.getElementById('top-info').textContent.includes('40 shown of 305')`)
+	if tot := evalJS[string](p, `document.getElementById('totals').textContent`); !strings.Contains(tot, "cores") {
+		t.Errorf("header totals %q lack cores", tot)
+	}
+	p.screenshot("wide")
+
+	if err := chromedp.Do(p.ctx, chromedp.EmulateViewport(700, viewH)); err != nil {
+		t.Fatalf("narrow viewport: %v", err)
+	}
+	p.waitFor(`document.querySelector('.pane-table').getBoundingClientRect().bottom <= document.querySelector('.pane-flame').getBoundingClientRect().top`)
+	p.screenshot("narrow")
+}
+
+// TestBrowserFindingsOrder: opportunities are listed by estimated cores, a page at a
+// time, with the count of all of them.
+func TestBrowserFindingsOrder(t *testing.T) {
+	setup(t, false)
+	p := openPage(t, "/?service=opps&view=findings")
+	defer p.screenshot("final")
+	p.waitFor(`document.querySelectorAll('.finding.opportunity').length > 0`)
+	fns := func() []string {
+		return evalJS[[]string](p, `[...document.querySelectorAll('.finding.opportunity h4')].map(h => h.textContent)`)
+	}
+	got := fns()
+	if len(got) != 25 || got[0] != "opp.fn29" || got[24] != "opp.fn05" {
+		t.Errorf("first page %v, want 25 from opp.fn29 down to opp.fn05", got)
+	}
+	if h := evalJS[string](p, `document.querySelector('#findings-list h3').textContent`); !strings.Contains(h, "25 shown of 30") {
+		t.Errorf("heading %q, want 25 shown of 30", h)
+	}
+	p.do(chromedp.Click(chromedp.CSS(`#findings-list button[data-more]`)))
+	p.waitFor(`document.querySelectorAll('.finding.opportunity').length === 30`)
+	if got := fns(); got[29] != "opp.fn00" {
+		t.Errorf("last after paging %s, want opp.fn00", got[29])
+	}
+}
