@@ -22,6 +22,7 @@ import (
 	"github.com/fleetprof/fleetprof/agent/sampler"
 	"github.com/fleetprof/fleetprof/agent/ship"
 	"github.com/fleetprof/fleetprof/agent/symbolize"
+	"github.com/fleetprof/fleetprof/agent/unwind"
 	"github.com/fleetprof/fleetprof/proto/samplebatch"
 )
 
@@ -38,6 +39,7 @@ type Symbolizer interface {
 // Stats are the agent's cumulative counters.
 type Stats struct {
 	Sampler        sampler.Stats // latest cumulative sampler stats
+	Unwind         unwind.Stats
 	Ship           ship.Stats
 	Flushes        uint64 // drains done
 	FlushErrors    uint64 // drains or spool writes that failed
@@ -58,6 +60,7 @@ type Agent struct {
 	cfg      Config
 	src      sampler.Source
 	sym      Symbolizer
+	loader   *unwind.Loader
 	resolver *labels.Resolver
 	kube     *labels.Kube
 	shipper  *ship.Shipper
@@ -95,7 +98,10 @@ func Open(cfg Config) (*Agent, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create symbolizer: %w", err)
 	}
-	src, err := sampler.New(sampler.Config{Hz: cfg.Hz, DrainInterval: cfg.FlushInterval})
+	src, err := sampler.New(sampler.Config{
+		Hz: cfg.Hz, DrainInterval: cfg.FlushInterval,
+		UnwindRows: cfg.Unwind.Rows(), UnwindFiles: cfg.Unwind.MaxFiles,
+	})
 	if err != nil {
 		return nil, fmt.Errorf("start sampler: %w", err)
 	}
@@ -143,6 +149,11 @@ func New(cfg Config, src sampler.Source, sym Symbolizer) (*Agent, error) {
 		token = strings.TrimSpace(string(b))
 	}
 	a := &Agent{cfg: cfg, src: src, sym: sym, period: cfg.periodNS(), mem: memory.DefaultAllocator, lastFlush: time.Now(), forkSet: map[uint32]bool{}}
+	loader, err := unwind.NewLoader(cfg.Unwind, src)
+	if err != nil {
+		return nil, err
+	}
+	a.loader = loader
 	if cfg.Kube == KubeOn || cfg.Kube == KubeAuto && labels.InCluster() {
 		k, err := labels.NewKube(cfg.KubeConfig)
 		if err != nil {
@@ -262,7 +273,7 @@ func (a *Agent) eventLoop(ctx context.Context) error {
 // are read now, fork children are queued for startOneFork.
 func (a *Agent) handleEvents(batch []sampler.ProcEvent) {
 	a.events.Add(uint64(len(batch)))
-	type state struct{ exec, exited bool }
+	type state struct{ exec, exited, refresh bool }
 	procs := map[uint32]*state{}
 	var order, exits []uint32
 	for _, ev := range batch {
@@ -279,6 +290,8 @@ func (a *Agent) handleEvents(batch []sampler.ProcEvent) {
 			a.resolver.Forget(ev.PID)
 		case sampler.EventFork:
 			st.exited = false
+		case sampler.EventRefresh:
+			st.refresh = true
 		case sampler.EventExit:
 			st.exited = true
 			exits = append(exits, ev.PID)
@@ -289,7 +302,7 @@ func (a *Agent) handleEvents(batch []sampler.ProcEvent) {
 		switch {
 		case st.exited:
 			a.unqueueFork(pid) // gone: its maps cannot be read any more
-		case st.exec:
+		case st.exec, st.refresh:
 			a.unqueueFork(pid)
 			a.startProcess(pid)
 		default:
@@ -298,6 +311,7 @@ func (a *Agent) handleEvents(batch []sampler.ProcEvent) {
 	}
 	for _, pid := range exits {
 		a.sym.ProcessExited(pid)
+		_ = a.loader.ProcessExited(pid) // its pid_maps entry is only used while it runs
 	}
 	a.mu.Lock()
 	a.exited = append(a.exited, exits...)
@@ -310,6 +324,8 @@ func (a *Agent) startProcess(pid uint32) {
 	if err := a.sym.ProcessStarted(pid); err != nil {
 		a.startErrs.Add(1)
 	}
+	// Errors are counted in the loader's stats (the process is gone).
+	_ = a.loader.Refresh(pid)
 	a.resolver.Resolve(pid)
 }
 
@@ -536,6 +552,7 @@ func (a *Agent) Stats() Stats {
 	a.mu.Unlock()
 	return Stats{
 		Sampler:        st,
+		Unwind:         a.loader.Stats(),
 		Ship:           a.shipper.Stats(),
 		Flushes:        a.flushes.Load(),
 		FlushErrors:    a.flushErrors.Load(),

@@ -10,6 +10,7 @@ import (
 	"github.com/fleetprof/fleetprof/agent/labels"
 	"github.com/fleetprof/fleetprof/agent/sampler"
 	"github.com/fleetprof/fleetprof/agent/ship"
+	"github.com/fleetprof/fleetprof/agent/unwind"
 )
 
 // Defaults of Config.
@@ -76,6 +77,9 @@ type Config struct {
 	// not an error, the GC just runs more often.
 	MemoryLimit int64
 	GCPercent   int
+	// Unwind bounds the unwind tables compiled from .eh_frame (default
+	// 16 MiB of rows, least recently used evicted; 8192 files).
+	Unwind unwind.Config
 	// Ship overrides shipper settings other than those above (tests: backoff,
 	// clock). Addr, AgentID, Token, TLS and spool fields are set from Config.
 	Ship ship.Config
@@ -89,6 +93,7 @@ func (c Config) WithDefaults() Config {
 	if c.Hz == 0 {
 		c.Hz = DefaultHz
 	}
+	c.Unwind = c.Unwind.WithDefaults()
 	if c.FlushInterval == 0 {
 		c.FlushInterval = DefaultFlushInterval
 	}
@@ -127,6 +132,9 @@ func (c Config) WithDefaults() Config {
 
 // Validate reports the first invalid field. Call it on WithDefaults' result.
 func (c Config) Validate() error {
+	if err := c.Unwind.Validate(); err != nil {
+		return fmt.Errorf("unwind: %w", err)
+	}
 	switch {
 	case c.Aggregator == "":
 		return errors.New("aggregator address is empty")

@@ -110,6 +110,12 @@ func New(cfg Config) (*Sampler, error) {
 		spec.Maps[name].MaxEntries = uint32(cfg.CountMapEntries)
 	}
 	spec.Maps[bpf.ProfilerMapEvents].MaxEntries = uint32(cfg.EventRingSize)
+	spec.Maps[bpf.ProfilerMapUnwindRows].MaxEntries = uint32(cfg.UnwindRows)
+	spec.Maps[bpf.ProfilerMapUnwindFiles].MaxEntries = uint32(cfg.UnwindFiles)
+	spec.Maps[bpf.ProfilerMapPidMaps].MaxEntries = uint32(cfg.UnwindProcs)
+	if err := spec.Variables[bpf.ProfilerVarUseTables].Set(!cfg.FramePointersOnly); err != nil {
+		return nil, fmt.Errorf("set use_tables: %w", err)
+	}
 	if err := spec.Variables[bpf.ProfilerVarSkipIdle].Set(!cfg.SampleIdle); err != nil {
 		return nil, fmt.Errorf("set skip_idle: %w", err)
 	}
