@@ -290,6 +290,12 @@ func (l *Loader) load(dir string, m procMap, f *file) {
 		return
 	}
 	defer ef.Close()
+	if ef.Section(".gopclntab") != nil || ef.Section(".go.buildinfo") != nil {
+		// Go code keeps frame pointers, and its .debug_frame is large.
+		l.stats.NoCFI++
+		f.noTable = true
+		return
+	}
 	start := time.Now()
 	rows, err := Build(ef)
 	l.stats.BuildTime += time.Since(start)

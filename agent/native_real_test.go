@@ -1,0 +1,159 @@
+package agent
+
+import (
+	"context"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fleetprof/fleetprof/agent/sampler"
+	"github.com/fleetprof/fleetprof/agent/ship/shiptest"
+	"github.com/fleetprof/fleetprof/agent/symbolize"
+	"github.com/fleetprof/fleetprof/internal/testenv"
+	"github.com/fleetprof/fleetprof/proto/samplebatch"
+)
+
+// Thresholds of TestNativeUnwind (issue #11's acceptance figures).
+const (
+	// minChainShare is the share of a fixture's samples in its hot leaf
+	// that must carry the whole chain down from main.
+	minChainShare = 0.95
+	// fixtureMillis is how long each fixture burns CPU: ~200 samples at 99 Hz.
+	fixtureMillis = "2000"
+)
+
+// nativeFixture is a C program compiled by the test.
+type nativeFixture struct {
+	name  string   // binary name, also its comm (at most 15 bytes)
+	cc    string   // gcc or clang
+	src   string   // under testdata/native or unwind/testdata
+	flags []string // compiler flags
+	leaf  string   // the hot function whose samples are counted
+	chain string   // what those samples must contain, root first
+}
+
+var nativeFixtures = []nativeFixture{
+	{"gcc-o2-pie", "gcc", "unwind/testdata/chain.c", []string{"-O2", "-pie", "-fpie"}, ";c", ";main;a;b;c"},
+	{"gcc-o2-nopie", "gcc", "unwind/testdata/chain.c", []string{"-O2", "-no-pie", "-fno-pie"}, ";c", ";main;a;b;c"},
+	{"clang-o2-nofp", "clang", "unwind/testdata/chain.c", []string{"-O2", "-fomit-frame-pointer"}, ";c", ";main;a;b;c"},
+	{"clang-o2-nopie", "clang", "unwind/testdata/chain.c", []string{"-O2", "-fomit-frame-pointer", "-no-pie", "-fno-pie"}, ";c", ";main;a;b;c"},
+	{"fp-leaf", "gcc", "testdata/native/leaf.c", []string{"-O2", "-fno-omit-frame-pointer", "-momit-leaf-frame-pointer"}, ";c", ";main;a;b;c"},
+	{"qsort-libc", "gcc", "testdata/native/qsort.c", []string{"-O2"}, ";cmp", ";main;qsort_r"},
+}
+
+// buildNative compiles fx into dir.
+func buildNative(tb testing.TB, fx nativeFixture, dir string) string {
+	tb.Helper()
+	cc := testenv.LookPath(tb, fx.cc, fx.cc)
+	bin := filepath.Join(dir, fx.name)
+	args := append(append([]string(nil), fx.flags...), "-o", bin, fx.src)
+	if out, err := exec.CommandContext(context.Background(), cc, args...).CombinedOutput(); err != nil {
+		tb.Fatalf("%s %v: %v\n%s", fx.cc, args, err, out)
+	}
+	return bin
+}
+
+// leafShare returns the samples of comm whose stack contains leaf at the
+// end of a frame name and how many of those contain chain.
+func leafShare(tb testing.TB, stored []shiptest.Batch, comm, leaf, chain string) (leafN, chainN int64, example string) {
+	tb.Helper()
+	for _, sb := range stored {
+		b, err := samplebatch.Decode(sb.Data, samplebatch.Limits{})
+		if err != nil {
+			tb.Fatal(err)
+		}
+		for _, r := range b.Rows {
+			if r.Labels.Comm != comm {
+				continue
+			}
+			s := ";" + strings.Join(b.Stacks[r.StackID], ";") + ";"
+			if !strings.Contains(s, leaf+";") {
+				continue
+			}
+			leafN += r.Value
+			if strings.Contains(s, chain+";") {
+				chainN += r.Value
+			} else if example == "" {
+				example = s
+			}
+		}
+	}
+	return leafN, chainN, example
+}
+
+// TestNativeUnwind runs C fixtures without frame pointers (and one
+// frame-pointer build with a frameless leaf) under the real agent and
+// checks that their hot leaf's samples carry the whole chain from main:
+// the walker follows the tables the loader compiled from .eh_frame.
+func TestNativeUnwind(t *testing.T) {
+	needRoot(t)
+	dir := t.TempDir()
+	bins := make([]string, len(nativeFixtures))
+	for i, fx := range nativeFixtures {
+		bins[i] = buildNative(t, fx, dir)
+	}
+	srv := shiptest.NewServer()
+	srv.Rows = rowsOf
+	addr, err := srv.Serve("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Stop()
+	sym, err := symbolize.New(symbolize.Config{ExitGrace: 30 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := sampler.New(sampler.Config{Hz: 99, DrainInterval: time.Second})
+	if err != nil {
+		t.Fatalf("start sampler: %v", err)
+	}
+	a, err := New(Config{
+		Aggregator: addr, Hz: 99, FlushInterval: time.Second, SpoolDir: t.TempDir(),
+		NodeName: "node-test", MetricsAddr: MetricsOff, Kube: KubeOff, Ship: fastRetry,
+	}, src, sym)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer runInBackground(t, a)()
+
+	for _, bin := range bins {
+		if out, err := exec.CommandContext(context.Background(), bin, fixtureMillis).CombinedOutput(); err != nil {
+			t.Fatalf("%s: %v\n%s", bin, err, out)
+		}
+	}
+	last := nativeFixtures[len(nativeFixtures)-1]
+	srv.WaitFor(30*time.Second, func(stored []shiptest.Batch) bool {
+		n, _, _ := leafShare(t, stored, last.name, last.leaf, last.chain)
+		return n > 0
+	})
+	// One more flush so the last fixture's final samples are in.
+	time.Sleep(2 * time.Second)
+	stored := srv.Stored()
+	for _, fx := range nativeFixtures {
+		n, c, ex := leafShare(t, stored, fx.name, fx.leaf, fx.chain)
+		share := 0.0
+		if n > 0 {
+			share = float64(c) / float64(n)
+		}
+		t.Logf("%-18s %4d samples in %s, %5.1f%% with %s", fx.name, n, strings.TrimPrefix(fx.leaf, ";"), 100*share, fx.chain)
+		if n == 0 || share < minChainShare {
+			t.Errorf("%s: %d of %d samples carry %s (want >= %.0f%%), e.g. %q", fx.name, c, n, fx.chain, 100*minChainShare, ex)
+		}
+	}
+	if t.Failed() {
+		for _, sb := range stored {
+			b, _ := samplebatch.Decode(sb.Data, samplebatch.Limits{})
+			for _, r := range b.Rows {
+				for _, fx := range nativeFixtures {
+					if r.Labels.Comm == fx.name || r.Labels.Service == fx.name {
+						t.Logf("row pid %d comm %q value %d stack %q", r.Labels.PID, r.Labels.Comm, r.Value, strings.Join(b.Stacks[r.StackID], ";"))
+					}
+				}
+			}
+		}
+	}
+	st := a.Stats()
+	t.Logf("unwind stats %+v", st.Unwind)
+}
