@@ -192,6 +192,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	g.Add(func() error { <-ctx.Done(); return nil }, func(error) { cancel() })
 	g.Add(func() error { return a.eventLoop(ctx) }, func(error) { cancel() })
 	g.Add(func() error { return a.flushLoop(ctx) }, func(error) { cancel() })
+	g.Add(func() error { return a.loader.Run(ctx) }, func(error) { cancel() })
 	g.Add(func() error { return a.shipper.Run(ctx) }, func(error) { cancel() })
 	if a.kube != nil {
 		if a.cfg.Kube == KubeOn {

@@ -3,6 +3,7 @@ package unwind
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"debug/elf"
 	"encoding/hex"
 	"errors"
@@ -22,6 +23,8 @@ const (
 	DefaultMaxRowBytes = 16 << 20
 	// DefaultMaxFiles bounds the files that get a file id.
 	DefaultMaxFiles = 8192
+	// DefaultBuildQueue bounds the files waiting for their table.
+	DefaultBuildQueue = 256
 	// MaxMappings is MAX_PROC_MAPPINGS in bpf/native.bpf.h: executable
 	// mappings per process beyond it are left out (frame pointers there).
 	MaxMappings = 256
@@ -64,6 +67,13 @@ type Config struct {
 	MaxFiles int
 	// ProcRoot is where proc is mounted (default /proc).
 	ProcRoot string
+	// MaxCFIBytes skips files whose .eh_frame plus .debug_frame exceed it
+	// (default MaxRowBytes): their table could not fit anyway, and
+	// compiling them costs seconds and tens of MB.
+	MaxCFIBytes int
+	// BuildQueue is how many files may wait for their table (default
+	// 256); files beyond it are retried at their next refresh.
+	BuildQueue int
 }
 
 // WithDefaults returns c with zero fields set to their defaults.
@@ -77,6 +87,12 @@ func (c Config) WithDefaults() Config {
 	if c.ProcRoot == "" {
 		c.ProcRoot = "/proc"
 	}
+	if c.MaxCFIBytes == 0 {
+		c.MaxCFIBytes = c.MaxRowBytes
+	}
+	if c.BuildQueue == 0 {
+		c.BuildQueue = DefaultBuildQueue
+	}
 	return c
 }
 
@@ -87,6 +103,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("max row bytes %d below one row (%d)", c.MaxRowBytes, RowSize)
 	case c.MaxRowBytes/RowSize > 1<<24:
 		return fmt.Errorf("max row bytes %d above 2^24 rows (the walker's search depth)", c.MaxRowBytes)
+	case c.MaxCFIBytes < 0:
+		return fmt.Errorf("max cfi bytes %d must not be negative", c.MaxCFIBytes)
+	case c.BuildQueue < 1:
+		return fmt.Errorf("build queue %d must be positive", c.BuildQueue)
 	case c.MaxFiles < 2 || c.MaxFiles > maxFileID:
 		return fmt.Errorf("max files %d out of range [2, %d]", c.MaxFiles, maxFileID)
 	}
@@ -121,6 +141,14 @@ type file struct {
 	segs        []segment
 	lastUse     uint64
 	noTable     bool // no CFI, unsupported or failed: never retried
+	queued      bool // waiting in the build queue
+}
+
+// job asks the builder for f's table, opening it through dir and m.
+type job struct {
+	f   *file
+	dir string
+	m   procMap
 }
 
 // span is a free range of unwind_rows.
@@ -139,6 +167,7 @@ type Loader struct {
 	free    []span // sorted by first, merged
 	tick    uint64
 	stats   Stats
+	queue   chan job
 }
 
 // NewLoader returns a Loader writing to tab.
@@ -152,6 +181,7 @@ func NewLoader(cfg Config, tab Tables) (*Loader, error) {
 		byKey: map[string]*file{}, byBuild: map[string]*file{},
 		nextID: 1,
 		free:   []span{{0, uint32(cfg.Rows())}},
+		queue:  make(chan job, cfg.BuildQueue),
 	}, nil
 }
 
@@ -169,7 +199,33 @@ func (l *Loader) ProcessExited(pid uint32) error {
 	return l.tab.DeleteProcess(pid)
 }
 
-// Refresh reads pid's executable mappings, compiles tables for files it
+// Run compiles queued tables until ctx is done. Refresh never waits for a
+// compile: a process's mappings name their file ids at once, and the walker
+// uses frame pointers for a file until its rows are in.
+func (l *Loader) Run(ctx context.Context) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case j := <-l.queue:
+			l.build(j)
+		}
+	}
+}
+
+// BuildPending compiles every queued table now (tests without Run).
+func (l *Loader) BuildPending() {
+	for {
+		select {
+		case j := <-l.queue:
+			l.build(j)
+		default:
+			return
+		}
+	}
+}
+
+// Refresh reads pid's executable mappings, queues tables for files it
 // has not seen and writes the process's mappings. Call it when a process
 // starts and whenever the walker reports a pc outside its known mappings.
 func (l *Loader) Refresh(pid uint32) error {
@@ -198,7 +254,7 @@ func (l *Loader) refresh(pid uint32) error {
 		}
 		f := l.fileFor(dir, m)
 		wm := Mapping{Start: m.start, End: m.end}
-		if f != nil && f.rows > 0 {
+		if f != nil && f.id != 0 && !f.noTable {
 			if bias, ok := f.bias(m); ok {
 				wm.Bias, wm.FileID = bias, f.id
 			}
@@ -233,10 +289,15 @@ func (l *Loader) fileFor(dir string, m procMap) *file {
 		l.byKey[key] = f
 	}
 	f.lastUse = l.tick
-	if f.noTable || f.rows > 0 {
+	if f.noTable || f.rows > 0 || f.queued {
 		return f
 	}
-	l.load(dir, m, f) // first use, or evicted since
+	// First use, or evicted since.
+	select {
+	case l.queue <- job{f: f, dir: dir, m: m}:
+		f.queued = true
+	default: // full: the next refresh asks again
+	}
 	return f
 }
 
@@ -283,37 +344,67 @@ func (l *Loader) open(dir string, m procMap) *file {
 	return f
 }
 
-// load compiles f's table and writes it, evicting others to make room.
-func (l *Loader) load(dir string, m procMap, f *file) {
+// build compiles j's table without holding the lock, then loads it.
+func (l *Loader) build(j job) {
+	rows, err := compileFile(j.dir, j.m, l.cfg.MaxCFIBytes)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	j.f.queued = false
+	l.stats.Builds++
+	l.stats.BuildTime += rows.took
+	switch {
+	case errors.Is(err, errGone):
+		return // retried at the next refresh of a process mapping it
+	case errors.Is(err, ErrNoCFI):
+		l.stats.NoCFI++
+		j.f.noTable = true
+		return
+	case err == nil && len(rows.rows) > l.cfg.Rows():
+		err = ErrTooLarge
+	}
+	if err != nil {
+		l.stats.CompileErrors++
+		j.f.noTable = true
+		return
+	}
+	l.load(j.f, rows.rows)
+}
+
+// errGone means the file could not be opened any more.
+var errGone = errors.New("file gone")
+
+type compiled struct {
+	rows []Row
+	took time.Duration
+}
+
+// compileFile opens and compiles the file behind m.
+func compileFile(dir string, m procMap, maxCFI int) (compiled, error) {
 	ef, err := openELF(dir, m)
 	if err != nil {
-		return
+		return compiled{}, fmt.Errorf("%w: %w", errGone, err)
 	}
 	defer ef.Close()
 	if ef.Section(".gopclntab") != nil || ef.Section(".go.buildinfo") != nil {
 		// Go code keeps frame pointers, and its .debug_frame is large.
-		l.stats.NoCFI++
-		f.noTable = true
-		return
+		return compiled{}, ErrNoCFI
+	}
+	var size uint64
+	for _, name := range []string{".eh_frame", ".debug_frame"} {
+		if s := ef.Section(name); s != nil {
+			size += s.Size
+		}
+	}
+	if size > uint64(maxCFI) {
+		return compiled{}, fmt.Errorf("%w: %d bytes of CFI", ErrTooLarge, size)
 	}
 	start := time.Now()
 	rows, err := Build(ef)
-	l.stats.BuildTime += time.Since(start)
-	l.stats.Builds++
-	switch {
-	case errors.Is(err, ErrNoCFI):
-		l.stats.NoCFI++
-		f.noTable = true
-		return
-	case err != nil:
-		l.stats.CompileErrors++
-		f.noTable = true
-		return
-	case len(rows) > l.cfg.Rows():
-		l.stats.CompileErrors++
-		f.noTable = true
-		return
-	}
+	return compiled{rows: rows, took: time.Since(start)}, err
+}
+
+// load writes rows as f's table, evicting others to make room.
+func (l *Loader) load(f *file, rows []Row) {
 	first, ok := l.alloc(uint32(len(rows)), f)
 	if !ok {
 		l.stats.CompileErrors++
