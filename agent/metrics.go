@@ -62,7 +62,7 @@ var (
 	descUnwindRefErr = desc("unwind_refresh_errors_total", "Process mappings that could not be read or written (process gone).")
 	counterDescs     = []*prometheus.Desc{descSamples, descDrained, descTruncated, descFlushes, descFlushErrors, descBatches, descRows, descFrames, descMisses, descEvents, descStartErrors, descForksDropped, descSent, descAcked, descDuplicate, descRejected, descFailed, descSpoolDropped,
 		descUnwindBuilds, descUnwindEvict, descUnwindErrors, descUnwindNoCFI, descUnwindRefr, descUnwindRefErr}
-	gaugeDescs       = []*prometheus.Desc{descSpoolBytes, descSpoolBatches, descUnwindFiles, descUnwindRows, descUnwindBytes}
+	gaugeDescs = []*prometheus.Desc{descSpoolBytes, descSpoolBatches, descUnwindFiles, descUnwindRows, descUnwindBytes}
 )
 
 // statsCollector exports Stats at scrape time, so counters never disagree
