@@ -56,18 +56,32 @@
 // # Loading tables
 //
 // Loader keeps one table per file, shared by every process mapping it and
-// keyed by the file's GNU build id (file identity where there is none). A
-// table is built the first time a process mapping the file is sampled: the
-// walker requests a refresh (EVENT_REFRESH) when it meets a pc outside the
-// process's known mappings, which includes every new process and every
-// dlopen. Tables live in one array (unwind_rows) of Config.MaxRowBytes bytes;
-// when a new table does not fit, least recently used tables (last use: a
-// process mapping them was refreshed or sampled) are evicted until it fits.
-// An evicted file keeps its file id with zero rows (walks fall back to frame
-// pointers) and is rebuilt when a process mapping it is refreshed again. Each
-// process's executable mappings (start, end, load bias, file id) are written
-// to pid_maps and removed when the process exits.
+// keyed by the file's GNU build id (dev:inode of the mapping first, so a
+// known file is not even opened again). Loader.Refresh(pid) reads
+// /proc/PID/maps and writes the process's executable mappings (start, end,
+// load bias, file id; at most MaxMappings) to pid_maps at once; files it has
+// not seen get a file id and are queued for Loader.Run, which compiles them
+// in its own goroutine and writes unwind_rows and unwind_files. Until a
+// file's rows are in, the walker steps by frame pointers there, so a refresh
+// never waits for a compile.
+//
+// The agent refreshes a process at exec, for fork children, and whenever the
+// walker sends EVENT_REFRESH (a pc outside the process's known mappings, at
+// most every 200 ms per process: a process the agent has not seen yet, a
+// library mapped by the dynamic loader after exec, dlopen). Mappings are
+// deleted at exit.
+//
+// Memory bound: all rows live in one array (unwind_rows) of
+// Config.MaxRowBytes bytes (default 16 MiB, kernel memory, preallocated).
+// When a new table does not fit in a free range, least recently used tables
+// (last use: a refresh of a process mapping them) are evicted until it fits;
+// an evicted file keeps its id with zero rows (walks there use frame
+// pointers) and is rebuilt at the next refresh of a process mapping it.
+// Files whose CFI exceeds Config.MaxCFIBytes, whose table alone exceeds the
+// budget, or that fail to compile are left to frame pointers and counted
+// (Stats.CompileErrors); Go binaries (.gopclntab) are never compiled. The
+// agent exports Stats as fleetprof_agent_unwind_* metrics.
 //
 // The kernel side is reached through the Tables interface (agent/sampler
-// implements it); unwindtest-style fakes implement it in unit tests.
+// implements it, samplertest.Fake is the in-memory fake).
 package unwind
