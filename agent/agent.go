@@ -418,6 +418,7 @@ func (a *Agent) Flush(now time.Time) error {
 		a.mu.Unlock()
 		return fmt.Errorf("drain samples: %w", err)
 	}
+	a.loader.Sampled(sampledPIDs(samples))
 	a.mu.Lock()
 	a.samplerStats = st
 	a.mu.Unlock()
@@ -446,6 +447,19 @@ func (a *Agent) Flush(now time.Time) error {
 
 // aggregate symbolizes samples and sums identical (process, stack) rows;
 // rows are sorted so batches are deterministic.
+// sampledPIDs returns the distinct processes of samples.
+func sampledPIDs(samples []sampler.Sample) []uint32 {
+	seen := map[uint32]bool{}
+	var out []uint32
+	for _, s := range samples {
+		if !seen[s.TGID] {
+			seen[s.TGID] = true
+			out = append(out, s.TGID)
+		}
+	}
+	return out
+}
+
 func (a *Agent) aggregate(samples []sampler.Sample) []*row {
 	type key struct {
 		pid   uint32

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -22,6 +23,9 @@ const (
 	minChainShare = 0.95
 	// fixtureMillis is how long each fixture burns CPU: ~200 samples at 99 Hz.
 	fixtureMillis = "2000"
+	// readyTimeout bounds the wait for a fixture's tables (a readiness
+	// wait, not a speed assertion).
+	readyTimeout = 2 * time.Minute
 )
 
 // nativeFixture is a C program compiled by the test.
@@ -53,6 +57,47 @@ func buildNative(tb testing.TB, fx nativeFixture, dir string) string {
 		tb.Fatalf("%s %v: %v\n%s", fx.cc, args, err, out)
 	}
 	return bin
+}
+
+// runWhenReady starts bin waiting on stdin, waits until the agent has the
+// unwind tables of every file it maps (a busy host can have a backlog of
+// files to compile; until then the walker uses frame pointers), then lets
+// it run to the end. The share measured is the steady state's.
+func runWhenReady(t *testing.T, a *Agent, bin string) {
+	t.Helper()
+	cmd := exec.CommandContext(context.Background(), bin, fixtureMillis)
+	cmd.Env = append(os.Environ(), "FIXTURE_WAIT=1")
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pid := uint32(cmd.Process.Pid)
+	deadline := time.Now().Add(readyTimeout)
+	for {
+		// Refreshed here too: blocked in read, the process sends no
+		// EVENT_REFRESH, and its exec-time maps lack libc.
+		if err := a.loader.Refresh(pid); err != nil {
+			t.Fatal(err)
+		}
+		if a.loader.Ready(pid) {
+			break
+		}
+		if time.Now().After(deadline) {
+			_ = cmd.Process.Kill()
+			t.Fatalf("%s: unwind tables not loaded after %v: %+v", bin, readyTimeout, a.loader.Stats())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if _, err := in.Write([]byte{1}); err != nil {
+		t.Fatal(err)
+	}
+	_ = in.Close()
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("%s: %v", bin, err)
+	}
 }
 
 // leafShare returns the samples of comm whose stack contains leaf at the
@@ -119,9 +164,7 @@ func TestNativeUnwind(t *testing.T) {
 	defer runInBackground(t, a)()
 
 	for _, bin := range bins {
-		if out, err := exec.CommandContext(context.Background(), bin, fixtureMillis).CombinedOutput(); err != nil {
-			t.Fatalf("%s: %v\n%s", bin, err, out)
-		}
+		runWhenReady(t, a, bin)
 	}
 	last := nativeFixtures[len(nativeFixtures)-1]
 	srv.WaitFor(30*time.Second, func(stored []shiptest.Batch) bool {

@@ -163,6 +163,7 @@ type Loader struct {
 	mu      sync.Mutex
 	byKey   map[string]*file // dev:inode of the mapping
 	byBuild map[string]*file // GNU build id
+	procs   map[uint32][]*file // files of each process's last refresh
 	nextID  uint32
 	free    []span // sorted by first, merged
 	tick    uint64
@@ -178,7 +179,7 @@ func NewLoader(cfg Config, tab Tables) (*Loader, error) {
 	}
 	return &Loader{
 		cfg: cfg, tab: tab,
-		byKey: map[string]*file{}, byBuild: map[string]*file{},
+		byKey: map[string]*file{}, byBuild: map[string]*file{}, procs: map[uint32][]*file{},
 		nextID: 1,
 		free:   []span{{0, uint32(cfg.Rows())}},
 		queue:  make(chan job, cfg.BuildQueue),
@@ -196,7 +197,40 @@ func (l *Loader) Stats() Stats {
 
 // ProcessExited forgets pid's mappings in the kernel.
 func (l *Loader) ProcessExited(pid uint32) error {
+	l.mu.Lock()
+	delete(l.procs, pid)
+	l.mu.Unlock()
 	return l.tab.DeleteProcess(pid)
+}
+
+// Sampled marks the tables of pids as used now, so eviction takes tables
+// of files nothing runs rather than those of busy long-lived processes.
+func (l *Loader) Sampled(pids []uint32) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.tick++
+	for _, pid := range pids {
+		for _, f := range l.procs[pid] {
+			f.lastUse = l.tick
+		}
+	}
+}
+
+// Ready reports whether every file of pid's last refresh has its table
+// loaded or is known to have none.
+func (l *Loader) Ready(pid uint32) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	fs, ok := l.procs[pid]
+	if !ok {
+		return false
+	}
+	for _, f := range fs {
+		if f.id != 0 && !f.noTable && f.rows == 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // Run compiles queued tables until ctx is done. Refresh never waits for a
@@ -248,11 +282,15 @@ func (l *Loader) refresh(pid uint32) error {
 	ms := parseExecMaps(raw)
 	l.tick++
 	var out []Mapping
+	var files []*file
 	for _, m := range ms {
 		if len(out) == MaxMappings {
 			break
 		}
 		f := l.fileFor(dir, m)
+		if f != nil && (len(files) == 0 || files[len(files)-1] != f) {
+			files = append(files, f)
+		}
 		wm := Mapping{Start: m.start, End: m.end}
 		if f != nil && f.id != 0 && !f.noTable {
 			if bias, ok := f.bias(m); ok {
@@ -261,6 +299,7 @@ func (l *Loader) refresh(pid uint32) error {
 		}
 		out = append(out, wm)
 	}
+	l.procs[pid] = files
 	if err := l.tab.SetProcess(pid, out); err != nil {
 		return fmt.Errorf("write mappings of %d: %w", pid, err)
 	}

@@ -2,6 +2,7 @@
 // leaf (no calls), so -momit-leaf-frame-pointer leaves it without a frame
 // even in a frame-pointer build. Runs about argv[1] milliseconds.
 #include <stdlib.h>
+#include <unistd.h>
 #include <time.h>
 
 volatile unsigned long sink;
@@ -22,6 +23,11 @@ static double now_ms(void) {
 }
 
 int main(int argc, char **argv) {
+	// FIXTURE_WAIT: start burning only after a byte on stdin (the test
+	// first waits until the agent has this process's unwind tables).
+	char go;
+	if (getenv("FIXTURE_WAIT") && read(0, &go, 1) != 1)
+		return 1;
 	double end = now_ms() + (argc > 1 ? atof(argv[1]) : 1000);
 	while (now_ms() < end)
 		a(1000000);

@@ -2,6 +2,7 @@
 // back into cmp, so walks must cross Debian's libc (no frame pointers) to
 // reach main. Runs about argv[1] milliseconds.
 #include <stdlib.h>
+#include <unistd.h>
 #include <time.h>
 
 #define N 4096
@@ -20,6 +21,11 @@ static double now_ms(void) {
 static unsigned v[N];
 
 int main(int argc, char **argv) {
+	// FIXTURE_WAIT: start burning only after a byte on stdin (the test
+	// first waits until the agent has this process's unwind tables).
+	char go;
+	if (getenv("FIXTURE_WAIT") && read(0, &go, 1) != 1)
+		return 1;
 	double end = now_ms() + (argc > 1 ? atof(argv[1]) : 1000);
 	unsigned seed = 1;
 	while (now_ms() < end) {
