@@ -28,6 +28,9 @@ const (
 	readyTimeout = 2 * time.Minute
 )
 
+// dlChain is what samples in the dlopen'ed library's leaf must carry.
+const dlChain = ";main;a;lib_spin;lib_leaf"
+
 // nativeFixture is a C program compiled by the test.
 type nativeFixture struct {
 	name  string   // binary name, also its comm (at most 15 bytes)
@@ -63,9 +66,9 @@ func buildNative(tb testing.TB, fx nativeFixture, dir string) string {
 // unwind tables of every file it maps (a busy host can have a backlog of
 // files to compile; until then the walker uses frame pointers), then lets
 // it run to the end. The share measured is the steady state's.
-func runWhenReady(t *testing.T, a *Agent, bin string) {
+func runWhenReady(t *testing.T, a *Agent, bin string, args ...string) {
 	t.Helper()
-	cmd := exec.CommandContext(context.Background(), bin, fixtureMillis)
+	cmd := exec.CommandContext(context.Background(), bin, append([]string{fixtureMillis}, args...)...)
 	cmd.Env = append(os.Environ(), "FIXTURE_WAIT=1")
 	in, err := cmd.StdinPipe()
 	if err != nil {
@@ -166,10 +169,28 @@ func TestNativeUnwind(t *testing.T) {
 	for _, bin := range bins {
 		runWhenReady(t, a, bin)
 	}
+	// A library dlopen'ed after the tables of the process were loaded: the
+	// walker's EVENT_REFRESH makes the agent read the maps again.
+	gcc := testenv.LookPath(t, "gcc", "gcc")
+	lib := filepath.Join(dir, "libspin.so")
+	dl := filepath.Join(dir, "dlopen-lib")
+	for _, args := range [][]string{
+		{"-O2", "-shared", "-fPIC", "-o", lib, "testdata/native/dlopen_lib.c"},
+		{"-O2", "-o", dl, "testdata/native/dlopen.c"},
+	} {
+		if out, err := exec.CommandContext(context.Background(), gcc, args...).CombinedOutput(); err != nil {
+			t.Fatalf("gcc %v: %v\n%s", args, err, out)
+		}
+	}
+	runWhenReady(t, a, dl, lib)
 	last := nativeFixtures[len(nativeFixtures)-1]
 	srv.WaitFor(30*time.Second, func(stored []shiptest.Batch) bool {
 		n, _, _ := leafShare(t, stored, last.name, last.leaf, last.chain)
 		return n > 0
+	})
+	srv.WaitFor(30*time.Second, func(stored []shiptest.Batch) bool {
+		_, c, _ := leafShare(t, stored, "dlopen-lib", ";lib_leaf", dlChain)
+		return c > 0
 	})
 	// One more flush so the last fixture's final samples are in.
 	time.Sleep(2 * time.Second)
@@ -196,6 +217,13 @@ func TestNativeUnwind(t *testing.T) {
 				}
 			}
 		}
+	}
+	// The library's table is compiled after its first samples: no share
+	// is required, only that its frames unwind and symbolize.
+	n, c, ex := leafShare(t, stored, "dlopen-lib", ";lib_leaf", dlChain)
+	t.Logf("%-18s %4d samples in lib_leaf, %5.1f%% with %s", "dlopen-lib", n, 100*float64(c)/float64(max(n, 1)), dlChain)
+	if c == 0 {
+		t.Errorf("dlopen'ed library: none of %d samples carry %s, e.g. %q", n, dlChain, ex)
 	}
 	st := a.Stats()
 	t.Logf("unwind stats %+v", st.Unwind)

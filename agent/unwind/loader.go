@@ -161,8 +161,8 @@ type Loader struct {
 	tab Tables
 
 	mu      sync.Mutex
-	byKey   map[string]*file // dev:inode of the mapping
-	byBuild map[string]*file // GNU build id
+	byKey   map[string]*file   // dev:inode of the mapping
+	byBuild map[string]*file   // GNU build id
 	procs   map[uint32][]*file // files of each process's last refresh
 	nextID  uint32
 	free    []span // sorted by first, merged
