@@ -73,6 +73,8 @@ type Agent struct {
 	// touches them.
 	forks   []uint32
 	forkSet map[uint32]bool
+	// late receives exec'd processes to read again (ExecRefreshDelays).
+	late chan uint32
 
 	mu           sync.Mutex // guards the fields below
 	samplerStats sampler.Stats
@@ -148,7 +150,7 @@ func New(cfg Config, src sampler.Source, sym Symbolizer) (*Agent, error) {
 		}
 		token = strings.TrimSpace(string(b))
 	}
-	a := &Agent{cfg: cfg, src: src, sym: sym, period: cfg.periodNS(), mem: memory.DefaultAllocator, lastFlush: time.Now(), forkSet: map[uint32]bool{}}
+	a := &Agent{cfg: cfg, src: src, sym: sym, period: cfg.periodNS(), mem: memory.DefaultAllocator, lastFlush: time.Now(), forkSet: map[uint32]bool{}, late: make(chan uint32, maxPendingForks)}
 	loader, err := unwind.NewLoader(cfg.Unwind, src)
 	if err != nil {
 		return nil, err
@@ -242,6 +244,9 @@ func (a *Agent) eventLoop(ctx context.Context) error {
 			select {
 			case <-ctx.Done():
 				return nil
+			case pid := <-a.late:
+				a.refreshLate(pid)
+				continue
 			case ev, ok := <-events:
 				if !ok {
 					return nil
@@ -303,7 +308,18 @@ func (a *Agent) handleEvents(batch []sampler.ProcEvent) {
 		switch {
 		case st.exited:
 			a.unqueueFork(pid) // gone: its maps cannot be read any more
-		case st.exec, st.refresh:
+		case st.exec:
+			a.unqueueFork(pid)
+			a.startProcess(pid)
+			for _, d := range a.cfg.ExecRefreshDelays {
+				time.AfterFunc(d, func() {
+					select {
+					case a.late <- pid:
+					default: // backlog: the walker's refresh request remains
+					}
+				})
+			}
+		case st.refresh:
 			a.unqueueFork(pid)
 			a.startProcess(pid)
 		default:
@@ -322,12 +338,22 @@ func (a *Agent) handleEvents(batch []sampler.ProcEvent) {
 // startProcess reads maps and labels now: the process may be gone by the
 // next flush.
 func (a *Agent) startProcess(pid uint32) {
+	// Mappings for the walker first: until they are in, its samples have
+	// no tables; reading symbols can take much longer. Errors are counted
+	// in the loader's stats (the process is gone).
+	_ = a.loader.Refresh(pid)
 	if err := a.sym.ProcessStarted(pid); err != nil {
 		a.startErrs.Add(1)
 	}
-	// Errors are counted in the loader's stats (the process is gone).
-	_ = a.loader.Refresh(pid)
 	a.resolver.Resolve(pid)
+}
+
+// refreshLate reads an exec'd process's maps again; it may be gone, which
+// is no error.
+func (a *Agent) refreshLate(pid uint32) {
+	if a.loader.Refresh(pid) == nil {
+		_ = a.sym.ProcessStarted(pid)
+	}
 }
 
 func (a *Agent) queueFork(pid uint32) {
