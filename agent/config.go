@@ -87,7 +87,7 @@ type Config struct {
 	// again (default 5 ms and 50 ms; see DefaultExecRefreshDelays).
 	ExecRefreshDelays []time.Duration
 	// Unwind bounds the unwind tables compiled from .eh_frame (default
-	// 16 MiB of rows, least recently used evicted; 8192 files).
+	// 32 MiB of rows, least recently used evicted; 8192 files).
 	Unwind unwind.Config
 	// Ship overrides shipper settings other than those above (tests: backoff,
 	// clock). Addr, AgentID, Token, TLS and spool fields are set from Config.

@@ -12,6 +12,7 @@ import (
 	"github.com/fleetprof/fleetprof/agent/sampler"
 	"github.com/fleetprof/fleetprof/agent/ship/shiptest"
 	"github.com/fleetprof/fleetprof/agent/symbolize"
+	"github.com/fleetprof/fleetprof/agent/unwind"
 	"github.com/fleetprof/fleetprof/internal/testenv"
 	"github.com/fleetprof/fleetprof/proto/samplebatch"
 )
@@ -26,6 +27,8 @@ const (
 	// readyTimeout bounds the wait for a fixture's tables (a readiness
 	// wait, not a speed assertion).
 	readyTimeout = 2 * time.Minute
+	// testRowBytes is the unwind row budget of the native tests.
+	testRowBytes = 64 << 20
 )
 
 // dlChain is what samples in the dlopen'ed library's leaf must carry.
@@ -146,13 +149,16 @@ func startNativeAgent(t *testing.T) (*Agent, *shiptest.Server) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	src, err := sampler.New(sampler.Config{Hz: 99, DrainInterval: time.Second})
+	src, err := sampler.New(sampler.Config{Hz: 99, DrainInterval: time.Second, UnwindRows: testRowBytes / unwind.RowSize})
 	if err != nil {
 		t.Fatalf("start sampler: %v", err)
 	}
 	a, err := New(Config{
 		Aggregator: addr, Hz: 99, FlushInterval: time.Second, SpoolDir: t.TempDir(),
 		NodeName: "node-test", MetricsAddr: MetricsOff, Kube: KubeOff, Ship: fastRetry,
+		// Room for every file a busy CI host runs meanwhile, so the
+		// fixtures measure unwinding, not eviction (TestLoaderEviction).
+		Unwind: unwind.Config{MaxRowBytes: testRowBytes},
 	}, src, sym)
 	if err != nil {
 		t.Fatal(err)

@@ -72,7 +72,7 @@
 // deleted at exit.
 //
 // Memory bound: all rows live in one array (unwind_rows) of
-// Config.MaxRowBytes bytes (default 16 MiB, kernel memory, preallocated).
+// Config.MaxRowBytes bytes (default 32 MiB, kernel memory, preallocated).
 // When a new table does not fit in a free range, least recently used tables
 // (last use: a refresh of a process mapping them) are evicted until it fits;
 // an evicted file keeps its id with zero rows (walks there use frame
