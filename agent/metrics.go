@@ -31,7 +31,8 @@ var (
 	descSamples      = desc("samples_total", "Samples taken by the kernel program.")
 	descDrained      = desc("samples_drained_total", "Samples drained from the kernel maps.")
 	descDrops        = desc("drops_total", "Samples, stacks or events lost, by reason.", "reason")
-	descTruncated    = desc("truncated_user_stacks_total", "Drained samples whose user stack has one frame (no frame pointers).")
+	descTruncated    = desc("truncated_user_stacks_total", "Drained samples whose user-stack walk did not reach the root.")
+	descWalkEnds     = desc("user_stacks_total", "Drained samples with a user stack, by how the walk ended.", "end")
 	descFlushes      = desc("flushes_total", "Drains of the sampler.")
 	descFlushErrors  = desc("flush_errors_total", "Drains or spool writes that failed.")
 	descBatches      = desc("batches_built_total", "Batches built and spooled.")
@@ -70,7 +71,7 @@ var (
 type statsCollector struct{ a *Agent }
 
 func (c statsCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range append(append([]*prometheus.Desc{descDrops, descCapMissing, descUnwindSecs}, counterDescs...), gaugeDescs...) {
+	for _, d := range append(append([]*prometheus.Desc{descDrops, descCapMissing, descUnwindSecs, descWalkEnds}, counterDescs...), gaugeDescs...) {
 		ch <- d
 	}
 }
@@ -94,6 +95,9 @@ func (c statsCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descUnwindSecs, prometheus.CounterValue, st.Unwind.BuildTime.Seconds())
 	for _, r := range c.a.degraded {
 		ch <- prometheus.MustNewConstMetric(descCapMissing, prometheus.GaugeValue, 1, r.Cap.String())
+	}
+	for e := range sampler.WalkEnd(sampler.NumWalkEnds) {
+		ch <- prometheus.MustNewConstMetric(descWalkEnds, prometheus.CounterValue, float64(st.Sampler.WalkEnds[e]), e.String())
 	}
 	for r := range sampler.NumDropReasons {
 		ch <- prometheus.MustNewConstMetric(descDrops, prometheus.CounterValue, float64(st.Sampler.Drops[r]), r.String())
