@@ -303,6 +303,13 @@ func (a *Agent) handleEvents(batch []sampler.ProcEvent) {
 			exits = append(exits, ev.PID)
 		}
 	}
+	// Walker mappings of every new image first: each sample until then
+	// walks without tables, and reading symbols can take much longer.
+	for _, pid := range order {
+		if st := procs[pid]; !st.exited && (st.exec || st.refresh) {
+			_, _ = a.loader.Refresh(pid) // errors are counted in the loader's stats
+		}
+	}
 	for _, pid := range order {
 		st := procs[pid]
 		switch {
@@ -310,7 +317,7 @@ func (a *Agent) handleEvents(batch []sampler.ProcEvent) {
 			a.unqueueFork(pid) // gone: its maps cannot be read any more
 		case st.exec:
 			a.unqueueFork(pid)
-			a.startProcess(pid)
+			a.readProcess(pid)
 			for _, d := range a.cfg.ExecRefreshDelays {
 				time.AfterFunc(d, func() {
 					select {
@@ -321,7 +328,7 @@ func (a *Agent) handleEvents(batch []sampler.ProcEvent) {
 			}
 		case st.refresh:
 			a.unqueueFork(pid)
-			a.startProcess(pid)
+			a.readProcess(pid)
 		default:
 			a.queueFork(pid)
 		}
@@ -341,17 +348,22 @@ func (a *Agent) startProcess(pid uint32) {
 	// Mappings for the walker first: until they are in, its samples have
 	// no tables; reading symbols can take much longer. Errors are counted
 	// in the loader's stats (the process is gone).
-	_ = a.loader.Refresh(pid)
+	_, _ = a.loader.Refresh(pid)
+	a.readProcess(pid)
+}
+
+// readProcess reads pid's symbols and labels.
+func (a *Agent) readProcess(pid uint32) {
 	if err := a.sym.ProcessStarted(pid); err != nil {
 		a.startErrs.Add(1)
 	}
 	a.resolver.Resolve(pid)
 }
 
-// refreshLate reads an exec'd process's maps again; it may be gone, which
-// is no error.
+// refreshLate reads an exec'd process's maps again, and its symbols if its
+// code changed; it may be gone, which is no error.
 func (a *Agent) refreshLate(pid uint32) {
-	if a.loader.Refresh(pid) == nil {
+	if changed, err := a.loader.Refresh(pid); err == nil && changed {
 		_ = a.sym.ProcessStarted(pid)
 	}
 }

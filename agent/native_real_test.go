@@ -85,7 +85,7 @@ func runWhenReady(t *testing.T, a *Agent, bin string, args ...string) {
 	for {
 		// Refreshed here too: blocked in read, the process sends no
 		// EVENT_REFRESH, and its exec-time maps lack libc.
-		if err := a.loader.Refresh(pid); err != nil {
+		if _, err := a.loader.Refresh(pid); err != nil {
 			t.Fatal(err)
 		}
 		if a.loader.Ready(pid) {

@@ -162,9 +162,10 @@ type Loader struct {
 	tab Tables
 
 	mu      sync.Mutex
-	byKey   map[string]*file   // dev:inode of the mapping
-	byBuild map[string]*file   // GNU build id
-	procs   map[uint32][]*file // files of each process's last refresh
+	byKey   map[string]*file     // dev:inode of the mapping
+	byBuild map[string]*file     // GNU build id
+	procs   map[uint32][]*file   // files of each process's last refresh
+	maps    map[uint32][]Mapping // mappings last written for each process
 	nextID  uint32
 	free    []span // sorted by first, merged
 	tick    uint64
@@ -180,7 +181,7 @@ func NewLoader(cfg Config, tab Tables) (*Loader, error) {
 	}
 	return &Loader{
 		cfg: cfg, tab: tab,
-		byKey: map[string]*file{}, byBuild: map[string]*file{}, procs: map[uint32][]*file{},
+		byKey: map[string]*file{}, byBuild: map[string]*file{}, procs: map[uint32][]*file{}, maps: map[uint32][]Mapping{},
 		nextID: 1,
 		free:   []span{{0, uint32(cfg.Rows())}},
 		queue:  make(chan job, cfg.BuildQueue),
@@ -200,6 +201,7 @@ func (l *Loader) Stats() Stats {
 func (l *Loader) ProcessExited(pid uint32) error {
 	l.mu.Lock()
 	delete(l.procs, pid)
+	delete(l.maps, pid)
 	l.mu.Unlock()
 	return l.tab.DeleteProcess(pid)
 }
@@ -261,24 +263,26 @@ func (l *Loader) BuildPending() {
 }
 
 // Refresh reads pid's executable mappings, queues tables for files it
-// has not seen and writes the process's mappings. Call it when a process
+// has not seen and writes the process's mappings. changed reports whether
+// they differ from the previous refresh of pid (a new process, or code
+// mapped or unmapped since). Call it when a process
 // starts and whenever the walker reports a pc outside its known mappings.
-func (l *Loader) Refresh(pid uint32) error {
+func (l *Loader) Refresh(pid uint32) (changed bool, err error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.stats.Refreshes++
-	err := l.refresh(pid)
+	changed, err = l.refresh(pid)
 	if err != nil {
 		l.stats.RefreshErrors++
 	}
-	return err
+	return changed, err
 }
 
-func (l *Loader) refresh(pid uint32) error {
+func (l *Loader) refresh(pid uint32) (bool, error) {
 	dir := filepath.Join(l.cfg.ProcRoot, strconv.FormatUint(uint64(pid), 10))
 	raw, err := os.ReadFile(filepath.Join(dir, "maps"))
 	if err != nil {
-		return fmt.Errorf("read maps of %d: %w", pid, err)
+		return false, fmt.Errorf("read maps of %d: %w", pid, err)
 	}
 	ms := parseExecMaps(raw)
 	l.tick++
@@ -301,10 +305,15 @@ func (l *Loader) refresh(pid uint32) error {
 		out = append(out, wm)
 	}
 	l.procs[pid] = files
-	if err := l.tab.SetProcess(pid, out); err != nil {
-		return fmt.Errorf("write mappings of %d: %w", pid, err)
+	old, known := l.maps[pid]
+	if known && slices.Equal(old, out) {
+		return false, nil
 	}
-	return nil
+	if err := l.tab.SetProcess(pid, out); err != nil {
+		return false, fmt.Errorf("write mappings of %d: %w", pid, err)
+	}
+	l.maps[pid] = out
+	return true, nil
 }
 
 // bias returns pc - vaddr for pcs in m.
@@ -366,6 +375,13 @@ func (l *Loader) open(dir string, m procMap) *file {
 		}
 	}
 	f := &file{}
+	if !hasCFI(ef) {
+		// Known before any build, so the process's mappings never change
+		// from "table coming" to "frame pointers".
+		l.stats.NoCFI++
+		f.noTable = true
+		return f
+	}
 	for _, p := range ef.Progs {
 		if p.Type == elf.PT_LOAD {
 			f.segs = append(f.segs, segment{off: p.Off, vaddr: p.Vaddr, filesz: p.Filesz})
@@ -425,8 +441,7 @@ func compileFile(dir string, m procMap, maxCFI int) (compiled, error) {
 		return compiled{}, fmt.Errorf("%w: %w", errGone, err)
 	}
 	defer ef.Close()
-	if ef.Section(".gopclntab") != nil || ef.Section(".go.buildinfo") != nil {
-		// Go code keeps frame pointers, and its .debug_frame is large.
+	if !hasCFI(ef) {
 		return compiled{}, ErrNoCFI
 	}
 	var size uint64
@@ -441,6 +456,20 @@ func compileFile(dir string, m procMap, maxCFI int) (compiled, error) {
 	start := time.Now()
 	rows, err := Build(ef)
 	return compiled{rows: rows, took: time.Since(start)}, err
+}
+
+// hasCFI reports whether f has CFI worth compiling: Go code keeps frame
+// pointers (and its .debug_frame is large).
+func hasCFI(f *elf.File) bool {
+	if f.Section(".gopclntab") != nil || f.Section(".go.buildinfo") != nil {
+		return false
+	}
+	for _, name := range []string{".eh_frame", ".debug_frame"} {
+		if s := f.Section(name); s != nil && s.Type != elf.SHT_NOBITS && s.Size > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // load writes rows as f's table, evicting others to make room.

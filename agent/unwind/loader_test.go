@@ -69,7 +69,7 @@ func TestLoaderRefresh(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := l.Refresh(pid); err != nil {
+	if _, err := l.Refresh(pid); err != nil {
 		t.Fatal(err)
 	}
 	l.BuildPending()
@@ -92,7 +92,7 @@ func TestLoaderRefresh(t *testing.T) {
 	}
 	// A second refresh builds nothing new: tables are cached per file.
 	before := l.Stats().Builds
-	if err := l.Refresh(pid); err != nil {
+	if _, err := l.Refresh(pid); err != nil {
 		t.Fatal(err)
 	}
 	l.BuildPending()
@@ -116,7 +116,7 @@ func TestLoaderEviction(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := probe.Refresh(pid); err != nil {
+	if _, err := probe.Refresh(pid); err != nil {
 		t.Fatal(err)
 	}
 	probe.BuildPending()
@@ -130,7 +130,7 @@ func TestLoaderEviction(t *testing.T) {
 		t.Fatal(err)
 	}
 	for range 3 {
-		if err := l.Refresh(pid); err != nil {
+		if _, err := l.Refresh(pid); err != nil {
 			t.Fatal(err)
 		}
 		l.BuildPending()
