@@ -22,6 +22,7 @@ import (
 	"github.com/fleetprof/fleetprof/agent/sampler"
 	"github.com/fleetprof/fleetprof/agent/ship"
 	"github.com/fleetprof/fleetprof/agent/symbolize"
+	"github.com/fleetprof/fleetprof/agent/unwind"
 	"github.com/fleetprof/fleetprof/proto/samplebatch"
 )
 
@@ -38,6 +39,7 @@ type Symbolizer interface {
 // Stats are the agent's cumulative counters.
 type Stats struct {
 	Sampler        sampler.Stats // latest cumulative sampler stats
+	Unwind         unwind.Stats
 	Ship           ship.Stats
 	Flushes        uint64 // drains done
 	FlushErrors    uint64 // drains or spool writes that failed
@@ -58,6 +60,7 @@ type Agent struct {
 	cfg      Config
 	src      sampler.Source
 	sym      Symbolizer
+	loader   *unwind.Loader
 	resolver *labels.Resolver
 	kube     *labels.Kube
 	shipper  *ship.Shipper
@@ -70,6 +73,8 @@ type Agent struct {
 	// touches them.
 	forks   []uint32
 	forkSet map[uint32]bool
+	// late receives exec'd processes to read again (ExecRefreshDelays).
+	late chan uint32
 
 	mu           sync.Mutex // guards the fields below
 	samplerStats sampler.Stats
@@ -95,7 +100,10 @@ func Open(cfg Config) (*Agent, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create symbolizer: %w", err)
 	}
-	src, err := sampler.New(sampler.Config{Hz: cfg.Hz, DrainInterval: cfg.FlushInterval})
+	src, err := sampler.New(sampler.Config{
+		Hz: cfg.Hz, DrainInterval: cfg.FlushInterval,
+		UnwindRows: cfg.Unwind.Rows(), UnwindFiles: cfg.Unwind.MaxFiles,
+	})
 	if err != nil {
 		return nil, fmt.Errorf("start sampler: %w", err)
 	}
@@ -142,7 +150,12 @@ func New(cfg Config, src sampler.Source, sym Symbolizer) (*Agent, error) {
 		}
 		token = strings.TrimSpace(string(b))
 	}
-	a := &Agent{cfg: cfg, src: src, sym: sym, period: cfg.periodNS(), mem: memory.DefaultAllocator, lastFlush: time.Now(), forkSet: map[uint32]bool{}}
+	a := &Agent{cfg: cfg, src: src, sym: sym, period: cfg.periodNS(), mem: memory.DefaultAllocator, lastFlush: time.Now(), forkSet: map[uint32]bool{}, late: make(chan uint32, maxPendingForks)}
+	loader, err := unwind.NewLoader(cfg.Unwind, src)
+	if err != nil {
+		return nil, err
+	}
+	a.loader = loader
 	if cfg.Kube == KubeOn || cfg.Kube == KubeAuto && labels.InCluster() {
 		k, err := labels.NewKube(cfg.KubeConfig)
 		if err != nil {
@@ -181,6 +194,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	g.Add(func() error { <-ctx.Done(); return nil }, func(error) { cancel() })
 	g.Add(func() error { return a.eventLoop(ctx) }, func(error) { cancel() })
 	g.Add(func() error { return a.flushLoop(ctx) }, func(error) { cancel() })
+	g.Add(func() error { return a.loader.Run(ctx) }, func(error) { cancel() })
 	g.Add(func() error { return a.shipper.Run(ctx) }, func(error) { cancel() })
 	if a.kube != nil {
 		if a.cfg.Kube == KubeOn {
@@ -230,6 +244,9 @@ func (a *Agent) eventLoop(ctx context.Context) error {
 			select {
 			case <-ctx.Done():
 				return nil
+			case pid := <-a.late:
+				a.refreshLate(pid)
+				continue
 			case ev, ok := <-events:
 				if !ok {
 					return nil
@@ -262,7 +279,7 @@ func (a *Agent) eventLoop(ctx context.Context) error {
 // are read now, fork children are queued for startOneFork.
 func (a *Agent) handleEvents(batch []sampler.ProcEvent) {
 	a.events.Add(uint64(len(batch)))
-	type state struct{ exec, exited bool }
+	type state struct{ exec, exited, refresh bool }
 	procs := map[uint32]*state{}
 	var order, exits []uint32
 	for _, ev := range batch {
@@ -279,9 +296,18 @@ func (a *Agent) handleEvents(batch []sampler.ProcEvent) {
 			a.resolver.Forget(ev.PID)
 		case sampler.EventFork:
 			st.exited = false
+		case sampler.EventRefresh:
+			st.refresh = true
 		case sampler.EventExit:
 			st.exited = true
 			exits = append(exits, ev.PID)
+		}
+	}
+	// Walker mappings of every new image first: each sample until then
+	// walks without tables, and reading symbols can take much longer.
+	for _, pid := range order {
+		if st := procs[pid]; !st.exited && (st.exec || st.refresh) {
+			_, _ = a.loader.Refresh(pid) // errors are counted in the loader's stats
 		}
 	}
 	for _, pid := range order {
@@ -291,13 +317,25 @@ func (a *Agent) handleEvents(batch []sampler.ProcEvent) {
 			a.unqueueFork(pid) // gone: its maps cannot be read any more
 		case st.exec:
 			a.unqueueFork(pid)
-			a.startProcess(pid)
+			a.readProcess(pid)
+			for _, d := range a.cfg.ExecRefreshDelays {
+				time.AfterFunc(d, func() {
+					select {
+					case a.late <- pid:
+					default: // backlog: the walker's refresh request remains
+					}
+				})
+			}
+		case st.refresh:
+			a.unqueueFork(pid)
+			a.readProcess(pid)
 		default:
 			a.queueFork(pid)
 		}
 	}
 	for _, pid := range exits {
 		a.sym.ProcessExited(pid)
+		_ = a.loader.ProcessExited(pid) // its pid_maps entry is only used while it runs
 	}
 	a.mu.Lock()
 	a.exited = append(a.exited, exits...)
@@ -307,10 +345,27 @@ func (a *Agent) handleEvents(batch []sampler.ProcEvent) {
 // startProcess reads maps and labels now: the process may be gone by the
 // next flush.
 func (a *Agent) startProcess(pid uint32) {
+	// Mappings for the walker first: until they are in, its samples have
+	// no tables; reading symbols can take much longer. Errors are counted
+	// in the loader's stats (the process is gone).
+	_, _ = a.loader.Refresh(pid)
+	a.readProcess(pid)
+}
+
+// readProcess reads pid's symbols and labels.
+func (a *Agent) readProcess(pid uint32) {
 	if err := a.sym.ProcessStarted(pid); err != nil {
 		a.startErrs.Add(1)
 	}
 	a.resolver.Resolve(pid)
+}
+
+// refreshLate reads an exec'd process's maps again, and its symbols if its
+// code changed; it may be gone, which is no error.
+func (a *Agent) refreshLate(pid uint32) {
+	if changed, err := a.loader.Refresh(pid); err == nil && changed {
+		_ = a.sym.ProcessStarted(pid)
+	}
 }
 
 func (a *Agent) queueFork(pid uint32) {
@@ -401,6 +456,7 @@ func (a *Agent) Flush(now time.Time) error {
 		a.mu.Unlock()
 		return fmt.Errorf("drain samples: %w", err)
 	}
+	a.loader.Sampled(sampledPIDs(samples))
 	a.mu.Lock()
 	a.samplerStats = st
 	a.mu.Unlock()
@@ -429,6 +485,19 @@ func (a *Agent) Flush(now time.Time) error {
 
 // aggregate symbolizes samples and sums identical (process, stack) rows;
 // rows are sorted so batches are deterministic.
+// sampledPIDs returns the distinct processes of samples.
+func sampledPIDs(samples []sampler.Sample) []uint32 {
+	seen := map[uint32]bool{}
+	var out []uint32
+	for _, s := range samples {
+		if !seen[s.TGID] {
+			seen[s.TGID] = true
+			out = append(out, s.TGID)
+		}
+	}
+	return out
+}
+
 func (a *Agent) aggregate(samples []sampler.Sample) []*row {
 	type key struct {
 		pid   uint32
@@ -536,6 +605,7 @@ func (a *Agent) Stats() Stats {
 	a.mu.Unlock()
 	return Stats{
 		Sampler:        st,
+		Unwind:         a.loader.Stats(),
 		Ship:           a.shipper.Stats(),
 		Flushes:        a.flushes.Load(),
 		FlushErrors:    a.flushErrors.Load(),

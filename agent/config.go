@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/fleetprof/fleetprof/agent/labels"
 	"github.com/fleetprof/fleetprof/agent/sampler"
 	"github.com/fleetprof/fleetprof/agent/ship"
+	"github.com/fleetprof/fleetprof/agent/unwind"
 )
 
 // Defaults of Config.
@@ -30,6 +32,11 @@ const (
 	// parsing a big binary briefly needs tens of MB more, which a
 	// default GC would let grow into double the live heap.
 	DefaultMemoryLimit = 96 << 20
+	// DefaultExecRefreshDelays: after exec a process's maps are read again
+	// this long later, because the dynamic loader maps libc and the other
+	// libraries only after the exec event (the walker's own refresh request
+	// is rate-limited to one per 200 ms, longer than many processes live).
+	DefaultExecRefreshDelays = "5ms,50ms"
 	// DefaultGCPercent is GOGC for the agent process.
 	DefaultGCPercent = 50
 )
@@ -76,6 +83,12 @@ type Config struct {
 	// not an error, the GC just runs more often.
 	MemoryLimit int64
 	GCPercent   int
+	// ExecRefreshDelays are when, after exec, a process's maps are read
+	// again (default 5 ms and 50 ms; see DefaultExecRefreshDelays).
+	ExecRefreshDelays []time.Duration
+	// Unwind bounds the unwind tables compiled from .eh_frame (default
+	// 32 MiB of rows, least recently used evicted; 8192 files).
+	Unwind unwind.Config
 	// Ship overrides shipper settings other than those above (tests: backoff,
 	// clock). Addr, AgentID, Token, TLS and spool fields are set from Config.
 	Ship ship.Config
@@ -88,6 +101,13 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.Hz == 0 {
 		c.Hz = DefaultHz
+	}
+	c.Unwind = c.Unwind.WithDefaults()
+	if c.ExecRefreshDelays == nil {
+		for _, f := range strings.Split(DefaultExecRefreshDelays, ",") {
+			d, _ := time.ParseDuration(f) // a constant that parses
+			c.ExecRefreshDelays = append(c.ExecRefreshDelays, d)
+		}
 	}
 	if c.FlushInterval == 0 {
 		c.FlushInterval = DefaultFlushInterval
@@ -127,6 +147,14 @@ func (c Config) WithDefaults() Config {
 
 // Validate reports the first invalid field. Call it on WithDefaults' result.
 func (c Config) Validate() error {
+	if err := c.Unwind.Validate(); err != nil {
+		return fmt.Errorf("unwind: %w", err)
+	}
+	for _, d := range c.ExecRefreshDelays {
+		if d <= 0 || d > c.FlushInterval {
+			return fmt.Errorf("exec refresh delay %v out of range (0, flush interval %v]", d, c.FlushInterval)
+		}
+	}
 	switch {
 	case c.Aggregator == "":
 		return errors.New("aggregator address is empty")

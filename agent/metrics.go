@@ -31,7 +31,8 @@ var (
 	descSamples      = desc("samples_total", "Samples taken by the kernel program.")
 	descDrained      = desc("samples_drained_total", "Samples drained from the kernel maps.")
 	descDrops        = desc("drops_total", "Samples, stacks or events lost, by reason.", "reason")
-	descTruncated    = desc("truncated_user_stacks_total", "Drained samples whose user stack has one frame (no frame pointers).")
+	descTruncated    = desc("truncated_user_stacks_total", "Drained samples whose user-stack walk did not reach the root.")
+	descWalkEnds     = desc("user_stacks_total", "Drained samples with a user stack, by how the walk ended.", "end")
 	descFlushes      = desc("flushes_total", "Drains of the sampler.")
 	descFlushErrors  = desc("flush_errors_total", "Drains or spool writes that failed.")
 	descBatches      = desc("batches_built_total", "Batches built and spooled.")
@@ -50,8 +51,19 @@ var (
 	descSpoolBatches = desc("spool_batches", "Batches waiting in the spool.")
 	descSpoolDropped = desc("spool_dropped_total", "Batches dropped to keep the spool within its bound.")
 	descCapMissing   = desc("capability_missing", "1 for each capability the agent runs without (degraded, e.g. CAP_SYS_PTRACE).", "capability")
-	counterDescs     = []*prometheus.Desc{descSamples, descDrained, descTruncated, descFlushes, descFlushErrors, descBatches, descRows, descFrames, descMisses, descEvents, descStartErrors, descForksDropped, descSent, descAcked, descDuplicate, descRejected, descFailed, descSpoolDropped}
-	gaugeDescs       = []*prometheus.Desc{descSpoolBytes, descSpoolBatches}
+	descUnwindFiles  = desc("unwind_table_files", "Files with an unwind table in the kernel.")
+	descUnwindRows   = desc("unwind_table_rows", "Unwind rows in the kernel (16 bytes each).")
+	descUnwindBytes  = desc("unwind_table_bytes", "Bytes of unwind rows in the kernel (bounded by the row budget).")
+	descUnwindBuilds = desc("unwind_table_builds_total", "Unwind tables compiled from .eh_frame/.debug_frame.")
+	descUnwindSecs   = desc("unwind_table_build_seconds_total", "Time spent compiling unwind tables.")
+	descUnwindEvict  = desc("unwind_table_evictions_total", "Unwind tables evicted (least recently used) to stay within the row budget.")
+	descUnwindErrors = desc("unwind_table_compile_errors_total", "Files whose call frame information could not be compiled or loaded.")
+	descUnwindNoCFI  = desc("unwind_files_without_cfi_total", "Files without call frame information (walked by frame pointers).")
+	descUnwindRefr   = desc("unwind_refreshes_total", "Process mappings read and written for the walker.")
+	descUnwindRefErr = desc("unwind_refresh_errors_total", "Process mappings that could not be read or written (process gone).")
+	counterDescs     = []*prometheus.Desc{descSamples, descDrained, descTruncated, descFlushes, descFlushErrors, descBatches, descRows, descFrames, descMisses, descEvents, descStartErrors, descForksDropped, descSent, descAcked, descDuplicate, descRejected, descFailed, descSpoolDropped,
+		descUnwindBuilds, descUnwindEvict, descUnwindErrors, descUnwindNoCFI, descUnwindRefr, descUnwindRefErr}
+	gaugeDescs = []*prometheus.Desc{descSpoolBytes, descSpoolBatches, descUnwindFiles, descUnwindRows, descUnwindBytes}
 )
 
 // statsCollector exports Stats at scrape time, so counters never disagree
@@ -59,7 +71,7 @@ var (
 type statsCollector struct{ a *Agent }
 
 func (c statsCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range append(append([]*prometheus.Desc{descDrops, descCapMissing}, counterDescs...), gaugeDescs...) {
+	for _, d := range append(append([]*prometheus.Desc{descDrops, descCapMissing, descUnwindSecs, descWalkEnds}, counterDescs...), gaugeDescs...) {
 		ch <- d
 	}
 }
@@ -70,14 +82,22 @@ func (c statsCollector) Collect(ch chan<- prometheus.Metric) {
 		st.Sampler.Samples, st.Sampler.Drained, st.Sampler.TruncatedUserStacks, st.Flushes, st.FlushErrors, st.Batches, st.Rows,
 		st.Frames, st.UnknownFrames, st.EventsHandled, st.StartErrors, st.ForksDropped, st.Ship.Sent, st.Ship.Acked, st.Ship.Duplicate,
 		st.Ship.Rejected, st.Ship.Failed, st.Ship.SpoolDropped,
+		st.Unwind.Builds, st.Unwind.Evictions, st.Unwind.CompileErrors, st.Unwind.NoCFI, st.Unwind.Refreshes, st.Unwind.RefreshErrors,
 	}
 	for i, d := range counterDescs {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(counters[i]))
 	}
 	ch <- prometheus.MustNewConstMetric(descSpoolBytes, prometheus.GaugeValue, float64(st.Ship.SpoolBytes))
 	ch <- prometheus.MustNewConstMetric(descSpoolBatches, prometheus.GaugeValue, float64(st.Ship.SpoolBatches))
+	ch <- prometheus.MustNewConstMetric(descUnwindFiles, prometheus.GaugeValue, float64(st.Unwind.Files))
+	ch <- prometheus.MustNewConstMetric(descUnwindRows, prometheus.GaugeValue, float64(st.Unwind.Rows))
+	ch <- prometheus.MustNewConstMetric(descUnwindBytes, prometheus.GaugeValue, float64(st.Unwind.Bytes))
+	ch <- prometheus.MustNewConstMetric(descUnwindSecs, prometheus.CounterValue, st.Unwind.BuildTime.Seconds())
 	for _, r := range c.a.degraded {
 		ch <- prometheus.MustNewConstMetric(descCapMissing, prometheus.GaugeValue, 1, r.Cap.String())
+	}
+	for e := range sampler.WalkEnd(sampler.NumWalkEnds) {
+		ch <- prometheus.MustNewConstMetric(descWalkEnds, prometheus.CounterValue, float64(st.Sampler.WalkEnds[e]), e.String())
 	}
 	for r := range sampler.NumDropReasons {
 		ch <- prometheus.MustNewConstMetric(descDrops, prometheus.CounterValue, float64(st.Sampler.Drops[r]), r.String())

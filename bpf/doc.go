@@ -39,9 +39,10 @@
 // Samples at a pc outside every known mapping send EVENT_REFRESH (at most
 // every 200 ms per process).
 //
-// Status: user space does not load unwind tables yet, so every walk uses
-// frame pointers today (same stacks as before: C -O2 and Debian's libc stay
-// truncated, Go unwinds fully).
+// User space (agent/unwind.Loader, through agent/sampler) compiles a
+// file's table once per build id, the first time a process mapping it is
+// refreshed (exec, fork, EVENT_REFRESH), and writes each process's
+// mappings; Go binaries get file id 0 and are walked by frame pointers.
 //
 // Loading and attaching is done by agent/sampler; this package only
 // embeds the object files.

@@ -5,6 +5,8 @@ import (
 	"os"
 	"runtime"
 	"time"
+
+	"github.com/fleetprof/fleetprof/agent/unwind"
 )
 
 // Defaults and limits of Config.
@@ -13,6 +15,17 @@ const (
 	DefaultDrainInterval = 10 * time.Second
 	DefaultEventRingSize = 256 << 10
 	DefaultEventBuffer   = 1024
+	// DefaultUnwindRows is the unwind_rows array size (16 bytes each).
+	DefaultUnwindRows = unwind.DefaultMaxRowBytes / unwind.RowSize
+	// DefaultUnwindFiles is the number of unwind_files entries (file ids).
+	DefaultUnwindFiles = unwind.DefaultMaxFiles
+	// DefaultUnwindProcs is the number of processes pid_maps holds
+	// (allocated on use, ~6 KiB each).
+	DefaultUnwindProcs = 16384
+	// maxUnwindRows is the walker's binary-search depth (ROW_SEARCH_STEPS).
+	maxUnwindRows = 1 << 24
+	// maxUnwindFiles is MAX_FILES in bpf/native.bpf.h.
+	maxUnwindFiles = 65536
 
 	// MaxHz is the kernel's default perf_event_max_sample_rate order of
 	// magnitude; beyond a few kHz the sampler itself dominates CPU time.
@@ -57,6 +70,12 @@ type Config struct {
 	// When the reader falls behind, the kernel ring fills and further
 	// events are counted as DropEventsLost.
 	EventBuffer int
+	// UnwindRows, UnwindFiles and UnwindProcs size the unwind-table maps
+	// (unwind_rows, unwind_files, pid_maps); agent/unwind.Loader fills them.
+	UnwindRows, UnwindFiles, UnwindProcs int
+	// FramePointersOnly walks user stacks by frame pointers only (the
+	// baseline for measuring table-driven unwinding).
+	FramePointersOnly bool
 }
 
 // WithDefaults returns c with zero fields set to their defaults, sized for
@@ -89,6 +108,15 @@ func (c Config) withDefaults(ncpu int) Config {
 	if c.EventBuffer == 0 {
 		c.EventBuffer = DefaultEventBuffer
 	}
+	if c.UnwindRows == 0 {
+		c.UnwindRows = DefaultUnwindRows
+	}
+	if c.UnwindFiles == 0 {
+		c.UnwindFiles = DefaultUnwindFiles
+	}
+	if c.UnwindProcs == 0 {
+		c.UnwindProcs = DefaultUnwindProcs
+	}
 	return c
 }
 
@@ -105,6 +133,12 @@ func (c Config) Validate() error {
 		return fmt.Errorf("count map entries %d out of range [1, %d]", c.CountMapEntries, maxCountMapEntries)
 	case c.EventRingSize < os.Getpagesize() || c.EventRingSize&(c.EventRingSize-1) != 0:
 		return fmt.Errorf("event ring size %d must be a power of two of at least one page (%d)", c.EventRingSize, os.Getpagesize())
+	case c.UnwindRows < 1 || c.UnwindRows > maxUnwindRows:
+		return fmt.Errorf("unwind rows %d out of range [1, %d]", c.UnwindRows, maxUnwindRows)
+	case c.UnwindFiles < 1 || c.UnwindFiles > maxUnwindFiles:
+		return fmt.Errorf("unwind files %d out of range [1, %d]", c.UnwindFiles, maxUnwindFiles)
+	case c.UnwindProcs < 1:
+		return fmt.Errorf("unwind procs %d must be positive", c.UnwindProcs)
 	case c.EventBuffer < 0:
 		return fmt.Errorf("event buffer %d must not be negative", c.EventBuffer)
 	}

@@ -17,6 +17,9 @@ const (
 	EventExec EventKind = EventKind(bpf.ProfilerEventKindEVENT_EXEC) // process replaced its image
 	EventExit EventKind = EventKind(bpf.ProfilerEventKindEVENT_EXIT) // last thread of the process exited
 	EventFork EventKind = EventKind(bpf.ProfilerEventKindEVENT_FORK) // new process (not thread) created
+	// EventRefresh: a sample met a pc outside the process's known mappings
+	// (new process, dlopen, libraries mapped after exec): re-read its maps.
+	EventRefresh EventKind = EventKind(bpf.ProfilerEventKindEVENT_REFRESH)
 )
 
 func (k EventKind) String() string {
@@ -27,6 +30,8 @@ func (k EventKind) String() string {
 		return "exit"
 	case EventFork:
 		return "fork"
+	case EventRefresh:
+		return "refresh"
 	}
 	return fmt.Sprintf("EventKind(%d)", uint8(k))
 }

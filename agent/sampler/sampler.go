@@ -64,6 +64,7 @@ type Sampler struct {
 	noBatch   bool // batch ops unsupported (or disabled by tests)
 	drained   uint64
 	truncated uint64
+	walkEnds  [NumWalkEnds]uint64
 	missing   uint64
 
 	malformed atomic.Uint64 // written by the event goroutine
@@ -110,6 +111,12 @@ func New(cfg Config) (*Sampler, error) {
 		spec.Maps[name].MaxEntries = uint32(cfg.CountMapEntries)
 	}
 	spec.Maps[bpf.ProfilerMapEvents].MaxEntries = uint32(cfg.EventRingSize)
+	spec.Maps[bpf.ProfilerMapUnwindRows].MaxEntries = uint32(cfg.UnwindRows)
+	spec.Maps[bpf.ProfilerMapUnwindFiles].MaxEntries = uint32(cfg.UnwindFiles)
+	spec.Maps[bpf.ProfilerMapPidMaps].MaxEntries = uint32(cfg.UnwindProcs)
+	if err := spec.Variables[bpf.ProfilerVarUseTables].Set(!cfg.FramePointersOnly); err != nil {
+		return nil, fmt.Errorf("set use_tables: %w", err)
+	}
 	if err := spec.Variables[bpf.ProfilerVarSkipIdle].Set(!cfg.SampleIdle); err != nil {
 		return nil, fmt.Errorf("set skip_idle: %w", err)
 	}
@@ -393,8 +400,11 @@ func (s *Sampler) Drain() ([]Sample, Stats, error) {
 		if (k.UserStack != 0 && user == nil) || (k.KernelStackId >= 0 && kernel == nil) {
 			s.missing += c
 		}
-		if len(user) == 1 {
-			s.truncated += c
+		if k.UserStack != 0 && k.UserEnd < NumWalkEnds {
+			s.walkEnds[k.UserEnd] += c
+			if WalkEnd(k.UserEnd) != WalkRoot {
+				s.truncated += c
+			}
 		}
 		s.drained += c
 		samples = append(samples, Sample{
@@ -560,6 +570,7 @@ func (s *Sampler) stats() (Stats, error) {
 		UserMode:            kern[bpf.ProfilerStatIdxSTAT_USER_MODE],
 		Drained:             s.drained,
 		TruncatedUserStacks: s.truncated,
+		WalkEnds:            s.walkEnds,
 	}
 	st.Drops[DropCountMapFull] = kern[bpf.ProfilerStatIdxSTAT_COUNT_MAP_FULL]
 	st.Drops[DropCountMapError] = kern[bpf.ProfilerStatIdxSTAT_COUNT_MAP_ERROR]

@@ -1,5 +1,7 @@
 package sampler
 
+import "github.com/fleetprof/fleetprof/agent/unwind"
+
 // Source is the kernel boundary of the agent: what it needs from a
 // sampler. *Sampler implements it; samplertest.Fake is the hand-written
 // fake for unit tests of code that consumes samples and events.
@@ -11,6 +13,8 @@ type Source interface {
 	Events() <-chan ProcEvent
 	// Close stops sampling and closes the Events channel.
 	Close() error
+	// Tables are the unwind-table maps the walker follows.
+	unwind.Tables
 }
 
 var _ Source = (*Sampler)(nil)

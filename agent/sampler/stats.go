@@ -1,5 +1,11 @@
 package sampler
 
+import (
+	"fmt"
+
+	"github.com/fleetprof/fleetprof/bpf"
+)
+
 // DropReason says why a sample, a stack or an event was lost.
 type DropReason int
 
@@ -54,10 +60,32 @@ type Stats struct {
 	Drained uint64
 	// Drops counts losses by reason.
 	Drops [NumDropReasons]uint64
-	// TruncatedUserStacks counts drained samples whose user stack has a
-	// single frame: the frame-pointer chain broke at the leaf (code without
-	// frame pointers), so the stack is almost certainly incomplete.
+	// TruncatedUserStacks counts drained samples whose user walk did not
+	// reach the root (WalkEnds other than WalkRoot).
 	TruncatedUserStacks uint64
+	// WalkEnds counts drained samples with a user stack by how its walk ended.
+	WalkEnds [NumWalkEnds]uint64
+}
+
+// WalkEnd is how the kernel's user-stack walk ended (enum walk_end).
+type WalkEnd uint32
+
+// Walk ends.
+const (
+	WalkRoot    WalkEnd = WalkEnd(bpf.ProfilerWalkEndWALK_ROOT)     // stop rule or zero return address
+	WalkNoRule  WalkEnd = WalkEnd(bpf.ProfilerWalkEndWALK_NO_RULE)  // a pc without a usable rule, frame pointers failed
+	WalkBadRead WalkEnd = WalkEnd(bpf.ProfilerWalkEndWALK_BAD_READ) // unreadable or implausible stack slot
+	WalkDepth   WalkEnd = WalkEnd(bpf.ProfilerWalkEndWALK_DEPTH)    // frame limit reached
+	NumWalkEnds         = 4
+)
+
+var walkEndNames = [NumWalkEnds]string{"root", "no_rule", "bad_read", "depth"}
+
+func (e WalkEnd) String() string {
+	if e < NumWalkEnds {
+		return walkEndNames[e]
+	}
+	return fmt.Sprintf("WalkEnd(%d)", uint32(e))
 }
 
 // DroppedSamples is the number of samples lost entirely.

@@ -5,6 +5,7 @@ import (
 	"sync"
 
 	"github.com/fleetprof/fleetprof/agent/sampler"
+	"github.com/fleetprof/fleetprof/agent/unwind"
 )
 
 // Fake is a sampler.Source whose samples, drops and events the test
@@ -16,6 +17,10 @@ type Fake struct {
 	failErr error
 	closed  bool
 	events  chan sampler.ProcEvent
+
+	rows  []unwind.Row
+	files map[uint32][2]uint32
+	procs map[uint32][]unwind.Mapping
 }
 
 var _ sampler.Source = (*Fake)(nil)
@@ -102,4 +107,64 @@ func (f *Fake) Close() error {
 		close(f.events)
 	}
 	return nil
+}
+
+// WriteRows stores rows in the Fake's row array (grown as needed).
+func (f *Fake) WriteRows(first uint32, rows []unwind.Row) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if need := int(first) + len(rows); need > len(f.rows) {
+		f.rows = append(f.rows, make([]unwind.Row, need-len(f.rows))...)
+	}
+	copy(f.rows[first:], rows)
+	return nil
+}
+
+// SetFile records file id's row range.
+func (f *Fake) SetFile(id, first, count uint32) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.files == nil {
+		f.files = map[uint32][2]uint32{}
+	}
+	f.files[id] = [2]uint32{first, count}
+	return nil
+}
+
+// SetProcess records pid's mappings.
+func (f *Fake) SetProcess(pid uint32, maps []unwind.Mapping) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.procs == nil {
+		f.procs = map[uint32][]unwind.Mapping{}
+	}
+	f.procs[pid] = append([]unwind.Mapping(nil), maps...)
+	return nil
+}
+
+// DeleteProcess forgets pid's mappings.
+func (f *Fake) DeleteProcess(pid uint32) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.procs, pid)
+	return nil
+}
+
+// Process returns the mappings last written for pid.
+func (f *Fake) Process(pid uint32) ([]unwind.Mapping, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	m, ok := f.procs[pid]
+	return m, ok
+}
+
+// FileRows returns the rows file id points at (nil: none).
+func (f *Fake) FileRows(id uint32) []unwind.Row {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	r, ok := f.files[id]
+	if !ok || r[1] == 0 {
+		return nil
+	}
+	return append([]unwind.Row(nil), f.rows[r[0]:r[0]+r[1]]...)
 }

@@ -1,0 +1,87 @@
+// Package unwind compiles the call-frame information (CFI) of ELF files into
+// the compact unwind tables the eBPF stack walker (bpf/native.bpf.h) follows,
+// and keeps those tables in the kernel for the processes being sampled.
+//
+// # Building a table
+//
+// Build reads .eh_frame and, where present in the file itself, .debug_frame
+// (FDEs of .debug_frame only fill ranges .eh_frame does not cover). Each FDE's
+// CIE initial instructions and its own instructions are run through a DWARF
+// CFA interpreter (DW_CFA_* including remember/restore_state) that tracks the
+// CFA rule and the rules of three registers: the stack pointer's caller value
+// is the CFA, the frame pointer (x86-64 rbp, arm64 x29) and the return
+// address column (x86-64 16, arm64 x30). Every location change produces a row.
+//
+// # Table format
+//
+// A table is a sequence of 16-byte rows, little-endian, sorted by PC with no
+// two rows at the same PC. A row covers [PC, next row's PC); the last row of a
+// file is always a gap row. Layout (struct unwind_row in bpf/native.bpf.h):
+//
+//	offset size field
+//	0      4    pc       ELF virtual address (link-time, before load bias)
+//	4      4    cfa_off  signed
+//	8      1    kind     Kind
+//	9      1    fp_rule  FPSame or FPAtCFA
+//	10     2    fp_off   signed; PLT rows: the (pc & 15) threshold
+//	12     1    ra_rule  RAAtCFA or RAInLR
+//	13     1    pad      0
+//	14     2    ra_off   signed
+//
+// Kinds and what the walker does with them:
+//
+//	KindGap (0)         no CFI covers the pc: frame-pointer step
+//	KindCFASP (1)       cfa = sp + cfa_off
+//	KindCFAFP (2)       cfa = fp + cfa_off
+//	KindCFADerefFP (3)  cfa = *(fp + cfa_off): stack realignment (gcc's main:
+//	                    DW_OP_breg6 N; DW_OP_deref)
+//	KindPLT (4)         x86-64 lazy-binding PLT stubs: cfa = sp + cfa_off +
+//	                    ((pc & 15) >= fp_off ? 8 : 0), the one expression
+//	                    binutils emits for .plt
+//	KindSignal (5)      x86-64 signal trampoline (CIE augmentation "S"):
+//	                    registers restored from the ucontext at sp
+//	KindStop (6)        return address undefined (DW_CFA_undefined on the RA
+//	                    column, e.g. _start): the walk ends at the root
+//	KindUnsupported (7) CFI the walker cannot follow (CFA in another register,
+//	                    other expressions): frame-pointer step
+//
+// The return address is at cfa + ra_off (RAAtCFA) or, on arm64 where the RA
+// column has no rule yet (function entry, leaf functions), in the link
+// register (RAInLR; only usable at the first frame). The caller's frame
+// pointer is at cfa + fp_off (FPAtCFA) or unchanged (FPSame). Offsets that do
+// not fit their field make the row KindUnsupported. Adjacent rows that differ
+// only in pc are merged. Files linked above 4 GiB have their rows beyond it
+// dropped (the walker's pc is 32-bit).
+//
+// # Loading tables
+//
+// Loader keeps one table per file, shared by every process mapping it and
+// keyed by the file's GNU build id (dev:inode of the mapping first, so a
+// known file is not even opened again). Loader.Refresh(pid) reads
+// /proc/PID/maps and writes the process's executable mappings (start, end,
+// load bias, file id; at most MaxMappings) to pid_maps at once; files it has
+// not seen get a file id and are queued for Loader.Run, which compiles them
+// in its own goroutine and writes unwind_rows and unwind_files. Until a
+// file's rows are in, the walker steps by frame pointers there, so a refresh
+// never waits for a compile.
+//
+// The agent refreshes a process at exec, for fork children, and whenever the
+// walker sends EVENT_REFRESH (a pc outside the process's known mappings, at
+// most every 200 ms per process: a process the agent has not seen yet, a
+// library mapped by the dynamic loader after exec, dlopen). Mappings are
+// deleted at exit.
+//
+// Memory bound: all rows live in one array (unwind_rows) of
+// Config.MaxRowBytes bytes (default 32 MiB, kernel memory, preallocated).
+// When a new table does not fit in a free range, least recently used tables
+// (last use: a refresh of a process mapping them) are evicted until it fits;
+// an evicted file keeps its id with zero rows (walks there use frame
+// pointers) and is rebuilt at the next refresh of a process mapping it.
+// Files whose CFI exceeds Config.MaxCFIBytes, whose table alone exceeds the
+// budget, or that fail to compile are left to frame pointers and counted
+// (Stats.CompileErrors); Go binaries (.gopclntab) are never compiled. The
+// agent exports Stats as fleetprof_agent_unwind_* metrics.
+//
+// The kernel side is reached through the Tables interface (agent/sampler
+// implements it, samplertest.Fake is the in-memory fake).
+package unwind

@@ -1,0 +1,624 @@
+package unwind
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"debug/elf"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// Defaults and limits of Config.
+const (
+	// DefaultMaxRowBytes bounds all tables together: 32 MiB hold about 70
+	// tables the size of Debian's libc (450 KB each); 16 MiB thrashed on a
+	// busy 2-core build host (90 evictions in 30 s).
+	DefaultMaxRowBytes = 32 << 20
+	// DefaultMaxFiles bounds the files that get a file id.
+	DefaultMaxFiles = 8192
+	// DefaultBuildQueue bounds the files waiting for their table.
+	DefaultBuildQueue = 256
+	// MaxMappings is MAX_PROC_MAPPINGS in bpf/native.bpf.h: executable
+	// mappings per process beyond it are left out (frame pointers there).
+	MaxMappings = 256
+	// maxFileID is MAX_FILES in bpf/native.bpf.h.
+	maxFileID = 65536
+)
+
+// ErrTooLarge means a file's table alone exceeds Config.MaxRowBytes.
+var ErrTooLarge = errors.New("unwind table larger than the row budget")
+
+// Mapping is one executable mapping of a process as the walker sees it
+// (struct proc_mapping): pc in [Start, End) is ELF address pc - Bias of
+// file FileID (0: no table, frame pointers).
+type Mapping struct {
+	Start, End, Bias uint64
+	FileID           uint32
+}
+
+// Tables is the kernel side of the loader (the unwind_rows, unwind_files
+// and pid_maps maps). agent/sampler implements it; samplertest.Fake is
+// the in-memory fake.
+type Tables interface {
+	// WriteRows stores rows at unwind_rows[first, first+len(rows)).
+	WriteRows(first uint32, rows []Row) error
+	// SetFile points file id at unwind_rows[first, first+count); count 0
+	// means no table.
+	SetFile(id, first, count uint32) error
+	// SetProcess replaces pid's mappings (sorted by Start).
+	SetProcess(pid uint32, maps []Mapping) error
+	// DeleteProcess forgets pid's mappings.
+	DeleteProcess(pid uint32) error
+}
+
+// Config configures a Loader. Zero fields mean "default".
+type Config struct {
+	// MaxRowBytes is the size of the unwind_rows array in bytes (RowSize
+	// per row); least recently used tables are evicted to stay within it.
+	MaxRowBytes int
+	// MaxFiles is the number of file ids (unwind_files entries).
+	MaxFiles int
+	// ProcRoot is where proc is mounted (default /proc).
+	ProcRoot string
+	// MaxCFIBytes skips files whose .eh_frame plus .debug_frame exceed it
+	// (default MaxRowBytes): their table could not fit anyway, and
+	// compiling them costs seconds and tens of MB.
+	MaxCFIBytes int
+	// BuildQueue is how many files may wait for their table (default
+	// 256); files beyond it are retried at their next refresh.
+	BuildQueue int
+}
+
+// WithDefaults returns c with zero fields set to their defaults.
+func (c Config) WithDefaults() Config {
+	if c.MaxRowBytes == 0 {
+		c.MaxRowBytes = DefaultMaxRowBytes
+	}
+	if c.MaxFiles == 0 {
+		c.MaxFiles = DefaultMaxFiles
+	}
+	if c.ProcRoot == "" {
+		c.ProcRoot = "/proc"
+	}
+	if c.MaxCFIBytes == 0 {
+		c.MaxCFIBytes = c.MaxRowBytes
+	}
+	if c.BuildQueue == 0 {
+		c.BuildQueue = DefaultBuildQueue
+	}
+	return c
+}
+
+// Validate reports the first invalid field.
+func (c Config) Validate() error {
+	switch {
+	case c.MaxRowBytes < RowSize:
+		return fmt.Errorf("max row bytes %d below one row (%d)", c.MaxRowBytes, RowSize)
+	case c.MaxRowBytes/RowSize > 1<<24:
+		return fmt.Errorf("max row bytes %d above 2^24 rows (the walker's search depth)", c.MaxRowBytes)
+	case c.MaxCFIBytes < 0:
+		return fmt.Errorf("max cfi bytes %d must not be negative", c.MaxCFIBytes)
+	case c.BuildQueue < 1:
+		return fmt.Errorf("build queue %d must be positive", c.BuildQueue)
+	case c.MaxFiles < 2 || c.MaxFiles > maxFileID:
+		return fmt.Errorf("max files %d out of range [2, %d]", c.MaxFiles, maxFileID)
+	}
+	return nil
+}
+
+// Rows is the number of rows of c.MaxRowBytes.
+func (c Config) Rows() int { return c.MaxRowBytes / RowSize }
+
+// Stats are the loader's counters and gauges.
+type Stats struct {
+	Files         int           // files with a table in the kernel
+	Rows          int           // rows in the kernel
+	Bytes         int           // Rows × RowSize
+	Builds        uint64        // tables compiled
+	BuildTime     time.Duration // total compile time
+	Evictions     uint64        // tables evicted to fit the row budget
+	CompileErrors uint64        // files whose CFI could not be compiled or did not fit
+	NoCFI         uint64        // files without CFI (frame pointers)
+	Refreshes     uint64        // process maps read
+	RefreshErrors uint64        // process maps that could not be read or written
+	OutOfIDs      uint64        // files left without a table because every file id is taken
+}
+
+// segment is a PT_LOAD of a file, to turn a mapping into a load bias.
+type segment struct{ off, vaddr, filesz uint64 }
+
+// file is one ELF file known to the loader.
+type file struct {
+	id          uint32
+	first, rows uint32 // rows in unwind_rows; rows 0: none loaded
+	segs        []segment
+	lastUse     uint64
+	noTable     bool // no CFI, unsupported or failed: never retried
+	queued      bool // waiting in the build queue
+}
+
+// job asks the builder for f's table, opening it through dir and m.
+type job struct {
+	f   *file
+	dir string
+	m   procMap
+}
+
+// span is a free range of unwind_rows.
+type span struct{ first, n uint32 }
+
+// Loader compiles and loads unwind tables for processes. Its methods are
+// safe for concurrent use.
+type Loader struct {
+	cfg Config
+	tab Tables
+
+	mu      sync.Mutex
+	byKey   map[string]*file     // dev:inode of the mapping
+	byBuild map[string]*file     // GNU build id
+	procs   map[uint32][]*file   // files of each process's last refresh
+	maps    map[uint32][]Mapping // mappings last written for each process
+	nextID  uint32
+	free    []span // sorted by first, merged
+	tick    uint64
+	stats   Stats
+	queue   chan job
+}
+
+// NewLoader returns a Loader writing to tab.
+func NewLoader(cfg Config, tab Tables) (*Loader, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("invalid unwind config: %w", err)
+	}
+	return &Loader{
+		cfg: cfg, tab: tab,
+		byKey: map[string]*file{}, byBuild: map[string]*file{}, procs: map[uint32][]*file{}, maps: map[uint32][]Mapping{},
+		nextID: 1,
+		free:   []span{{0, uint32(cfg.Rows())}},
+		queue:  make(chan job, cfg.BuildQueue),
+	}, nil
+}
+
+// Stats returns a snapshot of the counters.
+func (l *Loader) Stats() Stats {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	st := l.stats
+	st.Bytes = st.Rows * RowSize
+	return st
+}
+
+// ProcessExited forgets pid's mappings in the kernel.
+func (l *Loader) ProcessExited(pid uint32) error {
+	l.mu.Lock()
+	delete(l.procs, pid)
+	delete(l.maps, pid)
+	l.mu.Unlock()
+	return l.tab.DeleteProcess(pid)
+}
+
+// Sampled marks the tables of pids as used now, so eviction takes tables
+// of files nothing runs rather than those of busy long-lived processes.
+func (l *Loader) Sampled(pids []uint32) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.tick++
+	for _, pid := range pids {
+		for _, f := range l.procs[pid] {
+			f.lastUse = l.tick
+		}
+	}
+}
+
+// Ready reports whether every file of pid's last refresh has its table
+// loaded or is known to have none.
+func (l *Loader) Ready(pid uint32) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	fs, ok := l.procs[pid]
+	if !ok {
+		return false
+	}
+	for _, f := range fs {
+		if f.id != 0 && !f.noTable && f.rows == 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// Run compiles queued tables until ctx is done. Refresh never waits for a
+// compile: a process's mappings name their file ids at once, and the walker
+// uses frame pointers for a file until its rows are in.
+func (l *Loader) Run(ctx context.Context) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case j := <-l.queue:
+			l.build(j)
+		}
+	}
+}
+
+// BuildPending compiles every queued table now (tests without Run).
+func (l *Loader) BuildPending() {
+	for {
+		select {
+		case j := <-l.queue:
+			l.build(j)
+		default:
+			return
+		}
+	}
+}
+
+// Refresh reads pid's executable mappings, queues tables for files it
+// has not seen and writes the process's mappings. changed reports whether
+// they differ from the previous refresh of pid (a new process, or code
+// mapped or unmapped since). Call it when a process
+// starts and whenever the walker reports a pc outside its known mappings.
+func (l *Loader) Refresh(pid uint32) (changed bool, err error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.stats.Refreshes++
+	changed, err = l.refresh(pid)
+	if err != nil {
+		l.stats.RefreshErrors++
+	}
+	return changed, err
+}
+
+func (l *Loader) refresh(pid uint32) (bool, error) {
+	dir := filepath.Join(l.cfg.ProcRoot, strconv.FormatUint(uint64(pid), 10))
+	raw, err := os.ReadFile(filepath.Join(dir, "maps"))
+	if err != nil {
+		return false, fmt.Errorf("read maps of %d: %w", pid, err)
+	}
+	ms := parseExecMaps(raw)
+	l.tick++
+	var out []Mapping
+	var files []*file
+	for _, m := range ms {
+		if len(out) == MaxMappings {
+			break
+		}
+		f := l.fileFor(dir, m)
+		if f != nil && (len(files) == 0 || files[len(files)-1] != f) {
+			files = append(files, f)
+		}
+		wm := Mapping{Start: m.start, End: m.end}
+		if f != nil && f.id != 0 && !f.noTable {
+			if bias, ok := f.bias(m); ok {
+				wm.Bias, wm.FileID = bias, f.id
+			}
+		}
+		out = append(out, wm)
+	}
+	l.procs[pid] = files
+	old, known := l.maps[pid]
+	if known && slices.Equal(old, out) {
+		return false, nil
+	}
+	if err := l.tab.SetProcess(pid, out); err != nil {
+		return false, fmt.Errorf("write mappings of %d: %w", pid, err)
+	}
+	l.maps[pid] = out
+	return true, nil
+}
+
+// bias returns pc - vaddr for pcs in m.
+func (f *file) bias(m procMap) (uint64, bool) {
+	for _, s := range f.segs {
+		if m.off >= s.off && m.off < s.off+max(s.filesz, 1) {
+			return m.start - m.off + s.off - s.vaddr, true
+		}
+	}
+	return 0, false
+}
+
+// fileFor returns the file of m with its table loaded, or nil.
+func (l *Loader) fileFor(dir string, m procMap) *file {
+	key := m.dev + ":" + strconv.FormatUint(m.inode, 10)
+	f := l.byKey[key]
+	if f == nil {
+		f = l.open(dir, m)
+		if f == nil {
+			return nil
+		}
+		l.byKey[key] = f
+	}
+	f.lastUse = l.tick
+	if f.noTable || f.rows > 0 || f.queued {
+		return f
+	}
+	// First use, or evicted since.
+	select {
+	case l.queue <- job{f: f, dir: dir, m: m}:
+		f.queued = true
+	default: // full: the next refresh asks again
+	}
+	return f
+}
+
+// openELF opens the file behind m: through map_files (works for deleted
+// files and other mount namespaces), else through the process's root.
+func openELF(dir string, m procMap) (*elf.File, error) {
+	f, err := elf.Open(filepath.Join(dir, "map_files", fmt.Sprintf("%x-%x", m.start, m.end)))
+	if err == nil {
+		return f, nil
+	}
+	return elf.Open(filepath.Join(dir, "root", m.path))
+}
+
+// open identifies a new file (by build id where it has one) without
+// building its table.
+func (l *Loader) open(dir string, m procMap) *file {
+	ef, err := openELF(dir, m)
+	if err != nil {
+		return nil // gone or not ELF: next refresh tries again
+	}
+	defer ef.Close()
+	bid := buildID(ef)
+	if bid != "" {
+		if f := l.byBuild[bid]; f != nil {
+			return f
+		}
+	}
+	f := &file{}
+	if !hasCFI(ef) {
+		// Known before any build, so the process's mappings never change
+		// from "table coming" to "frame pointers".
+		l.stats.NoCFI++
+		f.noTable = true
+		return f
+	}
+	for _, p := range ef.Progs {
+		if p.Type == elf.PT_LOAD {
+			f.segs = append(f.segs, segment{off: p.Off, vaddr: p.Vaddr, filesz: p.Filesz})
+		}
+	}
+	if int(l.nextID) >= l.cfg.MaxFiles {
+		l.stats.OutOfIDs++
+		f.noTable = true
+		return f
+	}
+	f.id = l.nextID
+	l.nextID++
+	if bid != "" {
+		l.byBuild[bid] = f
+	}
+	return f
+}
+
+// build compiles j's table without holding the lock, then loads it.
+func (l *Loader) build(j job) {
+	rows, err := compileFile(j.dir, j.m, l.cfg.MaxCFIBytes)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	j.f.queued = false
+	l.stats.Builds++
+	l.stats.BuildTime += rows.took
+	switch {
+	case errors.Is(err, errGone):
+		return // retried at the next refresh of a process mapping it
+	case errors.Is(err, ErrNoCFI):
+		l.stats.NoCFI++
+		j.f.noTable = true
+		return
+	case err == nil && len(rows.rows) > l.cfg.Rows():
+		err = ErrTooLarge
+	}
+	if err != nil {
+		l.stats.CompileErrors++
+		j.f.noTable = true
+		return
+	}
+	l.load(j.f, rows.rows)
+}
+
+// errGone means the file could not be opened any more.
+var errGone = errors.New("file gone")
+
+type compiled struct {
+	rows []Row
+	took time.Duration
+}
+
+// compileFile opens and compiles the file behind m.
+func compileFile(dir string, m procMap, maxCFI int) (compiled, error) {
+	ef, err := openELF(dir, m)
+	if err != nil {
+		return compiled{}, fmt.Errorf("%w: %w", errGone, err)
+	}
+	defer ef.Close()
+	if !hasCFI(ef) {
+		return compiled{}, ErrNoCFI
+	}
+	var size uint64
+	for _, name := range []string{".eh_frame", ".debug_frame"} {
+		if s := ef.Section(name); s != nil {
+			size += s.Size
+		}
+	}
+	if size > uint64(maxCFI) {
+		return compiled{}, fmt.Errorf("%w: %d bytes of CFI", ErrTooLarge, size)
+	}
+	start := time.Now()
+	rows, err := Build(ef)
+	return compiled{rows: rows, took: time.Since(start)}, err
+}
+
+// hasCFI reports whether f has CFI worth compiling: Go code keeps frame
+// pointers (and its .debug_frame is large).
+func hasCFI(f *elf.File) bool {
+	if f.Section(".gopclntab") != nil || f.Section(".go.buildinfo") != nil {
+		return false
+	}
+	for _, name := range []string{".eh_frame", ".debug_frame"} {
+		if s := f.Section(name); s != nil && s.Type != elf.SHT_NOBITS && s.Size > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// load writes rows as f's table, evicting others to make room.
+func (l *Loader) load(f *file, rows []Row) {
+	first, ok := l.alloc(uint32(len(rows)), f)
+	if !ok {
+		l.stats.CompileErrors++
+		return
+	}
+	if err := l.tab.WriteRows(first, rows); err != nil {
+		l.release(first, uint32(len(rows)))
+		l.stats.CompileErrors++
+		return
+	}
+	if err := l.tab.SetFile(f.id, first, uint32(len(rows))); err != nil {
+		l.release(first, uint32(len(rows)))
+		l.stats.CompileErrors++
+		return
+	}
+	f.first, f.rows = first, uint32(len(rows))
+	l.stats.Files++
+	l.stats.Rows += len(rows)
+}
+
+// alloc finds n contiguous free rows (first fit), evicting least recently
+// used tables other than keep until they exist.
+func (l *Loader) alloc(n uint32, keep *file) (uint32, bool) {
+	for {
+		for i, s := range l.free {
+			if s.n >= n {
+				l.free[i] = span{s.first + n, s.n - n}
+				if l.free[i].n == 0 {
+					l.free = slices.Delete(l.free, i, i+1)
+				}
+				return s.first, true
+			}
+		}
+		if !l.evictOne(keep) {
+			return 0, false
+		}
+	}
+}
+
+// evictOne drops the least recently used loaded table.
+func (l *Loader) evictOne(keep *file) bool {
+	var victim *file
+	for _, f := range l.byKey {
+		if f.rows > 0 && f != keep && (victim == nil || f.lastUse < victim.lastUse) {
+			victim = f
+		}
+	}
+	if victim == nil {
+		return false
+	}
+	// Unlink before the rows are reused so no walk follows foreign rows.
+	if err := l.tab.SetFile(victim.id, 0, 0); err != nil {
+		return false
+	}
+	l.release(victim.first, victim.rows)
+	l.stats.Files--
+	l.stats.Rows -= int(victim.rows)
+	l.stats.Evictions++
+	victim.first, victim.rows = 0, 0
+	return true
+}
+
+// release returns rows to the free list, merging neighbours.
+func (l *Loader) release(first, n uint32) {
+	i, _ := slices.BinarySearchFunc(l.free, first, func(s span, f uint32) int { return cmpU32(s.first, f) })
+	l.free = slices.Insert(l.free, i, span{first, n})
+	if i+1 < len(l.free) && l.free[i].first+l.free[i].n == l.free[i+1].first {
+		l.free[i].n += l.free[i+1].n
+		l.free = slices.Delete(l.free, i+1, i+2)
+	}
+	if i > 0 && l.free[i-1].first+l.free[i-1].n == l.free[i].first {
+		l.free[i-1].n += l.free[i].n
+		l.free = slices.Delete(l.free, i, i+1)
+	}
+}
+
+// buildID returns the hex GNU build id of f, or "".
+func buildID(f *elf.File) string {
+	for _, s := range f.Sections {
+		if s.Type != elf.SHT_NOTE {
+			continue
+		}
+		data, err := s.Data()
+		if err != nil {
+			continue
+		}
+		for len(data) >= 12 {
+			nameSz := int(f.ByteOrder.Uint32(data))
+			descSz := int(f.ByteOrder.Uint32(data[4:]))
+			typ := f.ByteOrder.Uint32(data[8:])
+			nameEnd := 12 + (nameSz+3)&^3
+			descEnd := nameEnd + (descSz+3)&^3
+			if nameSz < 0 || descSz < 0 || descEnd > len(data) {
+				break
+			}
+			if typ == 3 && nameSz == 4 && bytes.Equal(data[12:15], []byte("GNU")) {
+				return hex.EncodeToString(data[nameEnd : nameEnd+descSz])
+			}
+			data = data[descEnd:]
+		}
+	}
+	return ""
+}
+
+// procMap is one executable file mapping of /proc/PID/maps.
+type procMap struct {
+	start, end, off uint64
+	dev             string
+	inode           uint64
+	path            string
+}
+
+// parseExecMaps returns the executable file-backed mappings of a maps
+// file, sorted by start (as the kernel lists them).
+func parseExecMaps(b []byte) []procMap {
+	var out []procMap
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		f := bytes.Fields(sc.Bytes())
+		if len(f) < 6 || len(f[1]) < 3 || f[1][2] != 'x' || f[5][0] != '/' {
+			continue
+		}
+		addr := bytes.SplitN(f[0], []byte("-"), 2)
+		if len(addr) != 2 {
+			continue
+		}
+		start, err1 := strconv.ParseUint(string(addr[0]), 16, 64)
+		end, err2 := strconv.ParseUint(string(addr[1]), 16, 64)
+		off, err3 := strconv.ParseUint(string(f[2]), 16, 64)
+		inode, err4 := strconv.ParseUint(string(f[4]), 10, 64)
+		if err := errors.Join(err1, err2, err3, err4); err != nil || end <= start {
+			continue
+		}
+		out = append(out, procMap{start: start, end: end, off: off, dev: string(f[3]), inode: inode,
+			path: string(bytes.Join(f[5:], []byte(" ")))})
+	}
+	slices.SortFunc(out, func(a, b procMap) int {
+		switch {
+		case a.start < b.start:
+			return -1
+		case a.start > b.start:
+			return 1
+		}
+		return 0
+	})
+	return out
+}

@@ -1,0 +1,68 @@
+package unwind
+
+import (
+	"testing"
+)
+
+func TestParseExecMaps(t *testing.T) {
+	in := []byte(`55d0c0a00000-55d0c0a01000 r--p 00000000 fd:01 1234 /tmp/chain
+55d0c0a01000-55d0c0a02000 r-xp 00001000 fd:01 1234 /tmp/chain
+7f0000000000-7f0000020000 r-xp 00028000 fd:01 99 /usr/lib/x86_64-linux-gnu/libc.so.6
+7f1000000000-7f1000001000 r-xp 00000000 00:00 0 [vdso]
+7f2000000000-7f2000001000 r-xp 00000000 fd:01 7 /tmp/with space (deleted)
+bad line
+`)
+	got := parseExecMaps(in)
+	want := []procMap{
+		{start: 0x55d0c0a01000, end: 0x55d0c0a02000, off: 0x1000, dev: "fd:01", inode: 1234, path: "/tmp/chain"},
+		{start: 0x7f0000000000, end: 0x7f0000020000, off: 0x28000, dev: "fd:01", inode: 99, path: "/usr/lib/x86_64-linux-gnu/libc.so.6"},
+		{start: 0x7f2000000000, end: 0x7f2000001000, dev: "fd:01", inode: 7, path: "/tmp/with space (deleted)"},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("got %d mappings %+v, want %d", len(got), got, len(want))
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("mapping %d: got %+v, want %+v", i, got[i], want[i])
+		}
+	}
+}
+
+func TestBias(t *testing.T) {
+	f := &file{segs: []segment{{off: 0, vaddr: 0, filesz: 0x1000}, {off: 0x1000, vaddr: 0x401000, filesz: 0x2000}}}
+	b, ok := f.bias(procMap{start: 0x401000, off: 0x1000})
+	if !ok || b != 0 {
+		t.Errorf("non-PIE bias %#x %v, want 0", b, ok)
+	}
+	f = &file{segs: []segment{{off: 0x1000, vaddr: 0x1000, filesz: 0x2000}}}
+	b, ok = f.bias(procMap{start: 0x55d0c0a01000, off: 0x1000})
+	if !ok || b != 0x55d0c0a00000 {
+		t.Errorf("PIE bias %#x %v", b, ok)
+	}
+}
+
+func TestAllocRelease(t *testing.T) {
+	l := &Loader{free: []span{{0, 100}}}
+	a, _ := l.alloc(40, nil)
+	b, _ := l.alloc(60, nil)
+	if a != 0 || b != 40 || len(l.free) != 0 {
+		t.Fatalf("alloc: %d %d free %v", a, b, l.free)
+	}
+	l.release(0, 40)
+	l.release(40, 60)
+	if len(l.free) != 1 || l.free[0] != (span{0, 100}) {
+		t.Errorf("release did not merge: %v", l.free)
+	}
+}
+
+func FuzzParseExecMaps(f *testing.F) {
+	f.Add([]byte("55d0c0a01000-55d0c0a02000 r-xp 00001000 fd:01 1234 /tmp/chain\n"))
+	f.Add([]byte("x-y r-xp z fd 1 /\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		for _, m := range parseExecMaps(b) {
+			if m.end <= m.start || m.path == "" || m.path[0] != '/' {
+				t.Fatalf("bad mapping %+v", m)
+			}
+		}
+	})
+}
