@@ -255,6 +255,8 @@ static __always_inline int finish_sample(struct bpf_perf_event_data *ctx)
 	return 0;
 }
 
+#include "python.bpf.h"
+
 SEC("perf_event")
 int do_sample(struct bpf_perf_event_data *ctx)
 {
