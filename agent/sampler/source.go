@@ -1,5 +1,7 @@
 package sampler
 
+import "github.com/fleetprof/fleetprof/agent/interp/python"
+
 // Source is the kernel boundary of the agent: what it needs from a
 // sampler. *Sampler implements it; samplertest.Fake is the hand-written
 // fake for unit tests of code that consumes samples and events.
@@ -11,6 +13,10 @@ type Source interface {
 	Events() <-chan ProcEvent
 	// Close stops sampling and closes the Events channel.
 	Close() error
+	// SetPython makes the kernel walk the Python frames of a detected
+	// CPython process; ForgetPython undoes it.
+	SetPython(p python.Process) error
+	ForgetPython(pid uint32) error
 }
 
 var _ Source = (*Sampler)(nil)

@@ -58,6 +58,8 @@ type Stats struct {
 	// single frame: the frame-pointer chain broke at the leaf (code without
 	// frame pointers), so the stack is almost certainly incomplete.
 	TruncatedUserStacks uint64
+	// Python counts the kernel Python walker's work and early ends.
+	Python PythonStats
 }
 
 // DroppedSamples is the number of samples lost entirely.

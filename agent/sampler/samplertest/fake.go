@@ -4,6 +4,7 @@ import (
 	"errors"
 	"sync"
 
+	"github.com/fleetprof/fleetprof/agent/interp/python"
 	"github.com/fleetprof/fleetprof/agent/sampler"
 )
 
@@ -16,6 +17,7 @@ type Fake struct {
 	failErr error
 	closed  bool
 	events  chan sampler.ProcEvent
+	python  map[uint32]python.Process
 }
 
 var _ sampler.Source = (*Fake)(nil)
@@ -102,4 +104,31 @@ func (f *Fake) Close() error {
 		close(f.events)
 	}
 	return nil
+}
+
+// SetPython records p as a Python process.
+func (f *Fake) SetPython(p python.Process) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.python == nil {
+		f.python = map[uint32]python.Process{}
+	}
+	f.python[p.PID] = p
+	return nil
+}
+
+// ForgetPython forgets pid's Python record.
+func (f *Fake) ForgetPython(pid uint32) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.python, pid)
+	return nil
+}
+
+// Python returns the Python record last set for pid.
+func (f *Fake) Python(pid uint32) (python.Process, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	p, ok := f.python[pid]
+	return p, ok
 }
