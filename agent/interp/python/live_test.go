@@ -62,7 +62,12 @@ func startWorkload(t *testing.T, py string) (*exec.Cmd, map[string]uint64) {
 // pthread handle, which only the kernel side can see).
 func Interpreters(t *testing.T) []string {
 	t.Helper()
-	out := []string{testenv.LookPath(t, "python3", "python3")}
+	// Debian's own python3, not a pyenv shim earlier in PATH.
+	debian := "/usr/bin/python3"
+	if _, err := os.Stat(debian); err != nil {
+		debian = testenv.LookPath(t, "python3", "python3")
+	}
+	out := []string{debian}
 	root := os.Getenv("PYENV_ROOT")
 	if root == "" {
 		root = filepath.Join(os.Getenv("HOME"), ".pyenv")
@@ -96,7 +101,7 @@ func names(t *testing.T, mem *os.File, p Process, n *Namer, id uint64) ([]string
 // the offsets Detect picked: the same reads the kernel walker makes.
 func TestLiveWalk(t *testing.T) {
 	for _, py := range Interpreters(t) {
-		t.Run(filepath.Base(filepath.Dir(filepath.Dir(py))), func(t *testing.T) { liveWalk(t, py) })
+		t.Run(strings.TrimPrefix(filepath.Base(filepath.Dir(filepath.Dir(py))), "/"), func(t *testing.T) { liveWalk(t, py) })
 	}
 }
 
