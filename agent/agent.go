@@ -49,6 +49,7 @@ type Stats struct {
 	EventsHandled  uint64 // process events handled
 	StartErrors    uint64 // ProcessStarted failures (process already gone)
 	ForksDropped   uint64 // fork children not read because the queue was full
+	Python         PythonStats
 	LastFlushError string
 }
 
@@ -58,6 +59,7 @@ type Agent struct {
 	cfg      Config
 	src      sampler.Source
 	sym      Symbolizer
+	py       *pythons
 	resolver *labels.Resolver
 	kube     *labels.Kube
 	shipper  *ship.Shipper
@@ -142,7 +144,7 @@ func New(cfg Config, src sampler.Source, sym Symbolizer) (*Agent, error) {
 		}
 		token = strings.TrimSpace(string(b))
 	}
-	a := &Agent{cfg: cfg, src: src, sym: sym, period: cfg.periodNS(), mem: memory.DefaultAllocator, lastFlush: time.Now(), forkSet: map[uint32]bool{}}
+	a := &Agent{cfg: cfg, src: src, sym: sym, period: cfg.periodNS(), mem: memory.DefaultAllocator, lastFlush: time.Now(), forkSet: map[uint32]bool{}, py: newPythons(src)}
 	if cfg.Kube == KubeOn || cfg.Kube == KubeAuto && labels.InCluster() {
 		k, err := labels.NewKube(cfg.KubeConfig)
 		if err != nil {
@@ -275,6 +277,7 @@ func (a *Agent) handleEvents(batch []sampler.ProcEvent) {
 		switch ev.Kind {
 		case sampler.EventExec:
 			st.exec, st.exited = true, false
+			a.py.exited(ev.PID) // a new image: detected again by startProcess
 			// Exec keeps the start time but changes comm and environment.
 			a.resolver.Forget(ev.PID)
 		case sampler.EventFork:
@@ -298,6 +301,7 @@ func (a *Agent) handleEvents(batch []sampler.ProcEvent) {
 	}
 	for _, pid := range exits {
 		a.sym.ProcessExited(pid)
+		a.py.exited(pid)
 	}
 	a.mu.Lock()
 	a.exited = append(a.exited, exits...)
@@ -310,6 +314,7 @@ func (a *Agent) startProcess(pid uint32) {
 	if err := a.sym.ProcessStarted(pid); err != nil {
 		a.startErrs.Add(1)
 	}
+	a.py.started(pid)
 	a.resolver.Resolve(pid)
 }
 
@@ -436,7 +441,7 @@ func (a *Agent) aggregate(samples []sampler.Sample) []*row {
 	}
 	byKey := map[key]*row{}
 	for _, s := range samples {
-		frames := a.sym.Symbolize(s.TGID, s.User, s.Kernel)
+		frames := a.py.merge(s, a.sym.Symbolize(s.TGID, s.User, s.Kernel))
 		a.frames.Add(uint64(len(frames)))
 		for _, f := range frames {
 			if strings.HasPrefix(f, "[unknown]") {
@@ -547,6 +552,7 @@ func (a *Agent) Stats() Stats {
 		EventsHandled:  a.events.Load(),
 		StartErrors:    a.startErrs.Load(),
 		ForksDropped:   a.forksDropped.Load(),
+		Python:         a.py.stats(),
 		LastFlushError: last,
 	}
 }
