@@ -191,6 +191,23 @@ func pythonKernelWalk(t *testing.T, py string) {
 		}},
 		{"recurse", func(c []string, e PythonEnd) bool { return e == PythonEndDepth && allRecurse(c) }},
 	}
+	// zlib.compress is C: the zlib thread's leaf pc is mostly in libz,
+	// below its Python caller.
+	libz := libzRanges(t, pid)
+	var inZ, zTotal uint64
+	for _, sm := range byTID[roles["zlib"]] {
+		zTotal += sm.Count
+		for _, r := range libz {
+			if len(sm.User) > 0 && sm.User[0] >= r[0] && sm.User[0] < r[1] {
+				inZ += sm.Count
+				break
+			}
+		}
+	}
+	t.Logf("zlib thread: %d of %d samples with the leaf in libz", inZ, zTotal)
+	if inZ*2 < zTotal {
+		t.Errorf("only %d of %d zlib thread samples have their leaf in libz", inZ, zTotal)
+	}
 	for _, tc := range tests {
 		t.Run(tc.role, func(t *testing.T) {
 			var ok, total, failed uint64
@@ -217,4 +234,27 @@ func pythonKernelWalk(t *testing.T, py string) {
 			}
 		})
 	}
+}
+
+// libzRanges returns the address ranges of libz's mappings in pid.
+func libzRanges(t *testing.T, pid int) [][2]uint64 {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/maps", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out [][2]uint64
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 6 || !strings.Contains(filepath.Base(f[5]), "libz.so") {
+			continue
+		}
+		lo, hi, _ := strings.Cut(f[0], "-")
+		a, err1 := strconv.ParseUint(lo, 16, 64)
+		z, err2 := strconv.ParseUint(hi, 16, 64)
+		if err1 == nil && err2 == nil {
+			out = append(out, [2]uint64{a, z})
+		}
+	}
+	return out
 }
