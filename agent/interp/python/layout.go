@@ -52,7 +52,7 @@ type Layout struct {
 	// into the code's bytecode; f_lasti (3.10, an int counting code units).
 	FrameInstr int64
 
-	CodeAdaptive    int64 // co_code_adaptive: start of the bytecode (3.11+)
+	CodeAdaptive int64 // co_code_adaptive: start of the bytecode (3.11+)
 
 	CodeFilename    int64
 	CodeName        int64 // co_qualname (3.11+), co_name (3.10)
