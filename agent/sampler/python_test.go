@@ -12,6 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cilium/ebpf"
+	"golang.org/x/sys/unix"
+
 	"github.com/fleetprof/fleetprof/agent/interp/python"
 	"github.com/fleetprof/fleetprof/internal/testenv"
 )
@@ -257,4 +260,69 @@ func libzRanges(t *testing.T, pid int) [][2]uint64 {
 		}
 	}
 	return out
+}
+
+// pyBenchPhase is how long each phase of BenchmarkPythonSampleCost samples.
+const pyBenchPhase = 3 * time.Second
+
+// BenchmarkPythonSampleCost measures do_sample's in-kernel time per sample
+// (BPF run-time stats, tail calls included) on a python3 workload, first
+// with the process not handed to the Python walker (native walk only), then
+// with it: the difference is the Python walk.
+func BenchmarkPythonSampleCost(b *testing.B) {
+	testenv.Root(b, "CAP_BPF and CAP_PERFMON to load eBPF programs")
+	s, err := New(Config{Hz: pyTestHz})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	stats, err := ebpf.EnableStats(unix.BPF_STATS_RUN_TIME)
+	if err != nil {
+		testenv.Skip(b, testenv.KernelFeature, "bpf run-time stats: %v", err)
+	}
+	defer stats.Close()
+	py := "/usr/bin/python3"
+	cmd := exec.CommandContext(b.Context(), py, "../interp/python/testdata/workload.py")
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	time.Sleep(time.Second) // threads started
+	phase := func() float64 {
+		st0, err := s.objs.DoSample.Stats()
+		if err != nil {
+			b.Fatal(err)
+		}
+		time.Sleep(pyBenchPhase)
+		st1, err := s.objs.DoSample.Stats()
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, _, err := s.Drain(); err != nil {
+			b.Fatal(err)
+		}
+		n := st1.RunCount - st0.RunCount
+		return float64(st1.Runtime-st0.Runtime) / float64(max(n, 1))
+	}
+	for b.Loop() {
+		native := phase()
+		p, err := python.Detect("/proc", uint32(cmd.Process.Pid))
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := s.SetPython(p); err != nil {
+			b.Fatal(err)
+		}
+		withPy := phase()
+		_, st, err := s.Drain()
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(native, "ns/sample-native")
+		b.ReportMetric(withPy, "ns/sample-python")
+		b.ReportMetric(float64(st.Python.Frames)/float64(max(st.Python.Walks, 1)), "pyframes/walk")
+		if err := s.ForgetPython(p.PID); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
