@@ -277,7 +277,7 @@ func (a *Agent) handleEvents(batch []sampler.ProcEvent) {
 		switch ev.Kind {
 		case sampler.EventExec:
 			st.exec, st.exited = true, false
-			a.py.exited(ev.PID) // a new image: detected again by startProcess
+			a.py.execed(ev.PID) // a new image: detected again by startProcess
 			// Exec keeps the start time but changes comm and environment.
 			a.resolver.Forget(ev.PID)
 		case sampler.EventFork:
@@ -311,10 +311,11 @@ func (a *Agent) handleEvents(batch []sampler.ProcEvent) {
 // startProcess reads maps and labels now: the process may be gone by the
 // next flush.
 func (a *Agent) startProcess(pid uint32) {
+	// Python first: the kernel walks a process only once it is handed over.
+	a.py.started(pid)
 	if err := a.sym.ProcessStarted(pid); err != nil {
 		a.startErrs.Add(1)
 	}
-	a.py.started(pid)
 	a.resolver.Resolve(pid)
 }
 
@@ -462,6 +463,7 @@ func (a *Agent) aggregate(samples []sampler.Sample) []*row {
 		}
 		r.value += int64(s.Count)
 	}
+	a.py.sweep()
 	rows := make([]*row, 0, len(byKey))
 	for _, r := range byKey {
 		rows = append(rows, r)

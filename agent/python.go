@@ -35,8 +35,14 @@ type pythons struct {
 	mu     sync.Mutex // guards the fields below
 	procs  map[uint32]*pyProc
 	absent map[uint32]bool // checked at a flush: not (or not a supported) python
-	namer  *python.Namer
-	st     struct{ processes, unsupported, frames, unnamed, truncated, badReads atomic.Uint64 }
+	// dead holds exited processes until the flush after the one in
+	// progress at their exit has merged their last samples (named from the
+	// Namer's cache: their memory is gone).
+	dead  map[uint32]uint64
+	gen   uint64 // flushes done
+	namer *python.Namer
+	det   python.Detector
+	st    struct{ processes, unsupported, frames, unnamed, truncated, badReads atomic.Uint64 }
 }
 
 type pyProc struct {
@@ -45,7 +51,7 @@ type pyProc struct {
 }
 
 func newPythons(src sampler.Source) *pythons {
-	return &pythons{src: src, procs: map[uint32]*pyProc{}, absent: map[uint32]bool{}, namer: python.NewNamer(python.DefaultCacheEntries)}
+	return &pythons{src: src, procs: map[uint32]*pyProc{}, absent: map[uint32]bool{}, dead: map[uint32]uint64{}, namer: python.NewNamer(python.DefaultCacheEntries)}
 }
 
 // detect checks pid for CPython; true when it is one now being walked.
@@ -54,7 +60,7 @@ func (ps *pythons) detect(pid uint32) bool {
 	if _, ok := ps.procs[pid]; ok {
 		return true
 	}
-	p, err := python.Detect("/proc", pid)
+	p, err := ps.det.Detect("/proc", pid)
 	if errors.Is(err, python.ErrUnsupported) {
 		ps.st.unsupported.Add(1)
 		slog.Warn("python version not supported, its frames are not walked", "pid", pid, "err", err)
@@ -86,15 +92,39 @@ func (ps *pythons) started(pid uint32) {
 	ps.detect(pid)
 }
 
-// exited forgets pid (exit or exec).
-func (ps *pythons) exited(pid uint32) {
+// execed forgets pid: a new image.
+func (ps *pythons) execed(pid uint32) {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
 	ps.forgetLocked(pid)
 }
 
+// exited forgets pid after the next flush (see dead).
+func (ps *pythons) exited(pid uint32) {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	if _, ok := ps.procs[pid]; ok {
+		ps.dead[pid] = ps.gen
+	} else {
+		delete(ps.absent, pid)
+	}
+}
+
+// sweep runs at the end of each flush's aggregation.
+func (ps *pythons) sweep() {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	for pid, g := range ps.dead {
+		if g < ps.gen {
+			ps.forgetLocked(pid)
+		}
+	}
+	ps.gen++
+}
+
 func (ps *pythons) forgetLocked(pid uint32) {
 	delete(ps.absent, pid)
+	delete(ps.dead, pid)
 	pp, ok := ps.procs[pid]
 	if !ok {
 		return

@@ -171,6 +171,7 @@ func TestRealPythonStacks(t *testing.T) {
 	// frames; the sampler test checks the leaf is in libz, and native
 	// .eh_frame unwinding keeps these frames.
 	t.Logf("zlib caller samples %d, with named native frames above it %d; agent python stats %+v", zl, zlNative, a.Stats().Python)
+
 }
 
 // shorten keeps long recursive stacks readable in logs.
