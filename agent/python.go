@@ -22,6 +22,7 @@ const pythonEvalFrame = "_PyEval_EvalFrameDefault"
 type PythonStats struct {
 	Processes   uint64 // CPython processes detected and handed to the kernel walker
 	Unsupported uint64 // CPython processes of a version without a layout (logged once each)
+	SetErrors   uint64 // CPython processes the sampler could not take (maps full)
 	Frames      uint64 // Python frames named into stacks
 	Unnamed     uint64 // Python frames whose code object could not be read (shown as [python])
 	Truncated   uint64 // samples whose Python walk hit the kernel's depth limit
@@ -42,7 +43,7 @@ type pythons struct {
 	gen   uint64 // flushes done
 	namer *python.Namer
 	det   python.Detector
-	st    struct{ processes, unsupported, frames, unnamed, truncated, badReads atomic.Uint64 }
+	st    struct{ processes, unsupported, frames, unnamed, truncated, badReads, setErrors atomic.Uint64 }
 }
 
 type pyProc struct {
@@ -74,6 +75,7 @@ func (ps *pythons) detect(pid uint32) bool {
 		return false
 	}
 	if err := ps.src.SetPython(p); err != nil {
+		ps.st.setErrors.Add(1)
 		mem.Close()
 		return false
 	}
@@ -183,7 +185,7 @@ func (ps *pythons) merge(s sampler.Sample, frames []string) []string {
 
 func (ps *pythons) stats() PythonStats {
 	return PythonStats{
-		Processes: ps.st.processes.Load(), Unsupported: ps.st.unsupported.Load(),
+		Processes: ps.st.processes.Load(), Unsupported: ps.st.unsupported.Load(), SetErrors: ps.st.setErrors.Load(),
 		Frames: ps.st.frames.Load(), Unnamed: ps.st.unnamed.Load(),
 		Truncated: ps.st.truncated.Load(), BadReads: ps.st.badReads.Load(),
 	}

@@ -42,6 +42,10 @@ const (
 	pyEntryBit   = 1 << 31
 )
 
+// pythonProcs is the python_procs map's size (bpf/python.bpf.h): how many
+// CPython processes are walked at once.
+const pythonProcs = 4096
+
 // PythonMaxFrames is PY_MAX_FRAMES: deeper chains end with PythonEndDepth.
 const PythonMaxFrames = 63
 

@@ -113,6 +113,11 @@ func New(cfg Config) (*Sampler, error) {
 		spec.Maps[name].MaxEntries = uint32(cfg.CountMapEntries)
 	}
 	spec.Maps[bpf.ProfilerMapEvents].MaxEntries = uint32(cfg.EventRingSize)
+	// pid_maps also marks python processes (SetPython): room for them even
+	// before unwind tables size it.
+	if m := spec.Maps[bpf.ProfilerMapPidMaps]; m.MaxEntries < pythonProcs {
+		m.MaxEntries = pythonProcs
+	}
 	if err := spec.Variables[bpf.ProfilerVarSkipIdle].Set(!cfg.SampleIdle); err != nil {
 		return nil, fmt.Errorf("set skip_idle: %w", err)
 	}
