@@ -268,6 +268,10 @@ func (a *Agent) handleEvents(batch []sampler.ProcEvent) {
 	procs := map[uint32]*state{}
 	var order, exits []uint32
 	for _, ev := range batch {
+		if ev.Kind == sampler.EventPythonCode {
+			a.py.code(ev.PID, ev.Code, ev.Lineno)
+			continue
+		}
 		st := procs[ev.PID]
 		if st == nil {
 			st = &state{}

@@ -124,6 +124,20 @@ func (ps *pythons) sweep() {
 	ps.gen++
 }
 
+// code names a code object the kernel walker reported (EventPythonCode)
+// while its process still runs.
+func (ps *pythons) code(pid uint32, addr uint64, lineno uint16) {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	pp := ps.procs[pid]
+	if pp == nil {
+		return
+	}
+	if _, err := ps.namer.Name(pp.mem, pp.p.Layout, pid, python.RawFrame{Code: addr, FirstLineno: uint32(lineno)}); err != nil {
+		ps.st.unnamed.Add(1)
+	}
+}
+
 func (ps *pythons) forgetLocked(pid uint32) {
 	delete(ps.absent, pid)
 	delete(ps.dead, pid)

@@ -27,10 +27,11 @@ type ProfilerEvent struct {
 type ProfilerEventKind uint32
 
 const (
-	ProfilerEventKindEVENT_EXEC    ProfilerEventKind = 1
-	ProfilerEventKindEVENT_EXIT    ProfilerEventKind = 2
-	ProfilerEventKindEVENT_FORK    ProfilerEventKind = 3
-	ProfilerEventKindEVENT_REFRESH ProfilerEventKind = 4
+	ProfilerEventKindEVENT_EXEC        ProfilerEventKind = 1
+	ProfilerEventKindEVENT_EXIT        ProfilerEventKind = 2
+	ProfilerEventKindEVENT_FORK        ProfilerEventKind = 3
+	ProfilerEventKindEVENT_REFRESH     ProfilerEventKind = 4
+	ProfilerEventKindEVENT_PYTHON_CODE ProfilerEventKind = 5
 )
 
 type ProfilerFileRows struct {
@@ -59,6 +60,13 @@ type ProfilerProcMaps struct {
 		FileId uint32
 		Pad    uint32
 	}
+}
+
+type ProfilerPyCodeKey struct {
+	_      structs.HostLayout
+	Tgid   uint32
+	Lineno uint32
+	Code   uint64
 }
 
 type ProfilerPyEnd uint32
@@ -225,6 +233,7 @@ const (
 	ProfilerMapEvents            = "events"
 	ProfilerMapInterpWalkers     = "interp_walkers"
 	ProfilerMapPidMaps           = "pid_maps"
+	ProfilerMapPythonCodesSeen   = "python_codes_seen"
 	ProfilerMapPythonFrameBuf    = "python_frame_buf"
 	ProfilerMapPythonProcs       = "python_procs"
 	ProfilerMapPythonStats       = "python_stats"
@@ -315,24 +324,25 @@ type ProfilerProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type ProfilerMapSpecs struct {
-	Counts0        *ebpf.MapSpec `ebpf:"counts0"`
-	Counts1        *ebpf.MapSpec `ebpf:"counts1"`
-	Events         *ebpf.MapSpec `ebpf:"events"`
-	InterpWalkers  *ebpf.MapSpec `ebpf:"interp_walkers"`
-	PidMaps        *ebpf.MapSpec `ebpf:"pid_maps"`
-	PythonFrameBuf *ebpf.MapSpec `ebpf:"python_frame_buf"`
-	PythonProcs    *ebpf.MapSpec `ebpf:"python_procs"`
-	PythonStats    *ebpf.MapSpec `ebpf:"python_stats"`
-	PythonThreads  *ebpf.MapSpec `ebpf:"python_threads"`
-	RefreshSent    *ebpf.MapSpec `ebpf:"refresh_sent"`
-	SampleScratch  *ebpf.MapSpec `ebpf:"sample_scratch"`
-	Stacks0        *ebpf.MapSpec `ebpf:"stacks0"`
-	Stacks1        *ebpf.MapSpec `ebpf:"stacks1"`
-	Stats          *ebpf.MapSpec `ebpf:"stats"`
-	UnwindFiles    *ebpf.MapSpec `ebpf:"unwind_files"`
-	UnwindRows     *ebpf.MapSpec `ebpf:"unwind_rows"`
-	UserStacks0    *ebpf.MapSpec `ebpf:"user_stacks0"`
-	UserStacks1    *ebpf.MapSpec `ebpf:"user_stacks1"`
+	Counts0         *ebpf.MapSpec `ebpf:"counts0"`
+	Counts1         *ebpf.MapSpec `ebpf:"counts1"`
+	Events          *ebpf.MapSpec `ebpf:"events"`
+	InterpWalkers   *ebpf.MapSpec `ebpf:"interp_walkers"`
+	PidMaps         *ebpf.MapSpec `ebpf:"pid_maps"`
+	PythonCodesSeen *ebpf.MapSpec `ebpf:"python_codes_seen"`
+	PythonFrameBuf  *ebpf.MapSpec `ebpf:"python_frame_buf"`
+	PythonProcs     *ebpf.MapSpec `ebpf:"python_procs"`
+	PythonStats     *ebpf.MapSpec `ebpf:"python_stats"`
+	PythonThreads   *ebpf.MapSpec `ebpf:"python_threads"`
+	RefreshSent     *ebpf.MapSpec `ebpf:"refresh_sent"`
+	SampleScratch   *ebpf.MapSpec `ebpf:"sample_scratch"`
+	Stacks0         *ebpf.MapSpec `ebpf:"stacks0"`
+	Stacks1         *ebpf.MapSpec `ebpf:"stacks1"`
+	Stats           *ebpf.MapSpec `ebpf:"stats"`
+	UnwindFiles     *ebpf.MapSpec `ebpf:"unwind_files"`
+	UnwindRows      *ebpf.MapSpec `ebpf:"unwind_rows"`
+	UserStacks0     *ebpf.MapSpec `ebpf:"user_stacks0"`
+	UserStacks1     *ebpf.MapSpec `ebpf:"user_stacks1"`
 }
 
 // ProfilerVariableSpecs contains global variables before they are loaded into the kernel.
@@ -378,24 +388,25 @@ func (o *ProfilerObjects) Close() error {
 //
 // It can be passed to LoadProfilerObjects or ebpf.CollectionSpec.LoadAndAssign.
 type ProfilerMaps struct {
-	Counts0        *ebpf.Map `ebpf:"counts0"`
-	Counts1        *ebpf.Map `ebpf:"counts1"`
-	Events         *ebpf.Map `ebpf:"events"`
-	InterpWalkers  *ebpf.Map `ebpf:"interp_walkers"`
-	PidMaps        *ebpf.Map `ebpf:"pid_maps"`
-	PythonFrameBuf *ebpf.Map `ebpf:"python_frame_buf"`
-	PythonProcs    *ebpf.Map `ebpf:"python_procs"`
-	PythonStats    *ebpf.Map `ebpf:"python_stats"`
-	PythonThreads  *ebpf.Map `ebpf:"python_threads"`
-	RefreshSent    *ebpf.Map `ebpf:"refresh_sent"`
-	SampleScratch  *ebpf.Map `ebpf:"sample_scratch"`
-	Stacks0        *ebpf.Map `ebpf:"stacks0"`
-	Stacks1        *ebpf.Map `ebpf:"stacks1"`
-	Stats          *ebpf.Map `ebpf:"stats"`
-	UnwindFiles    *ebpf.Map `ebpf:"unwind_files"`
-	UnwindRows     *ebpf.Map `ebpf:"unwind_rows"`
-	UserStacks0    *ebpf.Map `ebpf:"user_stacks0"`
-	UserStacks1    *ebpf.Map `ebpf:"user_stacks1"`
+	Counts0         *ebpf.Map `ebpf:"counts0"`
+	Counts1         *ebpf.Map `ebpf:"counts1"`
+	Events          *ebpf.Map `ebpf:"events"`
+	InterpWalkers   *ebpf.Map `ebpf:"interp_walkers"`
+	PidMaps         *ebpf.Map `ebpf:"pid_maps"`
+	PythonCodesSeen *ebpf.Map `ebpf:"python_codes_seen"`
+	PythonFrameBuf  *ebpf.Map `ebpf:"python_frame_buf"`
+	PythonProcs     *ebpf.Map `ebpf:"python_procs"`
+	PythonStats     *ebpf.Map `ebpf:"python_stats"`
+	PythonThreads   *ebpf.Map `ebpf:"python_threads"`
+	RefreshSent     *ebpf.Map `ebpf:"refresh_sent"`
+	SampleScratch   *ebpf.Map `ebpf:"sample_scratch"`
+	Stacks0         *ebpf.Map `ebpf:"stacks0"`
+	Stacks1         *ebpf.Map `ebpf:"stacks1"`
+	Stats           *ebpf.Map `ebpf:"stats"`
+	UnwindFiles     *ebpf.Map `ebpf:"unwind_files"`
+	UnwindRows      *ebpf.Map `ebpf:"unwind_rows"`
+	UserStacks0     *ebpf.Map `ebpf:"user_stacks0"`
+	UserStacks1     *ebpf.Map `ebpf:"user_stacks1"`
 }
 
 func (m *ProfilerMaps) Close() error {
@@ -405,6 +416,7 @@ func (m *ProfilerMaps) Close() error {
 		m.Events,
 		m.InterpWalkers,
 		m.PidMaps,
+		m.PythonCodesSeen,
 		m.PythonFrameBuf,
 		m.PythonProcs,
 		m.PythonStats,

@@ -94,6 +94,43 @@ struct {
 	__uint(max_entries, PY_STAT_MAX);
 } python_stats SEC(".maps");
 
+// Code objects already reported to user space (EVENT_PYTHON_CODE), so it
+// names each while the process still runs: a short-lived process is gone
+// by the time its samples are drained.
+struct py_code_key {
+	u32 tgid;
+	u32 lineno;
+	u64 code;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct py_code_key);
+	__type(value, u8);
+} python_codes_seen SEC(".maps");
+
+static __always_inline void py_report_code(u32 tgid, u64 code, u32 lineno)
+{
+	struct py_code_key k = {.tgid = tgid, .lineno = lineno, .code = code};
+	if (bpf_map_lookup_elem(&python_codes_seen, &k))
+		return;
+	u8 one = 1;
+	bpf_map_update_elem(&python_codes_seen, &k, &one, BPF_ANY);
+	struct event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		stat_inc(STAT_EVENTS_LOST);
+		return;
+	}
+	__builtin_memset(e, 0, sizeof(*e));
+	e->kind = EVENT_PYTHON_CODE;
+	e->pid = tgid;
+	e->start_ns = code;
+	e->ppid = lineno;
+	e->ts_ns = bpf_ktime_get_boot_ns();
+	bpf_ringbuf_submit(e, 0);
+}
+
 struct py_frame_buf {
 	u8 b[PY_FRAME_BUF];
 };
@@ -209,6 +246,8 @@ static __always_inline u64 py_tstate(struct python_proc *pp, u32 tid, u32 tgid)
 
 struct py_walk {
 	u64 frame;
+	u32 tgid;
+	u32 pad;
 	u32 end;
 	u32 pending_entry; // the last recorded frame gets PY_ENTRY_BIT if a shim follows
 	u32 frame_kind;
@@ -272,6 +311,7 @@ static long py_frame_step(u32 i, void *arg)
 	}
 	if (instr > PY_INSTR_MAX)
 		instr = PY_INSTR_MAX;
+	py_report_code(w->tgid, code, lineno & PY_LINENO_MASK);
 	u32 aux = (lineno & PY_LINENO_MASK) | (u32)instr << PY_INSTR_SHIFT;
 	if (w->frame_kind == PY_FRAME_OBJECTS ||
 	    (w->frame_kind == PY_FRAMES_IS_ENTRY && w->frame_is_entry >= 0 &&
@@ -307,6 +347,7 @@ int python_walk(struct bpf_perf_event_data *ctx)
 		return finish_sample(ctx);
 	}
 	struct py_walk w = {
+		.tgid = tgid,
 		.end = PY_END_OK,
 		.frame_kind = pp->frame_kind,
 		.owner_cstack = pp->owner_cstack,

@@ -17,6 +17,10 @@ const (
 	EventExec EventKind = EventKind(bpf.ProfilerEventKindEVENT_EXEC) // process replaced its image
 	EventExit EventKind = EventKind(bpf.ProfilerEventKindEVENT_EXIT) // last thread of the process exited
 	EventFork EventKind = EventKind(bpf.ProfilerEventKindEVENT_FORK) // new process (not thread) created
+	// EventPythonCode: the Python walker met a code object (Code, Lineno)
+	// for the first time; naming it now works even if the process exits
+	// before its samples are drained.
+	EventPythonCode EventKind = EventKind(bpf.ProfilerEventKindEVENT_PYTHON_CODE)
 )
 
 func (k EventKind) String() string {
@@ -27,6 +31,8 @@ func (k EventKind) String() string {
 		return "exit"
 	case EventFork:
 		return "fork"
+	case EventPythonCode:
+		return "python-code"
 	}
 	return fmt.Sprintf("EventKind(%d)", uint8(k))
 }
@@ -44,6 +50,10 @@ type ProcEvent struct {
 	Start time.Duration
 	// At is when the event happened, since boot (CLOCK_BOOTTIME).
 	At time.Duration
+	// Code and Lineno (low 16 bits of co_firstlineno) are set for
+	// EventPythonCode, whose record carries them in start_ns and ppid.
+	Code   uint64
+	Lineno uint16
 }
 
 const eventSize = int(unsafe.Sizeof(bpf.ProfilerEvent{}))
@@ -63,6 +73,9 @@ func decodeEvent(b []byte) (ProcEvent, error) {
 	e.Tid = ne.Uint32(off(unsafe.Offsetof(e.Tid)))
 	e.Ppid = ne.Uint32(off(unsafe.Offsetof(e.Ppid)))
 	comm := off(unsafe.Offsetof(e.Comm))[:len(e.Comm)]
+	if EventKind(e.Kind) == EventPythonCode {
+		return ProcEvent{Kind: EventPythonCode, PID: e.Pid, Code: e.StartNs, Lineno: uint16(e.Ppid), At: time.Duration(e.TsNs)}, nil
+	}
 	return ProcEvent{
 		Kind:  EventKind(e.Kind),
 		PID:   e.Pid,
