@@ -68,6 +68,10 @@
 // states not found, cache hits, search faults, truncations, bad reads and
 // frames. Names are not read in the kernel: user space names code objects
 // from /proc/PID/mem (cached per code address, see agent/interp/python).
+// The first time a (process, code object, lineno) is seen (LRU
+// python_codes_seen) the walker sends EVENT_PYTHON_CODE (start_ns = code
+// address, ppid = lineno bits) so the agent names it while the process
+// still runs.
 //
 // Status: user space does not load unwind tables yet, so every walk uses
 // frame pointers today (same stacks as before: C -O2 and Debian's libc stay

@@ -46,6 +46,8 @@
 // detects processes on exec/fork and at the first flush that sees their
 // samples, names the frames with a Namer and merges them (agent/interp).
 //
-// Not done yet: names are read when samples are flushed, so a process that
-// exits before its samples are flushed keeps unnamed Python frames.
+// Names are read when the kernel reports a new code object
+// (sampler.EventPythonCode) and at flush on a cache miss, so a process
+// living ~200 ms is still named; a miss after the process exited shows
+// "[python]".
 package python
