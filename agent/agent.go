@@ -51,6 +51,7 @@ type Stats struct {
 	EventsHandled  uint64 // process events handled
 	StartErrors    uint64 // ProcessStarted failures (process already gone)
 	ForksDropped   uint64 // fork children not read because the queue was full
+	Python         PythonStats
 	LastFlushError string
 }
 
@@ -61,6 +62,7 @@ type Agent struct {
 	src      sampler.Source
 	sym      Symbolizer
 	loader   *unwind.Loader
+	py       *pythons
 	resolver *labels.Resolver
 	kube     *labels.Kube
 	shipper  *ship.Shipper
@@ -150,7 +152,7 @@ func New(cfg Config, src sampler.Source, sym Symbolizer) (*Agent, error) {
 		}
 		token = strings.TrimSpace(string(b))
 	}
-	a := &Agent{cfg: cfg, src: src, sym: sym, period: cfg.periodNS(), mem: memory.DefaultAllocator, lastFlush: time.Now(), forkSet: map[uint32]bool{}, late: make(chan uint32, maxPendingForks)}
+	a := &Agent{cfg: cfg, src: src, sym: sym, period: cfg.periodNS(), mem: memory.DefaultAllocator, lastFlush: time.Now(), forkSet: map[uint32]bool{}, late: make(chan uint32, maxPendingForks), py: newPythons(src)}
 	loader, err := unwind.NewLoader(cfg.Unwind, src)
 	if err != nil {
 		return nil, err
@@ -283,6 +285,10 @@ func (a *Agent) handleEvents(batch []sampler.ProcEvent) {
 	procs := map[uint32]*state{}
 	var order, exits []uint32
 	for _, ev := range batch {
+		if ev.Kind == sampler.EventPythonCode {
+			a.py.code(ev.PID, ev.Code, ev.Lineno)
+			continue
+		}
 		st := procs[ev.PID]
 		if st == nil {
 			st = &state{}
@@ -292,6 +298,7 @@ func (a *Agent) handleEvents(batch []sampler.ProcEvent) {
 		switch ev.Kind {
 		case sampler.EventExec:
 			st.exec, st.exited = true, false
+			a.py.execed(ev.PID) // a new image: detected again by startProcess
 			// Exec keeps the start time but changes comm and environment.
 			a.resolver.Forget(ev.PID)
 		case sampler.EventFork:
@@ -336,6 +343,7 @@ func (a *Agent) handleEvents(batch []sampler.ProcEvent) {
 	for _, pid := range exits {
 		a.sym.ProcessExited(pid)
 		_ = a.loader.ProcessExited(pid) // its pid_maps entry is only used while it runs
+		a.py.exited(pid)
 	}
 	a.mu.Lock()
 	a.exited = append(a.exited, exits...)
@@ -345,7 +353,10 @@ func (a *Agent) handleEvents(batch []sampler.ProcEvent) {
 // startProcess reads maps and labels now: the process may be gone by the
 // next flush.
 func (a *Agent) startProcess(pid uint32) {
-	// Mappings for the walker first: until they are in, its samples have
+	// Python first: the kernel walks a process only once it is handed over,
+	// and the loader's mappings keep the interpreter kind set here.
+	a.py.started(pid)
+	// Mappings for the walker next: until they are in, its samples have
 	// no tables; reading symbols can take much longer. Errors are counted
 	// in the loader's stats (the process is gone).
 	_, _ = a.loader.Refresh(pid)
@@ -505,7 +516,7 @@ func (a *Agent) aggregate(samples []sampler.Sample) []*row {
 	}
 	byKey := map[key]*row{}
 	for _, s := range samples {
-		frames := a.sym.Symbolize(s.TGID, s.User, s.Kernel)
+		frames := a.py.merge(s, a.sym.Symbolize(s.TGID, s.User, s.Kernel))
 		a.frames.Add(uint64(len(frames)))
 		for _, f := range frames {
 			if strings.HasPrefix(f, "[unknown]") {
@@ -526,6 +537,7 @@ func (a *Agent) aggregate(samples []sampler.Sample) []*row {
 		}
 		r.value += int64(s.Count)
 	}
+	a.py.sweep()
 	rows := make([]*row, 0, len(byKey))
 	for _, r := range byKey {
 		rows = append(rows, r)
@@ -617,6 +629,7 @@ func (a *Agent) Stats() Stats {
 		EventsHandled:  a.events.Load(),
 		StartErrors:    a.startErrs.Load(),
 		ForksDropped:   a.forksDropped.Load(),
+		Python:         a.py.stats(),
 		LastFlushError: last,
 	}
 }

@@ -43,6 +43,43 @@
 // file's table once per build id, the first time a process mapping it is
 // refreshed (exec, fork, EVENT_REFRESH), and writes each process's
 // mappings; Go binaries get file id 0 and are walked by frame pointers.
+// # Python frames
+//
+// python.bpf.h holds python_walk, the INTERP_PYTHON tail call. User space
+// (agent/sampler.SetPython, from agent/interp/python.Detect) writes a
+// python_proc record per process into python_procs (the address of
+// _PyRuntime and the offsets of every field read, per CPython version) and
+// sets the process's pid_maps interp kind. Per sample the walker:
+//
+//  1. finds the thread's PyThreadState: python_threads (tid -> tstate, LRU)
+//     checked by re-reading the state's thread id, else a bpf_loop search of
+//     _PyRuntime.interpreters.head -> interp.threads.head -> tstate.next
+//     over every interpreter (up to PY_MAX_SEARCH states) for the one whose
+//     native_thread_id is the sampled tid (3.10: thread_id == fs base);
+//  2. reads the current frame (tstate.cframe->current_frame for 3.11/3.12,
+//     tstate.current_frame for 3.13, tstate.frame for 3.10) and follows
+//     previous/f_back with one 128-byte read per frame plus a 4-byte read
+//     of co_firstlineno, up to PY_MAX_FRAMES (63) frames;
+//  3. appends one interp entry per Python frame, leaf first: kind
+//     INTERP_PYTHON, addr = code object, aux = low 16 bits of
+//     co_firstlineno | instruction index (code units, 15 bits, saturated)
+//     << 16 | PY_ENTRY_BIT for the oldest frame of one native eval call
+//     (3.11 is_entry; 3.12+ the frame above a C-stack shim, which is
+//     skipped; 3.10 every frame).
+//
+// A walk that stops early appends an end marker (addr 0, aux = enum
+// py_end: PY_END_DEPTH, PY_END_BAD_READ). python_stats counts walks, thread
+// states not found, cache hits, search faults, truncations, bad reads and
+// frames. Names are not read in the kernel: user space names code objects
+// from /proc/PID/mem (cached per code address, see agent/interp/python).
+// The first time a (process, code object, lineno) is seen (LRU
+// python_codes_seen) the walker sends EVENT_PYTHON_CODE (start_ns = code
+// address, ppid = lineno bits) so the agent names it while the process
+// still runs.
+//
+// Status: user space does not load unwind tables yet, so every walk uses
+// frame pointers today (same stacks as before: C -O2 and Debian's libc stay
+// truncated, Go unwinds fully).
 //
 // Loading and attaching is done by agent/sampler; this package only
 // embeds the object files.

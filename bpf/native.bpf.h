@@ -3,7 +3,7 @@
 // Formats are documented in doc.go ("Unwind tables" and "Stack records").
 
 #define MAX_USER_FRAMES 128     // frames per user stack (a power of two: used as a mask)
-#define MAX_INTERP_FRAMES 32    // interpreter entries per stack (a power of two)
+#define MAX_INTERP_FRAMES 64    // interpreter entries per stack (a power of two)
 #define MAX_PROC_MAPPINGS 256   // executable mappings per process (a power of two)
 #define MAPPING_SEARCH_STEPS 9  // log2(MAX_PROC_MAPPINGS) + 1
 #define ROW_SEARCH_STEPS 25     // log2 of the largest row table + 1 (2^24 rows)

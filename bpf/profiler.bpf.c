@@ -58,6 +58,7 @@ enum event_kind {
 	EVENT_EXIT = 2,
 	EVENT_FORK = 3,
 	EVENT_REFRESH = 4, // a sample hit a pc outside the process's known mappings: re-read its maps
+	EVENT_PYTHON_CODE = 5, // python walker met a code object first: start_ns = its address, ppid = co_firstlineno & 0xffff
 };
 
 struct sample_key {
@@ -254,6 +255,8 @@ static __always_inline int finish_sample(struct bpf_perf_event_data *ctx)
 	count(&sc->key, counts);
 	return 0;
 }
+
+#include "python.bpf.h"
 
 SEC("perf_event")
 int do_sample(struct bpf_perf_event_data *ctx)

@@ -27,10 +27,11 @@ type ProfilerEvent struct {
 type ProfilerEventKind uint32
 
 const (
-	ProfilerEventKindEVENT_EXEC    ProfilerEventKind = 1
-	ProfilerEventKindEVENT_EXIT    ProfilerEventKind = 2
-	ProfilerEventKindEVENT_FORK    ProfilerEventKind = 3
-	ProfilerEventKindEVENT_REFRESH ProfilerEventKind = 4
+	ProfilerEventKindEVENT_EXEC        ProfilerEventKind = 1
+	ProfilerEventKindEVENT_EXIT        ProfilerEventKind = 2
+	ProfilerEventKindEVENT_FORK        ProfilerEventKind = 3
+	ProfilerEventKindEVENT_REFRESH     ProfilerEventKind = 4
+	ProfilerEventKindEVENT_PYTHON_CODE ProfilerEventKind = 5
 )
 
 type ProfilerFileRows struct {
@@ -59,6 +60,78 @@ type ProfilerProcMaps struct {
 		FileId uint32
 		Pad    uint32
 	}
+}
+
+type ProfilerPyCodeKey struct {
+	_      structs.HostLayout
+	Tgid   uint32
+	Lineno uint32
+	Code   uint64
+}
+
+type ProfilerPyEnd uint32
+
+const (
+	ProfilerPyEndPY_END_OK       ProfilerPyEnd = 0
+	ProfilerPyEndPY_END_DEPTH    ProfilerPyEnd = 1
+	ProfilerPyEndPY_END_BAD_READ ProfilerPyEnd = 2
+)
+
+type ProfilerPyFrameBuf struct {
+	_ structs.HostLayout
+	B [128]uint8
+}
+
+type ProfilerPyFrameKind uint32
+
+const (
+	ProfilerPyFrameKindPY_FRAME_OBJECTS   ProfilerPyFrameKind = 0
+	ProfilerPyFrameKindPY_FRAMES_IS_ENTRY ProfilerPyFrameKind = 1
+	ProfilerPyFrameKindPY_FRAMES_SHIM     ProfilerPyFrameKind = 2
+)
+
+type ProfilerPyStatIdx uint32
+
+const (
+	ProfilerPyStatIdxPY_STAT_WALKS         ProfilerPyStatIdx = 0
+	ProfilerPyStatIdxPY_STAT_NO_PROC       ProfilerPyStatIdx = 1
+	ProfilerPyStatIdxPY_STAT_NO_THREAD     ProfilerPyStatIdx = 2
+	ProfilerPyStatIdxPY_STAT_TSTATE_CACHED ProfilerPyStatIdx = 3
+	ProfilerPyStatIdxPY_STAT_SEARCH_FAULT  ProfilerPyStatIdx = 4
+	ProfilerPyStatIdxPY_STAT_DEPTH         ProfilerPyStatIdx = 5
+	ProfilerPyStatIdxPY_STAT_BAD_READ      ProfilerPyStatIdx = 6
+	ProfilerPyStatIdxPY_STAT_FRAMES        ProfilerPyStatIdx = 7
+	ProfilerPyStatIdxPY_STAT_MAX           ProfilerPyStatIdx = 8
+)
+
+type ProfilerPythonProc struct {
+	_                 structs.HostLayout
+	Runtime           uint64
+	Version           uint32
+	FrameKind         uint32
+	RuntimeInterpHead uint32
+	InterpNext        uint32
+	InterpThreadsHead uint32
+	TstateNext        uint32
+	TstateThreadId    uint32
+	TstateNativeId    uint32
+	TstateFrame       uint32
+	CframeCurrent     int32
+	FrameCode         int32
+	FramePrevious     int32
+	FrameInstr        int32
+	FrameIsEntry      int32
+	FrameOwner        int32
+	OwnerCstack       uint32
+	CodeFirstlineno   uint32
+	CodeAdaptive      int32
+}
+
+type ProfilerPythonThread struct {
+	_      structs.HostLayout
+	Tstate uint64
+	Tgid   uint32
+	Pad    uint32
 }
 
 type ProfilerRowKind uint32
@@ -134,7 +207,7 @@ type ProfilerUserStack struct {
 	Len       uint32
 	InterpLen uint32
 	Pcs       [128]uint64
-	Interp    [32]struct {
+	Interp    [64]struct {
 		_    structs.HostLayout
 		Kind uint32
 		Aux  uint32
@@ -155,37 +228,47 @@ const (
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	ProfilerMapCounts0          = "counts0"
-	ProfilerMapCounts1          = "counts1"
-	ProfilerMapEvents           = "events"
-	ProfilerMapInterpWalkers    = "interp_walkers"
-	ProfilerMapPidMaps          = "pid_maps"
-	ProfilerMapRefreshSent      = "refresh_sent"
-	ProfilerMapSampleScratch    = "sample_scratch"
-	ProfilerMapStacks0          = "stacks0"
-	ProfilerMapStacks1          = "stacks1"
-	ProfilerMapStats            = "stats"
-	ProfilerMapUnwindFiles      = "unwind_files"
-	ProfilerMapUnwindRows       = "unwind_rows"
-	ProfilerMapUserStacks0      = "user_stacks0"
-	ProfilerMapUserStacks1      = "user_stacks1"
-	ProfilerProgDoSample        = "do_sample"
-	ProfilerProgHandleExec      = "handle_exec"
-	ProfilerProgHandleExit      = "handle_exit"
-	ProfilerProgHandleFork      = "handle_fork"
-	ProfilerVarActiveBuf        = "active_buf"
-	ProfilerVarSkipIdle         = "skip_idle"
-	ProfilerVarUnusedEvent      = "unused_event"
-	ProfilerVarUnusedEventKind  = "unused_event_kind"
-	ProfilerVarUnusedFileRows   = "unused_file_rows"
-	ProfilerVarUnusedInterpKind = "unused_interp_kind"
-	ProfilerVarUnusedProcMaps   = "unused_proc_maps"
-	ProfilerVarUnusedRowKind    = "unused_row_kind"
-	ProfilerVarUnusedStatIdx    = "unused_stat_idx"
-	ProfilerVarUnusedUnwindRow  = "unused_unwind_row"
-	ProfilerVarUnusedUserStack  = "unused_user_stack"
-	ProfilerVarUnusedWalkEnd    = "unused_walk_end"
-	ProfilerVarUseTables        = "use_tables"
+	ProfilerMapCounts0           = "counts0"
+	ProfilerMapCounts1           = "counts1"
+	ProfilerMapEvents            = "events"
+	ProfilerMapInterpWalkers     = "interp_walkers"
+	ProfilerMapPidMaps           = "pid_maps"
+	ProfilerMapPythonCodesSeen   = "python_codes_seen"
+	ProfilerMapPythonFrameBuf    = "python_frame_buf"
+	ProfilerMapPythonProcs       = "python_procs"
+	ProfilerMapPythonStats       = "python_stats"
+	ProfilerMapPythonThreads     = "python_threads"
+	ProfilerMapRefreshSent       = "refresh_sent"
+	ProfilerMapSampleScratch     = "sample_scratch"
+	ProfilerMapStacks0           = "stacks0"
+	ProfilerMapStacks1           = "stacks1"
+	ProfilerMapStats             = "stats"
+	ProfilerMapUnwindFiles       = "unwind_files"
+	ProfilerMapUnwindRows        = "unwind_rows"
+	ProfilerMapUserStacks0       = "user_stacks0"
+	ProfilerMapUserStacks1       = "user_stacks1"
+	ProfilerProgDoSample         = "do_sample"
+	ProfilerProgHandleExec       = "handle_exec"
+	ProfilerProgHandleExit       = "handle_exit"
+	ProfilerProgHandleFork       = "handle_fork"
+	ProfilerProgPythonWalk       = "python_walk"
+	ProfilerVarActiveBuf         = "active_buf"
+	ProfilerVarSkipIdle          = "skip_idle"
+	ProfilerVarUnusedEvent       = "unused_event"
+	ProfilerVarUnusedEventKind   = "unused_event_kind"
+	ProfilerVarUnusedFileRows    = "unused_file_rows"
+	ProfilerVarUnusedInterpKind  = "unused_interp_kind"
+	ProfilerVarUnusedProcMaps    = "unused_proc_maps"
+	ProfilerVarUnusedPyEnd       = "unused_py_end"
+	ProfilerVarUnusedPyFrameKind = "unused_py_frame_kind"
+	ProfilerVarUnusedPyStatIdx   = "unused_py_stat_idx"
+	ProfilerVarUnusedPythonProc  = "unused_python_proc"
+	ProfilerVarUnusedRowKind     = "unused_row_kind"
+	ProfilerVarUnusedStatIdx     = "unused_stat_idx"
+	ProfilerVarUnusedUnwindRow   = "unused_unwind_row"
+	ProfilerVarUnusedUserStack   = "unused_user_stack"
+	ProfilerVarUnusedWalkEnd     = "unused_walk_end"
+	ProfilerVarUseTables         = "use_tables"
 )
 
 // LoadProfiler returns the embedded CollectionSpec for Profiler.
@@ -234,45 +317,55 @@ type ProfilerProgramSpecs struct {
 	HandleExec *ebpf.ProgramSpec `ebpf:"handle_exec"`
 	HandleExit *ebpf.ProgramSpec `ebpf:"handle_exit"`
 	HandleFork *ebpf.ProgramSpec `ebpf:"handle_fork"`
+	PythonWalk *ebpf.ProgramSpec `ebpf:"python_walk"`
 }
 
 // ProfilerMapSpecs contains maps before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type ProfilerMapSpecs struct {
-	Counts0       *ebpf.MapSpec `ebpf:"counts0"`
-	Counts1       *ebpf.MapSpec `ebpf:"counts1"`
-	Events        *ebpf.MapSpec `ebpf:"events"`
-	InterpWalkers *ebpf.MapSpec `ebpf:"interp_walkers"`
-	PidMaps       *ebpf.MapSpec `ebpf:"pid_maps"`
-	RefreshSent   *ebpf.MapSpec `ebpf:"refresh_sent"`
-	SampleScratch *ebpf.MapSpec `ebpf:"sample_scratch"`
-	Stacks0       *ebpf.MapSpec `ebpf:"stacks0"`
-	Stacks1       *ebpf.MapSpec `ebpf:"stacks1"`
-	Stats         *ebpf.MapSpec `ebpf:"stats"`
-	UnwindFiles   *ebpf.MapSpec `ebpf:"unwind_files"`
-	UnwindRows    *ebpf.MapSpec `ebpf:"unwind_rows"`
-	UserStacks0   *ebpf.MapSpec `ebpf:"user_stacks0"`
-	UserStacks1   *ebpf.MapSpec `ebpf:"user_stacks1"`
+	Counts0         *ebpf.MapSpec `ebpf:"counts0"`
+	Counts1         *ebpf.MapSpec `ebpf:"counts1"`
+	Events          *ebpf.MapSpec `ebpf:"events"`
+	InterpWalkers   *ebpf.MapSpec `ebpf:"interp_walkers"`
+	PidMaps         *ebpf.MapSpec `ebpf:"pid_maps"`
+	PythonCodesSeen *ebpf.MapSpec `ebpf:"python_codes_seen"`
+	PythonFrameBuf  *ebpf.MapSpec `ebpf:"python_frame_buf"`
+	PythonProcs     *ebpf.MapSpec `ebpf:"python_procs"`
+	PythonStats     *ebpf.MapSpec `ebpf:"python_stats"`
+	PythonThreads   *ebpf.MapSpec `ebpf:"python_threads"`
+	RefreshSent     *ebpf.MapSpec `ebpf:"refresh_sent"`
+	SampleScratch   *ebpf.MapSpec `ebpf:"sample_scratch"`
+	Stacks0         *ebpf.MapSpec `ebpf:"stacks0"`
+	Stacks1         *ebpf.MapSpec `ebpf:"stacks1"`
+	Stats           *ebpf.MapSpec `ebpf:"stats"`
+	UnwindFiles     *ebpf.MapSpec `ebpf:"unwind_files"`
+	UnwindRows      *ebpf.MapSpec `ebpf:"unwind_rows"`
+	UserStacks0     *ebpf.MapSpec `ebpf:"user_stacks0"`
+	UserStacks1     *ebpf.MapSpec `ebpf:"user_stacks1"`
 }
 
 // ProfilerVariableSpecs contains global variables before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type ProfilerVariableSpecs struct {
-	ActiveBuf        *ebpf.VariableSpec `ebpf:"active_buf"`
-	SkipIdle         *ebpf.VariableSpec `ebpf:"skip_idle"`
-	UnusedEvent      *ebpf.VariableSpec `ebpf:"unused_event"`
-	UnusedEventKind  *ebpf.VariableSpec `ebpf:"unused_event_kind"`
-	UnusedFileRows   *ebpf.VariableSpec `ebpf:"unused_file_rows"`
-	UnusedInterpKind *ebpf.VariableSpec `ebpf:"unused_interp_kind"`
-	UnusedProcMaps   *ebpf.VariableSpec `ebpf:"unused_proc_maps"`
-	UnusedRowKind    *ebpf.VariableSpec `ebpf:"unused_row_kind"`
-	UnusedStatIdx    *ebpf.VariableSpec `ebpf:"unused_stat_idx"`
-	UnusedUnwindRow  *ebpf.VariableSpec `ebpf:"unused_unwind_row"`
-	UnusedUserStack  *ebpf.VariableSpec `ebpf:"unused_user_stack"`
-	UnusedWalkEnd    *ebpf.VariableSpec `ebpf:"unused_walk_end"`
-	UseTables        *ebpf.VariableSpec `ebpf:"use_tables"`
+	ActiveBuf         *ebpf.VariableSpec `ebpf:"active_buf"`
+	SkipIdle          *ebpf.VariableSpec `ebpf:"skip_idle"`
+	UnusedEvent       *ebpf.VariableSpec `ebpf:"unused_event"`
+	UnusedEventKind   *ebpf.VariableSpec `ebpf:"unused_event_kind"`
+	UnusedFileRows    *ebpf.VariableSpec `ebpf:"unused_file_rows"`
+	UnusedInterpKind  *ebpf.VariableSpec `ebpf:"unused_interp_kind"`
+	UnusedProcMaps    *ebpf.VariableSpec `ebpf:"unused_proc_maps"`
+	UnusedPyEnd       *ebpf.VariableSpec `ebpf:"unused_py_end"`
+	UnusedPyFrameKind *ebpf.VariableSpec `ebpf:"unused_py_frame_kind"`
+	UnusedPyStatIdx   *ebpf.VariableSpec `ebpf:"unused_py_stat_idx"`
+	UnusedPythonProc  *ebpf.VariableSpec `ebpf:"unused_python_proc"`
+	UnusedRowKind     *ebpf.VariableSpec `ebpf:"unused_row_kind"`
+	UnusedStatIdx     *ebpf.VariableSpec `ebpf:"unused_stat_idx"`
+	UnusedUnwindRow   *ebpf.VariableSpec `ebpf:"unused_unwind_row"`
+	UnusedUserStack   *ebpf.VariableSpec `ebpf:"unused_user_stack"`
+	UnusedWalkEnd     *ebpf.VariableSpec `ebpf:"unused_walk_end"`
+	UseTables         *ebpf.VariableSpec `ebpf:"use_tables"`
 }
 
 // ProfilerObjects contains all objects after they have been loaded into the kernel.
@@ -295,20 +388,25 @@ func (o *ProfilerObjects) Close() error {
 //
 // It can be passed to LoadProfilerObjects or ebpf.CollectionSpec.LoadAndAssign.
 type ProfilerMaps struct {
-	Counts0       *ebpf.Map `ebpf:"counts0"`
-	Counts1       *ebpf.Map `ebpf:"counts1"`
-	Events        *ebpf.Map `ebpf:"events"`
-	InterpWalkers *ebpf.Map `ebpf:"interp_walkers"`
-	PidMaps       *ebpf.Map `ebpf:"pid_maps"`
-	RefreshSent   *ebpf.Map `ebpf:"refresh_sent"`
-	SampleScratch *ebpf.Map `ebpf:"sample_scratch"`
-	Stacks0       *ebpf.Map `ebpf:"stacks0"`
-	Stacks1       *ebpf.Map `ebpf:"stacks1"`
-	Stats         *ebpf.Map `ebpf:"stats"`
-	UnwindFiles   *ebpf.Map `ebpf:"unwind_files"`
-	UnwindRows    *ebpf.Map `ebpf:"unwind_rows"`
-	UserStacks0   *ebpf.Map `ebpf:"user_stacks0"`
-	UserStacks1   *ebpf.Map `ebpf:"user_stacks1"`
+	Counts0         *ebpf.Map `ebpf:"counts0"`
+	Counts1         *ebpf.Map `ebpf:"counts1"`
+	Events          *ebpf.Map `ebpf:"events"`
+	InterpWalkers   *ebpf.Map `ebpf:"interp_walkers"`
+	PidMaps         *ebpf.Map `ebpf:"pid_maps"`
+	PythonCodesSeen *ebpf.Map `ebpf:"python_codes_seen"`
+	PythonFrameBuf  *ebpf.Map `ebpf:"python_frame_buf"`
+	PythonProcs     *ebpf.Map `ebpf:"python_procs"`
+	PythonStats     *ebpf.Map `ebpf:"python_stats"`
+	PythonThreads   *ebpf.Map `ebpf:"python_threads"`
+	RefreshSent     *ebpf.Map `ebpf:"refresh_sent"`
+	SampleScratch   *ebpf.Map `ebpf:"sample_scratch"`
+	Stacks0         *ebpf.Map `ebpf:"stacks0"`
+	Stacks1         *ebpf.Map `ebpf:"stacks1"`
+	Stats           *ebpf.Map `ebpf:"stats"`
+	UnwindFiles     *ebpf.Map `ebpf:"unwind_files"`
+	UnwindRows      *ebpf.Map `ebpf:"unwind_rows"`
+	UserStacks0     *ebpf.Map `ebpf:"user_stacks0"`
+	UserStacks1     *ebpf.Map `ebpf:"user_stacks1"`
 }
 
 func (m *ProfilerMaps) Close() error {
@@ -318,6 +416,11 @@ func (m *ProfilerMaps) Close() error {
 		m.Events,
 		m.InterpWalkers,
 		m.PidMaps,
+		m.PythonCodesSeen,
+		m.PythonFrameBuf,
+		m.PythonProcs,
+		m.PythonStats,
+		m.PythonThreads,
 		m.RefreshSent,
 		m.SampleScratch,
 		m.Stacks0,
@@ -334,19 +437,23 @@ func (m *ProfilerMaps) Close() error {
 //
 // It can be passed to LoadProfilerObjects or ebpf.CollectionSpec.LoadAndAssign.
 type ProfilerVariables struct {
-	ActiveBuf        *ebpf.Variable `ebpf:"active_buf"`
-	SkipIdle         *ebpf.Variable `ebpf:"skip_idle"`
-	UnusedEvent      *ebpf.Variable `ebpf:"unused_event"`
-	UnusedEventKind  *ebpf.Variable `ebpf:"unused_event_kind"`
-	UnusedFileRows   *ebpf.Variable `ebpf:"unused_file_rows"`
-	UnusedInterpKind *ebpf.Variable `ebpf:"unused_interp_kind"`
-	UnusedProcMaps   *ebpf.Variable `ebpf:"unused_proc_maps"`
-	UnusedRowKind    *ebpf.Variable `ebpf:"unused_row_kind"`
-	UnusedStatIdx    *ebpf.Variable `ebpf:"unused_stat_idx"`
-	UnusedUnwindRow  *ebpf.Variable `ebpf:"unused_unwind_row"`
-	UnusedUserStack  *ebpf.Variable `ebpf:"unused_user_stack"`
-	UnusedWalkEnd    *ebpf.Variable `ebpf:"unused_walk_end"`
-	UseTables        *ebpf.Variable `ebpf:"use_tables"`
+	ActiveBuf         *ebpf.Variable `ebpf:"active_buf"`
+	SkipIdle          *ebpf.Variable `ebpf:"skip_idle"`
+	UnusedEvent       *ebpf.Variable `ebpf:"unused_event"`
+	UnusedEventKind   *ebpf.Variable `ebpf:"unused_event_kind"`
+	UnusedFileRows    *ebpf.Variable `ebpf:"unused_file_rows"`
+	UnusedInterpKind  *ebpf.Variable `ebpf:"unused_interp_kind"`
+	UnusedProcMaps    *ebpf.Variable `ebpf:"unused_proc_maps"`
+	UnusedPyEnd       *ebpf.Variable `ebpf:"unused_py_end"`
+	UnusedPyFrameKind *ebpf.Variable `ebpf:"unused_py_frame_kind"`
+	UnusedPyStatIdx   *ebpf.Variable `ebpf:"unused_py_stat_idx"`
+	UnusedPythonProc  *ebpf.Variable `ebpf:"unused_python_proc"`
+	UnusedRowKind     *ebpf.Variable `ebpf:"unused_row_kind"`
+	UnusedStatIdx     *ebpf.Variable `ebpf:"unused_stat_idx"`
+	UnusedUnwindRow   *ebpf.Variable `ebpf:"unused_unwind_row"`
+	UnusedUserStack   *ebpf.Variable `ebpf:"unused_user_stack"`
+	UnusedWalkEnd     *ebpf.Variable `ebpf:"unused_walk_end"`
+	UseTables         *ebpf.Variable `ebpf:"use_tables"`
 }
 
 // ProfilerPrograms contains all programs after they have been loaded into the kernel.
@@ -357,6 +464,7 @@ type ProfilerPrograms struct {
 	HandleExec *ebpf.Program `ebpf:"handle_exec"`
 	HandleExit *ebpf.Program `ebpf:"handle_exit"`
 	HandleFork *ebpf.Program `ebpf:"handle_fork"`
+	PythonWalk *ebpf.Program `ebpf:"python_walk"`
 }
 
 func (p *ProfilerPrograms) Close() error {
@@ -365,6 +473,7 @@ func (p *ProfilerPrograms) Close() error {
 		p.HandleExec,
 		p.HandleExit,
 		p.HandleFork,
+		p.PythonWalk,
 	)
 }
 

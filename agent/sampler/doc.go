@@ -24,6 +24,12 @@
 // Config.StackMapEntries for the rate), unreadable stacks and events lost
 // to a full ring buffer.
 //
+// Python: SetPython hands a detected CPython process (agent/interp/python)
+// to the kernel's Python walker (bpf/python.bpf.h); its samples then carry
+// the thread's Python frames in Sample.Interp (code object addresses, leaf
+// first, decoded with PythonFrame; an end marker says a walk stopped at
+// PythonMaxFrames or on a bad read) and Stats.Python counts the walks.
+//
 // Source is the interface at this kernel boundary; samplertest.Fake
 // implements it for unit tests of consumers.
 //

@@ -20,6 +20,10 @@ const (
 	// EventRefresh: a sample met a pc outside the process's known mappings
 	// (new process, dlopen, libraries mapped after exec): re-read its maps.
 	EventRefresh EventKind = EventKind(bpf.ProfilerEventKindEVENT_REFRESH)
+	// EventPythonCode: the Python walker met a code object (Code, Lineno)
+	// for the first time; naming it now works even if the process exits
+	// before its samples are drained.
+	EventPythonCode EventKind = EventKind(bpf.ProfilerEventKindEVENT_PYTHON_CODE)
 )
 
 func (k EventKind) String() string {
@@ -32,6 +36,8 @@ func (k EventKind) String() string {
 		return "fork"
 	case EventRefresh:
 		return "refresh"
+	case EventPythonCode:
+		return "python-code"
 	}
 	return fmt.Sprintf("EventKind(%d)", uint8(k))
 }
@@ -49,6 +55,10 @@ type ProcEvent struct {
 	Start time.Duration
 	// At is when the event happened, since boot (CLOCK_BOOTTIME).
 	At time.Duration
+	// Code and Lineno (low 16 bits of co_firstlineno) are set for
+	// EventPythonCode, whose record carries them in start_ns and ppid.
+	Code   uint64
+	Lineno uint16
 }
 
 const eventSize = int(unsafe.Sizeof(bpf.ProfilerEvent{}))
@@ -68,6 +78,9 @@ func decodeEvent(b []byte) (ProcEvent, error) {
 	e.Tid = ne.Uint32(off(unsafe.Offsetof(e.Tid)))
 	e.Ppid = ne.Uint32(off(unsafe.Offsetof(e.Ppid)))
 	comm := off(unsafe.Offsetof(e.Comm))[:len(e.Comm)]
+	if EventKind(e.Kind) == EventPythonCode {
+		return ProcEvent{Kind: EventPythonCode, PID: e.Pid, Code: e.StartNs, Lineno: uint16(e.Ppid), At: time.Duration(e.TsNs)}, nil
+	}
 	return ProcEvent{
 		Kind:  EventKind(e.Kind),
 		PID:   e.Pid,

@@ -42,6 +42,11 @@ func TestDecodeEvent(t *testing.T) {
 			in:   append(encodeEvent(1, 2, 3, 9, 9, 8, "x"), 0, 0, 0, 0),
 			want: ProcEvent{Kind: EventFork, PID: 9, TID: 9, PPID: 8, Comm: "x", Start: 1, At: 2},
 		},
+		{
+			name: "python code: address and lineno bits",
+			in:   encodeEvent(0x7f00deadbeef, 2, 5, 9, 10, 0x1234, ""),
+			want: ProcEvent{Kind: EventPythonCode, PID: 9, Code: 0x7f00deadbeef, Lineno: 0x1234, At: 2},
+		},
 		{name: "short", in: make([]byte, 47), wantErr: "47 bytes"},
 	}
 	for _, tt := range tests {

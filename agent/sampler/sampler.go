@@ -37,6 +37,9 @@ type Sample struct {
 	// loss counted in Stats.Drops).
 	User   []uint64
 	Kernel []uint64
+	// Interp is the user stack's interpreter section, leaf first (Python
+	// frames of the sampled thread, see InterpFrame); nil for native-only.
+	Interp []InterpFrame
 	Count  uint64
 }
 
@@ -117,6 +120,11 @@ func New(cfg Config) (*Sampler, error) {
 	if err := spec.Variables[bpf.ProfilerVarUseTables].Set(!cfg.FramePointersOnly); err != nil {
 		return nil, fmt.Errorf("set use_tables: %w", err)
 	}
+	// pid_maps also marks python processes (SetPython): room for them
+	// whatever the unwind configuration asks.
+	if m := spec.Maps[bpf.ProfilerMapPidMaps]; m.MaxEntries < pythonProcs {
+		m.MaxEntries = pythonProcs
+	}
 	if err := spec.Variables[bpf.ProfilerVarSkipIdle].Set(!cfg.SampleIdle); err != nil {
 		return nil, fmt.Errorf("set skip_idle: %w", err)
 	}
@@ -131,6 +139,10 @@ func New(cfg Config) (*Sampler, error) {
 			return nil, unavailable(fmt.Errorf("%w; remove memlock rlimit: %w (needs CAP_SYS_RESOURCE before Linux 5.11)", loadError(err), memlockErr))
 		}
 		return nil, unavailable(loadError(err))
+	}
+	// The Python walker is a tail call of do_sample (slot kind - 1).
+	if err := s.objs.InterpWalkers.Put(uint32(bpf.ProfilerInterpKindINTERP_PYTHON-1), s.objs.PythonWalk); err != nil {
+		return nil, errors.Join(fmt.Errorf("install python walker: %w", err), s.release())
 	}
 	s.stacks = [2]*ebpf.Map{s.objs.Stacks0, s.objs.Stacks1}
 	s.ustacks = [2]*ebpf.Map{s.objs.UserStacks0, s.objs.UserStacks1}
@@ -364,31 +376,38 @@ func (s *Sampler) Drain() ([]Sample, Stats, error) {
 	}
 
 	ustackMap := s.ustacks[old]
-	ustacks := make(map[uint64][]uint64)
-	resolveUser := func(h uint64) ([]uint64, error) {
+	type userRec struct {
+		pcs    []uint64
+		interp []InterpFrame
+	}
+	ustacks := make(map[uint64]userRec)
+	resolveUser := func(h uint64) ([]uint64, []InterpFrame, error) {
 		if h == 0 {
-			return nil, nil
+			return nil, nil, nil
 		}
 		if st, ok := ustacks[h]; ok {
-			return st, nil
+			return st.pcs, st.interp, nil
 		}
 		var rec bpf.ProfilerUserStack
 		if err := ustackMap.Lookup(h, &rec); err != nil {
 			if errors.Is(err, ebpf.ErrKeyNotExist) {
-				ustacks[h] = nil
-				return nil, nil
+				ustacks[h] = userRec{}
+				return nil, nil, nil
 			}
-			return nil, fmt.Errorf("look up user stack: %w", err)
+			return nil, nil, fmt.Errorf("look up user stack: %w", err)
 		}
 		n := min(int(rec.Len), len(rec.Pcs))
-		st := append([]uint64(nil), rec.Pcs[:n]...)
+		st := userRec{pcs: append([]uint64(nil), rec.Pcs[:n]...)}
+		for _, f := range rec.Interp[:min(int(rec.InterpLen), len(rec.Interp))] {
+			st.interp = append(st.interp, InterpFrame{Kind: f.Kind, Aux: f.Aux, Addr: f.Addr})
+		}
 		ustacks[h] = st
-		return st, nil
+		return st.pcs, st.interp, nil
 	}
 
 	samples := make([]Sample, 0, len(keys))
 	for i, k := range keys {
-		user, err := resolveUser(k.UserStack)
+		user, interp, err := resolveUser(k.UserStack)
 		if err != nil {
 			return nil, Stats{}, err
 		}
@@ -413,6 +432,7 @@ func (s *Sampler) Drain() ([]Sample, Stats, error) {
 			Comm:   commString(k.Comm),
 			User:   user,
 			Kernel: kernel,
+			Interp: interp,
 			Count:  c,
 		})
 	}
@@ -556,6 +576,7 @@ func drainCountsIterate(m *ebpf.Map) ([]bpf.ProfilerSampleKey, []uint64, error) 
 func (s *Sampler) stats() (Stats, error) {
 	var kern [bpf.ProfilerStatIdxSTAT_MAX]uint64
 	var perCPU []uint64
+	var err error
 	for i := range kern {
 		if err := s.objs.Stats.Lookup(uint32(i), &perCPU); err != nil {
 			return Stats{}, fmt.Errorf("read stats: %w", err)
@@ -571,6 +592,9 @@ func (s *Sampler) stats() (Stats, error) {
 		Drained:             s.drained,
 		TruncatedUserStacks: s.truncated,
 		WalkEnds:            s.walkEnds,
+	}
+	if st.Python, err = s.pythonStats(); err != nil {
+		return Stats{}, err
 	}
 	st.Drops[DropCountMapFull] = kern[bpf.ProfilerStatIdxSTAT_COUNT_MAP_FULL]
 	st.Drops[DropCountMapError] = kern[bpf.ProfilerStatIdxSTAT_COUNT_MAP_ERROR]

@@ -1,6 +1,9 @@
 package sampler
 
-import "github.com/fleetprof/fleetprof/agent/unwind"
+import (
+	"github.com/fleetprof/fleetprof/agent/interp/python"
+	"github.com/fleetprof/fleetprof/agent/unwind"
+)
 
 // Source is the kernel boundary of the agent: what it needs from a
 // sampler. *Sampler implements it; samplertest.Fake is the hand-written
@@ -15,6 +18,10 @@ type Source interface {
 	Close() error
 	// Tables are the unwind-table maps the walker follows.
 	unwind.Tables
+	// SetPython makes the kernel walk the Python frames of a detected
+	// CPython process; ForgetPython undoes it.
+	SetPython(p python.Process) error
+	ForgetPython(pid uint32) error
 }
 
 var _ Source = (*Sampler)(nil)

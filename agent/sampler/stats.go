@@ -63,6 +63,8 @@ type Stats struct {
 	// TruncatedUserStacks counts drained samples whose user walk did not
 	// reach the root (WalkEnds other than WalkRoot).
 	TruncatedUserStacks uint64
+	// Python counts the kernel Python walker's work and early ends.
+	Python PythonStats
 	// WalkEnds counts drained samples with a user stack by how its walk ended.
 	WalkEnds [NumWalkEnds]uint64
 }

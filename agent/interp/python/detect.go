@@ -11,6 +11,8 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
+	"syscall"
 )
 
 // ErrNotPython is returned by Detect for a process that maps no CPython.
@@ -38,6 +40,12 @@ type mapEntry struct {
 // It returns ErrNotPython or an error wrapping ErrUnsupported as the
 // caller must tell them apart (report once, walk never).
 func Detect(procRoot string, pid uint32) (Process, error) {
+	var d Detector
+	return d.Detect(procRoot, pid)
+}
+
+// Detect is Detect, with the Detector's cache.
+func (d *Detector) Detect(procRoot string, pid uint32) (Process, error) {
 	dir := filepath.Join(procRoot, strconv.FormatUint(uint64(pid), 10))
 	f, err := os.Open(filepath.Join(dir, "maps"))
 	if err != nil {
@@ -73,39 +81,102 @@ func Detect(procRoot string, pid uint32) (Process, error) {
 		return Process{}, ErrNotPython
 	}
 	path := pick[0].path
-	ef, err := elf.Open(filepath.Join(dir, "root", path))
+	file := filepath.Join(dir, "root", path)
+	fi, err := os.Stat(file)
+	if err != nil {
+		return Process{}, fmt.Errorf("stat %s: %w", path, err)
+	}
+	key := fileKey{path: path, size: fi.Size(), mtime: fi.ModTime().UnixNano()}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		key.dev, key.ino = st.Dev, st.Ino
+	}
+	ef, err := elf.Open(file)
 	if err != nil {
 		return Process{}, fmt.Errorf("open %s: %w", path, err)
 	}
 	defer ef.Close()
-	syms := findSymbols(ef, "_PyRuntime", "Py_Version")
-	rt, ok := syms["_PyRuntime"]
+	fd, ok := d.lookup(key)
 	if !ok {
-		return Process{}, fmt.Errorf("%w: %s has no _PyRuntime symbol", ErrUnsupported, path)
-	}
-	v := Version{Major: 3, Minor: minor}
-	if pv, ok := syms["Py_Version"]; ok {
-		b, err := readVaddr(ef, pv.Value, 8)
-		if err != nil {
-			return Process{}, fmt.Errorf("read Py_Version: %w", err)
+		if fd, err = readFile(ef, path, minor); err != nil {
+			return Process{}, err
 		}
-		v = VersionFromHex(uint64(b[0]) | uint64(b[1])<<8 | uint64(b[2])<<16 | uint64(b[3])<<24)
-	}
-	var runtimeData []byte
-	if v.Minor >= debugOffsetsMinor {
-		if runtimeData, err = readVaddr(ef, rt.Value, debugPrefixSize); err != nil {
-			return Process{}, fmt.Errorf("read _Py_DebugOffsets: %w", err)
-		}
-	}
-	layout, err := LayoutFor(v, runtimeData)
-	if err != nil {
-		return Process{}, err
+		d.store(key, fd)
 	}
 	bias, err := loadBias(ef, pick)
 	if err != nil {
 		return Process{}, fmt.Errorf("%s: %w", path, err)
 	}
-	return Process{PID: pid, Path: path, Version: v, Runtime: rt.Value + bias, Layout: layout}, nil
+	return Process{PID: pid, Path: path, Version: fd.version, Runtime: fd.runtime + bias, Layout: fd.layout}, nil
+}
+
+// fileData is what Detect learns from a python file, cached per file.
+type fileData struct {
+	version Version
+	runtime uint64 // link-time address of _PyRuntime
+	layout  Layout
+}
+
+type fileKey struct {
+	path     string
+	dev, ino uint64
+	size     int64
+	mtime    int64
+}
+
+// maxDetectCache bounds the Detector's cache (python files, not processes).
+const maxDetectCache = 64
+
+// Detector is Detect with a cache of what each python file holds (its
+// version, _PyRuntime and layout), so a new process of a known binary costs
+// a read of its maps: a short-lived process must be detected while it runs.
+// Safe for concurrent use.
+type Detector struct {
+	mu    sync.Mutex
+	cache map[fileKey]fileData
+}
+
+func (d *Detector) lookup(k fileKey) (fileData, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	fd, ok := d.cache[k]
+	return fd, ok
+}
+
+func (d *Detector) store(k fileKey, fd fileData) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.cache == nil || len(d.cache) >= maxDetectCache {
+		d.cache = map[fileKey]fileData{}
+	}
+	d.cache[k] = fd
+}
+
+func readFile(ef *elf.File, path string, minor int) (fileData, error) {
+	syms := findSymbols(ef, "_PyRuntime", "Py_Version")
+	rt, ok := syms["_PyRuntime"]
+	if !ok {
+		return fileData{}, fmt.Errorf("%w: %s has no _PyRuntime symbol", ErrUnsupported, path)
+	}
+	v := Version{Major: 3, Minor: minor}
+	if pv, ok := syms["Py_Version"]; ok {
+		b, err := readVaddr(ef, pv.Value, 8)
+		if err != nil {
+			return fileData{}, fmt.Errorf("read Py_Version: %w", err)
+		}
+		v = VersionFromHex(uint64(b[0]) | uint64(b[1])<<8 | uint64(b[2])<<16 | uint64(b[3])<<24)
+	}
+	var runtimeData []byte
+	var err error
+	if v.Minor >= debugOffsetsMinor {
+		if runtimeData, err = readVaddr(ef, rt.Value, debugPrefixSize); err != nil {
+			return fileData{}, fmt.Errorf("read _Py_DebugOffsets: %w", err)
+		}
+	}
+	layout, err := LayoutFor(v, runtimeData)
+	if err != nil {
+		return fileData{}, err
+	}
+	return fileData{version: v, runtime: rt.Value, layout: layout}, nil
 }
 
 func parseMaps(r io.Reader) ([]mapEntry, error) {

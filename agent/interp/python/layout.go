@@ -48,6 +48,11 @@ type Layout struct {
 	FrameIsEntry  int64 // 3.11 is_entry; < 0 when absent
 	FrameOwner    int64 // owner; < 0 when absent
 	OwnerCStack   uint8 // FRAME_OWNED_BY_CSTACK (3.12+)
+	// FrameInstr: prev_instr (3.11, 3.12) or instr_ptr (3.13), pointers
+	// into the code's bytecode; f_lasti (3.10, an int counting code units).
+	FrameInstr int64
+
+	CodeAdaptive int64 // co_code_adaptive: start of the bytecode (3.11+)
 
 	CodeFilename    int64
 	CodeName        int64 // co_qualname (3.11+), co_name (3.10)
@@ -62,30 +67,30 @@ type Layout struct {
 // layouts per minor version of CPython 3. See doc.go for their sources.
 var layouts = map[int]Layout{
 	10: {
-		Kind: FrameObjects, RuntimeInterpHead: 40, InterpNext: 0, InterpThreadsHead: 8,
+		Kind: FrameObjects, RuntimeInterpHead: 32, InterpNext: 0, InterpThreadsHead: 8,
 		TstateNext: 8, TstateThreadID: 176, TstateFrame: 24, CFrameCurrent: -1,
-		FrameCode: 32, FramePrevious: 24, FrameIsEntry: -1, FrameOwner: -1,
+		FrameCode: 32, FramePrevious: 24, FrameIsEntry: -1, FrameOwner: -1, FrameInstr: 96, CodeAdaptive: -1,
 		CodeFilename: 104, CodeName: 112, CodeFirstLineno: 40,
 		UnicodeState: 32, UnicodeLength: 16, ASCIIData: 48, CompactData: 72,
 	},
 	11: {
 		Kind: FramesIsEntry, RuntimeInterpHead: 40, InterpNext: 0, InterpThreadsHead: 16,
 		TstateNext: 8, TstateThreadID: 160, TstateNativeID: true, TstateFrame: 56, CFrameCurrent: 8,
-		FrameCode: 32, FramePrevious: 48, FrameIsEntry: 68, FrameOwner: 69,
+		FrameCode: 32, FramePrevious: 48, FrameIsEntry: 68, FrameOwner: 69, FrameInstr: 56, CodeAdaptive: 184,
 		CodeFilename: 112, CodeName: 128, CodeFirstLineno: 72,
 		UnicodeState: 32, UnicodeLength: 16, ASCIIData: 48, CompactData: 72,
 	},
 	12: {
-		Kind: FramesShim, RuntimeInterpHead: 48, InterpNext: 0, InterpThreadsHead: 72,
+		Kind: FramesShim, RuntimeInterpHead: 40, InterpNext: 0, InterpThreadsHead: 72,
 		TstateNext: 8, TstateThreadID: 144, TstateNativeID: true, TstateFrame: 56, CFrameCurrent: 0,
-		FrameCode: 0, FramePrevious: 48, FrameIsEntry: -1, FrameOwner: 70, OwnerCStack: 3,
+		FrameCode: 0, FramePrevious: 8, FrameIsEntry: -1, FrameOwner: 70, OwnerCStack: 3, FrameInstr: 56, CodeAdaptive: 192,
 		CodeFilename: 112, CodeName: 128, CodeFirstLineno: 68,
 		UnicodeState: 32, UnicodeLength: 16, ASCIIData: 40, CompactData: 56,
 	},
 	13: {
 		Kind: FramesShim, RuntimeInterpHead: 32 + 0, InterpNext: 0, InterpThreadsHead: 0, // from _Py_DebugOffsets
 		TstateNext: 8, TstateThreadID: 160, TstateNativeID: true, TstateFrame: 72, CFrameCurrent: -1,
-		FrameCode: 0, FramePrevious: 8, FrameIsEntry: -1, FrameOwner: 70, OwnerCStack: 3,
+		FrameCode: 0, FramePrevious: 8, FrameIsEntry: -1, FrameOwner: 70, OwnerCStack: 3, FrameInstr: 56, CodeAdaptive: 200,
 		CodeFilename: 112, CodeName: 128, CodeFirstLineno: 68,
 		UnicodeState: 32, UnicodeLength: 16, ASCIIData: 40, CompactData: 56,
 	},
@@ -98,15 +103,16 @@ const debugOffsetsMinor = 13
 // debugCookie starts _Py_DebugOffsets.
 const debugCookie = "xdebugpy"
 
-// Positions in _Py_DebugOffsets (3.13): cookie[8], version, then
+// Positions in _Py_DebugOffsets (3.13, checked with gdb on pyenv's
+// 3.13.0): cookie[8], version, free_threaded, then
 // runtime_state{size, finalizing, interpreters_head} and
 // interpreter_state{size, id, next, threads_head, ...}.
 const (
 	debugVersionAt     = 8
-	debugInterpHeadAt  = 32
-	debugInterpNextAt  = 56
-	debugThreadsHeadAt = 64
-	debugPrefixSize    = 72
+	debugInterpHeadAt  = 40
+	debugInterpNextAt  = 64
+	debugThreadsHeadAt = 72
+	debugPrefixSize    = 80
 )
 
 // LayoutFor returns the layout of version v. For 3.13 runtime is the start

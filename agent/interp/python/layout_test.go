@@ -20,9 +20,9 @@ func TestLayoutFor(t *testing.T) {
 		wantErr error
 		head    int64
 	}{
-		{"3.10", Version{3, 10}, nil, nil, 40},
+		{"3.10", Version{3, 10}, nil, nil, 32},
 		{"3.11", Version{3, 11}, nil, nil, 40},
-		{"3.12", Version{3, 12}, nil, nil, 48},
+		{"3.12", Version{3, 12}, nil, nil, 40},
 		{"3.13 from debug offsets", Version{3, 13}, rt, nil, 1000},
 		{"3.13 without cookie", Version{3, 13}, make([]byte, debugPrefixSize), ErrUnsupported, 0},
 		{"3.13 binary says 3.14", Version{3, 14}, rt, ErrUnsupported, 0},

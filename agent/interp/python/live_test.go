@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -21,10 +22,9 @@ const minInOrder = 0.9
 
 // startWorkload runs testdata/workload.py and returns the process and the
 // native thread id of each role once all are running.
-func startWorkload(t *testing.T) (*exec.Cmd, map[string]uint64) {
+func startWorkload(t *testing.T, py string) (*exec.Cmd, map[string]uint64) {
 	t.Helper()
 	testenv.Root(t, "reads another process's memory")
-	py := testenv.LookPath(t, "python3", "python3")
 	ctx, cancel := context.WithCancel(context.Background())
 	cmd := exec.CommandContext(ctx, py, "testdata/workload.py")
 	out, err := cmd.StdoutPipe()
@@ -57,6 +57,25 @@ func startWorkload(t *testing.T) (*exec.Cmd, map[string]uint64) {
 	return cmd, roles
 }
 
+// Interpreters returns the CPythons to test: Debian's python3 (required)
+// and every pyenv-installed 3.11+ (optional extras; 3.10 matches threads by
+// pthread handle, which only the kernel side can see).
+func Interpreters(t *testing.T) []string {
+	t.Helper()
+	// Debian's own python3, not a pyenv shim earlier in PATH.
+	debian := "/usr/bin/python3"
+	if _, err := os.Stat(debian); err != nil {
+		debian = testenv.LookPath(t, "python3", "python3")
+	}
+	out := []string{debian}
+	root := os.Getenv("PYENV_ROOT")
+	if root == "" {
+		root = filepath.Join(os.Getenv("HOME"), ".pyenv")
+	}
+	extra, _ := filepath.Glob(filepath.Join(root, "versions", "3.1[1-9]*", "bin", "python3"))
+	return append(out, extra...)
+}
+
 // names walks thread id once and names its frames root first.
 func names(t *testing.T, mem *os.File, p Process, n *Namer, id uint64) ([]string, bool, error) {
 	ts, err := ThreadState(mem, p, id)
@@ -81,7 +100,13 @@ func names(t *testing.T, mem *os.File, p Process, n *Namer, id uint64) ([]string
 // TestLiveWalk walks the threads of Debian's python3 from user space with
 // the offsets Detect picked: the same reads the kernel walker makes.
 func TestLiveWalk(t *testing.T) {
-	cmd, roles := startWorkload(t)
+	for _, py := range Interpreters(t) {
+		t.Run(strings.TrimPrefix(filepath.Base(filepath.Dir(filepath.Dir(py))), "/"), func(t *testing.T) { liveWalk(t, py) })
+	}
+}
+
+func liveWalk(t *testing.T, py string) {
+	cmd, roles := startWorkload(t, py)
 	pid := uint32(cmd.Process.Pid)
 	p, err := Detect("/proc", pid)
 	if err != nil {

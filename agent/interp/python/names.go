@@ -29,7 +29,9 @@ type cacheKey struct {
 
 // Namer names code objects, caching by (pid, code address) with
 // co_firstlineno as the generation check: a freed code object whose address
-// is reused by another function is read again. Not safe for concurrent use.
+// is reused by another function is read again. Only the low 16 bits are
+// compared, as many as the kernel walker records per frame. Not safe for
+// concurrent use.
 type Namer struct {
 	max   int
 	ll    *list.List // front: most recently used; values are *entry
@@ -55,7 +57,7 @@ func (n *Namer) Name(m Memory, l Layout, pid uint32, f RawFrame) (Code, error) {
 	k := cacheKey{pid, f.Code}
 	if el, ok := n.byKey[k]; ok {
 		e := el.Value.(*entry)
-		if e.code.FirstLineno == f.FirstLineno {
+		if uint16(e.code.FirstLineno) == uint16(f.FirstLineno) {
 			n.ll.MoveToFront(el)
 			return e.code, nil
 		}

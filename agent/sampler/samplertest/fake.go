@@ -4,6 +4,7 @@ import (
 	"errors"
 	"sync"
 
+	"github.com/fleetprof/fleetprof/agent/interp/python"
 	"github.com/fleetprof/fleetprof/agent/sampler"
 	"github.com/fleetprof/fleetprof/agent/unwind"
 )
@@ -18,9 +19,10 @@ type Fake struct {
 	closed  bool
 	events  chan sampler.ProcEvent
 
-	rows  []unwind.Row
-	files map[uint32][2]uint32
-	procs map[uint32][]unwind.Mapping
+	rows   []unwind.Row
+	files  map[uint32][2]uint32
+	procs  map[uint32][]unwind.Mapping
+	python map[uint32]python.Process
 }
 
 var _ sampler.Source = (*Fake)(nil)
@@ -167,4 +169,31 @@ func (f *Fake) FileRows(id uint32) []unwind.Row {
 		return nil
 	}
 	return append([]unwind.Row(nil), f.rows[r[0]:r[0]+r[1]]...)
+}
+
+// SetPython records p as a Python process.
+func (f *Fake) SetPython(p python.Process) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.python == nil {
+		f.python = map[uint32]python.Process{}
+	}
+	f.python[p.PID] = p
+	return nil
+}
+
+// ForgetPython forgets pid's Python record.
+func (f *Fake) ForgetPython(pid uint32) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.python, pid)
+	return nil
+}
+
+// Python returns the Python record last set for pid.
+func (f *Fake) Python(pid uint32) (python.Process, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	p, ok := f.python[pid]
+	return p, ok
 }
