@@ -27,6 +27,13 @@ type Config struct {
 	MaxMessageBytes int
 	// ShutdownTimeout bounds graceful shutdown before connections are cut; default 10s.
 	ShutdownTimeout time.Duration
+	// QueryTimeout is the deadline of one HTTP query, including the wait for a query
+	// slot; past it the answer is 504. Default 30s.
+	QueryTimeout time.Duration
+	// MaxConcurrentQueries bounds HTTP queries running against the store at once, so
+	// queries cannot take every storage connection ingest needs; more wait for a slot
+	// (until their deadline). Default 2.
+	MaxConcurrentQueries int
 }
 
 // Defaults.
@@ -36,6 +43,10 @@ const (
 	DefaultStorage         = "embedded:./fleetprof-data"
 	DefaultMaxMessageBytes = 16 << 20
 	DefaultShutdownTimeout = 10 * time.Second
+	// DefaultQueryTimeout is long enough for a day's flame graph of a large service.
+	DefaultQueryTimeout = 30 * time.Second
+	// DefaultMaxConcurrentQueries leaves the store's other connections to ingest.
+	DefaultMaxConcurrentQueries = 2
 )
 
 // WithDefaults returns c with zero fields set to their defaults.
@@ -54,6 +65,12 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = DefaultShutdownTimeout
+	}
+	if c.QueryTimeout == 0 {
+		c.QueryTimeout = DefaultQueryTimeout
+	}
+	if c.MaxConcurrentQueries == 0 {
+		c.MaxConcurrentQueries = DefaultMaxConcurrentQueries
 	}
 	return c
 }
@@ -80,6 +97,12 @@ func (c Config) Validate() error {
 	}
 	if c.ShutdownTimeout < 0 {
 		return fmt.Errorf("shutdown timeout %v: must not be negative", c.ShutdownTimeout)
+	}
+	if c.QueryTimeout < 0 {
+		return fmt.Errorf("query timeout %v: must not be negative", c.QueryTimeout)
+	}
+	if c.MaxConcurrentQueries < 1 {
+		return fmt.Errorf("max concurrent queries %d: must be at least 1", c.MaxConcurrentQueries)
 	}
 	return nil
 }

@@ -48,6 +48,8 @@ type Server struct {
 	grpc    *grpc.Server
 	ingest  *ingestService
 	handler http.Handler
+	// querySlots is a semaphore of cfg.MaxConcurrentQueries HTTP queries.
+	querySlots chan struct{}
 }
 
 type actor struct {
@@ -87,7 +89,8 @@ func New(cfg Config, store Store, logger *slog.Logger, opts ...Option) (*Server,
 	if err != nil {
 		return nil, fmt.Errorf("aggregator config: %w", err)
 	}
-	s := &Server{cfg: cfg, store: store, log: logger, token: tok, now: time.Now}
+	s := &Server{cfg: cfg, store: store, log: logger, token: tok, now: time.Now,
+		querySlots: make(chan struct{}, cfg.MaxConcurrentQueries)}
 	for _, o := range opts {
 		o(s)
 	}

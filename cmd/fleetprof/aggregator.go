@@ -33,6 +33,8 @@ func runAggregator(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.StringVar(&cfg.TLSKey, "tls-key", "", "TLS private key (PEM)")
 	fs.IntVar(&cfg.MaxMessageBytes, "max-message-bytes", aggregator.DefaultMaxMessageBytes, "largest accepted batch")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", aggregator.DefaultShutdownTimeout, "graceful shutdown limit")
+	fs.DurationVar(&cfg.QueryTimeout, "query-timeout", aggregator.DefaultQueryTimeout, "deadline of one HTTP query (504 past it)")
+	fs.IntVar(&cfg.MaxConcurrentQueries, "max-concurrent-queries", aggregator.DefaultMaxConcurrentQueries, "HTTP queries running at once; the rest wait, ingest keeps its own storage connections")
 	fs.DurationVar(&retention, "retention", 0, "keep samples this long (0 = forever)")
 	fs.StringVar(&chdbLib, "chdb-lib", "", "explicit libchdb.so path for embedded storage")
 	if err := parseFlags(fs, args); err != nil {
