@@ -21,6 +21,13 @@ type Config struct {
 	// Bearer <token>" on ingest calls.
 	Token     string
 	TokenFile string
+	// ReadToken, when set (or read from ReadTokenFile, reread when it changes), is
+	// required as a bearer token or login cookie on the HTTP API, UI and /metrics;
+	// /healthz and /readyz stay open for probes. Separate from the ingest Token.
+	ReadToken     string
+	ReadTokenFile string
+	// MetricsOpen leaves /metrics without the read token.
+	MetricsOpen bool
 	// TLSCert and TLSKey (PEM files) turn on TLS for both listeners.
 	TLSCert, TLSKey string
 	// MaxMessageBytes bounds one WriteRequest; default 16 MiB.
@@ -90,6 +97,9 @@ func (c Config) Validate() error {
 	}
 	if c.Token != "" && c.TokenFile != "" {
 		return errors.New("token and token file are both set; use one")
+	}
+	if c.ReadToken != "" && c.ReadTokenFile != "" {
+		return errors.New("read token and read token file are both set; use one")
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		return errors.New("tls: cert and key must be set together")

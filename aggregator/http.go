@@ -49,6 +49,9 @@ func (s *Server) routes() http.Handler {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 	})
 	mux.Handle("GET /metrics", s.metrics.handler())
+	if s.readAuth.enabled() {
+		mux.HandleFunc("/login", s.login)
+	}
 	for _, e := range []struct {
 		name string
 		h    apiFunc
@@ -81,7 +84,7 @@ func (s *Server) routes() http.Handler {
 			fmt.Fprintln(w, "fleetprof aggregator: JSON API under /api/v1/, metrics at /metrics (no UI configured)")
 		})
 	}
-	return mux
+	return s.requireRead(mux)
 }
 
 // api wraps an endpoint: check parameter sizes, take a query slot, run under the

@@ -50,6 +50,7 @@ type Server struct {
 	handler http.Handler
 	// querySlots is a semaphore of cfg.MaxConcurrentQueries HTTP queries.
 	querySlots chan struct{}
+	readAuth   *readAuth
 }
 
 type actor struct {
@@ -91,6 +92,9 @@ func New(cfg Config, store Store, logger *slog.Logger, opts ...Option) (*Server,
 	}
 	s := &Server{cfg: cfg, store: store, log: logger, token: tok, now: time.Now,
 		querySlots: make(chan struct{}, cfg.MaxConcurrentQueries)}
+	if s.readAuth, err = newReadAuth(cfg.ReadToken, cfg.ReadTokenFile); err != nil {
+		return nil, fmt.Errorf("aggregator config: %w", err)
+	}
 	for _, o := range opts {
 		o(s)
 	}
