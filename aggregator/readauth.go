@@ -16,7 +16,7 @@ const ReadTokenCookie = "fleetprof_read_token"
 
 // readTokenFileRecheck is how often a read token file is re-stat'ed, so a rotated
 // secret takes effect without a restart while requests do not stat every time.
-const readTokenFileRecheck = time.Second
+var readTokenFileRecheck = time.Second
 
 // readAuth holds the read token: fixed, or from a file reread when it changes.
 type readAuth struct {
