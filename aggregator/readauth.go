@@ -12,7 +12,7 @@ import (
 )
 
 // ReadTokenCookie carries the read token of a browser that logged in at /login.
-const ReadTokenCookie = "fleetprof_read_token"
+const ReadTokenCookie = "fleetprof_read_token" //nolint:gosec // a cookie name, not a credential
 
 // readTokenFileRecheck is how often a read token file is re-stat'ed, so a rotated
 // secret takes effect without a restart while requests do not stat every time.
@@ -141,7 +141,8 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, loginPage, html.EscapeString("wrong token"))
 		return
 	}
-	http.SetCookie(w, &http.Cookie{Name: ReadTokenCookie, Value: tok, Path: "/", HttpOnly: true,
+	// Secure only with TLS: over plain HTTP a Secure cookie would never come back.
+	http.SetCookie(w, &http.Cookie{Name: ReadTokenCookie, //nolint:gosec // Secure follows TLS, see above Value: tok, Path: "/", HttpOnly: true,
 		Secure: s.tls != nil, SameSite: http.SameSiteStrictMode})
 	http.Redirect(w, r, "/", http.StatusSeeOther)
 }
