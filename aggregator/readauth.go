@@ -142,7 +142,8 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// Secure only with TLS: over plain HTTP a Secure cookie would never come back.
-	http.SetCookie(w, &http.Cookie{Name: ReadTokenCookie, //nolint:gosec // Secure follows TLS, see above Value: tok, Path: "/", HttpOnly: true,
+	http.SetCookie(w, &http.Cookie{ //nolint:gosec // Secure follows TLS, see above
+		Name: ReadTokenCookie, Value: tok, Path: "/", HttpOnly: true,
 		Secure: s.tls != nil, SameSite: http.SameSiteStrictMode})
 	http.Redirect(w, r, "/", http.StatusSeeOther)
 }

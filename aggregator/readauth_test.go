@@ -97,6 +97,9 @@ func TestReadAuthLoginAndMetricsOpen(t *testing.T) {
 	if resp.StatusCode != http.StatusSeeOther || len(resp.Cookies()) != 1 || !resp.Cookies()[0].HttpOnly {
 		t.Fatalf("login: %d cookies %v", resp.StatusCode, resp.Cookies())
 	}
+	if got := getStatus(t, ts.httpURL, "/api/v1/services", "", &http.Cookie{Name: ReadTokenCookie, Value: "forged"}, ""); got != 401 {
+		t.Errorf("API with a forged cookie: %d, want 401", got)
+	}
 	if got := getStatus(t, ts.httpURL, "/api/v1/services", "", resp.Cookies()[0], ""); got != 200 {
 		t.Errorf("API with the login cookie: %d, want 200", got)
 	}
