@@ -54,7 +54,7 @@ const (
 	DefaultQueryTimeout = 30 * time.Second
 	// DefaultMaxConcurrentQueries leaves the store's other connections and the
 	// machine's other cores to ingest: with 2 query slots hostile queries cut ingest
-	// to 0.26× on embedded chDB, with 1 to 0.66× (BenchmarkIngestUnderHostileQueries).
+	// to 0.18–0.26× on embedded chDB, with 1 to 0.41–0.66× (BenchmarkIngestUnderHostileQueries).
 	DefaultMaxConcurrentQueries = 1
 )
 
