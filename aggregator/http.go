@@ -2,6 +2,7 @@ package aggregator
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -52,6 +53,9 @@ func (s *Server) routes() http.Handler {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 	})
 	mux.Handle("GET /metrics", s.metrics.handler())
+	if s.readAuth.enabled() {
+		mux.HandleFunc("/login", s.login)
+	}
 	for _, e := range []struct {
 		name string
 		h    apiFunc
@@ -87,23 +91,44 @@ func (s *Server) routes() http.Handler {
 			fmt.Fprintln(w, "fleetprof aggregator: JSON API under /api/v1/, metrics at /metrics (no UI configured)")
 		})
 	}
-	return mux
+	return s.requireRead(mux)
 }
 
-// api wraps an endpoint: time it, encode its answer, map errors to status codes.
+// api wraps an endpoint: check parameter sizes, take a query slot, run under the
+// query deadline, time it, encode its answer and map errors to status codes. Storage
+// errors are logged, never echoed: their text carries engine messages and SQL.
 func (s *Server) api(name string, h apiFunc) http.Handler {
 	hist := s.metrics.queryTime.WithLabelValues(name)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		defer func() { hist.Observe(time.Since(start).Seconds()) }()
-		res, err := h(r, r.URL.Query(), s.now())
+		q := r.URL.Query()
+		if err := checkParamSizes(q); err != nil {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+			return
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.QueryTimeout)
+		defer cancel()
+		select {
+		case s.querySlots <- struct{}{}:
+			defer func() { <-s.querySlots }()
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil { // the slot may have come free just as the deadline passed
+			s.queryFailed(w, name, ctx.Err())
+			return
+		}
+		res, err := h(r.WithContext(ctx), q, s.now())
 		if err != nil {
 			var pe *paramError
 			if errors.As(err, &pe) {
 				writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
 				return
 			}
-			writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "storage: " + err.Error()})
+			if ctx.Err() != nil {
+				err = ctx.Err()
+			}
+			s.queryFailed(w, name, err)
 			return
 		}
 		if raw, ok := res.(rawBody); ok {
@@ -116,6 +141,21 @@ func (s *Server) api(name string, h apiFunc) http.Handler {
 		}
 		writeJSON(w, http.StatusOK, res)
 	})
+}
+
+// queryFailed logs a failed query and answers with a generic message: 504 past the
+// deadline, 503 when the client went away, 500 otherwise.
+func (s *Server) queryFailed(w http.ResponseWriter, endpoint string, err error) {
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		s.log.Warn("query deadline exceeded", "endpoint", endpoint, "timeout", s.cfg.QueryTimeout)
+		writeJSON(w, http.StatusGatewayTimeout, map[string]string{"error": fmt.Sprintf("query exceeded its deadline of %v", s.cfg.QueryTimeout)})
+	case errors.Is(err, context.Canceled):
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "query canceled"})
+	default:
+		s.log.Error("query failed", "endpoint", endpoint, "err", err)
+		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "query failed in storage (details in the aggregator log)"})
+	}
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

@@ -15,6 +15,18 @@ import (
 // DefaultRange is the time range of a selection without from/to.
 const DefaultRange = time.Hour
 
+// Parameter size limits: a query's cost grows with its filters, so a request cannot
+// make one arbitrarily expensive (or ship a 300 KB value into SQL).
+const (
+	// MaxFilters bounds filter parameters per selection (base_/cmp_ included).
+	MaxFilters = 32
+	// MaxLabelKeyBytes bounds a filter's label key.
+	MaxLabelKeyBytes = 128
+	// MaxParamValueBytes bounds any single parameter value (filter values, function
+	// names, services).
+	MaxParamValueBytes = 4096
+)
+
 // paramError is a bad query parameter; it becomes a 400 naming the parameter.
 type paramError struct {
 	name string
@@ -87,8 +99,11 @@ func ParseFilter(v string) (model.Filter, error) {
 	if k == "" {
 		return model.Filter{}, fmt.Errorf("%q: empty label key", v)
 	}
-	if len(k) > 128 {
-		return model.Filter{}, fmt.Errorf("label key longer than 128 bytes")
+	if len(k) > MaxLabelKeyBytes {
+		return model.Filter{}, fmt.Errorf("label key longer than %d bytes", MaxLabelKeyBytes)
+	}
+	if len(val) > MaxParamValueBytes {
+		return model.Filter{}, fmt.Errorf("label value longer than %d bytes", MaxParamValueBytes)
 	}
 	for _, r := range k {
 		if !unicode.IsLetter(r) && !unicode.IsDigit(r) && !strings.ContainsRune("_.-/", r) {
@@ -136,6 +151,9 @@ func parseSelection(q url.Values, prefix string, now time.Time) (model.Selection
 		names = append(names, prefix+"filter")
 	}
 	for _, name := range names {
+		if n := len(sel.Filters) + len(q[name]); n > MaxFilters {
+			return sel, badParam(name, "%d filters, limit %d", n, MaxFilters)
+		}
 		for _, v := range q[name] {
 			f, err := ParseFilter(v)
 			if err != nil {
@@ -145,6 +163,18 @@ func parseSelection(q url.Values, prefix string, now time.Time) (model.Selection
 		}
 	}
 	return sel, nil
+}
+
+// checkParamSizes rejects any parameter value over MaxParamValueBytes.
+func checkParamSizes(q url.Values) error {
+	for name, vs := range q {
+		for _, v := range vs {
+			if len(v) > MaxParamValueBytes {
+				return badParam(name, "value of %d bytes, limit %d", len(v), MaxParamValueBytes)
+			}
+		}
+	}
+	return nil
 }
 
 // intParam reads an integer parameter in [1, max], def when absent.

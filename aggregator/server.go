@@ -52,6 +52,9 @@ type Server struct {
 	ingest   *ingestService
 	handler  http.Handler
 	writes   *writeHealth
+	// querySlots is a semaphore of cfg.MaxConcurrentQueries HTTP queries.
+	querySlots chan struct{}
+	readAuth   *readAuth
 }
 
 type actor struct {
@@ -91,7 +94,11 @@ func New(cfg Config, store Store, logger *slog.Logger, opts ...Option) (*Server,
 	if err != nil {
 		return nil, fmt.Errorf("aggregator config: %w", err)
 	}
-	s := &Server{cfg: cfg, store: store, log: logger, token: tok, now: time.Now}
+	s := &Server{cfg: cfg, store: store, log: logger, token: tok, now: time.Now,
+		querySlots: make(chan struct{}, cfg.MaxConcurrentQueries)}
+	if s.readAuth, err = newReadAuth(cfg.ReadToken, cfg.ReadTokenFile); err != nil {
+		return nil, fmt.Errorf("aggregator config: %w", err)
+	}
 	for _, o := range opts {
 		o(s)
 	}

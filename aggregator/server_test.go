@@ -314,6 +314,10 @@ func TestHTTPErrors(t *testing.T) {
 		{"/api/v1/findings?from=later", 400, "parameter from"},
 		{"/api/v1/findings?limit=1000000", 400, "parameter limit"},
 		{"/api/v1/findings?kind=regression", 200, ""},
+		{"/api/v1/top?filter=version=" + strings.Repeat("x", MaxParamValueBytes+1), 400, "parameter filter"},
+		{"/api/v1/top?service=" + strings.Repeat("s", MaxParamValueBytes+1), 400, "parameter service"},
+		{"/api/v1/top?" + strings.Repeat("filter=k=v&", MaxFilters+1), 400, "parameter filter"},
+		{"/api/v1/diff?" + strings.Repeat("filter=k=v&cmp_filter=k=v&", MaxFilters/2+1), 400, "parameter cmp_filter"},
 	} {
 		t.Run(tc.path, func(t *testing.T) {
 			code, m := getJSON(t, hs, tc.path)
@@ -330,10 +334,11 @@ func TestHTTPErrors(t *testing.T) {
 	if got := st.lastSel.Filters; len(got) != 1 || got[0] != (model.Filter{Key: "version", Value: `v1" OR '1'='1`}) {
 		t.Fatalf("store got filters %+v", got)
 	}
-	st.setFail(errors.New("connection refused"))
+	// Engine text (it carries SQL) is logged, never answered.
+	st.setFail(errors.New("DB::Exception: Cannot parse input: SELECT sum(value) FROM samples"))
 	code, m := getJSON(t, hs, "/api/v1/top")
-	if code != 500 || !strings.Contains(fmt.Sprint(m["error"]), "connection refused") {
-		t.Fatalf("storage failure: %d %v, want 500 naming the cause", code, m)
+	if body := fmt.Sprint(m["error"]); code != 500 || strings.Contains(body, "DB::") || strings.Contains(body, "SELECT") {
+		t.Fatalf("storage failure: %d %v, want a generic 500", code, m)
 	}
 	if code, _ := getJSON(t, hs, "/readyz"); code != 503 {
 		t.Fatalf("readyz with store down = %d, want 503", code)

@@ -31,7 +31,7 @@ func valueSets() map[string]map[string]any {
 			"aggregator": map[string]any{"replicas": 3},
 		},
 		"tls-no-priorityclass": {
-			"auth":     map[string]any{"token": "t0ken"},
+			"auth":     map[string]any{"token": "t0ken", "readToken": "r3ad"},
 			"analyzer": map[string]any{"enabled": false},
 			"tls":      map[string]any{"enabled": true},
 			"agent":    map[string]any{"createPriorityClass": false, "hz": 99},
@@ -150,6 +150,31 @@ func checkAggregator(t *testing.T, set string, d *appsv1.Deployment, objs []Obje
 	}
 	if on := slices.Contains(args, "--analyze-interval=10m"); on != (wantAnalyze == "--analyze=true") {
 		t.Errorf("aggregator args %q: --analyze-interval=10m present=%v with %s", args, on, wantAnalyze)
+	}
+	c := d.Spec.Template.Spec.Containers[0]
+	if set == "tls-no-priorityclass" {
+		for _, p := range []*corev1.Probe{c.LivenessProbe, c.ReadinessProbe} {
+			if p == nil || p.HTTPGet == nil || p.HTTPGet.Scheme != corev1.URISchemeHTTPS {
+				t.Errorf("aggregator: with TLS a probe must use scheme HTTPS: %+v", p)
+			}
+		}
+		if !slices.Contains(c.Args, "--read-token-file=/etc/fleetprof/read-token/read-token") {
+			t.Errorf("aggregator: read token set but no --read-token-file in %v", c.Args)
+		}
+		if !slices.ContainsFunc(c.VolumeMounts, func(m corev1.VolumeMount) bool { return m.MountPath == "/etc/fleetprof/read-token" }) {
+			t.Error("aggregator: read token secret not mounted")
+		}
+		var found bool
+		for _, sec := range find[corev1.Secret](objs) {
+			if _, ok := sec.StringData["read-token"]; ok {
+				found = true
+			}
+		}
+		if !found {
+			t.Error("aggregator: no Secret holds the read token")
+		}
+	} else if slices.ContainsFunc(c.Args, func(a string) bool { return strings.HasPrefix(a, "--read-token") }) {
+		t.Errorf("aggregator: read auth on without a read token: %v", c.Args)
 	}
 	sc := d.Spec.Template.Spec.SecurityContext
 	if sc == nil || sc.RunAsNonRoot == nil || !*sc.RunAsNonRoot {

@@ -43,6 +43,11 @@ func (o ImportOptions) withDefaults() ImportOptions {
 	return o
 }
 
+// ErrNotCPU is returned for a profile without a CPU sample type (heap, goroutine,
+// mutex): its values are bytes or counts of something else, and stored as CPU
+// samples they would be wrong.
+var ErrNotCPU = errors.New("not a CPU profile")
+
 // ErrNoSamples is returned for a profile that holds no positive sample values.
 var ErrNoSamples = errors.New("profile has no samples")
 
@@ -56,9 +61,9 @@ func Parse(data []byte, opt ImportOptions) ([]samplebatch.Sample, error) {
 }
 
 // Import converts a pprof profile to rows, one per distinct (stack, labels), with
-// values in samples. For CPU profiles the sample count is taken from samples/count,
-// or derived from cpu/nanoseconds and the period; other profiles use their last
-// sample type as is.
+// values in samples. The sample count is taken from samples/count, or derived from
+// cpu/nanoseconds and the period; other profiles (heap, goroutine, mutex) are
+// refused with ErrNotCPU naming their sample types.
 func Import(p *profile.Profile, opt ImportOptions) ([]samplebatch.Sample, error) {
 	opt = opt.withDefaults()
 	if opt.Labels.Service == "" {
@@ -68,6 +73,13 @@ func Import(p *profile.Profile, opt ImportOptions) ([]samplebatch.Sample, error)
 		return nil, errors.New("import pprof: profile has no sample types")
 	}
 	idx, divisor := valueIndex(p)
+	if idx < 0 {
+		types := make([]string, len(p.SampleType))
+		for i, st := range p.SampleType {
+			types[i] = st.Type + "/" + st.Unit
+		}
+		return nil, fmt.Errorf("import pprof: %w: sample types %s (want cpu/nanoseconds or samples/count)", ErrNotCPU, strings.Join(types, ", "))
+	}
 	// The batch needs a period; non-time profiles (heap) get the CPU default.
 	periodNS := int64(defaultPeriodNS)
 	if p.PeriodType != nil && p.PeriodType.Unit == "nanoseconds" && p.Period > 0 && p.Period <= int64(time.Hour) {
@@ -119,7 +131,7 @@ func Import(p *profile.Profile, opt ImportOptions) ([]samplebatch.Sample, error)
 }
 
 // valueIndex picks the sample value to import and what to divide it by to get a
-// sample count.
+// sample count; -1 when the profile has no CPU sample type.
 func valueIndex(p *profile.Profile) (idx int, divisor int64) {
 	cpu, count := -1, -1
 	for i, st := range p.SampleType {
@@ -137,8 +149,10 @@ func valueIndex(p *profile.Profile) (idx int, divisor int64) {
 		return cpu, p.Period
 	case cpu >= 0:
 		return cpu, 1
+	case count >= 0:
+		return count, 1
 	default:
-		return len(p.SampleType) - 1, 1
+		return -1, 0
 	}
 }
 

@@ -196,6 +196,12 @@ func TestTestdataProfiles(t *testing.T) {
 				t.Fatal(err)
 			}
 			got, err := Parse(data, ImportOptions{Labels: samplebatch.Labels{Service: "svc"}})
+			if strings.HasPrefix(filepath.Base(f), "heap") {
+				if !errors.Is(err, ErrNotCPU) {
+					t.Fatalf("heap profile: err = %v, want ErrNotCPU", err)
+				}
+				return
+			}
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -263,5 +269,28 @@ func BenchmarkImport(b *testing.B) {
 		if _, err := samplebatch.Decode(enc, samplebatch.Limits{}); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+func TestImportRefusesNonCPU(t *testing.T) {
+	fn := &profile.Function{ID: 1, Name: "main.alloc"}
+	loc := &profile.Location{ID: 1, Line: []profile.Line{{Function: fn}}}
+	for name, types := range map[string][]*profile.ValueType{
+		"heap":      {{Type: "alloc_objects", Unit: "count"}, {Type: "alloc_space", Unit: "bytes"}, {Type: "inuse_objects", Unit: "count"}, {Type: "inuse_space", Unit: "bytes"}},
+		"goroutine": {{Type: "goroutine", Unit: "count"}},
+		"mutex":     {{Type: "contentions", Unit: "count"}, {Type: "delay", Unit: "nanoseconds"}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			vals := make([]int64, len(types))
+			for i := range vals {
+				vals[i] = 1000
+			}
+			p := &profile.Profile{SampleType: types, Function: []*profile.Function{fn}, Location: []*profile.Location{loc},
+				Sample: []*profile.Sample{{Location: []*profile.Location{loc}, Value: vals}}}
+			_, err := Import(p, ImportOptions{Labels: samplebatch.Labels{Service: "s"}})
+			if !errors.Is(err, ErrNotCPU) || !strings.Contains(err.Error(), types[len(types)-1].Type) {
+				t.Fatalf("err = %v, want ErrNotCPU naming the sample types", err)
+			}
+		})
 	}
 }

@@ -23,9 +23,14 @@ const maxBody = 1 << 30
 
 // Client calls one aggregator. It is safe for concurrent use.
 type Client struct {
-	base *url.URL
-	hc   *http.Client
+	base  *url.URL
+	hc    *http.Client
+	token string
 }
+
+// SetToken makes every request carry "Authorization: Bearer token" (the
+// aggregator's read token); "" sends none.
+func (c *Client) SetToken(token string) { c.token = token }
 
 // New returns a client for the aggregator at baseURL ("http://host:port"; a bare
 // "host:port" means http). hc nil means a client with a 2-minute timeout.
@@ -87,6 +92,9 @@ func (c *Client) Raw(ctx context.Context, path string, q url.Values) ([]byte, st
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
 		return nil, "", fmt.Errorf("query %s: %w", path, err)
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {

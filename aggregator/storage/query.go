@@ -34,7 +34,7 @@ func (s *Store) inSub() string {
 // Services lists services with samples in [from, to).
 func (s *Store) Services(ctx context.Context, from, to time.Time) ([]string, error) {
 	conds := append(timeRange("bucket", bucketStart(from, s.cfg.RollupBucket), to), "function = ''")
-	r, err := s.be.Query(ctx, fmt.Sprintf("SELECT DISTINCT service FROM %s WHERE %s ORDER BY service",
+	r, err := s.read(ctx, fmt.Sprintf("SELECT DISTINCT service FROM %s WHERE %s ORDER BY service",
 		s.table("function_rollup"), strings.Join(conds, " AND ")))
 	if err != nil {
 		return nil, fmt.Errorf("services: %w", err)
@@ -64,7 +64,7 @@ func (s *Store) LabelKeys(ctx context.Context, sel model.Selection) ([]string, e
 	if err != nil {
 		return nil, fmt.Errorf("label keys: %w", err)
 	}
-	r, err := s.be.Query(ctx, fmt.Sprintf("SELECT DISTINCT toString(arrayJoin(label_keys)) AS k FROM %s WHERE %s ORDER BY k LIMIT 1000",
+	r, err := s.read(ctx, fmt.Sprintf("SELECT DISTINCT toString(arrayJoin(label_keys)) AS k FROM %s WHERE %s ORDER BY k LIMIT 1000",
 		s.table("samples"), where))
 	if err != nil {
 		return nil, fmt.Errorf("label keys: %w", err)
@@ -91,7 +91,7 @@ func (s *Store) LabelValues(ctx context.Context, sel model.Selection, key string
 	if !isBuiltin(key) {
 		where += " AND has(label_keys, " + quote(key) + ")"
 	}
-	r, err := s.be.Query(ctx, fmt.Sprintf("SELECT DISTINCT toString(%s) AS v FROM %s WHERE %s ORDER BY v LIMIT 10000",
+	r, err := s.read(ctx, fmt.Sprintf("SELECT DISTINCT toString(%s) AS v FROM %s WHERE %s ORDER BY v LIMIT 10000",
 		labelExpr(key), s.table("samples"), where))
 	if err != nil {
 		return nil, fmt.Errorf("label values: %w", err)
@@ -107,7 +107,7 @@ func (s *Store) Profile(ctx context.Context, sel model.Selection) (*model.Profil
 	if err != nil {
 		return nil, fmt.Errorf("profile: %w", err)
 	}
-	r, err := s.be.Query(ctx, fmt.Sprintf("SELECT stack_id, period_ns, sum(value) FROM %s WHERE %s GROUP BY stack_id, period_ns",
+	r, err := s.read(ctx, fmt.Sprintf("SELECT stack_id, period_ns, sum(value) FROM %s WHERE %s GROUP BY stack_id, period_ns",
 		s.table("samples"), where))
 	if err != nil {
 		return nil, fmt.Errorf("profile: %w", err)
@@ -145,7 +145,7 @@ func (s *Store) Profile(ctx context.Context, sel model.Selection) (*model.Profil
 			}
 			cond = "stack_id IN (" + strings.Join(ids, ",") + ")"
 		}
-		fr, err := s.be.Query(ctx, fmt.Sprintf("SELECT stack_id, any(frames) FROM %s WHERE %s GROUP BY stack_id", s.table("stacks"), cond))
+		fr, err := s.read(ctx, fmt.Sprintf("SELECT stack_id, any(frames) FROM %s WHERE %s GROUP BY stack_id", s.table("stacks"), cond))
 		if err != nil {
 			return nil, fmt.Errorf("profile: read stacks: %w", err)
 		}
@@ -239,7 +239,7 @@ func (s *Store) Rollup(ctx context.Context, q model.RollupQuery) ([]model.Rollup
 	base := strings.Join(append(timeRange("bucket", bucketStart(q.From, s.cfg.RollupBucket), q.To), "service = "+quote(q.Service)), " AND ")
 	funcCond := "1"
 	if q.MinShare > 0 {
-		r, err := s.be.Query(ctx, fmt.Sprintf("SELECT sum(inclusive) FROM %s WHERE %s AND function = ''", t, base))
+		r, err := s.read(ctx, fmt.Sprintf("SELECT sum(inclusive) FROM %s WHERE %s AND function = ''", t, base))
 		if err != nil {
 			return nil, fmt.Errorf("rollup: total: %w", err)
 		}
@@ -250,7 +250,7 @@ func (s *Store) Rollup(ctx context.Context, q model.RollupQuery) ([]model.Rollup
 		min := int64(math.Ceil(q.MinShare * float64(total)))
 		funcCond = fmt.Sprintf("(function = '' OR function %s (SELECT function FROM %s WHERE %s AND function != '' GROUP BY function HAVING sum(inclusive) >= %d))", s.inSub(), t, base, min)
 	}
-	r, err := s.be.Query(ctx, fmt.Sprintf(`SELECT version, host_group, %s AS b, function, sum(self), sum(inclusive) FROM %s WHERE %s AND %s
+	r, err := s.read(ctx, fmt.Sprintf(`SELECT version, host_group, %s AS b, function, sum(self), sum(inclusive) FROM %s WHERE %s AND %s
 GROUP BY version, host_group, b, function ORDER BY b, function, version, host_group`, bucketExpr, t, base, funcCond))
 	if err != nil {
 		return nil, fmt.Errorf("rollup: %w", err)
@@ -269,7 +269,7 @@ func (s *Store) Versions(ctx context.Context, service string, from, to time.Time
 		return nil, errors.New("versions: service is required")
 	}
 	conds := append(timeRange("ts", from, to), "service = "+quote(service))
-	r, err := s.be.Query(ctx, fmt.Sprintf(`SELECT version, toUInt32(min(ts)) AS first, toUInt32(max(ts)) AS last, sum(value) FROM %s WHERE %s
+	r, err := s.read(ctx, fmt.Sprintf(`SELECT version, toUInt32(min(ts)) AS first, toUInt32(max(ts)) AS last, sum(value) FROM %s WHERE %s
 GROUP BY version ORDER BY first, version`, s.table("samples"), strings.Join(conds, " AND ")))
 	if err != nil {
 		return nil, fmt.Errorf("versions: %w", err)
@@ -296,7 +296,7 @@ func (s *Store) FunctionSeries(ctx context.Context, sel model.Selection, functio
 		return nil, fmt.Errorf("function series: %w", err)
 	}
 	sec := int64(step / time.Second)
-	r, err := s.be.Query(ctx, fmt.Sprintf(`SELECT intDiv(toUInt32(ts), %[1]d) * %[1]d AS t, sum(value),
+	r, err := s.read(ctx, fmt.Sprintf(`SELECT intDiv(toUInt32(ts), %[1]d) * %[1]d AS t, sum(value),
 sumIf(value, stack_id %[6]s (SELECT stack_id FROM %[2]s WHERE has(frames, %[3]s)))
 FROM %[4]s WHERE %[5]s GROUP BY t ORDER BY t`, sec, s.table("stacks"), quote(function), s.table("samples"), where, s.inSub()))
 	if err != nil {
@@ -366,7 +366,7 @@ func (s *Store) Findings(ctx context.Context, q model.FindingsQuery) ([]model.Fi
 		where = strings.Join(conds, " AND ")
 	}
 	// argMax instead of FINAL: it also dedups across shards of a Distributed table.
-	r, err := s.be.Query(ctx, fmt.Sprintf(`SELECT id, k, svc, toUInt32(c), b FROM (
+	r, err := s.read(ctx, fmt.Sprintf(`SELECT id, k, svc, toUInt32(c), b FROM (
 SELECT id, argMax(kind, revision) AS k, argMax(service, revision) AS svc, argMax(created, revision) AS c, argMax(body, revision) AS b
 FROM %s GROUP BY id) WHERE %s ORDER BY c DESC, id LIMIT %d`, s.table("findings"), where, limit))
 	if err != nil {
@@ -393,7 +393,7 @@ func (s *Store) EnforceRetention(ctx context.Context, now time.Time) (int, error
 	cutoff := now.Add(-s.cfg.Retention)
 	dropped := 0
 	for _, t := range []string{"samples", "function_rollup"} {
-		r, err := s.be.Query(ctx, fmt.Sprintf("SELECT DISTINCT partition FROM system.parts WHERE database = %s AND table = %s AND active",
+		r, err := s.read(ctx, fmt.Sprintf("SELECT DISTINCT partition FROM system.parts WHERE database = %s AND table = %s AND active",
 			quote(s.lay.db), quote(t)))
 		if err != nil {
 			return dropped, fmt.Errorf("enforce retention: list partitions: %w", err)

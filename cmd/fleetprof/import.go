@@ -103,7 +103,7 @@ func runImport(ctx context.Context, args []string, stdout io.Writer) error {
 		if err != nil {
 			return fmt.Errorf("%s: %w", f, err)
 		}
-		j := job{file: f, id: importBatchID(data, lab)}
+		j := job{file: f, id: importBatchID(samples, lab)}
 		for len(samples) > 0 {
 			n := min(len(samples), importBatchRows)
 			enc, err := samplebatch.Encode(samples[:n])
@@ -209,9 +209,16 @@ func importLabels(service, version string, kvs []string) (samplebatch.Labels, er
 }
 
 // importBatchID is stable for the same file and labels, so a re-import is a duplicate.
-func importBatchID(data []byte, l samplebatch.Labels) string {
+func importBatchID(samples []samplebatch.Sample, l samplebatch.Labels) string {
 	h := sha256.New()
-	h.Write(data)
+	// The id hashes what is stored, not the file's bytes, so a gzipped and a raw copy
+	// of one profile (or a re-encoded one) import once.
+	for _, smp := range samples {
+		fmt.Fprintf(h, "%d\x00%d\x00%d\x00%q\x00", smp.TS, smp.Value, smp.PeriodNS, smp.Frames)
+		for _, e := range smp.Labels.Extra {
+			fmt.Fprintf(h, "%q=%q\x00", e.Key, e.Value)
+		}
+	}
 	fmt.Fprintf(h, "\x00%q\x00%q\x00%q\x00%q\x00%q\x00%q\x00%q\x00%d", l.Service, l.Version, l.Host, l.Namespace, l.Pod, l.Container, l.Comm, l.PID)
 	for _, e := range l.Extra {
 		fmt.Fprintf(h, "\x00%q=%q", e.Key, e.Value)

@@ -100,6 +100,8 @@ func runQuery(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("query "+sub, flag.ContinueOnError)
 	addr := fs.String("http", queryclient.DefaultBaseURL, "aggregator HTTP address (default: the fleetprof up running with ./fleetprof-data, else this)")
 	asJSON := fs.Bool("json", false, "print the API's JSON")
+	token := fs.String("read-token", "", "aggregator read token (default $FLEETPROF_READ_TOKEN)")
+	tokenFile := fs.String("read-token-file", "", "file holding the aggregator read token")
 	var sel, base, cmp selectionFlags
 	sel.register(fs, "", "")
 	var format, out *string
@@ -129,6 +131,11 @@ func runQuery(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return usageError{err}
 	}
+	tok, err := readToken(*token, *tokenFile)
+	if err != nil {
+		return usageError{err}
+	}
+	client.SetToken(tok)
 	now := time.Now()
 	if sub == "diff" {
 		b, err := base.selection("base-", &sel, now)
@@ -259,4 +266,19 @@ func printDiff(w io.Writer, d *model.Diff) error {
 			m.BaseSelfPct, m.CmpSelfPct, m.Function)
 	}
 	return tw.Flush()
+}
+
+// readToken picks the read token: the flag, else the file, else $FLEETPROF_READ_TOKEN.
+func readToken(flagValue, file string) (string, error) {
+	switch {
+	case flagValue != "":
+		return flagValue, nil
+	case file != "":
+		b, err := os.ReadFile(file) //nolint:gosec // the user names the file to read
+		if err != nil {
+			return "", fmt.Errorf("read token file: %w", err)
+		}
+		return strings.TrimSpace(string(b)), nil
+	}
+	return os.Getenv("FLEETPROF_READ_TOKEN"), nil
 }

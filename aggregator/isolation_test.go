@@ -1,0 +1,130 @@
+package aggregator
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	ingestv1 "github.com/fleetprof/fleetprof/proto/fleetprof/ingest/v1"
+	"github.com/fleetprof/fleetprof/proto/samplebatch"
+)
+
+// TestQueryDeadline: a query past its deadline answers a clean 504 on every store.
+func TestQueryDeadline(t *testing.T) {
+	for _, be := range backends {
+		t.Run(be.name, func(t *testing.T) {
+			ts := startServer(t, be.open(t), Config{QueryTimeout: time.Nanosecond})
+			for _, path := range []string{"/api/v1/flame?from=now-30d", "/api/v1/top", "/api/v1/services"} {
+				code, m := getJSON(t, ts.httpURL, path)
+				if code != 504 || !strings.Contains(fmt.Sprint(m["error"]), "deadline") {
+					t.Fatalf("%s: %d %v, want 504 naming the deadline", path, code, m)
+				}
+			}
+		})
+	}
+}
+
+// hostileQuery is the costliest query the parameter limits allow: every filter slot
+// used with a distinct key and a maximal value, over 30 days.
+func hostileQuery(i int) string {
+	q := url.Values{"from": {"now-30d"}}
+	for k := range MaxFilters {
+		q.Add("filter", fmt.Sprintf("k%d_%d=%s", i, k, strings.Repeat("v", MaxParamValueBytes-16)))
+	}
+	return "/api/v1/flame?" + q.Encode()
+}
+
+// get returns the status of GET u (0 when the request fails).
+func get(u string) int {
+	req, err := http.NewRequestWithContext(context.Background(), http.MethodGet, u, nil)
+	if err != nil {
+		return 0
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// BenchmarkIngestUnderHostileQueries measures ingest batches/s alone and while 4
+// clients loop hostile queries, in one process; "ratio" is with/alone (1 = no harm).
+func BenchmarkIngestUnderHostileQueries(b *testing.B) {
+	const (
+		rows    = 5000
+		batches = 20
+		clients = 4
+	)
+	for _, be := range backends {
+		b.Run(be.name, func(b *testing.B) {
+			ts := startServer(b, be.open(b), Config{})
+			svc := uniqueService(b)
+			data, err := samplebatch.Encode(benchBatch(svc, time.Now().Add(-5*time.Minute).Truncate(time.Minute), rows))
+			if err != nil {
+				b.Fatal(err)
+			}
+			seq := 0
+			ingest := func() float64 {
+				stream, err := ingestv1.NewIngestServiceClient(ts.conn).Write(context.Background())
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer stream.CloseSend()
+				start := time.Now()
+				for range batches {
+					seq++
+					if err := stream.Send(&ingestv1.WriteRequest{BatchId: fmt.Sprintf("%s-%d", svc, seq), ArrowIpc: data}); err != nil {
+						b.Fatal(err)
+					}
+					resp, err := stream.Recv()
+					if err != nil {
+						b.Fatal(err)
+					}
+					if resp.Status != ingestv1.WriteResponse_STATUS_ACKED {
+						b.Fatalf("batch %d: %v %s", seq, resp.Status, resp.Error)
+					}
+				}
+				return batches / time.Since(start).Seconds()
+			}
+			var alone, hostile float64
+			var queries atomic.Int64
+			for range b.N {
+				alone += ingest()
+				stop := make(chan struct{})
+				var wg sync.WaitGroup
+				for c := range clients {
+					wg.Go(func() {
+						for i := 0; ; i++ {
+							select {
+							case <-stop:
+								return
+							default:
+							}
+							if code := get(ts.httpURL + hostileQuery(c*1_000_000+i)); code != 200 && code != 504 {
+								b.Errorf("hostile query: status %d", code)
+								return
+							}
+							queries.Add(1)
+						}
+					})
+				}
+				hostile += ingest()
+				close(stop)
+				wg.Wait()
+			}
+			b.ReportMetric(alone/float64(b.N), "batches/s-alone")
+			b.ReportMetric(hostile/float64(b.N), "batches/s-hostile")
+			b.ReportMetric(hostile/alone, "ratio")
+			b.ReportMetric(float64(queries.Load())/float64(b.N), "queries/op")
+		})
+	}
+}
