@@ -15,6 +15,7 @@ type metrics struct {
 	reg        *prometheus.Registry
 	batches    *prometheus.CounterVec
 	rows       prometheus.Counter
+	shortened  prometheus.Counter
 	ingestTime prometheus.Histogram
 	queryTime  *prometheus.HistogramVec
 }
@@ -30,6 +31,10 @@ func newMetrics() *metrics {
 			Name: "fleetprof_ingest_rows_total",
 			Help: "Sample rows stored.",
 		}),
+		shortened: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "fleetprof_ingest_frame_names_shortened_total",
+			Help: "Frame names over the storage limit that were stored shortened (with a visible … marker) instead of rejecting their batch.",
+		}),
 		ingestTime: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "fleetprof_ingest_duration_seconds",
 			Help:    "Time to decode and store one batch.",
@@ -41,7 +46,7 @@ func newMetrics() *metrics {
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
 		}, []string{"endpoint"}),
 	}
-	m.reg.MustRegister(m.batches, m.rows, m.ingestTime, m.queryTime,
+	m.reg.MustRegister(m.batches, m.rows, m.shortened, m.ingestTime, m.queryTime,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, st := range []ingestv1.WriteResponse_Status{
 		ingestv1.WriteResponse_STATUS_ACKED, ingestv1.WriteResponse_STATUS_DUPLICATE,

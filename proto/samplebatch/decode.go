@@ -18,7 +18,7 @@ type Limits struct {
 	MaxBytes      int           // encoded size; default 16 MiB
 	MaxRows       int           // default 1,000,000
 	MaxFrames     int           // frames per stack; default 1,024
-	MaxFrameBytes int           // bytes per frame name; default 1,024
+	MaxFrameBytes int           // bytes per stored frame name; longer names are shortened (ShortenName), not rejected; default 1,024
 	MaxLabels     int           // extra labels per row; default 64
 	MaxValue      int64         // samples per row; default 1<<40
 	MaxPeriodNS   int64         // default one hour
@@ -68,6 +68,9 @@ type Row struct {
 type Batch struct {
 	Rows   []Row
 	Stacks map[uint64][]string // every stack the rows name, root first
+	// ShortenedNames counts frame names over Limits.MaxFrameBytes that were shortened
+	// with ShortenName; stack ids are checked against the names as sent.
+	ShortenedNames int
 }
 
 // Samples is the total sample count of the batch.
@@ -270,14 +273,16 @@ func (d *decoder) stack(row int, id uint64, frames *array.List, i int, dict *arr
 		if dict.IsNull(int(j)) {
 			return invalidf("row %d: frames: null frame name at depth %d", row, j-start)
 		}
-		f := name(int(j))
-		if len(f) > d.lim.MaxFrameBytes {
-			return invalidf("row %d: frames: frame name of %d bytes at depth %d, limit %d", row, len(f), j-start, d.lim.MaxFrameBytes)
-		}
-		fs = append(fs, f)
+		fs = append(fs, name(int(j)))
 	}
 	if want := StackID(fs); want != id {
 		return invalidf("row %d: stack_id: %016x does not match its frames (want %016x)", row, id, want)
+	}
+	for k, f := range fs {
+		if len(f) > d.lim.MaxFrameBytes {
+			fs[k] = ShortenName(f, d.lim.MaxFrameBytes)
+			d.b.ShortenedNames++
+		}
 	}
 	d.b.Stacks[id] = fs
 	return nil
