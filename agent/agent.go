@@ -46,6 +46,7 @@ type Stats struct {
 	Samples        uint64 // samples in those batches
 	Frames         uint64 // frames symbolized
 	UnknownFrames  uint64 // frames the symbolizer could not name
+	ShortenedNames uint64 // frame names shortened to Config.MaxFrameNameBytes
 	EventsHandled  uint64 // process events handled
 	StartErrors    uint64 // ProcessStarted failures (process already gone)
 	ForksDropped   uint64 // fork children not read because the queue was full
@@ -77,7 +78,7 @@ type Agent struct {
 	exited       []uint32 // pids to forget after the next flush
 	lastErr      string
 
-	flushes, flushErrors, batches, rows, samples, frames, unknown, events, startErrs, forksDropped atomic.Uint64
+	flushes, flushErrors, batches, rows, samples, frames, unknown, shortened, events, startErrs, forksDropped atomic.Uint64
 }
 
 // Open starts the real eBPF sampler and symbolizer and returns an agent
@@ -427,6 +428,24 @@ func (a *Agent) Flush(now time.Time) error {
 	return nil
 }
 
+// shortenNames returns frames with every name over Config.MaxFrameNameBytes shortened
+// (samplebatch.ShortenName), copying the slice only when a name changes because the
+// symbolizer may return cached slices.
+func (a *Agent) shortenNames(frames []string) []string {
+	out := frames
+	for i, f := range frames {
+		if len(f) <= a.cfg.MaxFrameNameBytes {
+			continue
+		}
+		if &out[0] == &frames[0] {
+			out = append([]string(nil), frames...)
+		}
+		out[i] = samplebatch.ShortenName(f, a.cfg.MaxFrameNameBytes)
+		a.shortened.Add(1)
+	}
+	return out
+}
+
 // aggregate symbolizes samples and sums identical (process, stack) rows;
 // rows are sorted so batches are deterministic.
 func (a *Agent) aggregate(samples []sampler.Sample) []*row {
@@ -446,6 +465,7 @@ func (a *Agent) aggregate(samples []sampler.Sample) []*row {
 		if len(frames) == 0 {
 			frames = []string{"[unknown]"} // the schema needs one frame
 		}
+		frames = a.shortenNames(frames)
 		k := key{s.TGID, strings.Join(frames, "\n")}
 		r := byKey[k]
 		if r == nil {
@@ -544,6 +564,7 @@ func (a *Agent) Stats() Stats {
 		Samples:        a.samples.Load(),
 		Frames:         a.frames.Load(),
 		UnknownFrames:  a.unknown.Load(),
+		ShortenedNames: a.shortened.Load(),
 		EventsHandled:  a.events.Load(),
 		StartErrors:    a.startErrs.Load(),
 		ForksDropped:   a.forksDropped.Load(),

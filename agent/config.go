@@ -25,6 +25,10 @@ const (
 	// DefaultMaxRowsPerBatch keeps one batch well within the aggregator's
 	// limits (1M rows, 16 MiB) on hosts with many CPUs.
 	DefaultMaxRowsPerBatch = 50_000
+	// DefaultMaxFrameNameBytes keeps frame names readable and well under the
+	// aggregator's stored-name limit (1 KiB), which a demangled C++ template
+	// instantiation (std::sort over std::string: 1,360 bytes) exceeds.
+	DefaultMaxFrameNameBytes = 512
 	// DefaultMemoryLimit is the agent's soft Go memory limit: the symbol
 	// tables of every binary running on the host stay resident, and
 	// parsing a big binary briefly needs tens of MB more, which a
@@ -40,6 +44,10 @@ const (
 	KubeOn   = "on"   // list pods; fail if not possible
 	KubeOff  = "off"
 )
+
+// minFrameNameBytes is the smallest MaxFrameNameBytes: room for a short qualified
+// name plus ShortenName's hash marker.
+const minFrameNameBytes = 64
 
 // Config configures the agent. Zero fields mean the defaults.
 type Config struct {
@@ -69,6 +77,10 @@ type Config struct {
 	KubeConfig labels.KubeConfig
 	// MaxRowsPerBatch splits large flushes (default 50,000).
 	MaxRowsPerBatch int
+	// MaxFrameNameBytes is the longest frame name shipped; longer names are
+	// shortened deterministically (samplebatch.ShortenName: template and
+	// parameter lists elided, else prefix, hash marker and suffix). Default 512.
+	MaxFrameNameBytes int
 	// MemoryLimit and GCPercent are applied to the whole process by Open
 	// (debug.SetMemoryLimit, debug.SetGCPercent) unless GOMEMLIMIT or GOGC
 	// is set in the environment (defaults 96 MiB and 50; -1 leaves the
@@ -116,6 +128,9 @@ func (c Config) WithDefaults() Config {
 	if c.MaxRowsPerBatch == 0 {
 		c.MaxRowsPerBatch = DefaultMaxRowsPerBatch
 	}
+	if c.MaxFrameNameBytes == 0 {
+		c.MaxFrameNameBytes = DefaultMaxFrameNameBytes
+	}
 	if c.MemoryLimit == 0 {
 		c.MemoryLimit = DefaultMemoryLimit
 	}
@@ -146,6 +161,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("kubernetes mode %q (want auto, on or off)", c.Kube)
 	case c.MaxRowsPerBatch < 1:
 		return fmt.Errorf("max rows per batch %d must be positive", c.MaxRowsPerBatch)
+	case c.MaxFrameNameBytes < minFrameNameBytes:
+		return fmt.Errorf("max frame name bytes %d is below %d", c.MaxFrameNameBytes, minFrameNameBytes)
 	case c.MemoryLimit < -1:
 		return fmt.Errorf("memory limit %d must be positive or -1", c.MemoryLimit)
 	case c.GCPercent < -1:

@@ -38,6 +38,7 @@ var (
 	descRows         = desc("rows_total", "Rows in built batches.")
 	descFrames       = desc("frames_total", "Frames symbolized.")
 	descMisses       = desc("symbolization_misses_total", "Frames the symbolizer could not name.")
+	descShortened    = desc("frame_names_shortened_total", "Frame names over the configured limit that were shipped shortened.")
 	descEvents       = desc("process_events_total", "Process exec/fork/exit events handled.")
 	descStartErrors  = desc("process_start_errors_total", "New processes whose maps could not be read (already gone).")
 	descForksDropped = desc("forks_dropped_total", "Fork children not read because the queue was full.")
@@ -50,7 +51,7 @@ var (
 	descSpoolBatches = desc("spool_batches", "Batches waiting in the spool.")
 	descSpoolDropped = desc("spool_dropped_total", "Batches dropped to keep the spool within its bound.")
 	descCapMissing   = desc("capability_missing", "1 for each capability the agent runs without (degraded, e.g. CAP_SYS_PTRACE).", "capability")
-	counterDescs     = []*prometheus.Desc{descSamples, descDrained, descTruncated, descFlushes, descFlushErrors, descBatches, descRows, descFrames, descMisses, descEvents, descStartErrors, descForksDropped, descSent, descAcked, descDuplicate, descRejected, descFailed, descSpoolDropped}
+	counterDescs     = []*prometheus.Desc{descSamples, descDrained, descTruncated, descFlushes, descFlushErrors, descBatches, descRows, descFrames, descMisses, descShortened, descEvents, descStartErrors, descForksDropped, descSent, descAcked, descDuplicate, descRejected, descFailed, descSpoolDropped}
 	gaugeDescs       = []*prometheus.Desc{descSpoolBytes, descSpoolBatches}
 )
 
@@ -68,7 +69,7 @@ func (c statsCollector) Collect(ch chan<- prometheus.Metric) {
 	st := c.a.Stats()
 	counters := []uint64{
 		st.Sampler.Samples, st.Sampler.Drained, st.Sampler.TruncatedUserStacks, st.Flushes, st.FlushErrors, st.Batches, st.Rows,
-		st.Frames, st.UnknownFrames, st.EventsHandled, st.StartErrors, st.ForksDropped, st.Ship.Sent, st.Ship.Acked, st.Ship.Duplicate,
+		st.Frames, st.UnknownFrames, st.ShortenedNames, st.EventsHandled, st.StartErrors, st.ForksDropped, st.Ship.Sent, st.Ship.Acked, st.Ship.Duplicate,
 		st.Ship.Rejected, st.Ship.Failed, st.Ship.SpoolDropped,
 	}
 	for i, d := range counterDescs {
