@@ -61,7 +61,9 @@ func TestRealLongFrameNames(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	sorts := func(s string) bool { return strings.Contains(s, "std::__introsort_loop<") || strings.Contains(s, "std::__insertion_sort<") }
+	sorts := func(s string) bool {
+		return strings.Contains(s, "std::__introsort_loop<") || strings.Contains(s, "std::__insertion_sort<")
+	}
 	hasChain := func(s string) bool { return strings.Contains(";"+s+";", ";main;a;b;c;") }
 	ok := srv.WaitFor(30*time.Second, func(stored []shiptest.Batch) bool {
 		return anyStack(stacksOf(t, stored, cxx.Process.Pid), sorts) && anyStack(stacksOf(t, stored, c.Process.Pid), hasChain)
