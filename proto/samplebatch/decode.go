@@ -85,6 +85,10 @@ func (b *Batch) Samples() int64 {
 // ErrInvalid marks a batch that breaks the schema or the limits; retrying it cannot help.
 var ErrInvalid = errors.New("invalid sample batch")
 
+// ErrTooLarge marks a batch over Limits.MaxBytes; it wraps ErrInvalid, and a sender
+// can split the batch and retry the parts.
+var ErrTooLarge = fmt.Errorf("%w: too large", ErrInvalid)
+
 func invalidf(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
 }
@@ -104,7 +108,7 @@ func Decode(data []byte, lim Limits) (b *Batch, err error) {
 		return nil, invalidf("empty payload")
 	}
 	if len(data) > lim.MaxBytes {
-		return nil, invalidf("payload is %d bytes, limit %d", len(data), lim.MaxBytes)
+		return nil, fmt.Errorf("%w: payload is %d bytes, over the message size limit of %d bytes (aggregator max-message-bytes); split the batch", ErrTooLarge, len(data), lim.MaxBytes)
 	}
 	rdr, err := ipc.NewReader(bytes.NewReader(data), ipc.WithAllocator(memory.DefaultAllocator))
 	if err != nil {
