@@ -37,20 +37,22 @@ type Symbolizer interface {
 
 // Stats are the agent's cumulative counters.
 type Stats struct {
-	Sampler        sampler.Stats // latest cumulative sampler stats
-	Ship           ship.Stats
-	Flushes        uint64 // drains done
-	FlushErrors    uint64 // drains or spool writes that failed
-	Batches        uint64 // batches built and spooled
-	Rows           uint64 // rows in those batches
-	Samples        uint64 // samples in those batches
-	Frames         uint64 // frames symbolized
-	UnknownFrames  uint64 // frames the symbolizer could not name
-	ShortenedNames uint64 // frame names shortened to Config.MaxFrameNameBytes
-	EventsHandled  uint64 // process events handled
-	StartErrors    uint64 // ProcessStarted failures (process already gone)
-	ForksDropped   uint64 // fork children not read because the queue was full
-	LastFlushError string
+	Sampler         sampler.Stats // latest cumulative sampler stats
+	Ship            ship.Stats
+	Flushes         uint64 // drains done
+	FlushErrors     uint64 // drains or spool writes that failed
+	Batches         uint64 // batches built and spooled
+	Rows            uint64 // rows in those batches
+	Samples         uint64 // samples in those batches
+	Frames          uint64 // frames symbolized
+	UnknownFrames   uint64 // frames the symbolizer could not name
+	ShortenedNames  uint64 // frame names shortened to Config.MaxFrameNameBytes
+	BatchSplits     uint64 // batches split in two for exceeding Config.MaxBatchBytes
+	OversizeDropped uint64 // samples in single rows bigger than Config.MaxBatchBytes, dropped
+	EventsHandled   uint64 // process events handled
+	StartErrors     uint64 // ProcessStarted failures (process already gone)
+	ForksDropped    uint64 // fork children not read because the queue was full
+	LastFlushError  string
 }
 
 // Agent samples, symbolizes, labels, aggregates and ships. Create it with
@@ -78,7 +80,7 @@ type Agent struct {
 	exited       []uint32 // pids to forget after the next flush
 	lastErr      string
 
-	flushes, flushErrors, batches, rows, samples, frames, unknown, shortened, events, startErrs, forksDropped atomic.Uint64
+	flushes, flushErrors, batches, rows, samples, frames, unknown, shortened, splits, oversizeDropped, events, startErrs, forksDropped atomic.Uint64
 }
 
 // Open starts the real eBPF sampler and symbolizer and returns an agent
@@ -414,17 +416,40 @@ func (a *Agent) Flush(now time.Time) error {
 		return nil
 	}
 	for chunk := range slices.Chunk(rows, a.cfg.MaxRowsPerBatch) {
-		data, n, err := a.encode(chunk, start.Unix())
-		if err != nil {
+		if err := a.spool(chunk, start.Unix()); err != nil {
 			return err
 		}
-		if _, err := a.shipper.Send(data); err != nil {
-			return fmt.Errorf("spool batch: %w", err)
-		}
-		a.batches.Add(1)
-		a.rows.Add(uint64(len(chunk)))
-		a.samples.Add(uint64(n))
 	}
+	return nil
+}
+
+// spool encodes rows into one batch and spools it; a batch over
+// Config.MaxBatchBytes is split in halves (rows are sorted by process and
+// stack, so halves keep processes together) until each part fits. A single
+// row that cannot fit is dropped and counted.
+func (a *Agent) spool(rows []*row, ts int64) error {
+	data, n, err := a.encode(rows, ts)
+	if err != nil {
+		return err
+	}
+	if len(data) > a.cfg.MaxBatchBytes {
+		if len(rows) == 1 {
+			a.oversizeDropped.Add(uint64(n))
+			return nil
+		}
+		a.splits.Add(1)
+		half := len(rows) / 2
+		if err := a.spool(rows[:half], ts); err != nil {
+			return err
+		}
+		return a.spool(rows[half:], ts)
+	}
+	if _, err := a.shipper.Send(data); err != nil {
+		return fmt.Errorf("spool batch: %w", err)
+	}
+	a.batches.Add(1)
+	a.rows.Add(uint64(len(rows)))
+	a.samples.Add(uint64(n))
 	return nil
 }
 
@@ -555,19 +580,21 @@ func (a *Agent) Stats() Stats {
 	st, last := a.samplerStats, a.lastErr
 	a.mu.Unlock()
 	return Stats{
-		Sampler:        st,
-		Ship:           a.shipper.Stats(),
-		Flushes:        a.flushes.Load(),
-		FlushErrors:    a.flushErrors.Load(),
-		Batches:        a.batches.Load(),
-		Rows:           a.rows.Load(),
-		Samples:        a.samples.Load(),
-		Frames:         a.frames.Load(),
-		UnknownFrames:  a.unknown.Load(),
-		ShortenedNames: a.shortened.Load(),
-		EventsHandled:  a.events.Load(),
-		StartErrors:    a.startErrs.Load(),
-		ForksDropped:   a.forksDropped.Load(),
-		LastFlushError: last,
+		Sampler:         st,
+		Ship:            a.shipper.Stats(),
+		Flushes:         a.flushes.Load(),
+		FlushErrors:     a.flushErrors.Load(),
+		Batches:         a.batches.Load(),
+		Rows:            a.rows.Load(),
+		Samples:         a.samples.Load(),
+		Frames:          a.frames.Load(),
+		UnknownFrames:   a.unknown.Load(),
+		ShortenedNames:  a.shortened.Load(),
+		BatchSplits:     a.splits.Load(),
+		OversizeDropped: a.oversizeDropped.Load(),
+		EventsHandled:   a.events.Load(),
+		StartErrors:     a.startErrs.Load(),
+		ForksDropped:    a.forksDropped.Load(),
+		LastFlushError:  last,
 	}
 }

@@ -39,6 +39,8 @@ var (
 	descFrames       = desc("frames_total", "Frames symbolized.")
 	descMisses       = desc("symbolization_misses_total", "Frames the symbolizer could not name.")
 	descShortened    = desc("frame_names_shortened_total", "Frame names over the configured limit that were shipped shortened.")
+	descSplits       = desc("batch_splits_total", "Batches split in two for exceeding the batch size limit.")
+	descOversize     = desc("oversize_dropped_samples_total", "Samples dropped because their single row exceeded the batch size limit.")
 	descEvents       = desc("process_events_total", "Process exec/fork/exit events handled.")
 	descStartErrors  = desc("process_start_errors_total", "New processes whose maps could not be read (already gone).")
 	descForksDropped = desc("forks_dropped_total", "Fork children not read because the queue was full.")
@@ -51,7 +53,7 @@ var (
 	descSpoolBatches = desc("spool_batches", "Batches waiting in the spool.")
 	descSpoolDropped = desc("spool_dropped_total", "Batches dropped to keep the spool within its bound.")
 	descCapMissing   = desc("capability_missing", "1 for each capability the agent runs without (degraded, e.g. CAP_SYS_PTRACE).", "capability")
-	counterDescs     = []*prometheus.Desc{descSamples, descDrained, descTruncated, descFlushes, descFlushErrors, descBatches, descRows, descFrames, descMisses, descShortened, descEvents, descStartErrors, descForksDropped, descSent, descAcked, descDuplicate, descRejected, descFailed, descSpoolDropped}
+	counterDescs     = []*prometheus.Desc{descSamples, descDrained, descTruncated, descFlushes, descFlushErrors, descBatches, descRows, descFrames, descMisses, descShortened, descSplits, descOversize, descEvents, descStartErrors, descForksDropped, descSent, descAcked, descDuplicate, descRejected, descFailed, descSpoolDropped}
 	gaugeDescs       = []*prometheus.Desc{descSpoolBytes, descSpoolBatches}
 )
 
@@ -69,7 +71,7 @@ func (c statsCollector) Collect(ch chan<- prometheus.Metric) {
 	st := c.a.Stats()
 	counters := []uint64{
 		st.Sampler.Samples, st.Sampler.Drained, st.Sampler.TruncatedUserStacks, st.Flushes, st.FlushErrors, st.Batches, st.Rows,
-		st.Frames, st.UnknownFrames, st.ShortenedNames, st.EventsHandled, st.StartErrors, st.ForksDropped, st.Ship.Sent, st.Ship.Acked, st.Ship.Duplicate,
+		st.Frames, st.UnknownFrames, st.ShortenedNames, st.BatchSplits, st.OversizeDropped, st.EventsHandled, st.StartErrors, st.ForksDropped, st.Ship.Sent, st.Ship.Acked, st.Ship.Duplicate,
 		st.Ship.Rejected, st.Ship.Failed, st.Ship.SpoolDropped,
 	}
 	for i, d := range counterDescs {
