@@ -48,12 +48,13 @@ var (
 	descAcked        = desc("batches_acked_total", "Batches acknowledged as stored.")
 	descDuplicate    = desc("batches_duplicate_total", "Batches the aggregator already had (delivered).")
 	descRejected     = desc("batches_rejected_total", "Batches rejected by the aggregator and dropped.")
+	descTooLarge     = desc("batches_too_large_total", "Batches dropped because the aggregator repeatedly refused to read them (ResourceExhausted).")
 	descFailed       = desc("batches_failed_total", "Failed send attempts (retried).")
 	descSpoolBytes   = desc("spool_bytes", "Bytes waiting in the spool.")
 	descSpoolBatches = desc("spool_batches", "Batches waiting in the spool.")
 	descSpoolDropped = desc("spool_dropped_total", "Batches dropped to keep the spool within its bound.")
 	descCapMissing   = desc("capability_missing", "1 for each capability the agent runs without (degraded, e.g. CAP_SYS_PTRACE).", "capability")
-	counterDescs     = []*prometheus.Desc{descSamples, descDrained, descTruncated, descFlushes, descFlushErrors, descBatches, descRows, descFrames, descMisses, descShortened, descSplits, descOversize, descEvents, descStartErrors, descForksDropped, descSent, descAcked, descDuplicate, descRejected, descFailed, descSpoolDropped}
+	counterDescs     = []*prometheus.Desc{descSamples, descDrained, descTruncated, descFlushes, descFlushErrors, descBatches, descRows, descFrames, descMisses, descShortened, descSplits, descOversize, descEvents, descStartErrors, descForksDropped, descSent, descAcked, descDuplicate, descRejected, descTooLarge, descFailed, descSpoolDropped}
 	gaugeDescs       = []*prometheus.Desc{descSpoolBytes, descSpoolBatches}
 )
 
@@ -72,7 +73,7 @@ func (c statsCollector) Collect(ch chan<- prometheus.Metric) {
 	counters := []uint64{
 		st.Sampler.Samples, st.Sampler.Drained, st.Sampler.TruncatedUserStacks, st.Flushes, st.FlushErrors, st.Batches, st.Rows,
 		st.Frames, st.UnknownFrames, st.ShortenedNames, st.BatchSplits, st.OversizeDropped, st.EventsHandled, st.StartErrors, st.ForksDropped, st.Ship.Sent, st.Ship.Acked, st.Ship.Duplicate,
-		st.Ship.Rejected, st.Ship.Failed, st.Ship.SpoolDropped,
+		st.Ship.Rejected, st.Ship.TooLarge, st.Ship.Failed, st.Ship.SpoolDropped,
 	}
 	for i, d := range counterDescs {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(counters[i]))
