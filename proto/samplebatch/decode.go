@@ -23,6 +23,9 @@ type Limits struct {
 	MaxValue      int64         // samples per row; default 1<<40
 	MaxPeriodNS   int64         // default one hour
 	MaxFuture     time.Duration // how far ts may be ahead of Now; default 24h
+	// MaxDecodeBytes bounds the Arrow buffers one Decode may hold (bodies,
+	// decompressed buffers, dictionaries); default decodeMemoryFactor × MaxBytes.
+	MaxDecodeBytes int
 	Now           func() time.Time
 }
 
@@ -33,6 +36,7 @@ func (l Limits) withDefaults() Limits {
 		}
 	}
 	def(&l.MaxBytes, 16<<20)
+	def(&l.MaxDecodeBytes, decodeMemoryFactor*l.MaxBytes)
 	def(&l.MaxRows, 1_000_000)
 	def(&l.MaxFrames, 1024)
 	def(&l.MaxFrameBytes, 1024)
@@ -101,6 +105,10 @@ func Decode(data []byte, lim Limits) (b *Batch, err error) {
 	// a batch from the network must never take the aggregator down.
 	defer func() {
 		if r := recover(); r != nil {
+			if e, ok := r.(errDecodeMemory); ok {
+				b, err = nil, invalidf("%v", e)
+				return
+			}
 			b, err = nil, invalidf("corrupt arrow data: %v", r)
 		}
 	}()
@@ -110,7 +118,8 @@ func Decode(data []byte, lim Limits) (b *Batch, err error) {
 	if len(data) > lim.MaxBytes {
 		return nil, fmt.Errorf("%w: payload is %d bytes, over the message size limit of %d bytes (aggregator max-message-bytes); split the batch", ErrTooLarge, len(data), lim.MaxBytes)
 	}
-	rdr, err := ipc.NewReader(bytes.NewReader(data), ipc.WithAllocator(memory.DefaultAllocator))
+	mem := &cappedAllocator{mem: memory.DefaultAllocator, limit: lim.MaxDecodeBytes}
+	rdr, err := ipc.NewReader(bytes.NewReader(data), ipc.WithAllocator(mem))
 	if err != nil {
 		return nil, invalidf("not an arrow ipc stream: %v", err)
 	}
@@ -119,7 +128,7 @@ func Decode(data []byte, lim Limits) (b *Batch, err error) {
 		return nil, err
 	}
 	b = &Batch{Stacks: map[uint64][]string{}}
-	d := decoder{lim: lim, maxTS: lim.Now().Add(lim.MaxFuture).Unix(), b: b}
+	d := decoder{lim: lim, maxTS: lim.Now().Add(lim.MaxFuture).Unix(), b: b, dicts: map[arrow.ArrayData][]string{}}
 	for rdr.Next() {
 		if err := d.record(rdr.RecordBatch()); err != nil {
 			return nil, err
@@ -160,6 +169,10 @@ type decoder struct {
 	lim   Limits
 	maxTS int64
 	b     *Batch
+	// dicts holds each dictionary's entries copied once: an IPC stream may share
+	// one dictionary across every record batch, and copying it per record batch
+	// makes decode cost quadratic.
+	dicts map[arrow.ArrayData][]string
 }
 
 func column[T arrow.Array](rec arrow.RecordBatch, name string) T {
@@ -167,12 +180,17 @@ func column[T arrow.Array](rec arrow.RecordBatch, name string) T {
 }
 
 // dictStrings returns the value of row i of a dictionary<int32, utf8> column.
-func dictStrings(a *array.Dictionary) func(i int) string {
-	dict := a.Dictionary().(*array.String)
-	// Copy each dictionary entry once: rows outlive the IPC buffers.
-	vals := make([]string, dict.Len())
-	for i := range vals {
-		vals[i] = string([]byte(dict.Value(i)))
+func (d *decoder) dictStrings(a *array.Dictionary) func(i int) string {
+	key := a.Data().Dictionary()
+	vals, ok := d.dicts[key]
+	if !ok {
+		dict := a.Dictionary().(*array.String)
+		// Copy each dictionary entry once: rows outlive the IPC buffers.
+		vals = make([]string, dict.Len())
+		for i := range vals {
+			vals[i] = string([]byte(dict.Value(i)))
+		}
+		d.dicts[key] = vals
 	}
 	return func(i int) string { return vals[a.GetValueIndex(i)] }
 }
@@ -198,7 +216,7 @@ func (d *decoder) record(rec arrow.RecordBatch) error {
 	ts := column[*array.Timestamp](rec, ColTS)
 	labels := make([]func(int) string, len(labelColumns))
 	for i, name := range labelColumns {
-		labels[i] = dictStrings(column[*array.Dictionary](rec, name))
+		labels[i] = d.dictStrings(column[*array.Dictionary](rec, name))
 	}
 	pid := column[*array.Uint32](rec, ColPID)
 	keys := column[*array.List](rec, ColLabelKeys)
@@ -207,7 +225,7 @@ func (d *decoder) record(rec arrow.RecordBatch) error {
 	stackID := column[*array.Uint64](rec, ColStackID)
 	frames := column[*array.List](rec, ColFrames)
 	frameDict := frames.ListValues().(*array.Dictionary)
-	frameName := dictStrings(frameDict)
+	frameName := d.dictStrings(frameDict)
 	value := column[*array.Int64](rec, ColValue)
 	period := column[*array.Int64](rec, ColPeriodNS)
 
