@@ -26,7 +26,7 @@ type Limits struct {
 	// MaxDecodeBytes bounds the Arrow buffers one Decode may hold (bodies,
 	// decompressed buffers, dictionaries); default decodeMemoryFactor × MaxBytes.
 	MaxDecodeBytes int
-	Now           func() time.Time
+	Now            func() time.Time
 }
 
 func (l Limits) withDefaults() Limits {
