@@ -80,3 +80,87 @@ func TestHostileSizeClaims(t *testing.T) {
 		})
 	}
 }
+
+// sharedDictBatch encodes one record batch holding dictEntries distinct frame
+// names, written recs times: the IPC writer sends the dictionary once and every
+// record batch references it, so the message stays small while a decoder that
+// copies the dictionary per record batch does recs × dictEntries work.
+func sharedDictBatch(tb testing.TB, dictEntries, recs int) []byte {
+	tb.Helper()
+	const perStack = 1000
+	b := NewBuilder(nil)
+	defer b.Release()
+	for s := 0; s*perStack < dictEntries; s++ {
+		frames := make([]string, 0, perStack)
+		for j := range min(perStack, dictEntries-s*perStack) {
+			frames = append(frames, fmt.Sprintf("frame_%07d", s*perStack+j))
+		}
+		b.Append(sample(frames, 1))
+	}
+	rec := b.NewRecord()
+	defer rec.Release()
+	var one bytes.Buffer
+	w := ipc.NewWriter(&one, ipc.WithSchema(Schema))
+	if err := w.Write(rec); err != nil {
+		tb.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		tb.Fatal(err)
+	}
+	// arrow-go's writer resends dictionaries per record batch; a hostile sender
+	// does not, so repeat the record batch message itself.
+	mr := ipc.NewMessageReader(bytes.NewReader(one.Bytes()))
+	defer mr.Release()
+	var out bytes.Buffer
+	raw, off := one.Bytes(), 0
+	for {
+		m, err := mr.Message()
+		if err != nil {
+			break
+		}
+		metaLen := int(binary.LittleEndian.Uint32(raw[off+4:]))
+		end := off + 8 + metaLen + int(m.BodyLen())
+		n := 1
+		if m.Type() == ipc.MessageRecordBatch {
+			n = recs
+		}
+		for range n {
+			out.Write(raw[off:end])
+		}
+		off = end
+	}
+	_ = binary.Write(&out, binary.LittleEndian, uint64(0xFFFFFFFF))
+	return out.Bytes()
+}
+
+func TestSharedDictionaryDecodedOnce(t *testing.T) {
+	const entries, recs = 20_000, 100
+	data := sharedDictBatch(t, entries, recs)
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	b, err := Decode(data, Limits{})
+	runtime.ReadMemStats(&after)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b.Stacks) != entries/1000 || len(b.Rows) != recs*entries/1000 {
+		t.Fatalf("%d stacks, %d rows", len(b.Stacks), len(b.Rows))
+	}
+	// Copying the dictionary per record batch would allocate recs × entries strings
+	// (≥ 100 × 20,000 × 29 bytes = 58 MB); once is a few MB.
+	if got := after.TotalAlloc - before.TotalAlloc; got > 32<<20 {
+		t.Errorf("decode allocated %d bytes for a %d-byte message", got, len(data))
+	}
+}
+
+func BenchmarkDecodeSharedDictionary(b *testing.B) {
+	data := sharedDictBatch(b, 100_000, 30)
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Decode(data, Limits{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
