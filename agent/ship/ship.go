@@ -373,8 +373,14 @@ func (s *Shipper) open(ctx context.Context) (*stream, error) {
 // few seconds, so pipelining would gain nothing but drain speed).
 func (s *Shipper) deliver(st *stream, id string, data []byte) (*ingestv1.WriteResponse, error) {
 	s.sent.Add(1)
+	return deliverOn(st, id, data)
+}
+
+// deliverOn sends one batch on st and waits for its answer.
+func deliverOn(st *stream, id string, data []byte) (*ingestv1.WriteResponse, error) {
 	if err := st.rpc.Send(&ingestv1.WriteRequest{BatchId: id, ArrowIpc: data}); err != nil {
-		return nil, fmt.Errorf("send batch %s: %w", id, err)
+		_, rerr := st.rpc.Recv() // the stream's real error
+		return nil, fmt.Errorf("send batch %s: %w", id, errors.Join(err, rerr))
 	}
 	resp, err := st.rpc.Recv()
 	if err != nil {
