@@ -6,6 +6,8 @@ import (
 	"fmt"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	ingestv1 "github.com/fleetprof/fleetprof/proto/fleetprof/ingest/v1"
 )
@@ -78,7 +80,7 @@ func (c *Client) Write(ctx context.Context, id string, data []byte) (*ingestv1.W
 		last = err
 		c.st.cancel()
 		c.st = nil
-		if attempt == c.attempts {
+		if permanent(err) || attempt == c.attempts {
 			break
 		}
 		select {
@@ -88,6 +90,15 @@ func (c *Client) Write(ctx context.Context, id string, data []byte) (*ingestv1.W
 		}
 	}
 	return nil, fmt.Errorf("batch %s: gave up after %d attempts: %w", id, c.attempts, last)
+}
+
+// permanent reports stream errors a retry cannot fix (credentials).
+func permanent(err error) bool {
+	switch status.Code(err) {
+	case codes.Unauthenticated, codes.PermissionDenied:
+		return true
+	}
+	return false
 }
 
 // Close ends the open stream and the connection.
