@@ -38,21 +38,24 @@ type Symbolizer interface {
 
 // Stats are the agent's cumulative counters.
 type Stats struct {
-	Sampler        sampler.Stats // latest cumulative sampler stats
-	Unwind         unwind.Stats
-	Ship           ship.Stats
-	Flushes        uint64 // drains done
-	FlushErrors    uint64 // drains or spool writes that failed
-	Batches        uint64 // batches built and spooled
-	Rows           uint64 // rows in those batches
-	Samples        uint64 // samples in those batches
-	Frames         uint64 // frames symbolized
-	UnknownFrames  uint64 // frames the symbolizer could not name
-	EventsHandled  uint64 // process events handled
-	StartErrors    uint64 // ProcessStarted failures (process already gone)
-	ForksDropped   uint64 // fork children not read because the queue was full
-	Python         PythonStats
-	LastFlushError string
+	Sampler         sampler.Stats // latest cumulative sampler stats
+	Unwind          unwind.Stats
+	Ship            ship.Stats
+	Flushes         uint64 // drains done
+	FlushErrors     uint64 // drains or spool writes that failed
+	Batches         uint64 // batches built and spooled
+	Rows            uint64 // rows in those batches
+	Samples         uint64 // samples in those batches
+	Frames          uint64 // frames symbolized
+	UnknownFrames   uint64 // frames the symbolizer could not name
+	ShortenedNames  uint64 // frame names shortened to Config.MaxFrameNameBytes
+	BatchSplits     uint64 // batches split in two for exceeding Config.MaxBatchBytes
+	OversizeDropped uint64 // samples in single rows bigger than Config.MaxBatchBytes, dropped
+	EventsHandled   uint64 // process events handled
+	StartErrors     uint64 // ProcessStarted failures (process already gone)
+	ForksDropped    uint64 // fork children not read because the queue was full
+	Python          PythonStats
+	LastFlushError  string
 }
 
 // Agent samples, symbolizes, labels, aggregates and ships. Create it with
@@ -84,7 +87,7 @@ type Agent struct {
 	exited       []uint32 // pids to forget after the next flush
 	lastErr      string
 
-	flushes, flushErrors, batches, rows, samples, frames, unknown, events, startErrs, forksDropped atomic.Uint64
+	flushes, flushErrors, batches, rows, samples, frames, unknown, shortened, splits, oversizeDropped, events, startErrs, forksDropped atomic.Uint64
 }
 
 // Open starts the real eBPF sampler and symbolizer and returns an agent
@@ -480,22 +483,61 @@ func (a *Agent) Flush(now time.Time) error {
 		return nil
 	}
 	for chunk := range slices.Chunk(rows, a.cfg.MaxRowsPerBatch) {
-		data, n, err := a.encode(chunk, start.Unix())
-		if err != nil {
+		if err := a.spool(chunk, start.Unix()); err != nil {
 			return err
 		}
-		if _, err := a.shipper.Send(data); err != nil {
-			return fmt.Errorf("spool batch: %w", err)
-		}
-		a.batches.Add(1)
-		a.rows.Add(uint64(len(chunk)))
-		a.samples.Add(uint64(n))
 	}
 	return nil
 }
 
-// aggregate symbolizes samples and sums identical (process, stack) rows;
-// rows are sorted so batches are deterministic.
+// spool encodes rows into one batch and spools it; a batch over
+// Config.MaxBatchBytes is split in halves (rows are sorted by process and
+// stack, so halves keep processes together) until each part fits. A single
+// row that cannot fit is dropped and counted.
+func (a *Agent) spool(rows []*row, ts int64) error {
+	data, n, err := a.encode(rows, ts)
+	if err != nil {
+		return err
+	}
+	if len(data) > a.cfg.MaxBatchBytes {
+		if len(rows) == 1 {
+			a.oversizeDropped.Add(uint64(n))
+			return nil
+		}
+		a.splits.Add(1)
+		half := len(rows) / 2
+		if err := a.spool(rows[:half], ts); err != nil {
+			return err
+		}
+		return a.spool(rows[half:], ts)
+	}
+	if _, err := a.shipper.Send(data); err != nil {
+		return fmt.Errorf("spool batch: %w", err)
+	}
+	a.batches.Add(1)
+	a.rows.Add(uint64(len(rows)))
+	a.samples.Add(uint64(n))
+	return nil
+}
+
+// shortenNames returns frames with every name over Config.MaxFrameNameBytes shortened
+// (samplebatch.ShortenName), copying the slice only when a name changes because the
+// symbolizer may return cached slices.
+func (a *Agent) shortenNames(frames []string) []string {
+	out := frames
+	for i, f := range frames {
+		if len(f) <= a.cfg.MaxFrameNameBytes {
+			continue
+		}
+		if &out[0] == &frames[0] {
+			out = append([]string(nil), frames...)
+		}
+		out[i] = samplebatch.ShortenName(f, a.cfg.MaxFrameNameBytes)
+		a.shortened.Add(1)
+	}
+	return out
+}
+
 // sampledPIDs returns the distinct processes of samples.
 func sampledPIDs(samples []sampler.Sample) []uint32 {
 	seen := map[uint32]bool{}
@@ -509,6 +551,8 @@ func sampledPIDs(samples []sampler.Sample) []uint32 {
 	return out
 }
 
+// aggregate symbolizes samples and sums identical (process, stack) rows;
+// rows are sorted so batches are deterministic.
 func (a *Agent) aggregate(samples []sampler.Sample) []*row {
 	type key struct {
 		pid   uint32
@@ -526,6 +570,7 @@ func (a *Agent) aggregate(samples []sampler.Sample) []*row {
 		if len(frames) == 0 {
 			frames = []string{"[unknown]"} // the schema needs one frame
 		}
+		frames = a.shortenNames(frames)
 		k := key{s.TGID, strings.Join(frames, "\n")}
 		r := byKey[k]
 		if r == nil {
@@ -616,20 +661,23 @@ func (a *Agent) Stats() Stats {
 	st, last := a.samplerStats, a.lastErr
 	a.mu.Unlock()
 	return Stats{
-		Sampler:        st,
-		Unwind:         a.loader.Stats(),
-		Ship:           a.shipper.Stats(),
-		Flushes:        a.flushes.Load(),
-		FlushErrors:    a.flushErrors.Load(),
-		Batches:        a.batches.Load(),
-		Rows:           a.rows.Load(),
-		Samples:        a.samples.Load(),
-		Frames:         a.frames.Load(),
-		UnknownFrames:  a.unknown.Load(),
-		EventsHandled:  a.events.Load(),
-		StartErrors:    a.startErrs.Load(),
-		ForksDropped:   a.forksDropped.Load(),
-		Python:         a.py.stats(),
-		LastFlushError: last,
+		Sampler:         st,
+		Unwind:          a.loader.Stats(),
+		Ship:            a.shipper.Stats(),
+		Flushes:         a.flushes.Load(),
+		FlushErrors:     a.flushErrors.Load(),
+		Batches:         a.batches.Load(),
+		Rows:            a.rows.Load(),
+		Samples:         a.samples.Load(),
+		Frames:          a.frames.Load(),
+		UnknownFrames:   a.unknown.Load(),
+		ShortenedNames:  a.shortened.Load(),
+		BatchSplits:     a.splits.Load(),
+		OversizeDropped: a.oversizeDropped.Load(),
+		EventsHandled:   a.events.Load(),
+		StartErrors:     a.startErrs.Load(),
+		ForksDropped:    a.forksDropped.Load(),
+		Python:          a.py.stats(),
+		LastFlushError:  last,
 	}
 }

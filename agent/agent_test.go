@@ -439,3 +439,41 @@ func runInBackground(tb testing.TB, a *Agent) (stop func()) {
 
 // fastRetry keeps tests from waiting on production backoff.
 var fastRetry = ship.Config{MinBackoff: 10 * time.Millisecond, MaxBackoff: 100 * time.Millisecond}
+
+// A flush bigger than MaxBatchBytes is split until every batch fits; a single
+// row that cannot fit is dropped and counted, and the rest still ships.
+func TestFlushSplitsOversizeBatches(t *testing.T) {
+	spool := t.TempDir()
+	cfg := testConfig(t, freeAddr(t), spool)
+	cfg.MaxBatchBytes = 2 * minBatchBytes
+	a, src, _ := newTestAgent(t, cfg)
+	var want int64
+	for i := range 200 {
+		user := make([]uint64, 20)
+		for j := range user {
+			user[j] = uint64(1000*i + j + 1)
+		}
+		src.Add(sampler.Sample{TGID: uint32(1 + i%7), User: user, Count: 2})
+		want += 2
+	}
+	huge := make([]uint64, 4000) // one row of about 60 KB
+	for j := range huge {
+		huge[j] = uint64(1_000_000 + j)
+	}
+	src.Add(sampler.Sample{TGID: 99, User: huge, Count: 3})
+	if err := a.Flush(time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	var total int64
+	batches := spooled(t, spool)
+	for _, data := range batches {
+		if len(data) > cfg.MaxBatchBytes {
+			t.Errorf("batch of %d bytes spooled, limit %d", len(data), cfg.MaxBatchBytes)
+		}
+		total += decode(t, data).Samples()
+	}
+	st := a.Stats()
+	if total != want || st.OversizeDropped != 3 || st.BatchSplits == 0 || len(batches) < 2 {
+		t.Fatalf("%d batches with %d samples (want %d), stats %+v", len(batches), total, want, st)
+	}
+}

@@ -27,6 +27,13 @@ const (
 	// DefaultMaxRowsPerBatch keeps one batch well within the aggregator's
 	// limits (1M rows, 16 MiB) on hosts with many CPUs.
 	DefaultMaxRowsPerBatch = 50_000
+	// DefaultMaxFrameNameBytes keeps frame names readable and well under the
+	// aggregator's stored-name limit (1 KiB), which a demangled C++ template
+	// instantiation (std::sort over std::string: 1,360 bytes) exceeds.
+	DefaultMaxFrameNameBytes = 512
+	// DefaultMaxBatchBytes is half the aggregator's default message limit
+	// (16 MiB), leaving room for a smaller limit set there.
+	DefaultMaxBatchBytes = 8 << 20
 	// DefaultMemoryLimit is the agent's soft Go memory limit: the symbol
 	// tables of every binary running on the host stay resident, and
 	// parsing a big binary briefly needs tens of MB more, which a
@@ -47,6 +54,14 @@ const (
 	KubeOn   = "on"   // list pods; fail if not possible
 	KubeOff  = "off"
 )
+
+// minFrameNameBytes is the smallest MaxFrameNameBytes: room for a short qualified
+// name plus ShortenName's hash marker.
+const minFrameNameBytes = 64
+
+// minBatchBytes is the smallest MaxBatchBytes: a batch of one row with its Arrow
+// schema must fit.
+const minBatchBytes = 16 << 10
 
 // Config configures the agent. Zero fields mean the defaults.
 type Config struct {
@@ -76,6 +91,14 @@ type Config struct {
 	KubeConfig labels.KubeConfig
 	// MaxRowsPerBatch splits large flushes (default 50,000).
 	MaxRowsPerBatch int
+	// MaxFrameNameBytes is the longest frame name shipped; longer names are
+	// shortened deterministically (samplebatch.ShortenName: template and
+	// parameter lists elided, else prefix, hash marker and suffix). Default 512.
+	MaxFrameNameBytes int
+	// MaxBatchBytes is the largest encoded batch spooled; bigger ones are
+	// split, and a single row still bigger is dropped and counted. Keep it at
+	// or below the aggregator's max-message-bytes. Default 8 MiB.
+	MaxBatchBytes int
 	// MemoryLimit and GCPercent are applied to the whole process by Open
 	// (debug.SetMemoryLimit, debug.SetGCPercent) unless GOMEMLIMIT or GOGC
 	// is set in the environment (defaults 96 MiB and 50; -1 leaves the
@@ -136,6 +159,12 @@ func (c Config) WithDefaults() Config {
 	if c.MaxRowsPerBatch == 0 {
 		c.MaxRowsPerBatch = DefaultMaxRowsPerBatch
 	}
+	if c.MaxFrameNameBytes == 0 {
+		c.MaxFrameNameBytes = DefaultMaxFrameNameBytes
+	}
+	if c.MaxBatchBytes == 0 {
+		c.MaxBatchBytes = DefaultMaxBatchBytes
+	}
 	if c.MemoryLimit == 0 {
 		c.MemoryLimit = DefaultMemoryLimit
 	}
@@ -174,6 +203,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("kubernetes mode %q (want auto, on or off)", c.Kube)
 	case c.MaxRowsPerBatch < 1:
 		return fmt.Errorf("max rows per batch %d must be positive", c.MaxRowsPerBatch)
+	case c.MaxFrameNameBytes < minFrameNameBytes:
+		return fmt.Errorf("max frame name bytes %d is below %d", c.MaxFrameNameBytes, minFrameNameBytes)
+	case c.MaxBatchBytes < minBatchBytes:
+		return fmt.Errorf("max batch bytes %d is below %d", c.MaxBatchBytes, minBatchBytes)
 	case c.MemoryLimit < -1:
 		return fmt.Errorf("memory limit %d must be positive or -1", c.MemoryLimit)
 	case c.GCPercent < -1:

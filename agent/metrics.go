@@ -39,6 +39,9 @@ var (
 	descRows         = desc("rows_total", "Rows in built batches.")
 	descFrames       = desc("frames_total", "Frames symbolized.")
 	descMisses       = desc("symbolization_misses_total", "Frames the symbolizer could not name.")
+	descShortened    = desc("frame_names_shortened_total", "Frame names over the configured limit that were shipped shortened.")
+	descSplits       = desc("batch_splits_total", "Batches split in two for exceeding the batch size limit.")
+	descOversize     = desc("oversize_dropped_samples_total", "Samples dropped because their single row exceeded the batch size limit.")
 	descEvents       = desc("process_events_total", "Process exec/fork/exit events handled.")
 	descStartErrors  = desc("process_start_errors_total", "New processes whose maps could not be read (already gone).")
 	descForksDropped = desc("forks_dropped_total", "Fork children not read because the queue was full.")
@@ -46,6 +49,7 @@ var (
 	descAcked        = desc("batches_acked_total", "Batches acknowledged as stored.")
 	descDuplicate    = desc("batches_duplicate_total", "Batches the aggregator already had (delivered).")
 	descRejected     = desc("batches_rejected_total", "Batches rejected by the aggregator and dropped.")
+	descTooLarge     = desc("batches_too_large_total", "Batches dropped because the aggregator repeatedly refused to read them (ResourceExhausted).")
 	descFailed       = desc("batches_failed_total", "Failed send attempts (retried).")
 	descSpoolBytes   = desc("spool_bytes", "Bytes waiting in the spool.")
 	descSpoolBatches = desc("spool_batches", "Batches waiting in the spool.")
@@ -61,7 +65,7 @@ var (
 	descUnwindNoCFI  = desc("unwind_files_without_cfi_total", "Files without call frame information (walked by frame pointers).")
 	descUnwindRefr   = desc("unwind_refreshes_total", "Process mappings read and written for the walker.")
 	descUnwindRefErr = desc("unwind_refresh_errors_total", "Process mappings that could not be read or written (process gone).")
-	counterDescs     = []*prometheus.Desc{descSamples, descDrained, descTruncated, descFlushes, descFlushErrors, descBatches, descRows, descFrames, descMisses, descEvents, descStartErrors, descForksDropped, descSent, descAcked, descDuplicate, descRejected, descFailed, descSpoolDropped,
+	counterDescs     = []*prometheus.Desc{descSamples, descDrained, descTruncated, descFlushes, descFlushErrors, descBatches, descRows, descFrames, descMisses, descShortened, descSplits, descOversize, descEvents, descStartErrors, descForksDropped, descSent, descAcked, descDuplicate, descRejected, descTooLarge, descFailed, descSpoolDropped,
 		descUnwindBuilds, descUnwindEvict, descUnwindErrors, descUnwindNoCFI, descUnwindRefr, descUnwindRefErr}
 	gaugeDescs = []*prometheus.Desc{descSpoolBytes, descSpoolBatches, descUnwindFiles, descUnwindRows, descUnwindBytes}
 )
@@ -80,8 +84,8 @@ func (c statsCollector) Collect(ch chan<- prometheus.Metric) {
 	st := c.a.Stats()
 	counters := []uint64{
 		st.Sampler.Samples, st.Sampler.Drained, st.Sampler.TruncatedUserStacks, st.Flushes, st.FlushErrors, st.Batches, st.Rows,
-		st.Frames, st.UnknownFrames, st.EventsHandled, st.StartErrors, st.ForksDropped, st.Ship.Sent, st.Ship.Acked, st.Ship.Duplicate,
-		st.Ship.Rejected, st.Ship.Failed, st.Ship.SpoolDropped,
+		st.Frames, st.UnknownFrames, st.ShortenedNames, st.BatchSplits, st.OversizeDropped, st.EventsHandled, st.StartErrors, st.ForksDropped, st.Ship.Sent, st.Ship.Acked, st.Ship.Duplicate,
+		st.Ship.Rejected, st.Ship.TooLarge, st.Ship.Failed, st.Ship.SpoolDropped,
 		st.Unwind.Builds, st.Unwind.Evictions, st.Unwind.CompileErrors, st.Unwind.NoCFI, st.Unwind.Refreshes, st.Unwind.RefreshErrors,
 	}
 	for i, d := range counterDescs {

@@ -30,7 +30,9 @@ type Config struct {
 	MetricsOpen bool
 	// TLSCert and TLSKey (PEM files) turn on TLS for both listeners.
 	TLSCert, TLSKey string
-	// MaxMessageBytes bounds one WriteRequest; default 16 MiB.
+	// MaxMessageBytes bounds one batch; bigger batches are REJECTED (the stream
+	// goes on) up to oversizeReadFactor times this, beyond which gRPC ends the
+	// stream with ResourceExhausted. Default 16 MiB.
 	MaxMessageBytes int
 	// ShutdownTimeout bounds graceful shutdown before connections are cut; default 10s.
 	ShutdownTimeout time.Duration
@@ -56,6 +58,14 @@ type Config struct {
 	// (until their deadline). Default 1.
 	MaxConcurrentQueries int
 }
+
+// oversizeReadFactor is how far past MaxMessageBytes a message is still read, to
+// answer it with a per-batch REJECTED; it bounds the memory one oversized message
+// may hold.
+const oversizeReadFactor = 4
+
+// maxMessageBytesCap keeps MaxMessageBytes × oversizeReadFactor a sane allocation.
+const maxMessageBytesCap = 256 << 20
 
 // Defaults.
 const (
@@ -133,6 +143,9 @@ func (c Config) Validate() error {
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		return errors.New("tls: cert and key must be set together")
+	}
+	if c.MaxMessageBytes > maxMessageBytesCap {
+		return fmt.Errorf("max message bytes %d: must be at most %d", c.MaxMessageBytes, maxMessageBytesCap)
 	}
 	if c.MaxMessageBytes < 1024 {
 		return fmt.Errorf("max message bytes %d: must be at least 1024", c.MaxMessageBytes)

@@ -299,6 +299,7 @@ func (is *ingestService) write(ctx context.Context, d decoded) *ingestv1.WriteRe
 		resp.Status = ingestv1.WriteResponse_STATUS_DUPLICATE
 	default:
 		resp.Status, resp.Rows = ingestv1.WriteResponse_STATUS_ACKED, int64(rows)
+		is.s.metrics.shortened.Add(float64(d.batch.ShortenedNames))
 	}
 	if n := is.s.writes.succeeded(); n > 0 {
 		is.s.log.Info("storage writes recovered", "failures", n)

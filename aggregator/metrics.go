@@ -15,6 +15,7 @@ type metrics struct {
 	reg        *prometheus.Registry
 	batches    *prometheus.CounterVec
 	rows       prometheus.Counter
+	shortened  prometheus.Counter
 	ingestTime prometheus.Histogram
 	queryTime  *prometheus.HistogramVec
 	// writeErrors counts failed storage writes (each FAILED answer).
@@ -32,6 +33,10 @@ func newMetrics() *metrics {
 			Name: "fleetprof_ingest_rows_total",
 			Help: "Sample rows stored.",
 		}),
+		shortened: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "fleetprof_ingest_frame_names_shortened_total",
+			Help: "Frame names over the storage limit that were stored shortened (with a visible … marker) instead of rejecting their batch.",
+		}),
 		ingestTime: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "fleetprof_ingest_duration_seconds",
 			Help:    "Time to decode and store one batch.",
@@ -47,7 +52,7 @@ func newMetrics() *metrics {
 			Help: "Batches whose storage write failed (answered FAILED, resent by the agent).",
 		}),
 	}
-	m.reg.MustRegister(m.batches, m.rows, m.ingestTime, m.queryTime, m.writeErrors,
+	m.reg.MustRegister(m.batches, m.rows, m.shortened, m.ingestTime, m.queryTime, m.writeErrors,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, st := range []ingestv1.WriteResponse_Status{
 		ingestv1.WriteResponse_STATUS_ACKED, ingestv1.WriteResponse_STATUS_DUPLICATE,

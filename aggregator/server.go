@@ -117,7 +117,10 @@ func New(cfg Config, store Store, logger *slog.Logger, opts ...Option) (*Server,
 	}
 	s.ingest = newIngestService(s)
 	gopts := []grpc.ServerOption{
-		grpc.MaxRecvMsgSize(cfg.MaxMessageBytes + 4096), // room for batch_id and framing
+		// Messages up to oversizeReadFactor × the limit are read so that they get a
+		// per-batch REJECTED naming the limit instead of a stream-ending
+		// ResourceExhausted that makes a sender retry forever.
+		grpc.MaxRecvMsgSize(cfg.MaxMessageBytes*oversizeReadFactor + 4096), // room for batch_id and framing
 		grpc.UnaryInterceptor(s.unaryAuth),
 		grpc.StreamInterceptor(s.streamAuth),
 	}

@@ -10,7 +10,10 @@
 //     retry, so the aggregator can drop duplicates;
 //   - ACKED and DUPLICATE count as delivered, REJECTED is dropped and counted
 //     (retrying the same bytes cannot succeed), FAILED and stream errors are
-//     retried with exponential backoff and jitter;
+//     retried with exponential backoff and jitter — except that a batch whose
+//     send ends the stream with ResourceExhausted maxExhaustedAttempts times in
+//     a row (the aggregator cannot read a message that big) is dropped and
+//     counted as TooLarge, so it never blocks the batches behind it;
 //   - nothing acked is resent (the file is deleted on ack) and nothing spooled
 //     is lost on restart (the spool directory is re-read by New);
 //   - when the spool exceeds its byte bound, the oldest batches are deleted

@@ -14,8 +14,10 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 
 	ingestv1 "github.com/fleetprof/fleetprof/proto/fleetprof/ingest/v1"
 )
@@ -116,6 +118,7 @@ type Stats struct {
 	Acked        uint64 // batches stored (ACKED)
 	Duplicate    uint64 // batches the aggregator already had (DUPLICATE), delivered
 	Rejected     uint64 // batches dropped because the aggregator rejected them
+	TooLarge     uint64 // batches dropped after maxExhaustedAttempts ResourceExhausted stream errors in a row
 	Failed       uint64 // failed attempts (stream errors and FAILED), retried
 	SpoolDropped uint64 // batches dropped to keep the spool within its bound
 	SpoolBatches int    // batches waiting in the spool
@@ -132,7 +135,7 @@ type Shipper struct {
 	spool  *spool
 	wake   chan struct{}
 
-	spooled, sent, acked, duplicate, rejected, failed atomic.Uint64
+	spooled, sent, acked, duplicate, rejected, tooLarge, failed atomic.Uint64
 
 	mu      sync.Mutex
 	lastErr string
@@ -231,6 +234,7 @@ func (s *Shipper) Stats() Stats {
 		Acked:        s.acked.Load(),
 		Duplicate:    s.duplicate.Load(),
 		Rejected:     s.rejected.Load(),
+		TooLarge:     s.tooLarge.Load(),
 		Failed:       s.failed.Load(),
 		SpoolDropped: d,
 		SpoolBatches: n,
@@ -253,6 +257,11 @@ func (s *Shipper) Close() error {
 	return nil
 }
 
+// maxExhaustedAttempts is how many ResourceExhausted stream errors in a row the
+// head batch may cause before it is dropped and counted: one could be transient
+// pressure, repeated ones mean the message can never be read.
+const maxExhaustedAttempts = 3
+
 // stream is one open Write stream.
 type stream struct {
 	cancel context.CancelFunc
@@ -268,7 +277,7 @@ func (s *Shipper) Run(ctx context.Context) error {
 			st.cancel()
 		}
 	}()
-	attempt := 0
+	attempt, exhausted := 0, 0
 	for {
 		if ctx.Err() != nil {
 			return nil
@@ -312,7 +321,7 @@ func (s *Shipper) Run(ctx context.Context) error {
 			}
 		}
 		if err == nil {
-			attempt = 0
+			attempt, exhausted = 0, 0
 			if rerr := s.spool.remove(e); rerr != nil {
 				s.setErr(rerr)
 			}
@@ -320,6 +329,22 @@ func (s *Shipper) Run(ctx context.Context) error {
 		}
 		s.failed.Add(1)
 		s.setErr(err)
+		if status.Code(err) == codes.ResourceExhausted {
+			exhausted++
+		} else {
+			exhausted = 0
+		}
+		if exhausted >= maxExhaustedAttempts {
+			// The aggregator cannot read this message (over its gRPC limit, or an
+			// older aggregator without per-batch size rejection): dropping it
+			// unblocks every batch behind it.
+			exhausted = 0
+			s.tooLarge.Add(1)
+			s.setErr(fmt.Errorf("batch %s (%d bytes) dropped: %w", e.id, len(data), err))
+			if rerr := s.spool.remove(e); rerr != nil {
+				s.setErr(rerr)
+			}
+		}
 		if st != nil {
 			st.cancel()
 			st = nil
@@ -348,8 +373,14 @@ func (s *Shipper) open(ctx context.Context) (*stream, error) {
 // few seconds, so pipelining would gain nothing but drain speed).
 func (s *Shipper) deliver(st *stream, id string, data []byte) (*ingestv1.WriteResponse, error) {
 	s.sent.Add(1)
+	return deliverOn(st, id, data)
+}
+
+// deliverOn sends one batch on st and waits for its answer.
+func deliverOn(st *stream, id string, data []byte) (*ingestv1.WriteResponse, error) {
 	if err := st.rpc.Send(&ingestv1.WriteRequest{BatchId: id, ArrowIpc: data}); err != nil {
-		return nil, fmt.Errorf("send batch %s: %w", id, err)
+		_, rerr := st.rpc.Recv() // the stream's real error
+		return nil, fmt.Errorf("send batch %s: %w", id, errors.Join(err, rerr))
 	}
 	resp, err := st.rpc.Recv()
 	if err != nil {

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
+
 	"github.com/fleetprof/fleetprof/agent/ship"
 	"github.com/fleetprof/fleetprof/agent/ship/shiptest"
 	ingestv1 "github.com/fleetprof/fleetprof/proto/fleetprof/ingest/v1"
@@ -360,5 +362,35 @@ func TestOutageAndRestartDeliverExactlyOnce(t *testing.T) {
 	files, _ := filepath.Glob(filepath.Join(dir, "*"))
 	if len(files) != 0 {
 		t.Fatalf("spool not empty after delivery: %v", files)
+	}
+}
+
+// A batch the aggregator cannot read (over its gRPC message limit: the stream
+// ends ResourceExhausted) is dropped and counted after a few attempts instead of
+// blocking the batches behind it forever.
+func TestUnreadableBatchIsDropped(t *testing.T) {
+	srv := shiptest.NewServer()
+	srv.Options = []grpc.ServerOption{grpc.MaxRecvMsgSize(1024)}
+	addr, err := srv.Serve("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Stop()
+	clock := shiptest.NewClock(time.Unix(1_700_000_000, 0))
+	s := newShipper(t, ship.Config{Addr: addr, Clock: clock, Rand: func() float64 { return 1 }})
+	if _, err := s.Send([]byte(strings.Repeat("x", 4096))); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Send([]byte("small")); err != nil {
+		t.Fatal(err)
+	}
+	r := start(t, s)
+	st := waitStats(t, s, func(st ship.Stats) bool { return st.SpoolBatches == 0 })
+	r.stop(t)
+	if st.TooLarge != 1 || st.Acked != 1 || len(srv.Stored()) != 1 || string(srv.Stored()[0].Data) != "small" {
+		t.Fatalf("stats %+v, stored %d", st, len(srv.Stored()))
+	}
+	if !strings.Contains(st.LastError, "ResourceExhausted") && !strings.Contains(st.LastError, "larger than max") {
+		t.Errorf("last error %q does not say why", st.LastError)
 	}
 }

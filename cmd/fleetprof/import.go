@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto/sha256"
-	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"flag"
@@ -15,13 +14,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fleetprof/fleetprof/agent/ship"
 	"github.com/fleetprof/fleetprof/aggregator/pprofconv"
 	ingestv1 "github.com/fleetprof/fleetprof/proto/fleetprof/ingest/v1"
 	"github.com/fleetprof/fleetprof/proto/samplebatch"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/metadata"
 )
 
 func init() {
@@ -116,23 +112,11 @@ func runImport(ctx context.Context, args []string, stdout io.Writer) error {
 		jobs = append(jobs, j)
 	}
 
-	creds := insecure.NewCredentials()
-	if *useTLS {
-		creds = credentials.NewTLS(&tls.Config{MinVersion: tls.VersionTLS12})
-	}
-	conn, err := grpc.NewClient(*addr, grpc.WithTransportCredentials(creds),
-		grpc.WithDefaultCallOptions(grpc.MaxCallSendMsgSize(64<<20)))
+	client, err := ship.NewClient(ship.Config{Addr: *addr, Token: tok, TLS: ship.TLSConfig{Enabled: *useTLS}}, 0)
 	if err != nil {
-		return fmt.Errorf("connect %s: %w", *addr, err)
+		return err
 	}
-	defer conn.Close()
-	if tok != "" {
-		ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+tok)
-	}
-	stream, err := ingestv1.NewIngestServiceClient(conn).Write(ctx)
-	if err != nil {
-		return fmt.Errorf("open ingest stream to %s: %w", *addr, err)
-	}
+	defer client.Close()
 	for _, j := range jobs {
 		var rows int64
 		dup := 0
@@ -141,34 +125,20 @@ func runImport(ctx context.Context, args []string, stdout io.Writer) error {
 			if len(j.batches) > 1 {
 				id += "/" + strconv.Itoa(i)
 			}
-			if err := stream.Send(&ingestv1.WriteRequest{BatchId: id, ArrowIpc: b}); err != nil {
-				_, rerr := stream.Recv() // the stream's real error
-				return fmt.Errorf("%s: send: %w", j.file, errors.Join(err, rerr))
-			}
-			resp, err := stream.Recv()
+			resp, err := client.Write(ctx, id, b)
 			if err != nil {
 				return fmt.Errorf("%s: %w", j.file, err)
 			}
-			switch resp.Status {
-			case ingestv1.WriteResponse_STATUS_ACKED:
-				rows += resp.Rows
-			case ingestv1.WriteResponse_STATUS_DUPLICATE:
+			if resp.GetStatus() == ingestv1.WriteResponse_STATUS_DUPLICATE {
 				dup++
-			default:
-				return fmt.Errorf("%s: batch %s %s: %s", j.file, id, resp.Status, resp.Error)
 			}
+			rows += resp.GetRows()
 		}
 		if dup == len(j.batches) {
 			fmt.Fprintf(stdout, "%s: duplicate (already imported)\n", j.file)
 		} else {
 			fmt.Fprintf(stdout, "%s: %d rows stored\n", j.file, rows)
 		}
-	}
-	if err := stream.CloseSend(); err != nil {
-		return fmt.Errorf("close ingest stream: %w", err)
-	}
-	if _, err := stream.Recv(); err != nil && !errors.Is(err, io.EOF) {
-		return fmt.Errorf("close ingest stream: %w", err)
 	}
 	return nil
 }

@@ -12,13 +12,9 @@ import (
 	"runtime"
 	"time"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/metadata"
-
+	"github.com/fleetprof/fleetprof/agent/ship"
 	"github.com/fleetprof/fleetprof/analyzer/simulate"
 	"github.com/fleetprof/fleetprof/model"
-	ingestv1 "github.com/fleetprof/fleetprof/proto/fleetprof/ingest/v1"
 	"github.com/fleetprof/fleetprof/proto/samplebatch"
 )
 
@@ -124,7 +120,7 @@ func runSimulate(ctx context.Context, args []string, stdout io.Writer) error {
 	default:
 		var tok string
 		if tok, err = resolveToken(*token, *tokenFile, *dataDir, *addr); err == nil {
-			sink, err = dialIngest(ctx, *addr, tok)
+			sink, err = dialIngest(*addr, tok)
 		}
 	}
 	if err != nil {
@@ -266,93 +262,24 @@ func (s *rollupSink) Close() error {
 	return nil
 }
 
-// ingestSink sends batches over one Write stream, one batch in flight: the aggregator
-// answers each request in order, so waiting for the answer keeps the loop simple and
-// a FAILED batch can be resent with the same id.
-type ingestSink struct {
-	conn   *grpc.ClientConn
-	stream grpc.BidiStreamingClient[ingestv1.WriteRequest, ingestv1.WriteResponse]
-	cancel context.CancelFunc
-}
+// ingestSink sends batches through the agent's ingest client (ship.Client): the same
+// TLS, token, status and retry rules as the agent, one batch in flight.
+type ingestSink struct{ c *ship.Client }
 
-func dialIngest(ctx context.Context, addr, token string) (*ingestSink, error) {
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+func dialIngest(addr, token string) (*ingestSink, error) {
+	c, err := ship.NewClient(ship.Config{Addr: addr, Token: token}, 0)
 	if err != nil {
-		return nil, fmt.Errorf("dial aggregator %s: %w", addr, err)
+		return nil, err
 	}
-	sctx, cancel := context.WithCancel(ctx)
-	if token != "" {
-		sctx = metadata.AppendToOutgoingContext(sctx, "authorization", "Bearer "+token)
-	}
-	stream, err := ingestv1.NewIngestServiceClient(conn).Write(sctx)
-	if err != nil {
-		cancel()
-		conn.Close()
-		return nil, fmt.Errorf("open ingest stream to %s: %w", addr, err)
-	}
-	return &ingestSink{conn: conn, stream: stream, cancel: cancel}, nil
+	return &ingestSink{c: c}, nil
 }
 
 func (s *ingestSink) Send(ctx context.Context, id string, data []byte) error {
-	backoff := 200 * time.Millisecond
-	for attempt := 1; ; attempt++ {
-		if err := s.stream.Send(&ingestv1.WriteRequest{BatchId: id, ArrowIpc: data}); err != nil {
-			return fmt.Errorf("send batch %s: %w", id, s.recvErr(err))
-		}
-		resp, err := s.stream.Recv()
-		if err != nil {
-			return fmt.Errorf("batch %s: %w", id, err)
-		}
-		switch resp.GetStatus() {
-		case ingestv1.WriteResponse_STATUS_ACKED, ingestv1.WriteResponse_STATUS_DUPLICATE:
-			return nil
-		case ingestv1.WriteResponse_STATUS_FAILED:
-			if attempt < 5 {
-				select {
-				case <-time.After(backoff):
-				case <-ctx.Done():
-					return ctx.Err()
-				}
-				backoff *= 2
-				continue
-			}
-		}
-		return fmt.Errorf("batch %s: %s: %s", id, resp.GetStatus(), resp.GetError())
-	}
-}
-
-// recvErr turns io.EOF from Send into the stream's real error.
-func (s *ingestSink) recvErr(err error) error {
-	if errors.Is(err, io.EOF) {
-		if _, rerr := s.stream.Recv(); rerr != nil {
-			return rerr
-		}
-	}
+	_, err := s.c.Write(ctx, id, data)
 	return err
 }
 
-func (s *ingestSink) Close() error {
-	if s.conn == nil {
-		return nil
-	}
-	err := s.stream.CloseSend()
-	if err == nil {
-		// Drain to let the server finish the stream cleanly.
-		if _, rerr := s.stream.Recv(); rerr != nil && !errors.Is(rerr, io.EOF) {
-			err = rerr
-		}
-	}
-	s.cancel()
-	cerr := s.conn.Close()
-	s.conn = nil
-	if err != nil {
-		return fmt.Errorf("close ingest stream: %w", err)
-	}
-	if cerr != nil {
-		return fmt.Errorf("close ingest connection: %w", cerr)
-	}
-	return nil
-}
+func (s *ingestSink) Close() error { return s.c.Close() }
 
 // progressBar prints "\r[####....] i/n buckets" on a terminal (or when forced).
 type progressBar struct {

@@ -18,12 +18,15 @@ type Limits struct {
 	MaxBytes      int           // encoded size; default 16 MiB
 	MaxRows       int           // default 1,000,000
 	MaxFrames     int           // frames per stack; default 1,024
-	MaxFrameBytes int           // bytes per frame name; default 1,024
+	MaxFrameBytes int           // bytes per stored frame name; longer names are shortened (ShortenName), not rejected; default 1,024
 	MaxLabels     int           // extra labels per row; default 64
 	MaxValue      int64         // samples per row; default 1<<40
 	MaxPeriodNS   int64         // default one hour
 	MaxFuture     time.Duration // how far ts may be ahead of Now; default 24h
-	Now           func() time.Time
+	// MaxDecodeBytes bounds the Arrow buffers one Decode may hold (bodies,
+	// decompressed buffers, dictionaries); default decodeMemoryFactor × MaxBytes.
+	MaxDecodeBytes int
+	Now            func() time.Time
 }
 
 func (l Limits) withDefaults() Limits {
@@ -33,6 +36,7 @@ func (l Limits) withDefaults() Limits {
 		}
 	}
 	def(&l.MaxBytes, 16<<20)
+	def(&l.MaxDecodeBytes, decodeMemoryFactor*l.MaxBytes)
 	def(&l.MaxRows, 1_000_000)
 	def(&l.MaxFrames, 1024)
 	def(&l.MaxFrameBytes, 1024)
@@ -68,6 +72,9 @@ type Row struct {
 type Batch struct {
 	Rows   []Row
 	Stacks map[uint64][]string // every stack the rows name, root first
+	// ShortenedNames counts frame names over Limits.MaxFrameBytes that were shortened
+	// with ShortenName; stack ids are checked against the names as sent.
+	ShortenedNames int
 }
 
 // Samples is the total sample count of the batch.
@@ -82,6 +89,10 @@ func (b *Batch) Samples() int64 {
 // ErrInvalid marks a batch that breaks the schema or the limits; retrying it cannot help.
 var ErrInvalid = errors.New("invalid sample batch")
 
+// ErrTooLarge marks a batch over Limits.MaxBytes; it wraps ErrInvalid, and a sender
+// can split the batch and retry the parts.
+var ErrTooLarge = fmt.Errorf("%w: too large", ErrInvalid)
+
 func invalidf(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
 }
@@ -94,6 +105,10 @@ func Decode(data []byte, lim Limits) (b *Batch, err error) {
 	// a batch from the network must never take the aggregator down.
 	defer func() {
 		if r := recover(); r != nil {
+			if e, ok := r.(errDecodeMemory); ok {
+				b, err = nil, invalidf("%v", e)
+				return
+			}
 			b, err = nil, invalidf("corrupt arrow data: %v", r)
 		}
 	}()
@@ -101,9 +116,13 @@ func Decode(data []byte, lim Limits) (b *Batch, err error) {
 		return nil, invalidf("empty payload")
 	}
 	if len(data) > lim.MaxBytes {
-		return nil, invalidf("payload is %d bytes, limit %d", len(data), lim.MaxBytes)
+		return nil, fmt.Errorf("%w: payload is %d bytes, over the message size limit of %d bytes (aggregator max-message-bytes); split the batch", ErrTooLarge, len(data), lim.MaxBytes)
 	}
-	rdr, err := ipc.NewReader(bytes.NewReader(data), ipc.WithAllocator(memory.DefaultAllocator))
+	if err := checkSchemaMessage(data); err != nil {
+		return nil, err
+	}
+	mem := &cappedAllocator{mem: memory.DefaultAllocator, limit: lim.MaxDecodeBytes}
+	rdr, err := ipc.NewReader(bytes.NewReader(data), ipc.WithAllocator(mem))
 	if err != nil {
 		return nil, invalidf("not an arrow ipc stream: %v", err)
 	}
@@ -112,7 +131,7 @@ func Decode(data []byte, lim Limits) (b *Batch, err error) {
 		return nil, err
 	}
 	b = &Batch{Stacks: map[uint64][]string{}}
-	d := decoder{lim: lim, maxTS: lim.Now().Add(lim.MaxFuture).Unix(), b: b}
+	d := decoder{lim: lim, maxTS: lim.Now().Add(lim.MaxFuture).Unix(), b: b, dicts: map[arrow.ArrayData][]string{}}
 	for rdr.Next() {
 		if err := d.record(rdr.RecordBatch()); err != nil {
 			return nil, err
@@ -153,6 +172,10 @@ type decoder struct {
 	lim   Limits
 	maxTS int64
 	b     *Batch
+	// dicts holds each dictionary's entries copied once: an IPC stream may share
+	// one dictionary across every record batch, and copying it per record batch
+	// makes decode cost quadratic.
+	dicts map[arrow.ArrayData][]string
 }
 
 func column[T arrow.Array](rec arrow.RecordBatch, name string) T {
@@ -160,12 +183,17 @@ func column[T arrow.Array](rec arrow.RecordBatch, name string) T {
 }
 
 // dictStrings returns the value of row i of a dictionary<int32, utf8> column.
-func dictStrings(a *array.Dictionary) func(i int) string {
-	dict := a.Dictionary().(*array.String)
-	// Copy each dictionary entry once: rows outlive the IPC buffers.
-	vals := make([]string, dict.Len())
-	for i := range vals {
-		vals[i] = string([]byte(dict.Value(i)))
+func (d *decoder) dictStrings(a *array.Dictionary) func(i int) string {
+	key := a.Data().Dictionary()
+	vals, ok := d.dicts[key]
+	if !ok {
+		dict := a.Dictionary().(*array.String)
+		// Copy each dictionary entry once: rows outlive the IPC buffers.
+		vals = make([]string, dict.Len())
+		for i := range vals {
+			vals[i] = string([]byte(dict.Value(i)))
+		}
+		d.dicts[key] = vals
 	}
 	return func(i int) string { return vals[a.GetValueIndex(i)] }
 }
@@ -191,7 +219,7 @@ func (d *decoder) record(rec arrow.RecordBatch) error {
 	ts := column[*array.Timestamp](rec, ColTS)
 	labels := make([]func(int) string, len(labelColumns))
 	for i, name := range labelColumns {
-		labels[i] = dictStrings(column[*array.Dictionary](rec, name))
+		labels[i] = d.dictStrings(column[*array.Dictionary](rec, name))
 	}
 	pid := column[*array.Uint32](rec, ColPID)
 	keys := column[*array.List](rec, ColLabelKeys)
@@ -200,7 +228,7 @@ func (d *decoder) record(rec arrow.RecordBatch) error {
 	stackID := column[*array.Uint64](rec, ColStackID)
 	frames := column[*array.List](rec, ColFrames)
 	frameDict := frames.ListValues().(*array.Dictionary)
-	frameName := dictStrings(frameDict)
+	frameName := d.dictStrings(frameDict)
 	value := column[*array.Int64](rec, ColValue)
 	period := column[*array.Int64](rec, ColPeriodNS)
 
@@ -270,14 +298,16 @@ func (d *decoder) stack(row int, id uint64, frames *array.List, i int, dict *arr
 		if dict.IsNull(int(j)) {
 			return invalidf("row %d: frames: null frame name at depth %d", row, j-start)
 		}
-		f := name(int(j))
-		if len(f) > d.lim.MaxFrameBytes {
-			return invalidf("row %d: frames: frame name of %d bytes at depth %d, limit %d", row, len(f), j-start, d.lim.MaxFrameBytes)
-		}
-		fs = append(fs, f)
+		fs = append(fs, name(int(j)))
 	}
 	if want := StackID(fs); want != id {
 		return invalidf("row %d: stack_id: %016x does not match its frames (want %016x)", row, id, want)
+	}
+	for k, f := range fs {
+		if len(f) > d.lim.MaxFrameBytes {
+			fs[k] = ShortenName(f, d.lim.MaxFrameBytes)
+			d.b.ShortenedNames++
+		}
 	}
 	d.b.Stacks[id] = fs
 	return nil

@@ -154,6 +154,12 @@ func FuzzDecode(f *testing.F) {
 	f.Add(good)
 	f.Add([]byte{})
 	f.Add(good[:100])
+	// Compressed bodies, size lies in their length prefixes, a shared dictionary.
+	compressed := compressedBatch(f)
+	f.Add(compressed)
+	f.Add(sizeLie(f, compressed, 1<<40))
+	f.Add(sizeLie(f, compressed, 8<<30))
+	f.Add(sharedDictBatch(f, 2_000, 20))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		b, err := Decode(data, Limits{})
 		if err != nil {

@@ -28,6 +28,8 @@ type Server struct {
 	Respond func(req *ingestv1.WriteRequest) *ingestv1.WriteResponse
 	// Rows, when set, counts the rows of a batch (the answer's rows field).
 	Rows func(data []byte) (int64, error)
+	// Options are passed to grpc.NewServer (e.g. a small MaxRecvMsgSize).
+	Options []grpc.ServerOption
 
 	ingestv1.UnimplementedIngestServiceServer
 
@@ -51,7 +53,7 @@ func (s *Server) Serve(addr string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	g := grpc.NewServer()
+	g := grpc.NewServer(s.Options...)
 	ingestv1.RegisterIngestServiceServer(g, s)
 	s.mu.Lock()
 	s.grpc, s.listener = g, l
