@@ -118,8 +118,8 @@ func Decode(data []byte, lim Limits) (b *Batch, err error) {
 	if len(data) > lim.MaxBytes {
 		return nil, fmt.Errorf("%w: payload is %d bytes, over the message size limit of %d bytes (aggregator max-message-bytes); split the batch", ErrTooLarge, len(data), lim.MaxBytes)
 	}
-	if err := checkSchemaMessage(data); err != nil {
-		return nil, err
+	if err := checkMetadata(data); err != nil {
+		return nil, invalidf("arrow ipc metadata: %v", err)
 	}
 	mem := &cappedAllocator{mem: memory.DefaultAllocator, limit: lim.MaxDecodeBytes}
 	rdr, err := ipc.NewReader(bytes.NewReader(data), ipc.WithAllocator(mem))
