@@ -14,7 +14,6 @@ import (
 
 	"github.com/fleetprof/fleetprof/agent/ship"
 	"github.com/fleetprof/fleetprof/analyzer/simulate"
-	"github.com/fleetprof/fleetprof/model"
 	"github.com/fleetprof/fleetprof/proto/samplebatch"
 )
 
@@ -116,11 +115,15 @@ func runSimulate(ctx context.Context, args []string, stdout io.Writer) error {
 	case *out != "" && *direct:
 		sink, err = newRollupSink(*out)
 	case *out != "":
-		sink, err = &fileSink{dir: filepath.Join(*out, "batches")}, os.MkdirAll(filepath.Join(*out, "batches"), 0o750)
+		dir := filepath.Join(*out, "batches")
+		sink, err = &batchSink{seed: cfg.Seed, start: cfg.Start.Unix(), send: fileSender(dir)}, os.MkdirAll(dir, 0o750)
 	default:
 		var tok string
 		if tok, err = resolveToken(*token, *tokenFile, *dataDir, *addr); err == nil {
-			sink, err = dialIngest(*addr, tok)
+			var c *ship.Client
+			if c, err = ship.NewClient(ship.Config{Addr: *addr, Token: tok}, 0); err == nil {
+				sink = &batchSink{seed: cfg.Seed, start: cfg.Start.Unix(), send: clientSender(c), close: c.Close}
+			}
 		}
 	}
 	if err != nil {
@@ -130,29 +133,11 @@ func runSimulate(ctx context.Context, args []string, stdout io.Writer) error {
 	bar := newProgressBar(os.Stderr, *progress, fleet.Buckets())
 	err = eachBucket(ctx, fleet, func(b *simulate.Bucket) error {
 		sum.Samples += b.Total()
-		if *direct {
-			rows := b.Rollup()
-			sum.Rows += int64(len(rows))
-			sum.Batches++
-			bar.step(b.Index + 1)
-			return sink.(*rollupSink).write(rows)
-		}
-		samples := b.Samples()
-		sum.Rows += int64(len(samples))
-		for part := 0; part*simBatchRows < len(samples); part++ {
-			chunk := samples[part*simBatchRows : min(len(samples), (part+1)*simBatchRows)]
-			data, err := samplebatch.Encode(chunk)
-			if err != nil {
-				return err
-			}
-			id := fmt.Sprintf("sim-%d-%d-%d-%d", cfg.Seed, cfg.Start.Unix(), b.Index, part)
-			if err := sink.Send(ctx, id, data); err != nil {
-				return err
-			}
-			sum.Batches++
-		}
+		rows, batches, err := sink.Write(ctx, b)
+		sum.Rows += rows
+		sum.Batches += batches
 		bar.step(b.Index + 1)
-		return nil
+		return err
 	})
 	bar.done()
 	if err != nil {
@@ -202,23 +187,68 @@ func eachBucket(ctx context.Context, f *simulate.Fleet, fn func(*simulate.Bucket
 	return nil
 }
 
-// simSink receives encoded sample batches.
+// simSink takes the simulated fleet's buckets: as sample batches (to a
+// directory or an aggregator) or as rollup rows (--direct).
 type simSink interface {
-	Send(ctx context.Context, id string, data []byte) error
+	// Write stores one bucket and says how many rows and batches that was.
+	Write(ctx context.Context, b *simulate.Bucket) (rows int64, batches int64, err error)
 	Close() error
 }
 
-// fileSink writes each batch to DIR/<id>.arrow.
-type fileSink struct{ dir string }
-
-func (s *fileSink) Send(_ context.Context, id string, data []byte) error {
-	if err := os.WriteFile(filepath.Join(s.dir, id+".arrow"), data, 0o600); err != nil {
-		return fmt.Errorf("write batch: %w", err)
-	}
-	return nil
+// batchSink encodes a bucket's samples as batches of at most simBatchRows rows
+// with ids stable per (seed, start, bucket, part), so a rerun is deduplicated.
+type batchSink struct {
+	seed  int64
+	start int64
+	send  func(ctx context.Context, id string, data []byte) error
+	close func() error
 }
 
-func (s *fileSink) Close() error { return nil }
+func (s *batchSink) Write(ctx context.Context, b *simulate.Bucket) (int64, int64, error) {
+	samples := b.Samples()
+	var batches int64
+	for part := 0; part*simBatchRows < len(samples); part++ {
+		chunk := samples[part*simBatchRows : min(len(samples), (part+1)*simBatchRows)]
+		data, err := samplebatch.Encode(chunk)
+		if err != nil {
+			return int64(len(samples)), batches, err
+		}
+		id := fmt.Sprintf("sim-%d-%d-%d-%d", s.seed, s.start, b.Index, part)
+		if err := s.send(ctx, id, data); err != nil {
+			return int64(len(samples)), batches, err
+		}
+		batches++
+	}
+	return int64(len(samples)), batches, nil
+}
+
+func (s *batchSink) Close() error {
+	if s.close == nil {
+		return nil
+	}
+	err := s.close()
+	s.close = nil
+	return err
+}
+
+// fileSender writes each batch to DIR/<id>.arrow.
+func fileSender(dir string) func(context.Context, string, []byte) error {
+	return func(_ context.Context, id string, data []byte) error {
+		if err := os.WriteFile(filepath.Join(dir, id+".arrow"), data, 0o600); err != nil {
+			return fmt.Errorf("write batch: %w", err)
+		}
+		return nil
+	}
+}
+
+// clientSender sends batches through the agent's ingest client (ship.Client):
+// the same TLS, token, status and retry rules as the agent, one batch in flight.
+func clientSender(c *ship.Client) func(context.Context, string, []byte) error {
+	return func(ctx context.Context, id string, data []byte) error {
+		_, err := c.Write(ctx, id, data)
+		return err
+	}
+}
 
 // rollupSink writes rollup rows as JSON lines to DIR/rollup.jsonl.
 type rollupSink struct {
@@ -237,17 +267,14 @@ func newRollupSink(dir string) (*rollupSink, error) {
 	return &rollupSink{f: f, enc: json.NewEncoder(f)}, nil
 }
 
-func (s *rollupSink) write(rows []model.RollupRow) error {
+func (s *rollupSink) Write(_ context.Context, b *simulate.Bucket) (int64, int64, error) {
+	rows := b.Rollup()
 	for i := range rows {
 		if err := s.enc.Encode(&rows[i]); err != nil {
-			return fmt.Errorf("write rollup: %w", err)
+			return int64(len(rows)), 1, fmt.Errorf("write rollup: %w", err)
 		}
 	}
-	return nil
-}
-
-func (s *rollupSink) Send(context.Context, string, []byte) error {
-	return errors.New("rollup sink takes rollup rows, not batches")
+	return int64(len(rows)), 1, nil
 }
 
 func (s *rollupSink) Close() error {
@@ -261,25 +288,6 @@ func (s *rollupSink) Close() error {
 	}
 	return nil
 }
-
-// ingestSink sends batches through the agent's ingest client (ship.Client): the same
-// TLS, token, status and retry rules as the agent, one batch in flight.
-type ingestSink struct{ c *ship.Client }
-
-func dialIngest(addr, token string) (*ingestSink, error) {
-	c, err := ship.NewClient(ship.Config{Addr: addr, Token: token}, 0)
-	if err != nil {
-		return nil, err
-	}
-	return &ingestSink{c: c}, nil
-}
-
-func (s *ingestSink) Send(ctx context.Context, id string, data []byte) error {
-	_, err := s.c.Write(ctx, id, data)
-	return err
-}
-
-func (s *ingestSink) Close() error { return s.c.Close() }
 
 // progressBar prints "\r[####....] i/n buckets" on a terminal (or when forced).
 type progressBar struct {
