@@ -265,7 +265,7 @@ func (f *fleet) finish(t *testing.T) ship.Stats {
 
 // storedTotals opens the store as the analyzer and API do and returns the
 // campaign service's stored samples and rollup total.
-func storedTotals(t *testing.T, uri string, start time.Time) (samples, rollup int64) {
+func storedTotals(t *testing.T, uri string, start time.Time, parts partsRule) (samples, rollup int64) {
 	t.Helper()
 	store, err := storage.Open(context.Background(), storage.Config{URI: uri})
 	if err != nil {
@@ -274,8 +274,11 @@ func storedTotals(t *testing.T, uri string, start time.Time) (samples, rollup in
 	defer store.Close()
 	qctx := context.Background()
 	// A restart after the faults finds no broken part to set aside.
-	if parts, err := store.DetachedParts(qctx); err == nil && len(parts) > 0 {
-		t.Fatalf("detached parts after the faults: %+v", parts)
+	if detached, err := store.DetachedParts(qctx); err == nil && len(detached) > 0 {
+		if parts == partsStrict {
+			t.Fatalf("detached parts after the faults: %+v", detached)
+		}
+		t.Logf("KNOWN BUG (issue 12, see the disk-full test): detached parts after the restart: %+v", detached)
 	}
 	from, to := start.Add(-time.Hour), time.Now().Add(time.Hour)
 	p, err := store.Profile(qctx, model.Selection{Service: crashService, From: from, To: to})
@@ -293,6 +296,14 @@ func storedTotals(t *testing.T, uri string, start time.Time) (samples, rollup in
 	}
 	return p.Total, rollup
 }
+
+// partsRule says whether a part set aside at the restart fails the test.
+type partsRule int
+
+const (
+	partsStrict   partsRule = iota // any detached part fails
+	partsReported                  // logged: a known bug the soak run still fails on
+)
 
 func newAggProc(t *testing.T, bin, uri string) *aggProc {
 	t.Helper()
@@ -329,7 +340,7 @@ func runCrashCampaign(t *testing.T, bin, uri string, c crashCampaign) {
 	}
 	st := f.finish(t)
 	agg.stop(t)
-	samples, rollup := storedTotals(t, uri, start)
+	samples, rollup := storedTotals(t, uri, start, partsStrict)
 	t.Logf("%d kills, %d batches, %d samples sent; agents: %d acked, %d duplicate, %d failed attempts; stored samples %d, rollup total %d; %d starts recovered a commit",
 		c.kills, f.batches, f.sent, st.Acked, st.Duplicate, st.Failed, samples, rollup, agg.logsContain("storage recovered an interrupted commit"))
 	if samples != f.sent || rollup != f.sent {
