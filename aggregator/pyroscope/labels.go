@@ -2,7 +2,6 @@ package pyroscope
 
 import (
 	"fmt"
-	"strconv"
 	"strings"
 
 	"github.com/fleetprof/fleetprof/proto/samplebatch"
@@ -64,24 +63,12 @@ func toLabels(service string, pairs [][2]string) (samplebatch.Labels, error) {
 			ls.Service = v
 		case k == "version", k == "service_version":
 			ls.Version = v
-		case k == "host", k == "hostname":
+		case k == "hostname":
 			ls.Host = v
-		case k == "namespace":
-			ls.Namespace = v
-		case k == "pod":
-			ls.Pod = v
-		case k == "container":
-			ls.Container = v
-		case k == "comm":
-			ls.Comm = v
-		case k == "pid":
-			pid, err := strconv.ParseUint(v, 10, 32)
-			if err != nil {
-				return ls, fmt.Errorf("pid %q: not a process id", v)
-			}
-			ls.PID = uint32(pid)
 		default:
-			ls.Extra = append(ls.Extra, samplebatch.Label{Key: k, Value: v})
+			if err := ls.Set(k, v); err != nil {
+				return ls, err
+			}
 		}
 	}
 	if ls.Service == "" {

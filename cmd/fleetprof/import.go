@@ -151,27 +151,11 @@ func importLabels(service, version string, kvs []string) (samplebatch.Labels, er
 		if !ok || k == "" {
 			return l, fmt.Errorf("--labels %q: want key=value", kv)
 		}
-		switch k {
-		case "service", "version":
+		if k == samplebatch.ColService || k == samplebatch.ColVersion {
 			return l, fmt.Errorf("--labels %q: use --%s", kv, k)
-		case "host":
-			l.Host = v
-		case "namespace":
-			l.Namespace = v
-		case "pod":
-			l.Pod = v
-		case "container":
-			l.Container = v
-		case "comm":
-			l.Comm = v
-		case "pid":
-			pid, err := strconv.ParseUint(v, 10, 32)
-			if err != nil {
-				return l, fmt.Errorf("--labels %q: pid is not a number", kv)
-			}
-			l.PID = uint32(pid)
-		default:
-			l.Extra = append(l.Extra, samplebatch.Label{Key: k, Value: v})
+		}
+		if err := l.Set(k, v); err != nil {
+			return l, fmt.Errorf("--labels %q: %w", kv, err)
 		}
 	}
 	sort.Slice(l.Extra, func(i, j int) bool { return l.Extra[i].Key < l.Extra[j].Key })

@@ -1,6 +1,9 @@
 package samplebatch
 
 import (
+	"errors"
+	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -74,6 +77,39 @@ type Labels struct {
 
 // Label is one extra key=value label.
 type Label struct{ Key, Value string }
+
+// ErrBadPID is returned by Labels.Set for a pid that is not a process id.
+var ErrBadPID = errors.New("pid is not a process id")
+
+// Set sets the label named key: one of the built-in columns (service,
+// version, host, namespace, pod, container, comm, pid) or else an extra label.
+func (l *Labels) Set(key, value string) error {
+	switch key {
+	case ColService:
+		l.Service = value
+	case ColVersion:
+		l.Version = value
+	case ColHost:
+		l.Host = value
+	case ColNamespace:
+		l.Namespace = value
+	case ColPod:
+		l.Pod = value
+	case ColContainer:
+		l.Container = value
+	case ColComm:
+		l.Comm = value
+	case ColPID:
+		pid, err := strconv.ParseUint(value, 10, 32)
+		if err != nil {
+			return fmt.Errorf("%w: %q", ErrBadPID, value)
+		}
+		l.PID = uint32(pid)
+	default:
+		l.Extra = append(l.Extra, Label{Key: key, Value: value})
+	}
+	return nil
+}
 
 // Sample is one row: Value samples of one stack in one time bucket.
 type Sample struct {
