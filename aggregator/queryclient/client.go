@@ -1,6 +1,7 @@
 package queryclient
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -87,11 +88,24 @@ func SelectionValues(sel model.Selection, prefix string, v url.Values) url.Value
 
 // Raw GETs /api/v1/<path> and returns the body and its content type.
 func (c *Client) Raw(ctx context.Context, path string, q url.Values) ([]byte, string, error) {
+	return c.do(ctx, http.MethodGet, path, q, nil)
+}
+
+// do sends one request to /api/v1/<path> (body, if any, as JSON) and returns the
+// answer's body and content type; a non-2xx answer is an *APIError.
+func (c *Client) do(ctx context.Context, method, path string, q url.Values, body []byte) ([]byte, string, error) {
 	u := c.base.JoinPath("/api/v1/", path)
 	u.RawQuery = q.Encode()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), rd)
 	if err != nil {
 		return nil, "", fmt.Errorf("query %s: %w", path, err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
 	}
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)
@@ -101,7 +115,7 @@ func (c *Client) Raw(ctx context.Context, path string, q url.Values) ([]byte, st
 		return nil, "", fmt.Errorf("query %s: %w", path, err)
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
 	if err != nil {
 		return nil, "", fmt.Errorf("query %s: read body: %w", path, err)
 	}
@@ -109,13 +123,30 @@ func (c *Client) Raw(ctx context.Context, path string, q url.Values) ([]byte, st
 		var e struct {
 			Error string `json:"error"`
 		}
-		msg := strings.TrimSpace(string(body))
-		if json.Unmarshal(body, &e) == nil && e.Error != "" {
+		msg := strings.TrimSpace(string(data))
+		if json.Unmarshal(data, &e) == nil && e.Error != "" {
 			msg = e.Error
 		}
 		return nil, "", &APIError{StatusCode: resp.StatusCode, Message: msg}
 	}
-	return body, resp.Header.Get("Content-Type"), nil
+	return data, resp.Header.Get("Content-Type"), nil
+}
+
+// Analyze asks the aggregator to run its analyzer now (POST /api/v1/analyze).
+func (c *Client) Analyze(ctx context.Context, ar model.AnalyzeRequest) (*model.AnalyzeResponse, error) {
+	body, err := json.Marshal(ar)
+	if err != nil {
+		return nil, fmt.Errorf("encode analyze request: %w", err)
+	}
+	data, _, err := c.do(ctx, http.MethodPost, "analyze", nil, body)
+	if err != nil {
+		return nil, err
+	}
+	var out model.AnalyzeResponse
+	if err := json.Unmarshal(data, &out); err != nil {
+		return nil, fmt.Errorf("query analyze: decode answer: %w", err)
+	}
+	return &out, nil
 }
 
 // Get GETs /api/v1/<path> and decodes the JSON answer into out.

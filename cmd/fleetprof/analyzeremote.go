@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -13,10 +12,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/fleetprof/fleetprof/aggregator/queryclient"
 	"github.com/fleetprof/fleetprof/analyzer/defense"
 	"github.com/fleetprof/fleetprof/analyzer/findings"
 	"github.com/fleetprof/fleetprof/analyzer/offense"
-	"github.com/fleetprof/fleetprof/model"
 )
 
 // analyzeRemoteTimeout bounds one POST /api/v1/analyze (a fleet run reads hours of
@@ -34,45 +33,23 @@ func analyzeRemote(ctx context.Context, o *analyzeOptions, stdout io.Writer) err
 	if err != nil {
 		return err
 	}
-	body, err := json.Marshal(o.remote)
-	if err != nil {
-		return fmt.Errorf("encode analyze request: %w", err)
-	}
 	ctx, cancel := context.WithTimeout(ctx, analyzeRemoteTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/api/v1/analyze", bytes.NewReader(body)) //nolint:gosec // the aggregator URL is the user's own --aggregator
+	// The context bounds the call; the client's own timeout would cut a long run.
+	c, err := queryclient.New(base, &http.Client{})
 	if err != nil {
-		return fmt.Errorf("analyze request: %w", err)
+		return err
 	}
-	req.Header.Set("Content-Type", "application/json")
-	if tok != "" {
-		req.Header.Set("Authorization", "Bearer "+tok)
-	}
-	resp, err := http.DefaultClient.Do(req) //nolint:gosec // the aggregator URL is the user's own --aggregator
-	if err != nil {
+	c.SetToken(tok)
+	ar, err := c.Analyze(ctx, o.remote)
+	var apiErr *queryclient.APIError
+	switch {
+	case errors.As(err, &apiErr) && apiErr.StatusCode == http.StatusUnauthorized:
+		return fmt.Errorf("analyze through %s: %w (give --token or --token-file; a local up's token is in its data dir, file %s)", base, err, tokenFileName)
+	case errors.As(err, &apiErr):
+		return fmt.Errorf("analyze through %s: %w", base, err)
+	case err != nil:
 		return withConnHint(fmt.Errorf("analyze through %s: %w", base, err))
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return fmt.Errorf("analyze through %s: read answer: %w", base, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		var e struct {
-			Error string `json:"error"`
-		}
-		msg := strings.TrimSpace(string(data))
-		if json.Unmarshal(data, &e) == nil && e.Error != "" {
-			msg = e.Error
-		}
-		if resp.StatusCode == http.StatusUnauthorized {
-			msg += " (give --token or --token-file; a local up's token is in its data dir, file " + tokenFileName + ")"
-		}
-		return fmt.Errorf("analyze through %s: %s: %s", base, resp.Status, msg)
-	}
-	var ar model.AnalyzeResponse
-	if err := json.Unmarshal(data, &ar); err != nil {
-		return fmt.Errorf("analyze through %s: decode answer: %w", base, err)
 	}
 	doc, err := findings.Decode(bytes.NewReader(ar.Findings))
 	if err != nil {
