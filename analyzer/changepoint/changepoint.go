@@ -152,7 +152,7 @@ func DetectSegments(xs []float64, cfg Config) ([]ChangePoint, []Segment, Noise, 
 			return nil, nil, Noise{}, fmt.Errorf("index %d is %v: %w", i, x, ErrNonFinite)
 		}
 	}
-	obs, idx := observed(xs)
+	obs, idx := Observed(xs)
 	if cfg.Trend {
 		if len(obs) == 0 {
 			return nil, nil, Noise{}, nil
@@ -216,9 +216,10 @@ func clipOutliers(xs []float64, cfg Config) []float64 {
 	return out
 }
 
-// observed drops the missing values (NaN) of xs and returns the rest with their
-// original indices; xs itself is returned when nothing is missing.
-func observed(xs []float64) ([]float64, []int) {
+// Observed drops the missing values (NaN) of xs and returns the rest with their
+// original indices; xs itself is returned when nothing is missing. It is the
+// one missing-value rule of the package, for callers that segment series too.
+func Observed(xs []float64) ([]float64, []int) {
 	idx := make([]int, 0, len(xs))
 	missing := false
 	for i, x := range xs {

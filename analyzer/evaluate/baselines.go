@@ -3,6 +3,8 @@ package evaluate
 import (
 	"math"
 	"slices"
+
+	"github.com/fleetprof/fleetprof/analyzer/changepoint"
 )
 
 // Reference change-point methods the evaluation compares analyzer/changepoint against,
@@ -24,7 +26,7 @@ const baselineMinSegment = 2
 // sum of squares most, while that drop exceeds the penalty, up to
 // BaselineMaxChangePoints.
 func BinSeg(xs []float64) ([]int, error) {
-	obs, idx := dropMissing(xs)
+	obs, idx := changepoint.Observed(xs)
 	n := len(obs)
 	if n < 2*baselineMinSegment {
 		return nil, nil
@@ -57,7 +59,7 @@ func BinSeg(xs []float64) ([]int, error) {
 // PELT is optimal partitioning with pruning (Killick, Fearnhead & Eckley 2012): the
 // segmentation minimizing residual sum of squares plus the penalty per change point.
 func PELT(xs []float64) ([]int, error) {
-	obs, idx := dropMissing(xs)
+	obs, idx := changepoint.Observed(xs)
 	n := len(obs)
 	if n < 2*baselineMinSegment {
 		return nil, nil
@@ -128,18 +130,6 @@ func rss(pre, pre2 []float64, lo, hi int) float64 {
 	n := float64(hi - lo)
 	s := pre[hi] - pre[lo]
 	return math.Max(0, pre2[hi]-pre2[lo]-s*s/n)
-}
-
-func dropMissing(xs []float64) ([]float64, []int) {
-	var obs []float64
-	var idx []int
-	for i, x := range xs {
-		if !math.IsNaN(x) {
-			obs = append(obs, x)
-			idx = append(idx, i)
-		}
-	}
-	return obs, idx
 }
 
 func toOriginal(cps, idx []int) []int {
