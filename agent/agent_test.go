@@ -414,6 +414,8 @@ func TestMetrics(t *testing.T) {
 		"fleetprof_agent_batches_acked_total 0",
 		"fleetprof_agent_spool_batches 1",
 		"fleetprof_agent_spool_dropped_total 0",
+		"fleetprof_agent_python_processes_total 0",
+		"fleetprof_agent_python_bad_read_walks_total 0",
 		"process_cpu_seconds_total",
 		"process_resident_memory_bytes",
 	} {

@@ -65,8 +65,16 @@ var (
 	descUnwindNoCFI  = desc("unwind_files_without_cfi_total", "Files without call frame information (walked by frame pointers).")
 	descUnwindRefr   = desc("unwind_refreshes_total", "Process mappings read and written for the walker.")
 	descUnwindRefErr = desc("unwind_refresh_errors_total", "Process mappings that could not be read or written (process gone).")
+	descPyProcs      = desc("python_processes_total", "CPython processes detected and handed to the kernel walker.")
+	descPyUnsupp     = desc("python_unsupported_processes_total", "CPython processes of a version without a known layout (not walked; logged once each).")
+	descPySetErrs    = desc("python_set_errors_total", "CPython processes the sampler could not take (its maps full).")
+	descPyFrames     = desc("python_frames_total", "Python frames named into stacks.")
+	descPyUnnamed    = desc("python_unnamed_frames_total", "Python frames whose code object could not be read (shown as [python]).")
+	descPyTruncated  = desc("python_truncated_walks_total", "Samples whose Python walk stopped at the kernel's depth limit.")
+	descPyBadReads   = desc("python_bad_read_walks_total", "Samples whose Python walk ended on a frame it could not read.")
 	counterDescs     = []*prometheus.Desc{descSamples, descDrained, descTruncated, descFlushes, descFlushErrors, descBatches, descRows, descFrames, descMisses, descShortened, descSplits, descOversize, descEvents, descStartErrors, descForksDropped, descSent, descAcked, descDuplicate, descRejected, descTooLarge, descFailed, descSpoolDropped,
-		descUnwindBuilds, descUnwindEvict, descUnwindErrors, descUnwindNoCFI, descUnwindRefr, descUnwindRefErr}
+		descUnwindBuilds, descUnwindEvict, descUnwindErrors, descUnwindNoCFI, descUnwindRefr, descUnwindRefErr,
+		descPyProcs, descPyUnsupp, descPySetErrs, descPyFrames, descPyUnnamed, descPyTruncated, descPyBadReads}
 	gaugeDescs = []*prometheus.Desc{descSpoolBytes, descSpoolBatches, descUnwindFiles, descUnwindRows, descUnwindBytes}
 )
 
@@ -87,6 +95,7 @@ func (c statsCollector) Collect(ch chan<- prometheus.Metric) {
 		st.Frames, st.UnknownFrames, st.ShortenedNames, st.BatchSplits, st.OversizeDropped, st.EventsHandled, st.StartErrors, st.ForksDropped, st.Ship.Sent, st.Ship.Acked, st.Ship.Duplicate,
 		st.Ship.Rejected, st.Ship.TooLarge, st.Ship.Failed, st.Ship.SpoolDropped,
 		st.Unwind.Builds, st.Unwind.Evictions, st.Unwind.CompileErrors, st.Unwind.NoCFI, st.Unwind.Refreshes, st.Unwind.RefreshErrors,
+		st.Python.Processes, st.Python.Unsupported, st.Python.SetErrors, st.Python.Frames, st.Python.Unnamed, st.Python.Truncated, st.Python.BadReads,
 	}
 	for i, d := range counterDescs {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(counters[i]))
