@@ -28,11 +28,15 @@ const (
 	pyMaxCollect = 60 * time.Second
 	// pyMinShare is the share of a thread's samples that must show its chain.
 	pyMinShare = 0.9
-	pyTestHz   = 499
+	// pyMinLibzShare is the share of the zlib thread's samples whose leaf
+	// must be in libz: the rest is the interpreter and the extension's own
+	// code around each call (about 60% of it on 3.10, less on 3.11+).
+	pyMinLibzShare = 0.25
+	pyTestHz       = 499
 )
 
 // pythons are the CPythons to test: Debian's python3 (required) and any
-// pyenv-installed 3.11+.
+// pyenv-installed 3.10+.
 func pythons(t *testing.T) []string {
 	t.Helper()
 	// Debian's own python3, not a pyenv shim earlier in PATH.
@@ -45,7 +49,7 @@ func pythons(t *testing.T) []string {
 	if root == "" {
 		root = filepath.Join(os.Getenv("HOME"), ".pyenv")
 	}
-	extra, _ := filepath.Glob(filepath.Join(root, "versions", "3.1[1-9]*", "bin", "python3"))
+	extra, _ := filepath.Glob(filepath.Join(root, "versions", "3.1[0-9]*", "bin", "python3"))
 	return append(out, extra...)
 }
 
@@ -208,7 +212,7 @@ func pythonKernelWalk(t *testing.T, py string) {
 		}
 	}
 	t.Logf("zlib thread: %d of %d samples with the leaf in libz", inZ, zTotal)
-	if inZ*2 < zTotal {
+	if float64(inZ) < pyMinLibzShare*float64(zTotal) {
 		t.Errorf("only %d of %d zlib thread samples have their leaf in libz", inZ, zTotal)
 	}
 	for _, tc := range tests {
