@@ -74,7 +74,7 @@ type aggProc struct {
 	waitErr              error
 }
 
-func (a *aggProc) start(t *testing.T) {
+func (a *aggProc) start(t testing.TB) {
 	t.Helper()
 	a.starts++
 	logPath := filepath.Join(a.logDir, fmt.Sprintf("aggregator-%03d.log", a.starts))
@@ -123,7 +123,7 @@ func (a *aggProc) kill(t *testing.T) {
 	<-a.exited
 }
 
-func (a *aggProc) stop(t *testing.T) {
+func (a *aggProc) stop(t testing.TB) {
 	t.Helper()
 	if err := a.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
@@ -305,7 +305,7 @@ const (
 	partsReported                  // logged: a known bug the soak run still fails on
 )
 
-func newAggProc(t *testing.T, bin, uri string) *aggProc {
+func newAggProc(t testing.TB, bin, uri string) *aggProc {
 	t.Helper()
 	ports, err := clickhousetest.FreePorts(2)
 	if err != nil {
