@@ -69,6 +69,7 @@ func (s *Server) analyze(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	s.flushForRead(r.Context())
 	run, err := s.analyzer.Now(r.Context(), req)
 	if errors.Is(err, loop.ErrBadRequest) {
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})

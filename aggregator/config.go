@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 )
@@ -47,6 +48,18 @@ type Config struct {
 	CommitInterval   time.Duration
 	MaxCommitBatches int
 	MaxCommitRows    int
+	// WALDir, when set, turns on the ingest write-ahead log (aggregator/wal):
+	// a batch is acknowledged once it is fsynced there, and logged batches
+	// are written to the store every WALFlushInterval (or once MaxCommitRows
+	// rows wait) in groups of up to MaxCommitRows rows. Queries flush first.
+	// At most WALMaxPendingBytes of acknowledged messages wait in memory;
+	// past it a batch waits up to WALMaxWait for room, then is FAILED.
+	// Defaults: off, DefaultWALFlushInterval, DefaultWALMaxPendingBytes,
+	// DefaultWALMaxWait.
+	WALDir             string
+	WALFlushInterval   time.Duration
+	WALMaxPendingBytes int
+	WALMaxWait         time.Duration
 	// Pprof serves the Go runtime's profiles under /debug/pprof/ on the HTTP port
 	// (off by default: they expose process internals).
 	Pprof bool
@@ -86,6 +99,17 @@ const (
 	DefaultMaxConcurrentQueries = 1
 )
 
+// WALDirFor is where the write-ahead log of an aggregator over storage
+// lives by default: inside an embedded store's directory (so it sits on the
+// same volume and goes with it), none for a ClickHouse server (turn it on
+// with a local directory of the aggregator's own).
+func WALDirFor(storage string) string {
+	if dir, ok := strings.CutPrefix(storage, "embedded:"); ok {
+		return filepath.Join(dir, "fleetprof-wal")
+	}
+	return ""
+}
+
 // WithDefaults returns c with zero fields set to their defaults.
 func (c Config) WithDefaults() Config {
 	if c.GRPCAddr == "" {
@@ -120,6 +144,15 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.MaxConcurrentQueries == 0 {
 		c.MaxConcurrentQueries = DefaultMaxConcurrentQueries
+	}
+	if c.WALFlushInterval == 0 {
+		c.WALFlushInterval = DefaultWALFlushInterval
+	}
+	if c.WALMaxPendingBytes == 0 {
+		c.WALMaxPendingBytes = DefaultWALMaxPendingBytes
+	}
+	if c.WALMaxWait == 0 {
+		c.WALMaxWait = DefaultWALMaxWait
 	}
 	return c
 }
@@ -167,6 +200,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxConcurrentQueries < 1 {
 		return fmt.Errorf("max concurrent queries %d: must be at least 1", c.MaxConcurrentQueries)
+	}
+	if c.WALFlushInterval < 0 || c.WALMaxPendingBytes < 0 || c.WALMaxWait < 0 {
+		return fmt.Errorf("wal flush interval %v, max pending bytes %d, max wait %v: must not be negative", c.WALFlushInterval, c.WALMaxPendingBytes, c.WALMaxWait)
 	}
 	return nil
 }

@@ -118,6 +118,7 @@ func (s *Server) api(name string, h apiFunc) http.Handler {
 			s.queryFailed(w, name, ctx.Err())
 			return
 		}
+		s.flushForRead(ctx)
 		res, err := h(r.WithContext(ctx), q, s.now())
 		if err != nil {
 			var pe *paramError

@@ -26,6 +26,7 @@ type ingestService struct {
 	draining  chan struct{}
 	drainOnce sync.Once
 	commit    *groupCommit // nil when the store cannot write several batches at once
+	wal       *walIngest   // nil unless Config.WALDir is set
 }
 
 func newIngestService(s *Server) *ingestService {
@@ -279,9 +280,12 @@ func (is *ingestService) write(ctx context.Context, d decoded) *ingestv1.WriteRe
 		dup  bool
 		err  error
 	)
-	if is.commit != nil {
+	switch {
+	case is.wal != nil:
+		rows, dup, err = is.wal.ingest(ctx, d.req.GetBatchId(), d.req.GetArrowIpc(), d.batch)
+	case is.commit != nil:
 		rows, dup, err = is.commit.ingest(ctx, d.req.GetBatchId(), d.batch)
-	} else {
+	default:
 		rows, dup, err = is.s.store.Ingest(ctx, d.req.GetBatchId(), d.batch)
 	}
 	switch {
@@ -300,6 +304,9 @@ func (is *ingestService) write(ctx context.Context, d decoded) *ingestv1.WriteRe
 	default:
 		resp.Status, resp.Rows = ingestv1.WriteResponse_STATUS_ACKED, int64(rows)
 		is.s.metrics.shortened.Add(float64(d.batch.ShortenedNames))
+	}
+	if is.wal != nil {
+		return resp // the log's flushes report the store's health
 	}
 	if n := is.s.writes.succeeded(); n > 0 {
 		is.s.log.Info("storage writes recovered", "failures", n)

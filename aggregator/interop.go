@@ -22,7 +22,10 @@ func (s *Server) mountInterop(mux *http.ServeMux) {
 	path, h := pusher.PushHandler()
 	mux.Handle(path, s.requireToken(h))
 	path, h = pyroscope.NewQuerier(s.store, s.now).Handler()
-	mux.Handle(path, h)
+	mux.Handle(path, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.flushForRead(r.Context())
+		h.ServeHTTP(w, r)
+	}))
 	if s.cfg.Pprof {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)

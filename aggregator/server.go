@@ -116,6 +116,15 @@ func New(cfg Config, store Store, logger *slog.Logger, opts ...Option) (*Server,
 		s.metrics.reg.MustRegister(s.analyzer.Collector())
 	}
 	s.ingest = newIngestService(s)
+	if cfg.WALDir != "" {
+		ws, ok := store.(walStore)
+		if !ok {
+			return nil, errors.New("aggregator config: the store cannot take a write-ahead log")
+		}
+		if s.ingest.wal, err = openWAL(s, ws, cfg.WALDir); err != nil {
+			return nil, fmt.Errorf("aggregator: %w", err)
+		}
+	}
 	gopts := []grpc.ServerOption{
 		// Messages up to oversizeReadFactor × the limit are read so that they get a
 		// per-batch REJECTED naming the limit instead of a stream-ending
@@ -195,13 +204,37 @@ func (s *Server) Serve(ctx context.Context, gl, hl net.Listener) error {
 			hs.Close()
 		}
 	})
+	if w := s.ingest.wal; w != nil {
+		wctx, wcancel := context.WithCancel(context.Background())
+		g.Add(func() error { w.run(wctx); return nil }, func(error) { wcancel() })
+	}
 	for _, a := range s.actors {
 		g.Add(a.execute, a.interrupt)
 	}
-	if err := g.Run(); err != nil && !errors.Is(err, errStopped) {
+	err := g.Run()
+	if w := s.ingest.wal; w != nil {
+		// Every stream has ended: write what was acknowledged.
+		cctx, ccancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+		defer ccancel()
+		if cerr := w.close(cctx); cerr != nil {
+			s.log.Warn("write-ahead log not fully written to the store; the next start replays it", "err", cerr)
+		}
+	}
+	if err != nil && !errors.Is(err, errStopped) {
 		return err
 	}
 	return nil
+}
+
+// flushForRead writes acknowledged batches still in the write-ahead log to
+// the store before a read, so a query never misses an acknowledged batch.
+// A failing store write is left to the log's own retries: the read goes on.
+func (s *Server) flushForRead(ctx context.Context) {
+	if w := s.ingest.wal; w != nil && w.hasPending() {
+		if err := w.flush(ctx); err != nil {
+			s.log.Warn("flush before read failed", "err", err)
+		}
+	}
 }
 
 // stopGRPC stops accepting, lets in-flight batches finish and be acked, then ends

@@ -197,30 +197,9 @@ func (s *Store) IngestBatches(ctx context.Context, items []IngestItem) ([]Ingest
 			return nil, err
 		}
 	}
-	known := map[string]bool{}
-	var check []string
-	for _, id := range ids {
-		if s.recent.has(id) {
-			known[id] = true
-		} else {
-			check = append(check, id)
-		}
-	}
-	for len(check) > 0 {
-		n := min(len(check), maxIDsPerCheck)
-		quoted := make([]string, n)
-		for i, id := range check[:n] {
-			quoted[i] = quote(id)
-		}
-		r, err := s.be.Query(ctx, fmt.Sprintf("SELECT DISTINCT batch_id FROM %s WHERE batch_id IN (%s)", s.table("ingested_batches"), strings.Join(quoted, ",")))
-		if err != nil {
-			return nil, fmt.Errorf("ingest: check batch ids: %w", err)
-		}
-		for _, id := range column0Strings(r) {
-			known[id] = true
-			s.recent.add(id)
-		}
-		check = check[n:]
+	known, err := s.KnownBatches(ctx, ids)
+	if err != nil {
+		return nil, err
 	}
 	res := make([]IngestResult, len(items))
 	merged := &samplebatch.Batch{}
@@ -272,6 +251,37 @@ func (s *Store) IngestBatches(ctx context.Context, items []IngestItem) ([]Ingest
 		s.recent.add(id)
 	}
 	return res, nil
+}
+
+// KnownBatches returns which of ids are stored (committed) batch ids: one
+// lookup per maxIDsPerCheck ids not in the recent-id cache.
+func (s *Store) KnownBatches(ctx context.Context, ids []string) (map[string]bool, error) {
+	known := map[string]bool{}
+	var check []string
+	for _, id := range ids {
+		if s.recent.has(id) {
+			known[id] = true
+		} else {
+			check = append(check, id)
+		}
+	}
+	for len(check) > 0 {
+		n := min(len(check), maxIDsPerCheck)
+		quoted := make([]string, n)
+		for i, id := range check[:n] {
+			quoted[i] = quote(id)
+		}
+		r, err := s.be.Query(ctx, fmt.Sprintf("SELECT DISTINCT batch_id FROM %s WHERE batch_id IN (%s)", s.table("ingested_batches"), strings.Join(quoted, ",")))
+		if err != nil {
+			return nil, fmt.Errorf("ingest: check batch ids: %w", err)
+		}
+		for _, id := range column0Strings(r) {
+			known[id] = true
+			s.recent.add(id)
+		}
+		check = check[n:]
+	}
+	return known, nil
 }
 
 // IngestBulk writes a batch without the batch-id check: the simulator's and

@@ -42,6 +42,8 @@ func runAggregator(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.DurationVar(&cfg.CommitInterval, "commit-interval", aggregator.DefaultCommitInterval, "group commit: wait this long for more batches before a write")
 	fs.IntVar(&cfg.MaxCommitBatches, "max-commit-batches", aggregator.DefaultMaxCommitBatches, "group commit: most batches per write (1 = one write per batch)")
 	fs.IntVar(&cfg.UnreadyAfterWriteFailures, "unready-after-write-failures", aggregator.DefaultUnreadyAfterWriteFailures, "storage write failures in a row that make /readyz unready")
+	walFlag := fs.String("wal", "auto", "ingest write-ahead log directory (acks once logged, writes the store in large groups): auto (inside an embedded store's directory; off for a ClickHouse server), off, or DIR")
+	fs.DurationVar(&cfg.WALFlushInterval, "wal-flush-interval", aggregator.DefaultWALFlushInterval, "write logged batches to the store this often (queries flush first)")
 	fs.BoolVar(&cfg.Pprof, "pprof", false, "serve Go runtime profiles under /debug/pprof/ on the HTTP port")
 	fs.DurationVar(&cfg.QueryTimeout, "query-timeout", aggregator.DefaultQueryTimeout, "deadline of one HTTP query (504 past it)")
 	fs.IntVar(&cfg.MaxConcurrentQueries, "max-concurrent-queries", aggregator.DefaultMaxConcurrentQueries, "HTTP queries running at once; the rest wait, ingest keeps its own storage connections")
@@ -55,6 +57,7 @@ func runAggregator(ctx context.Context, args []string, stdout io.Writer) error {
 	if fs.NArg() > 0 {
 		return usageError{fmt.Errorf("unexpected arguments %q", fs.Args())}
 	}
+	cfg.WALDir = walDir(*walFlag, cfg.Storage)
 	if err := cfg.Validate(); err != nil {
 		return usageError{err}
 	}
@@ -95,7 +98,7 @@ func runAggregator(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	log.Info("aggregator listening", "grpc", cfg.GRPCAddr, "http", cfg.HTTPAddr, "storage", redactURI(cfg.Storage),
+	log.Info("aggregator listening", "grpc", cfg.GRPCAddr, "http", cfg.HTTPAddr, "storage", redactURI(cfg.Storage), "wal", cfg.WALDir,
 		"analyzer", analyzerOn, "analyze_interval", an.Interval)
 	if err := srv.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
 		return err
@@ -112,4 +115,15 @@ func redactURI(uri string) string {
 		}
 	}
 	return uri
+}
+
+// walDir resolves the --wal setting for a store.
+func walDir(setting, storage string) string {
+	switch setting {
+	case "auto":
+		return aggregator.WALDirFor(storage)
+	case "off":
+		return ""
+	}
+	return setting
 }

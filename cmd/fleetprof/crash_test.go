@@ -56,17 +56,22 @@ func TestKillNineExactlyOnce(t *testing.T) {
 		if !chdbInstalled() {
 			testenv.Skip(t, testenv.MissingTool, "chDB library not installed: run scripts/fetch-chdb.sh (or make setup)")
 		}
-		runCrashCampaign(t, bin, "embedded:"+filepath.Join(t.TempDir(), "data"), c)
+		runCrashCampaign(t, bin, "embedded:"+filepath.Join(t.TempDir(), "data"), c) // write-ahead log on by default
 	})
 	t.Run("server", func(t *testing.T) {
 		addr := clickhousetest.Start(t)
 		runCrashCampaign(t, bin, "clickhouse://"+addr+"/crash", c)
+	})
+	t.Run("server-wal", func(t *testing.T) {
+		addr := clickhousetest.Start(t)
+		runCrashCampaign(t, bin, "clickhouse://"+addr+"/crashwal", c, "--wal", filepath.Join(t.TempDir(), "wal"))
 	})
 }
 
 // aggProc is the aggregator process under test.
 type aggProc struct {
 	bin, uri, grpc, http string
+	extra                []string // more aggregator flags
 	logDir               string
 	starts               int
 	cmd                  *exec.Cmd
@@ -84,7 +89,7 @@ func (a *aggProc) start(t testing.TB) {
 	}
 	defer logf.Close()
 	// Not tied to a context: the campaign kills it itself.
-	cmd := exec.Command(a.bin, "aggregator", "--storage", a.uri, "--grpc", a.grpc, "--http", a.http)
+	cmd := exec.Command(a.bin, append([]string{"aggregator", "--storage", a.uri, "--grpc", a.grpc, "--http", a.http}, a.extra...)...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -326,8 +331,9 @@ func (a *aggProc) logsContain(s string) int {
 	return n
 }
 
-func runCrashCampaign(t *testing.T, bin, uri string, c crashCampaign) {
+func runCrashCampaign(t *testing.T, bin, uri string, c crashCampaign, flags ...string) {
 	agg := newAggProc(t, bin, uri)
+	agg.extra = flags
 	agg.start(t)
 	start := time.Now()
 	f := startFleet(t, agg.grpc, c.senders)
@@ -341,8 +347,9 @@ func runCrashCampaign(t *testing.T, bin, uri string, c crashCampaign) {
 	st := f.finish(t)
 	agg.stop(t)
 	samples, rollup := storedTotals(t, uri, start, partsStrict)
-	t.Logf("%d kills, %d batches, %d samples sent; agents: %d acked, %d duplicate, %d failed attempts; stored samples %d, rollup total %d; %d starts recovered a commit",
-		c.kills, f.batches, f.sent, st.Acked, st.Duplicate, st.Failed, samples, rollup, agg.logsContain("storage recovered an interrupted commit"))
+	t.Logf("%d kills, %d batches, %d samples sent; agents: %d acked, %d duplicate, %d failed attempts; stored samples %d, rollup total %d; %d starts recovered a commit, %d replayed the write-ahead log",
+		c.kills, f.batches, f.sent, st.Acked, st.Duplicate, st.Failed, samples, rollup,
+		agg.logsContain("storage recovered an interrupted commit"), agg.logsContain("write-ahead log replayed"))
 	if samples != f.sent || rollup != f.sent {
 		t.Fatalf("stored samples %d, rollup total %d, sent %d", samples, rollup, f.sent)
 	}

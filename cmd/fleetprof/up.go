@@ -62,6 +62,7 @@ func runUp(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	cfg.Agg.Storage = embeddedURI(cfg.DataDir)
+	cfg.Agg.WALDir = aggregator.WALDirFor(cfg.Agg.Storage)
 	cfg.Agg.Token = token
 	if err := cfg.Agg.Validate(); err != nil {
 		return usageError{err}
