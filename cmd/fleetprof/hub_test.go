@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"net/http"
 	"os"
 	"os/exec"
@@ -61,9 +62,10 @@ func startUp(ctx context.Context, t *testing.T, bin, dir string, extra ...string
 	}
 }
 
-// TestUpHubNoTokenFlags: `up --no-agent`, then import, simulate and analyze on the
-// same host with no token flags: the clients find up's token in the data dir, and
-// analyze goes through the running up instead of failing on the locked store.
+// TestUpHubNoTokenFlags: `up --no-agent`, then import, simulate, analyze and
+// pipeline run on the same host with no token flags: the clients find up's token
+// and address in the data dir, and analyze goes through the running up instead of
+// failing on the locked store.
 func TestUpHubNoTokenFlags(t *testing.T) {
 	if !chdbInstalled() {
 		testenv.Skip(t, testenv.MissingTool, "chDB library not installed: run scripts/fetch-chdb.sh (or make setup)")
@@ -107,6 +109,26 @@ func TestUpHubNoTokenFlags(t *testing.T) {
 	out, errs, err = cli("analyze", "--aggregator", "http://"+httpAddr, "--data", dir, "--kind", "opportunity", "--dry-run", "--json")
 	if err != nil || !strings.Contains(out, `"schema": "fleetprof.findings/v1"`) {
 		t.Errorf("analyze --aggregator: %v\nstdout:\n%s\nstderr:\n%s", err, out, errs)
+	}
+	// The pipeline finds the up through --data alone (no --aggregator, no token) and
+	// ranks the opportunities of the imported and simulated profiles.
+	out, errs, err = cli("pipeline", "run", "--data", dir, "--kind", "opportunity", "--out", t.TempDir())
+	if err != nil {
+		t.Fatalf("pipeline run: %v\nstdout:\n%s\nstderr:\n%s", err, out, errs)
+	}
+	n := 0
+	for line := range strings.Lines(out) {
+		var sum pipelineSummary
+		if err := json.Unmarshal([]byte(line), &sum); err != nil {
+			t.Fatalf("pipeline summary %q: %v", line, err)
+		}
+		if sum.Kind != "opportunity" || sum.Function == "" || sum.Finding == "" {
+			t.Errorf("pipeline summary %+v: want an opportunity with its function", sum)
+		}
+		n++
+	}
+	if n == 0 {
+		t.Errorf("pipeline run resolved nothing:\n%s", errs)
 	}
 	// Without the token the server refuses, and the error says where the token is.
 	_, errs, err = cli("analyze", "--aggregator", "http://"+httpAddr, "--data", t.TempDir(), "--dry-run")
