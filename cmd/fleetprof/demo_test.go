@@ -1,11 +1,9 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -34,13 +32,11 @@ func TestDemo(t *testing.T) {
 	httpAddr, _, _ := startUp(ctx, t, bin, dir, "--analyze-interval", "0")
 
 	out := filepath.Join(t.TempDir(), "demo")
-	var stdout, stderr bytes.Buffer
-	c := exec.CommandContext(ctx, bin, "demo", "--data", dir, "--out", out)
-	c.Stdout, c.Stderr = &stdout, &stderr
-	if err := c.Run(); err != nil {
-		t.Fatalf("demo: %v\nstdout:\n%s\nstderr:\n%s", err, stdout.String(), stderr.String())
+	stdout, stderr, err := runBin(ctx, bin, "demo", "--data", dir, "--out", out)
+	if err != nil {
+		t.Fatalf("demo: %v\nstdout:\n%s\nstderr:\n%s", err, stdout, stderr)
 	}
-	t.Logf("fleetprof demo:\n%s%s", stdout.String(), stderr.String())
+	t.Logf("fleetprof demo:\n%s%s", stdout, stderr)
 
 	tr, err := simulate.ReadTruth(filepath.Join(out, "truth.json"))
 	if err != nil {
@@ -72,7 +68,7 @@ func TestDemo(t *testing.T) {
 		t.Fatalf("finding for %s: root causes %+v, want PR #%d first", want.Function, got.RootCauses, want.Change.PR)
 	}
 	for _, s := range []string{want.Function, "PR #" + strconv.Itoa(want.Change.PR), "http://" + httpAddr + "/?view=findings", filepath.Join(out, got.ID)} {
-		if !strings.Contains(stdout.String(), s) {
+		if !strings.Contains(stdout, s) {
 			t.Errorf("demo output lacks %q", s)
 		}
 	}

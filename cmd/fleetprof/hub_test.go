@@ -73,6 +73,15 @@ func startUpWith(ctx context.Context, t *testing.T, bin, dir string, extra ...st
 	}
 }
 
+// runBin runs the fleetprof binary and returns its stdout and stderr.
+func runBin(ctx context.Context, bin string, args ...string) (stdout, stderr string, err error) {
+	var out, errb bytes.Buffer
+	c := exec.CommandContext(ctx, bin, args...)
+	c.Stdout, c.Stderr = &out, &errb
+	err = c.Run()
+	return out.String(), errb.String(), err
+}
+
 // TestUpHubNoTokenFlags: `up --no-agent`, then import, simulate, analyze and
 // pipeline run on the same host with no token flags: the clients find up's token
 // and address in the data dir, and analyze goes through the running up instead of
@@ -94,13 +103,7 @@ func TestUpHubNoTokenFlags(t *testing.T) {
 	if fi.Mode().Perm() != 0o600 {
 		t.Errorf("token file mode %v, want 0600", fi.Mode().Perm())
 	}
-	cli := func(args ...string) (string, string, error) {
-		var out, errb bytes.Buffer
-		c := exec.CommandContext(ctx, bin, args...)
-		c.Stdout, c.Stderr = &out, &errb
-		err := c.Run()
-		return out.String(), errb.String(), err
-	}
+	cli := func(args ...string) (string, string, error) { return runBin(ctx, bin, args...) }
 	if out, errs, err := cli("import", "../../aggregator/pprofconv/testdata/cpu.pb.gz", "--service", "api", "--version", "v2",
 		"--grpc", grpcAddr, "--data", dir); err != nil {
 		t.Fatalf("import: %v\n%s%s", err, out, errs)
@@ -172,14 +175,11 @@ func TestUpOpportunityEvidence(t *testing.T) {
 	httpAddr, _, up := startUpWith(ctx, t, bin, dir, "--analyze-interval", "0", "--agent-metrics", freeAddr(t),
 		"--hz", "99", "--flush-interval", "2s")
 	cli := func(args ...string) (string, error) {
-		var out, errb bytes.Buffer
-		c := exec.CommandContext(ctx, bin, args...)
-		c.Stdout, c.Stderr = &out, &errb
-		err := c.Run()
+		out, errs, err := runBin(ctx, bin, args...)
 		if err != nil {
-			return out.String(), fmt.Errorf("%v: %w\n%s", args, err, errb.String())
+			return out, fmt.Errorf("%v: %w\n%s", args, err, errs)
 		}
-		return out.String(), nil
+		return out, nil
 	}
 	// A few seconds of this host's samples.
 	const minHostSamples = 200
