@@ -21,7 +21,8 @@
 //	/api/v1/series                   selection &function=F&step=1m
 //	/api/v1/versions                 ?service&from&to
 //	/api/v1/findings                 ?kind&service&from&to&limit
-//	/api/v1/opportunities            ?service&from&to&limit (latest run per service, largest saving first)
+//	/api/v1/opportunities            ?service&from&to&limit&offset (latest run per service, largest
+//	                                 saving first; total counts them all, offset pages through)
 //	POST /api/v1/analyze             body model.AnalyzeRequest → model.AnalyzeResponse: run the
 //	                                 analyzer (WithAnalyzer) now; needs the token when one is set
 //

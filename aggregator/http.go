@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"sort"
+	"strconv"
 	"time"
 
 	"github.com/fleetprof/fleetprof/aggregator/pprofconv"
@@ -354,13 +355,21 @@ func findingsQuery(q url.Values, now time.Time) (model.FindingsQuery, error) {
 
 // opportunities are the stored findings of kind opportunity from each service's latest
 // analysis (older runs' records describe code that may be gone), largest estimated
-// saving first. The answer has the shape of findings.
+// saving first, paged by limit and offset (0-based, into that ranking). The answer
+// has the shape of findings plus total, the number of ranked opportunities (of at
+// most MaxFindings stored records read), and the offset and limit of the page.
 func (s *Server) opportunities(r *http.Request, q url.Values, now time.Time) (any, error) {
 	fq, err := findingsQuery(q, now)
 	if err != nil {
 		return nil, err
 	}
 	limit := fq.Limit
+	offset := 0
+	if v := q.Get("offset"); v != "" {
+		if offset, err = strconv.Atoi(v); err != nil || offset < 0 || offset > MaxFindings {
+			return nil, badParam("offset", "%q: want an integer in [0, %d]", v, MaxFindings)
+		}
+	}
 	// Ranking needs every candidate, not the newest limit of them.
 	fq.Kind, fq.Limit = "opportunity", MaxFindings
 	recs, err := s.store.Findings(r.Context(), fq)
@@ -405,9 +414,9 @@ func (s *Server) opportunities(r *http.Request, q url.Values, now time.Time) (an
 		}
 		return a.rec.ID < b.rec.ID
 	})
-	out := make([]model.FindingRecord, 0, min(limit, len(rs)))
-	for i := 0; i < len(rs) && i < limit; i++ {
+	out := []model.FindingRecord{}
+	for i := offset; i < len(rs) && i < offset+limit; i++ {
 		out = append(out, rs[i].rec)
 	}
-	return map[string]any{"findings": out}, nil
+	return map[string]any{"findings": out, "total": len(rs), "offset": offset, "limit": limit}, nil
 }

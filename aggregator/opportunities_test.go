@@ -41,18 +41,24 @@ func TestOpportunitiesAPI(t *testing.T) {
 				name   string
 				params url.Values
 				want   []string
+				total  int
 				status int
 			}{
-				{"ranked", url.Values{"service": {svc}}, []string{"big", "mid-b", "mid-a", "small"}, 0},
-				{"limit", url.Values{"service": {svc}, "limit": {"2"}}, []string{"big", "mid-b"}, 0},
-				{"other service", url.Values{"service": {svc + "-none"}}, []string{}, 0},
-				{"bad limit", url.Values{"service": {svc}, "limit": {"-1"}}, nil, 400},
-				{"bad from", url.Values{"service": {svc}, "from": {"yesterday-ish"}}, nil, 400},
+				{"ranked", url.Values{"service": {svc}}, []string{"big", "mid-b", "mid-a", "small"}, 4, 0},
+				{"limit", url.Values{"service": {svc}, "limit": {"2"}}, []string{"big", "mid-b"}, 4, 0},
+				{"second page", url.Values{"service": {svc}, "limit": {"2"}, "offset": {"2"}}, []string{"mid-a", "small"}, 4, 0},
+				{"last partial page", url.Values{"service": {svc}, "limit": {"3"}, "offset": {"3"}}, []string{"small"}, 4, 0},
+				{"past the end", url.Values{"service": {svc}, "offset": {"4"}}, []string{}, 4, 0},
+				{"other service", url.Values{"service": {svc + "-none"}}, []string{}, 0, 0},
+				{"bad limit", url.Values{"service": {svc}, "limit": {"-1"}}, nil, 0, 400},
+				{"bad offset", url.Values{"service": {svc}, "offset": {"-1"}}, nil, 0, 400},
+				{"bad from", url.Values{"service": {svc}, "from": {"yesterday-ish"}}, nil, 0, 400},
 			}
 			for _, tt := range tests {
 				t.Run(tt.name, func(t *testing.T) {
 					var out struct {
 						Findings []model.FindingRecord `json:"findings"`
+						Total    int                   `json:"total"`
 					}
 					err := ts.client.Get(context.Background(), "opportunities", tt.params, &out)
 					if tt.status != 0 {
@@ -74,6 +80,9 @@ func TestOpportunitiesAPI(t *testing.T) {
 					}
 					if !slices.Equal(got, tt.want) {
 						t.Errorf("opportunities %v, want %v", got, tt.want)
+					}
+					if out.Total != tt.total {
+						t.Errorf("total %d, want %d", out.Total, tt.total)
 					}
 				})
 			}

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 )
 
 // Rule is a source of service and version names.
@@ -20,8 +21,12 @@ type Rule string
 const (
 	RulePodLabel Rule = "pod-label" // pod labels Config.ServiceLabel / VersionLabel
 	RuleEnv      Rule = "env"       // process environment Config.ServiceEnv / VersionEnv
-	RuleComm     Rule = "comm"      // executable name (service only)
+	RuleComm     Rule = "comm"      // executable name (service only; see Config.ShortLived)
 )
+
+// KernelService is the service of kernel threads (kworker/*, ksoftirqd/*, …) under
+// the comm rule: one bucket, their names stay in the comm label.
+const KernelService = "kernel"
 
 // Defaults of Config.
 const (
@@ -30,6 +35,15 @@ const (
 	DefaultServiceEnv   = "FLEETPROF_SERVICE"
 	DefaultVersionEnv   = "FLEETPROF_VERSION"
 	maxEnvironBytes     = 1 << 20
+	// DefaultShortLived is the default Config.ShortLived: a few agent flushes, so a
+	// command a script runs counts under the script, not as a service of its own.
+	DefaultShortLived = 10 * time.Second
+	// maxParentHops bounds the walk up the parents of short-lived processes.
+	maxParentHops = 16
+	// userHZ is the unit of /proc/PID/stat times (USER_HZ, 100 on Linux).
+	userHZ = 100
+	// pfKthread is the PF_KTHREAD bit of /proc/PID/stat's flags.
+	pfKthread = 0x00200000
 )
 
 // DefaultOrder is pod labels, then environment, then executable name.
@@ -43,6 +57,12 @@ type Config struct {
 	ServiceEnv, VersionEnv     string
 	// Kube, when set, adds namespace, pod and container names and pod labels.
 	Kube *Kube
+	// ShortLived: under the comm rule, a process that has exited when it is
+	// resolved and had started less than this long before counts under its
+	// parent's service (sed run by a script is the script's), and kernel threads
+	// count as KernelService. Its own name stays in Info.Comm. Default
+	// DefaultShortLived; negative turns both off (every comm is a service).
+	ShortLived time.Duration
 }
 
 func (c Config) withDefaults() Config {
@@ -58,6 +78,9 @@ func (c Config) withDefaults() Config {
 	def(&c.VersionEnv, DefaultVersionEnv)
 	if len(c.Order) == 0 {
 		c.Order = DefaultOrder
+	}
+	if c.ShortLived == 0 {
+		c.ShortLived = DefaultShortLived
 	}
 	return c
 }
@@ -104,6 +127,8 @@ type Info struct {
 // proc is what was read from /proc for one process.
 type proc struct {
 	start               uint64
+	ppid                uint32
+	kthread             bool
 	cgroup              Cgroup
 	comm                string
 	envService, envVers string
@@ -130,7 +155,11 @@ func NewResolver(cfg Config) (*Resolver, error) {
 // (when it was seen alive) or gets only what the caller knows (empty Info:
 // callers fill in comm from the sample).
 func (r *Resolver) Resolve(pid uint32) Info {
-	p := r.proc(pid)
+	return r.resolve(pid, 0)
+}
+
+func (r *Resolver) resolve(pid uint32, hops int) Info {
+	p, alive := r.proc(pid)
 	if p == nil {
 		return Info{}
 	}
@@ -161,7 +190,7 @@ func (r *Resolver) Resolve(pid uint32) Info {
 		case RuleEnv:
 			svc, ver = p.envService, p.envVers
 		case RuleComm:
-			svc = p.comm
+			svc = r.commService(p, alive, hops)
 		}
 		if info.Service == "" {
 			info.Service = svc
@@ -173,6 +202,50 @@ func (r *Resolver) Resolve(pid uint32) Info {
 	return info
 }
 
+// commService is the comm rule's service of p: KernelService for a kernel thread,
+// its parent's service when it is short-lived (exited, started less than
+// Config.ShortLived ago, its parent alive then or cached), else its comm.
+func (r *Resolver) commService(p *proc, alive bool, hops int) string {
+	if r.cfg.ShortLived < 0 {
+		return p.comm
+	}
+	if p.kthread {
+		return KernelService
+	}
+	if alive || p.ppid <= 1 || hops >= maxParentHops {
+		return p.comm
+	}
+	now, err := r.uptimeTicks()
+	if err != nil || now < p.start || time.Duration(now-p.start)*time.Second/userHZ >= r.cfg.ShortLived {
+		return p.comm
+	}
+	parent, _ := r.proc(p.ppid)
+	if parent == nil || parent.start > p.start { // gone uncached, or a reused pid
+		return p.comm
+	}
+	if svc := r.resolve(p.ppid, hops+1).Service; svc != "" {
+		return svc
+	}
+	return p.comm
+}
+
+// uptimeTicks is the time since boot in /proc/PID/stat's unit.
+func (r *Resolver) uptimeTicks() (uint64, error) {
+	b, err := os.ReadFile(filepath.Join(r.cfg.ProcRoot, "uptime"))
+	if err != nil {
+		return 0, err
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return 0, errors.New("uptime: empty")
+	}
+	sec, err := strconv.ParseFloat(f[0], 64)
+	if err != nil {
+		return 0, fmt.Errorf("uptime: %w", err)
+	}
+	return uint64(sec * userHZ), nil
+}
+
 // Forget drops the cache entry of an exited process.
 func (r *Resolver) Forget(pid uint32) {
 	r.mu.Lock()
@@ -181,20 +254,21 @@ func (r *Resolver) Forget(pid uint32) {
 }
 
 // proc returns the cached entry of pid if its start time still matches, or
-// reads /proc again. Nil when the process is gone and was never cached.
-func (r *Resolver) proc(pid uint32) *proc {
+// reads /proc again, and whether the process is still running. Nil when the
+// process is gone and was never cached.
+func (r *Resolver) proc(pid uint32) (*proc, bool) {
 	dir := filepath.Join(r.cfg.ProcRoot, strconv.FormatUint(uint64(pid), 10))
-	start, err := readStart(dir)
+	st, err := readStat(dir)
 	r.mu.Lock()
 	cached := r.procs[pid]
 	r.mu.Unlock()
 	if err != nil {
-		return cached // gone: the cache is all there is
+		return cached, false // gone: the cache is all there is
 	}
-	if cached != nil && cached.start == start {
-		return cached
+	if cached != nil && cached.start == st.start {
+		return cached, true
 	}
-	p := &proc{start: start}
+	p := &proc{start: st.start, ppid: st.ppid, kthread: st.flags&pfKthread != 0}
 	if b, err := os.ReadFile(filepath.Join(dir, "comm")); err == nil {
 		p.comm = strings.TrimSpace(string(b))
 	}
@@ -208,35 +282,51 @@ func (r *Resolver) proc(pid uint32) *proc {
 	r.mu.Lock()
 	r.procs[pid] = p
 	r.mu.Unlock()
-	return p
+	return p, true
 }
 
-// readStart returns field 22 of /proc/PID/stat (start time in clock ticks),
-// which tells a reused pid from the process cached under it.
-func readStart(dir string) (uint64, error) {
+// stat is what the resolver reads from /proc/PID/stat: the start time (field 22,
+// clock ticks after boot; it tells a reused pid from the process cached under
+// it), the parent pid (field 4) and the flags (field 9).
+type stat struct {
+	start uint64
+	ppid  uint32
+	flags uint64
+}
+
+func readStat(dir string) (stat, error) {
 	b, err := os.ReadFile(filepath.Join(dir, "stat"))
 	if err != nil {
-		return 0, err
+		return stat{}, err
 	}
-	return parseStart(b)
+	return parseStat(b)
 }
 
-func parseStart(b []byte) (uint64, error) {
+func parseStat(b []byte) (stat, error) {
 	// comm (field 2) may contain spaces and parentheses: split after the last ')'.
 	i := bytes.LastIndexByte(b, ')')
 	if i < 0 {
-		return 0, errors.New("stat: no ')' after comm")
+		return stat{}, errors.New("stat: no ')' after comm")
 	}
 	fields := strings.Fields(string(b[i+1:]))
-	// fields[0] is field 3 (state), so field 22 is fields[19].
+	// fields[0] is field 3 (state), so field N is fields[N-3].
 	if len(fields) < 20 {
-		return 0, fmt.Errorf("stat: %d fields after comm, want at least 20", len(fields))
+		return stat{}, fmt.Errorf("stat: %d fields after comm, want at least 20", len(fields))
 	}
-	v, err := strconv.ParseUint(fields[19], 10, 64)
+	var st stat
+	var err error
+	if st.start, err = strconv.ParseUint(fields[19], 10, 64); err != nil {
+		return stat{}, fmt.Errorf("stat: start time: %w", err)
+	}
+	ppid, err := strconv.ParseUint(fields[1], 10, 32)
 	if err != nil {
-		return 0, fmt.Errorf("stat: start time: %w", err)
+		return stat{}, fmt.Errorf("stat: ppid: %w", err)
 	}
-	return v, nil
+	st.ppid = uint32(ppid)
+	if st.flags, err = strconv.ParseUint(fields[6], 10, 64); err != nil {
+		return stat{}, fmt.Errorf("stat: flags: %w", err)
+	}
+	return st, nil
 }
 
 // readEnviron returns the values of keys in a NUL-separated environ file.

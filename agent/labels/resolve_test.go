@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -23,15 +24,22 @@ const (
 	podUID  = "0c9b8a7d-6e5f-4a3b-9c2d-1e0f9a8b7c6d"
 )
 
-// fakeProc writes a /proc/PID directory with the files the resolver reads.
+// fakeProc writes a /proc/PID directory with the files the resolver reads, for a
+// process started by init.
 func fakeProc(t *testing.T, root string, pid int, start uint64, comm, cgroup string, env ...string) {
+	t.Helper()
+	fakeProcStat(t, root, pid, 1, 4194560, start, comm, cgroup, env...)
+}
+
+// fakeProcStat is fakeProc with the parent pid and the stat flags.
+func fakeProcStat(t *testing.T, root string, pid, ppid int, flags, start uint64, comm, cgroup string, env ...string) {
 	t.Helper()
 	dir := filepath.Join(root, fmt.Sprint(pid))
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	// A comm with spaces and ')' checks the stat parser.
-	stat := fmt.Sprintf("%d (%s) S 1 1 1 0 -1 4194560 100 0 0 0 5 3 0 0 20 0 1 0 %d 1000 100", pid, comm+") x", start)
+	stat := fmt.Sprintf("%d (%s) S %d 1 1 0 -1 %d 100 0 0 0 5 3 0 0 20 0 1 0 %d 1000 100", pid, comm+") x", ppid, flags, start)
 	files := map[string]string{
 		"stat":    stat,
 		"comm":    comm + "\n",
@@ -252,5 +260,88 @@ func TestKubeConfigValidate(t *testing.T) {
 	}
 	if _, err := NewKube(KubeConfig{APIServer: "https://x", Client: http.DefaultClient}); err == nil || !strings.Contains(err.Error(), "node name") {
 		t.Fatalf("no node: %v", err)
+	}
+}
+
+// TestResolveShortLived: under the comm rule, kernel threads are one service and a
+// process that exited young counts under its parent (through short-lived parents).
+func TestResolveShortLived(t *testing.T) {
+	const user = 4194560 // a user process's stat flags
+	type fake struct {
+		pid, ppid    int
+		flags, start uint64 // start in ticks; the clock is at 10000 (uptime 100 s)
+		comm, env    string
+		gone         bool // exited after the resolver first read it
+	}
+	procs := []fake{
+		{pid: 30, ppid: 1, flags: user, start: 9000, comm: "build.sh"},
+		{pid: 31, ppid: 30, flags: user, start: 9950, comm: "sed", gone: true},
+		{pid: 32, ppid: 30, flags: user, start: 8000, comm: "indexer", gone: true}, // lived 20 s
+		{pid: 33, ppid: 30, flags: user, start: 9990, comm: "grep"},                // still running
+		{pid: 34, ppid: 2, flags: 0x00208040, start: 50, comm: "kworker/0:1H"},
+		{pid: 36, ppid: 1, flags: user, start: 100, comm: "cron"},
+		{pid: 37, ppid: 36, flags: user, start: 9900, comm: "sh", gone: true},
+		{pid: 38, ppid: 37, flags: user, start: 9950, comm: "sed", gone: true},
+		{pid: 40, ppid: 1, flags: user, start: 9999, comm: "newer"}, // reused the parent's pid
+		{pid: 39, ppid: 40, flags: user, start: 9950, comm: "orphan", gone: true},
+		{pid: 41, ppid: 1, flags: user, start: 9000, comm: "app", env: "FLEETPROF_SERVICE=billing"},
+		{pid: 42, ppid: 41, flags: user, start: 9950, comm: "gzip", gone: true},
+		{pid: 43, ppid: 1, flags: user, start: 9950, comm: "daemonized", gone: true},
+	}
+	tests := []struct {
+		name string
+		cfg  Config
+		pid  uint32
+		want string
+	}{
+		{"script's command", Config{}, 31, "build.sh"},
+		{"exited but not young", Config{}, 32, "indexer"},
+		{"young but running", Config{}, 33, "grep"},
+		{"kernel thread", Config{}, 34, KernelService},
+		{"through a short-lived shell", Config{}, 38, "cron"},
+		{"parent pid reused", Config{}, 39, "orphan"},
+		{"parent's service from env", Config{}, 42, "billing"},
+		{"started by init", Config{}, 43, "daemonized"},
+		{"shorter threshold", Config{ShortLived: 100 * time.Millisecond}, 31, "sed"},
+		{"off: own comm", Config{ShortLived: -1}, 31, "sed"},
+		{"off: kernel thread's comm", Config{ShortLived: -1}, 34, "kworker/0:1H"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			root := t.TempDir()
+			if err := os.WriteFile(filepath.Join(root, "uptime"), []byte("100.00 180.00\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			cfg := tt.cfg
+			cfg.ProcRoot = root
+			r, err := NewResolver(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, p := range procs {
+				var env []string
+				if p.env != "" {
+					env = []string{p.env}
+				}
+				fakeProcStat(t, root, p.pid, p.ppid, p.flags, p.start, p.comm, "0::/user.slice", env...)
+				r.Resolve(uint32(p.pid)) // read while it runs, as the agent does at exec
+			}
+			for _, p := range procs {
+				if p.gone {
+					if err := os.RemoveAll(filepath.Join(root, fmt.Sprint(p.pid))); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			got := r.Resolve(tt.pid)
+			if got.Service != tt.want {
+				t.Errorf("Resolve(%d).Service = %q, want %q", tt.pid, got.Service, tt.want)
+			}
+			for _, p := range procs {
+				if uint32(p.pid) == tt.pid && got.Comm != p.comm {
+					t.Errorf("Resolve(%d).Comm = %q, want its own %q", tt.pid, got.Comm, p.comm)
+				}
+			}
+		})
 	}
 }

@@ -155,8 +155,8 @@ func TestBrowserLayout(t *testing.T) {
 	p.screenshot("narrow")
 }
 
-// TestBrowserFindingsOrder: opportunities are listed by estimated cores, a page at a
-// time, with the count of all of them.
+// TestBrowserFindingsOrder: opportunities are listed by estimated saving, a page at
+// a time from the opportunities API, with the total it counts (not what was fetched).
 func TestBrowserFindingsOrder(t *testing.T) {
 	setup(t, false)
 	p := openPage(t, "/?service=opps&view=findings")
@@ -176,5 +176,12 @@ func TestBrowserFindingsOrder(t *testing.T) {
 	p.waitFor(`document.querySelectorAll('.finding.opportunity').length === 30`)
 	if got := fns(); got[29] != "opp.fn00" {
 		t.Errorf("last after paging %s, want opp.fn00", got[29])
+	}
+	// The second page came from the server, after the first 25.
+	if !evalJS[bool](p, `performance.getEntriesByType('resource').some(e => e.name.includes('/api/v1/opportunities?') && e.name.includes('offset=25'))`) {
+		t.Error("no request for the opportunities after the first 25 (offset=25)")
+	}
+	if h := evalJS[string](p, `document.querySelector('#findings-list h3').textContent`); !strings.Contains(h, "(30, by estimated saving") {
+		t.Errorf("heading after paging %q, want all 30", h)
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -44,6 +46,10 @@ type Config struct {
 	Services []string
 	// Repos maps a service to a local git repository for root cause.
 	Repos map[string]string
+	// RepoDir, when set, holds one git repository per service named as the service
+	// (RepoDir/SERVICE), looked up at each analysis for services not in Repos: a
+	// checkout added while the analyzer runs is used from its next run on.
+	RepoDir string
 	// VersionMaps maps a service to its version → git revision map; without one a
 	// version string is used as the revision (tags such as v1.2.3, or commit hashes).
 	VersionMaps map[string]map[string]string
@@ -221,7 +227,7 @@ func analyzeService(ctx context.Context, st Store, cfg Config, dc detect.Config,
 			return nil, 0, nil, err
 		}
 		f.RepresentativeStacks = representative(after, f.Function, dc.MaxStacks)
-		dir, ok := cfg.Repos[name]
+		dir, ok := cfg.repo(name)
 		if !ok {
 			continue
 		}
@@ -233,6 +239,22 @@ func analyzeService(ctx context.Context, st Store, cfg Config, dc detect.Config,
 		f.RootCauses = rcs
 	}
 	return fs, res.Stats.Series, errs, nil
+}
+
+// repo is the git repository of service name: Repos, else RepoDir/name when it is
+// a git work tree.
+func (c Config) repo(name string) (string, bool) {
+	if dir, ok := c.Repos[name]; ok {
+		return dir, true
+	}
+	if c.RepoDir == "" || name == "" || name != filepath.Base(name) || name == "." || name == ".." {
+		return "", false
+	}
+	dir := filepath.Join(c.RepoDir, name)
+	if _, err := os.Stat(filepath.Join(dir, ".git")); err != nil {
+		return "", false
+	}
+	return dir, true
 }
 
 // dropBeforeData drops findings dated before the service's first rollup bucket: a

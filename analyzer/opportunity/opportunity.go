@@ -298,7 +298,7 @@ func (o Opportunity) Finding(in Input) findings.Finding {
 		Service:              o.Service,
 		Function:             o.Function,
 		Domain:               findings.DomainOf(o.Function),
-		Before:               findings.Share{Value: o.Share, Lo: o.Share, Hi: o.Share, Samples: float64(in.Profile.Total)},
+		Before:               shareCI(o.Samples, in.Profile.Total),
 		After:                findings.Share{Value: o.Share - o.SavingShare, Lo: o.Share - o.SavingShare, Hi: o.Share - o.SavingShare},
 		AbsoluteChange:       -o.SavingShare,
 		ServiceCores:         o.ServiceCores,
@@ -320,6 +320,23 @@ func (o Opportunity) Finding(in Input) findings.Finding {
 	}
 	f.ID = findings.ComputeID(&f)
 	return f
+}
+
+// shareZ is the normal quantile of shareCI's 95% interval.
+const shareZ = 1.96
+
+// shareCI is the share k/n with its 95% Wilson score interval: an honest range
+// for few samples (2 of 2 is [34%, 100%], not [100%, 100%]), where the normal
+// approximation collapses; what EvidenceMinSamples keeps out is visible in it.
+func shareCI(k, n int64) findings.Share {
+	if n <= 0 {
+		return findings.Share{}
+	}
+	p, nn := float64(k)/float64(n), float64(n)
+	z2 := shareZ * shareZ
+	mid := (p + z2/(2*nn)) / (1 + z2/nn)
+	half := shareZ / (1 + z2/nn) * math.Sqrt(p*(1-p)/nn+z2/(4*nn*nn))
+	return findings.Share{Value: p, Lo: max(0, mid-half), Hi: min(1, mid+half), Samples: nn}
 }
 
 // Findings ranks in and converts the opportunities to findings.

@@ -192,3 +192,22 @@ func BenchmarkRank(b *testing.B) {
 		}
 	}
 }
+
+func TestShareCI(t *testing.T) {
+	for _, tc := range []struct {
+		k, n          int64
+		lo, value, hi float64
+	}{
+		{2, 2, 0.342, 1, 1},          // two samples of two: not [100%, 100%]
+		{0, 10, 0, 0, 0.278},         // none seen still bounds the share
+		{20, 100, 0.133, 0.2, 0.289}, // the evidence minimum
+		{5000, 10000, 0.490, 0.5, 0.510},
+		{0, 0, 0, 0, 0},
+	} {
+		s := shareCI(tc.k, tc.n)
+		near := func(a, b float64) bool { return math.Abs(a-b) < 0.001 }
+		if !near(s.Lo, tc.lo) || !near(s.Value, tc.value) || !near(s.Hi, tc.hi) || s.Samples != float64(tc.n) {
+			t.Errorf("shareCI(%d, %d) = %+v, want [%.3f, %.3f] around %.3f", tc.k, tc.n, s, tc.lo, tc.hi, tc.value)
+		}
+	}
+}

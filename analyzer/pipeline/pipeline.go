@@ -35,6 +35,9 @@ type Config struct {
 	Branch string
 	// Author signs the patch commits ("Name <email>"); default DefaultAuthor.
 	Author string
+	// Logins maps commit authors' emails or names to the logins PR bodies mention
+	// (LoadLogins); without an entry a GitHub noreply address gives the login.
+	Logins map[string]string
 	// Now dates the commits; default time.Now.
 	Now func() time.Time
 	// Selection is the window opportunities are ranked over.
@@ -107,6 +110,7 @@ func Run(ctx context.Context, cfg Config, req Request) ([]Result, error) {
 	patches := 0
 	for _, f := range fs {
 		c, warns := Gather(ctx, cfg.Tools, f)
+		c.Logins = cfg.Logins
 		res, skipped := Resolve(ctx, cfg.Skills, c)
 		if res != nil && len(res.Edits) > 0 {
 			patches++

@@ -61,7 +61,7 @@ func (d Defense) Resolve(_ context.Context, c *Context) (*Resolution, error) {
 	if rc.PR > 0 {
 		pr = fmt.Sprintf("#%d", rc.PR)
 	}
-	handle := mention(author)
+	handle := mention(author, c.Logins)
 	revert, mainline := "git revert "+rc.Commit, 0
 	if merge {
 		revert, mainline = "git revert -m 1 "+rc.Commit, 1
@@ -142,13 +142,23 @@ func (d Defense) Resolve(_ context.Context, c *Context) (*Resolution, error) {
 // (ID+login@users.noreply.github.com or login@…): the only addresses that name a login.
 const githubNoreply = "@users.noreply.github.com"
 
-// mention is how the PR body addresses the author: "@login" when the commit address
-// is a GitHub noreply one, else the name without "@" (a display name is no login,
-// and "@Dana Cohen" would ping nobody or the wrong person).
-func mention(author string) string {
+// mention is how the PR body addresses the author: "@login" when logins maps the
+// commit's email (or, failing that, its author name) to a login, or when the
+// address is a GitHub noreply one; else the name without "@" (a display name is
+// no login, and "@Dana Cohen" would ping nobody or the wrong person).
+func mention(author string, logins map[string]string) string {
 	name := authorName(author)
+	email := ""
 	if i, j := strings.Index(author, "<"), strings.LastIndex(author, ">"); i >= 0 && j > i {
-		if local, ok := strings.CutSuffix(strings.ToLower(author[i+1:j]), githubNoreply); ok {
+		email = strings.ToLower(author[i+1 : j])
+	}
+	for _, k := range []string{email, name} {
+		if login := strings.TrimPrefix(logins[k], "@"); k != "" && login != "" {
+			return "@" + login
+		}
+	}
+	if email != "" {
+		if local, ok := strings.CutSuffix(email, githubNoreply); ok {
 			if _, login, ok := strings.Cut(local, "+"); ok {
 				local = login
 			}

@@ -22,6 +22,9 @@ type Context struct {
 	Diff *tools.DiffOutput
 	// Changes are the details of the finding's root-cause commits, best first.
 	Changes []rootcause.Change
+	// Logins maps a commit author's email (lower case) or name to the login PR
+	// bodies mention ("@login"); see LoadLogins.
+	Logins map[string]string
 }
 
 // Resolution is a skill's output: what the PR bot publishes.

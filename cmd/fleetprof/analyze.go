@@ -328,6 +328,14 @@ func printOpportunities(w io.Writer, rep *offense.Report, cfg opportunity.Config
 // reported as new, not as a percentage over almost nothing.
 const newFunctionShare = 1e-6
 
+// regressionChange is the finding's change as the analyze table prints it.
+func regressionChange(f findings.Finding) string {
+	if f.Before.Value < newFunctionShare {
+		return "new"
+	}
+	return fmt.Sprintf("%+.1f%%", 100*f.RelativeChange)
+}
+
 // printFindings writes the findings as a table, one line per finding plus its top
 // root cause, and a line explaining the columns.
 func printFindings(w io.Writer, rep *defense.Report) error {
@@ -346,10 +354,7 @@ func printFindings(w io.Writer, rep *defense.Report) error {
 				rc = fmt.Sprintf("%.10s %s (%.0f%%)", c.Commit, c.Title, 100*c.Confidence)
 			}
 		}
-		change := fmt.Sprintf("%+.1f%%", 100*f.RelativeChange)
-		if f.Before.Value < newFunctionShare {
-			change = "new"
-		}
+		change := regressionChange(f)
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%.3f%% → %.3f%%\t%s\t%+.3f\t%s\t%s\n", f.Service, f.Function,
 			f.ChangeTime.UTC().Format("2006-01-02 15:04"), 100*f.Before.Value, 100*f.After.Value,
 			change, f.EstimatedCores, versionsLabel(f.VersionBefore, f.VersionAfter), rc)

@@ -16,8 +16,8 @@ import (
 	"github.com/fleetprof/fleetprof/aggregator/storage"
 )
 
-// One data directory for every command: `up` keeps its store, spool, ingest token
-// and address file there; `aggregator` and `analyze` default to its store; `import`,
+// One data directory for every command: `up` keeps its store, spool, ingest token,
+// address file and (in repos/) the services' git checkouts for root cause there; `aggregator` and `analyze` default to its store; `import`,
 // `simulate`, `query`, `analyze` and `pipeline` find a running `up` through it.
 const (
 	defaultDataDir = "./fleetprof-data"
@@ -25,6 +25,8 @@ const (
 	tokenFileName = "token"
 	// upStateName holds where a running up listens (removed when it stops).
 	upStateName = "up.json"
+	// upRepoDir is the default directory of up's per-service git checkouts.
+	upRepoDir = "repos"
 )
 
 // embeddedURI is the embedded store inside a data directory.
@@ -37,6 +39,9 @@ type upState struct {
 	PID  int    `json:"pid"`
 	HTTP string `json:"http"` // dialable, e.g. 127.0.0.1:7070
 	GRPC string `json:"grpc"`
+	// RepoDir holds the per-service git checkouts its analyzer uses for root cause
+	// (RepoDir/SERVICE).
+	RepoDir string `json:"repo_dir,omitempty"`
 }
 
 // writeUpState writes the token file (0600) and the state file into dir; the
@@ -187,13 +192,13 @@ func lockHolder(dir string) string {
 	return "another process"
 }
 
-// localHTTP is addr, or the HTTP address of the up running with the default data
-// dir when the user did not give one (set false).
-func localHTTP(addr string, set bool) string {
+// localHTTP is addr, or the HTTP address of the up running with data dir dataDir
+// when the user did not give one (set false).
+func localHTTP(addr string, set bool, dataDir string) string {
 	if set {
 		return addr
 	}
-	if st := runningUp(defaultDataDir); st != nil {
+	if st := runningUp(dataDir); st != nil {
 		return "http://" + st.HTTP
 	}
 	return addr

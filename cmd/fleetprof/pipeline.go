@@ -48,7 +48,8 @@ func pipelineRun(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("pipeline run", flag.ContinueOnError)
 	id := fs.String("finding", "", "resolve the finding with this id")
 	kind := fs.String("kind", "", "resolve the top findings of this kind: opportunity or regression")
-	agg := fs.String("aggregator", queryclient.DefaultBaseURL, "aggregator base URL")
+	agg := fs.String("aggregator", queryclient.DefaultBaseURL, "aggregator base URL (default: the fleetprof up running with --data, else this)")
+	dataDir := fs.String("data", defaultDataDir, "data directory of a local fleetprof up, whose address is the default --aggregator")
 	repo := fs.String("repo", "", "source checkout (git work tree) to patch")
 	module := fs.String("module", "", "Go module directory inside --repo (default: --repo)")
 	out := fs.String("out", "", "output directory for the PR bot output (required)")
@@ -58,6 +59,7 @@ func pipelineRun(ctx context.Context, args []string, stdout io.Writer) error {
 	window := fs.Duration("window", tools.DefaultWindow, "time range opportunities are ranked over (ending now)")
 	limit := fs.Int("limit", 5, "with --kind: at most this many findings")
 	author := fs.String("author", pipeline.DefaultAuthor, "author of the patch commits")
+	loginsFile := fs.String("logins", "", `file mapping commit authors to the logins PR bodies mention: "EMAIL-OR-NAME LOGIN" lines or a JSON object (default: GitHub noreply addresses give the login, else the name without @)`)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -77,13 +79,20 @@ func pipelineRun(ctx context.Context, args []string, stdout io.Writer) error {
 	if *kind == string(findings.KindRegression) && *repo == "" {
 		return usageError{errors.New("--kind regression needs --repo DIR (the source checkout the revert is made in)")}
 	}
+	var logins map[string]string
+	if *loginsFile != "" {
+		var err error
+		if logins, err = pipeline.LoadLogins(*loginsFile); err != nil {
+			return usageError{err}
+		}
+	}
 	reg := skills.Default()
-	tb, err := tools.New(tools.Config{Aggregator: localHTTP(*agg, flagSet(fs, "aggregator")), Repo: *repo, Module: *module, FindingsFile: *findingsFile,
+	tb, err := tools.New(tools.Config{Aggregator: localHTTP(*agg, flagSet(fs, "aggregator"), *dataDir), Repo: *repo, Module: *module, FindingsFile: *findingsFile,
 		Window: *window, Docs: reg.Docs()})
 	if err != nil {
 		return usageError{err}
 	}
-	cfg := pipeline.Config{Tools: tb, Skills: reg, Out: *out, Branch: *branch, Author: *author,
+	cfg := pipeline.Config{Tools: tb, Skills: reg, Out: *out, Branch: *branch, Author: *author, Logins: logins,
 		Selection: tools.SelectionInput{Service: *service, From: window.String()}}
 	if err := cfg.Validate(); err != nil {
 		return usageError{err}

@@ -96,7 +96,11 @@ func TestPipelineRunCLI(t *testing.T) {
 		t.Errorf("branch fleetprof/keys lacks the rewrite:\n%s", got)
 	}
 
-	stdout, err = cli(t, runPipeline, "run", "--kind", "regression", "--aggregator", agg, "--repo", repo, "--findings", ff, "--out", out)
+	logins := filepath.Join(t.TempDir(), "logins")
+	if err := os.WriteFile(logins, []byte("Alice@example.com alice-gh\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	stdout, err = cli(t, runPipeline, "run", "--kind", "regression", "--aggregator", agg, "--repo", repo, "--findings", ff, "--out", out, "--logins", logins)
 	if err != nil {
 		t.Fatalf("pipeline run regression: %v\n%s", err, stdout)
 	}
@@ -105,7 +109,7 @@ func TestPipelineRunCLI(t *testing.T) {
 		t.Fatalf("summary %q: %v", stdout, err)
 	}
 	body, err := os.ReadFile(filepath.Join(sum.Dir, "body.md"))
-	if err != nil || !strings.HasPrefix(string(body), "Alice — ") || !strings.Contains(string(body), "git revert "+head) {
+	if err != nil || !strings.HasPrefix(string(body), "@alice-gh — ") || !strings.Contains(string(body), "git revert "+head) {
 		t.Errorf("defense body (%v):\n%s", err, body)
 	}
 }

@@ -127,7 +127,7 @@ func runQuery(ctx context.Context, args []string, stdout io.Writer) error {
 	if fs.NArg() > 0 {
 		return usageError{fmt.Errorf("unexpected arguments %q", fs.Args())}
 	}
-	client, err := queryclient.New(localHTTP(*addr, flagSet(fs, "http")), nil)
+	client, err := queryclient.New(localHTTP(*addr, flagSet(fs, "http"), defaultDataDir), nil)
 	if err != nil {
 		return usageError{err}
 	}

@@ -47,11 +47,19 @@ func runUp(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.StringVar(&cfg.Agent.MetricsAddr, "agent-metrics", agent.DefaultMetricsAddr, `agent /metrics address ("off" to disable)`)
 	fs.BoolVar(&cfg.NoAgent, "no-agent", false, "don't profile this host (no root needed): serve imported or simulated data only")
 	bindAnalyzerLoopFlags(fs, &cfg.Analyzer, upAnalyzerDefaults())
+	fs.StringVar(&cfg.Analyzer.Defense.RepoDir, "repo-dir", "", "directory of git checkouts named as their services (DIR/SERVICE), used for root cause from the next analysis on (default: DATA/repos)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return usageError{fmt.Errorf("unexpected arguments %q", fs.Args())}
+	}
+	if cfg.Analyzer.Defense.RepoDir == "" {
+		cfg.Analyzer.Defense.RepoDir = filepath.Join(cfg.DataDir, upRepoDir)
+	}
+	// Absolute, as clients in other directories read it from the state file.
+	if abs, err := filepath.Abs(cfg.Analyzer.Defense.RepoDir); err == nil {
+		cfg.Analyzer.Defense.RepoDir = abs
 	}
 	if err := cfg.Analyzer.Validate(); err != nil {
 		return usageError{fmt.Errorf("analyzer: %w", err)}
@@ -82,7 +90,8 @@ func runUp(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	defer store.Close()
-	removeState, err := writeUpState(cfg.DataDir, upState{PID: os.Getpid(), HTTP: dialAddr(cfg.Agg.HTTPAddr), GRPC: dialAddr(cfg.Agg.GRPCAddr)}, token)
+	removeState, err := writeUpState(cfg.DataDir, upState{PID: os.Getpid(), HTTP: dialAddr(cfg.Agg.HTTPAddr), GRPC: dialAddr(cfg.Agg.GRPCAddr),
+		RepoDir: cfg.Analyzer.Defense.RepoDir}, token)
 	if err != nil {
 		return err
 	}

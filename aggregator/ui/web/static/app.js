@@ -829,22 +829,47 @@
   let findingsShown = [];
   let findingsMore = false; // the API had more findings than were fetched
   const findingsPage = {}; // per kind: how many are shown
-  // Findings are fetched up to FINDINGS_FETCH, sorted by estimated cores (the cost of
-  // a regression, the saving of an opportunity) and shown FINDINGS_PAGE at a time.
+  // Opportunities come a page at a time from /opportunities (each service's latest
+  // run, ranked by estimated saving, with the total of all of them); oppsTotal is
+  // that total, null when the findings list holds the opportunities instead.
+  let oppsTotal = null;
+  // Other findings are fetched up to FINDINGS_FETCH, sorted by estimated cores (the
+  // cost of a regression) and shown FINDINGS_PAGE at a time.
   const FINDINGS_FETCH = 1000, FINDINGS_PAGE = 25;
   const findingCores = (f) => (f.opportunity && typeof f.opportunity.estimated_saving_cores === 'number' ? f.opportunity.estimated_saving_cores
     : typeof f.estimated_cores === 'number' ? f.estimated_cores : -1);
+  async function opportunitiesPage(offset) {
+    const q = new URLSearchParams({ limit: String(FINDINGS_PAGE), offset: String(offset) });
+    if (state.service) q.set('service', state.service);
+    const body = await cached('opportunities?' + q, () => api('opportunities', q));
+    return { recs: list(body, 'findings').map(findingOf), total: typeof body.total === 'number' ? body.total : null };
+  }
   async function showFindings(seq) {
     const q = new URLSearchParams({ limit: String(FINDINGS_FETCH) });
     if (state.kind) q.set('kind', state.kind);
     if (state.service) q.set('service', state.service);
-    let body;
-    try { body = await cached('findings?' + q, () => api('findings', q)); } catch (e) { if (seq === loadSeq) setStatus('error', e.message); return; }
+    let body, opps = null;
+    try {
+      body = await cached('findings?' + q, () => api('findings', q));
+      if (!state.kind || state.kind === 'opportunity') opps = await opportunitiesPage(0);
+    } catch (e) { if (seq === loadSeq) setStatus('error', e.message); return; }
     if (seq !== loadSeq) return;
     const recs = list(body, 'findings');
     findingsMore = typeof body.total === 'number' ? body.total > recs.length : recs.length >= FINDINGS_FETCH;
     findingsShown = recs.map(findingOf).sort((a, b) => findingCores(b) - findingCores(a));
+    oppsTotal = opps && opps.total !== null ? opps.total : null;
+    if (oppsTotal !== null) findingsShown = findingsShown.filter((f) => f.kind !== 'opportunity').concat(opps.recs);
     setStatus(findingsShown.length ? '' : 'empty', findingsShown.length ? '' : 'No findings for this service yet.');
+    renderFindings();
+  }
+  async function moreOpportunities() {
+    const have = findingsShown.filter((f) => f.kind === 'opportunity').length;
+    const seq = loadSeq;
+    let page;
+    try { page = await opportunitiesPage(have); } catch (e) { setStatus('error', e.message); return; }
+    if (seq !== loadSeq) return;
+    findingsShown = findingsShown.concat(page.recs);
+    if (page.total !== null) oppsTotal = page.total;
     renderFindings();
   }
   function renderFindings() {
@@ -853,11 +878,13 @@
     for (const [kind, title] of groups) {
       const fs = findingsShown.map((f, i) => [f, i]).filter(([f]) => (kind ? f.kind === kind : f.kind !== 'regression' && f.kind !== 'opportunity'));
       if (!fs.length) continue;
-      const n = Math.min(findingsPage[kind] || FINDINGS_PAGE, fs.length);
-      const of = `${fmtInt(fs.length)}${findingsMore ? '+' : ''}`;
-      html += `<h3>${title} <small>(${n < fs.length ? fmtInt(n) + ' shown of ' : ''}${of}, by estimated cores)</small></h3>` +
+      const paged = kind === 'opportunity' && oppsTotal !== null;
+      const total = paged ? Math.max(oppsTotal, fs.length) : fs.length;
+      const n = paged ? fs.length : Math.min(findingsPage[kind] || FINDINGS_PAGE, fs.length);
+      const of = `${fmtInt(total)}${!paged && findingsMore ? '+' : ''}`;
+      html += `<h3>${title} <small>(${n < total ? fmtInt(n) + ' shown of ' : ''}${of}, by estimated ${kind === 'opportunity' ? 'saving in cores' : 'cores'})</small></h3>` +
         fs.slice(0, n).map(([f, i]) => findingHTML(f, i)).join('');
-      if (n < fs.length) html += `<button type="button" class="more-btn" data-more="${kind}">show ${Math.min(FINDINGS_PAGE, fs.length - n)} more</button>`;
+      if (n < total) html += `<button type="button" class="more-btn" data-more="${kind}">show ${fmtInt(Math.min(FINDINGS_PAGE, total - n))} more</button>`;
     }
     $('findings-list').innerHTML = html;
   }
@@ -897,7 +924,11 @@
   }
   $('findings-list').addEventListener('click', (e) => {
     const m = e.target.closest('button[data-more]');
-    if (m) { const k = m.dataset.more; findingsPage[k] = (findingsPage[k] || FINDINGS_PAGE) + FINDINGS_PAGE; renderFindings(); return; }
+    if (m) {
+      const k = m.dataset.more;
+      if (k === 'opportunity' && oppsTotal !== null) { moreOpportunities(); return; }
+      findingsPage[k] = (findingsPage[k] || FINDINGS_PAGE) + FINDINGS_PAGE; renderFindings(); return;
+    }
     const d = e.target.closest('a[data-diff]');
     if (d) { update(findingDiff(findingsShown[+d.dataset.diff])); syncForm(); return; }
     const s = e.target.closest('a[data-series-i]');
