@@ -9,14 +9,25 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fleetprof/fleetprof/aggregator/otlp"
 	"github.com/fleetprof/fleetprof/aggregator/pyroscope"
 	ingestv1 "github.com/fleetprof/fleetprof/proto/fleetprof/ingest/v1"
 	"github.com/fleetprof/fleetprof/proto/samplebatch"
 )
 
-// mountInterop registers the other ecosystems' APIs (Pyroscope push and query)
-// and, when Config.Pprof is set, /debug/pprof.
+// registerInteropGRPC registers the other ecosystems' gRPC services (OTLP
+// profiles) on the ingest port, behind its token interceptors.
+func (s *Server) registerInteropGRPC() { s.otlpReceiver().RegisterGRPC(s.grpc) }
+
+// otlpReceiver is the OTLP profiles receiver writing through ingestSamples.
+func (s *Server) otlpReceiver() *otlp.Receiver {
+	return otlp.NewReceiver(otlp.Config{MaxBodyBytes: int64(s.cfg.MaxMessageBytes), Now: s.now}, s.ingestSamples)
+}
+
+// mountInterop registers the other ecosystems' HTTP APIs (OTLP profiles,
+// Pyroscope push and query) and, when Config.Pprof is set, /debug/pprof.
 func (s *Server) mountInterop(mux *http.ServeMux) {
+	mux.Handle(otlp.HTTPPath, s.requireToken(s.otlpReceiver()))
 	pusher := pyroscope.NewPusher(pyroscope.PushConfig{MaxBodyBytes: int64(s.cfg.MaxMessageBytes), Now: s.now}, s.ingestSamples)
 	mux.Handle("/ingest", s.requireToken(pusher))
 	path, h := pusher.PushHandler()
