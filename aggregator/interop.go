@@ -5,12 +5,12 @@ import (
 	"crypto/subtle"
 	"fmt"
 	"net/http"
-	"net/http/pprof"
 	"strings"
 	"time"
 
 	"github.com/fleetprof/fleetprof/aggregator/otlp"
 	"github.com/fleetprof/fleetprof/aggregator/pyroscope"
+	"github.com/fleetprof/fleetprof/internal/debugpprof"
 	ingestv1 "github.com/fleetprof/fleetprof/proto/fleetprof/ingest/v1"
 	"github.com/fleetprof/fleetprof/proto/samplebatch"
 )
@@ -34,17 +34,7 @@ func (s *Server) mountInterop(mux *http.ServeMux) {
 	mux.Handle(path, s.requireToken(h))
 	path, h = pyroscope.NewQuerier(s.store, s.now).Handler()
 	mux.Handle(path, h)
-	if s.cfg.Pprof {
-		mux.HandleFunc("/debug/pprof/", pprof.Index)
-		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	} else {
-		mux.HandleFunc("/debug/pprof/", func(w http.ResponseWriter, _ *http.Request) {
-			http.Error(w, "profiling endpoints are off: start the aggregator with --pprof", http.StatusNotFound)
-		})
-	}
+	debugpprof.Register(mux, s.cfg.Pprof, "profiling endpoints are off: start the aggregator with --pprof")
 }
 
 // ingestSamples stores rows from another format through the path Arrow batches
