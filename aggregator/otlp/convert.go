@@ -141,12 +141,13 @@ func BatchID(pd pprofile.Profiles) (string, error) {
 // inlining, Go generic names, stack truncation and value scaling are the pprof
 // import's.
 type converter struct {
-	opt   Options
-	dict  pprofile.ProfilesDictionary
-	strs  pcommon.StringSlice
-	locs  map[int32]*profile.Location
-	funcs map[int32]*profile.Function
-	maps  map[int32]*profile.Mapping
+	opt    Options
+	dict   pprofile.ProfilesDictionary
+	strs   pcommon.StringSlice
+	stacks map[int32][]*profile.Location
+	locs   map[int32]*profile.Location
+	funcs  map[int32]*profile.Function
+	maps   map[int32]*profile.Mapping
 }
 
 func (c *converter) str(i int32) (string, error) {
@@ -351,6 +352,9 @@ func (g *grouper) put(ls labelSet, locs []*profile.Location, ts, v int64) {
 
 // stack resolves a stack (leaf first, as in pprof) to pprof locations.
 func (c *converter) stack(idx int32) ([]*profile.Location, error) {
+	if locs, ok := c.stacks[idx]; ok {
+		return locs, nil
+	}
 	st := c.dict.StackTable()
 	if idx < 0 || int(idx) >= st.Len() {
 		return nil, malformed("stack index %d out of range (stack table has %d)", idx, st.Len())
@@ -364,6 +368,10 @@ func (c *converter) stack(idx int32) ([]*profile.Location, error) {
 		}
 		locs = append(locs, loc)
 	}
+	if c.stacks == nil {
+		c.stacks = map[int32][]*profile.Location{}
+	}
+	c.stacks[idx] = locs
 	return locs, nil
 }
 

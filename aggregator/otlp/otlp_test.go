@@ -257,3 +257,32 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkConvert: a request of 2,000 samples over 200 stacks 30 frames deep,
+// with per-sample thread names (the eBPF profiler's shape).
+func BenchmarkConvert(b *testing.B) {
+	fns := make([]*profile.Location, 400)
+	for i := range fns {
+		fn := &profile.Function{ID: uint64(i + 1), Name: fmt.Sprintf("pkg.f%d", i)}
+		fns[i] = &profile.Location{ID: uint64(i + 1), Line: []profile.Line{{Function: fn}}}
+	}
+	p := cpuProfile()
+	for i := range 2000 {
+		stack := make([]*profile.Location, 30)
+		for j := range stack {
+			stack[j] = fns[(i%200+j*7)%len(fns)]
+		}
+		p.Sample = append(p.Sample, sample(int64(i%5+1), stack...))
+	}
+	pd, err := otlptest.FromPprof(p, map[string]any{"service.name": "api", "host.name": "h"}, map[string]any{"thread.name": "worker"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		res, err := otlp.Convert(pd, otlp.Options{})
+		if err != nil || len(res.Samples) != 200 {
+			b.Fatalf("%d rows, %v", len(res.Samples), err)
+		}
+	}
+}
