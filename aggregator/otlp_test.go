@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"context"
 	"encoding/base64"
+	"errors"
 	"io"
 	"math"
 	"net/http"
@@ -52,6 +53,10 @@ var otlpExporters = []otlpExporter{
 			var st spb.Status
 			if err := proto.Unmarshal(resp, &st); err != nil {
 				t.Fatalf("HTTP %d with a body that is no google.rpc.Status: %v", code, err)
+			}
+			// OTLP/HTTP: 400 is not retried, 503 is.
+			if want := map[codes.Code]int{codes.InvalidArgument: http.StatusBadRequest, codes.Unavailable: http.StatusServiceUnavailable}[codes.Code(st.GetCode())]; code != want {
+				t.Errorf("HTTP %d for %s, want %d", code, codes.Code(st.GetCode()), want)
 			}
 			return pprofileotlp.ExportResponse{}, status.ErrorProto(&st)
 		}
@@ -376,5 +381,38 @@ func TestOTLPHTTPErrors(t *testing.T) {
 	_, err = pprofileotlp.NewGRPCClient(ts.conn).Export(context.Background(), pprofileotlp.NewExportRequestFromProfiles(pd))
 	if status.Code(err) != codes.Unauthenticated {
 		t.Errorf("gRPC export without token: %v, want Unauthenticated", err)
+	}
+}
+
+// TestOTLPStorageFailure: while the store fails, exports get the retryable
+// answer (gRPC Unavailable, HTTP 503); the exporter's retry after it recovers
+// is stored, once.
+func TestOTLPStorageFailure(t *testing.T) {
+	for _, ex := range otlpExporters {
+		t.Run(ex.name, func(t *testing.T) {
+			store := newMemStore()
+			ts := startServer(t, store, Config{Token: otlpToken})
+			svc := uniqueService(t)
+			pd, err := otlptest.FromPprof(smallProfile(), map[string]any{"service.name": svc}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			store.setFail(errors.New("disk full"))
+			_, err = ex.export(t, ts, pd)
+			if st, _ := status.FromError(err); st.Code() != codes.Unavailable || !strings.Contains(st.Message(), "disk full") {
+				t.Fatalf("export while the store fails: %v, want Unavailable naming the failure", err)
+			}
+			store.setFail(nil)
+			for range 2 {
+				if _, err := ex.export(t, ts, pd); err != nil {
+					t.Fatalf("retry: %v", err)
+				}
+			}
+			sel := model.Selection{Service: svc, From: time.Now().Add(-time.Hour), To: time.Now().Add(time.Minute)}
+			top, err := ts.client.Top(context.Background(), sel, 10)
+			if err != nil || top.Total != 4 {
+				t.Fatalf("stored %+v, %v; want the profile's 4 samples once", top, err)
+			}
+		})
 	}
 }
