@@ -378,6 +378,21 @@ func TestOTLPHTTPErrors(t *testing.T) {
 			}
 		})
 	}
+	// The body bound holds for what a gzip body decompresses to.
+	small := startServer(t, newMemStore(), Config{Token: otlpToken, MaxMessageBytes: 1024})
+	big, err := otlptest.FromPprof(smallProfile(), map[string]any{"service.name": strings.Repeat("s", 4096)}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bigBody, err := pprofileotlp.NewExportRequestFromProfiles(big).MarshalProto()
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, body := postOTLP(t, small, "application/x-protobuf", bearer, gzipped(t, bigBody))
+	var st spb.Status
+	if err := proto.Unmarshal(body, &st); code != http.StatusBadRequest || err != nil || !strings.Contains(st.GetMessage(), "body over 1024 bytes") {
+		t.Errorf("oversize gzip body: %d %q, want 400 naming the limit", code, body)
+	}
 	_, err = pprofileotlp.NewGRPCClient(ts.conn).Export(context.Background(), pprofileotlp.NewExportRequestFromProfiles(pd))
 	if status.Code(err) != codes.Unauthenticated {
 		t.Errorf("gRPC export without token: %v, want Unauthenticated", err)

@@ -213,11 +213,13 @@ func Decode(body []byte, json bool) (pprofile.Profiles, error) {
 
 // readBody reads the body, decompressed, up to MaxBodyBytes.
 func (r *Receiver) readBody(req *http.Request) ([]byte, error) {
-	var src io.Reader = req.Body
+	// Both the wire bytes and what they decompress to are bounded.
+	wire := http.MaxBytesReader(nil, req.Body, r.cfg.MaxBodyBytes)
+	var src io.Reader = wire
 	switch enc := req.Header.Get("Content-Encoding"); enc {
 	case "", "identity":
 	case "gzip":
-		zr, err := gzip.NewReader(req.Body)
+		zr, err := gzip.NewReader(wire)
 		if err != nil {
 			return nil, badRequest("gzip body: %v", err)
 		}
@@ -227,10 +229,13 @@ func (r *Receiver) readBody(req *http.Request) ([]byte, error) {
 		return nil, badRequest("content encoding %q: send gzip or none", enc)
 	}
 	body, err := io.ReadAll(io.LimitReader(src, r.cfg.MaxBodyBytes+1))
-	if err != nil {
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &mbe):
+		return nil, badRequest("body over %d bytes", mbe.Limit)
+	case err != nil:
 		return nil, badRequest("read body: %v", err)
-	}
-	if int64(len(body)) > r.cfg.MaxBodyBytes {
+	case int64(len(body)) > r.cfg.MaxBodyBytes:
 		return nil, badRequest("body over %d bytes", r.cfg.MaxBodyBytes)
 	}
 	return body, nil
