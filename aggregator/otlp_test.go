@@ -431,3 +431,62 @@ func TestOTLPStorageFailure(t *testing.T) {
 		})
 	}
 }
+
+// TestSelfProfileOverOTLP: with --pprof the aggregator profiles itself
+// (/debug/pprof/profile), and that profile, sent back to it over OTLP, shows
+// where it spent its CPU.
+func TestSelfProfileOverOTLP(t *testing.T) {
+	if testing.Short() {
+		testenv.Skip(t, testenv.Short, "profiles the aggregator for a second")
+	}
+	ts := startServer(t, newMemStore(), Config{Token: otlpToken, Pprof: true})
+	done := make(chan struct{})
+	busy := make(chan float64)
+	go func() { // the aggregator's work while it is profiled: this process's CPU
+		x := 0.0
+		for {
+			select {
+			case <-done:
+				busy <- x
+				return
+			default:
+				x += busyHot(50_000)
+			}
+		}
+	}()
+	resp, err := http.Get(ts.httpURL + "/debug/pprof/profile?seconds=1")
+	close(done)
+	sink += <-busy
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("/debug/pprof/profile: %d, %v", resp.StatusCode, err)
+	}
+	prof, err := profile.ParseData(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := uniqueService(t)
+	pd, err := otlptest.FromPprof(prof, map[string]any{"service.name": svc, "process.executable.name": "fleetprof"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := otlpExporters[0].export(t, ts, pd); err != nil {
+		t.Fatal(err)
+	}
+	sel := model.Selection{Service: svc, From: time.Now().Add(-time.Hour), To: time.Now().Add(time.Minute)}
+	top, err := ts.client.Top(context.Background(), sel, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range top.Functions {
+		if strings.HasSuffix(f.Function, ".busyHot") && f.Inclusive > 0 {
+			t.Logf("self profile: %d samples, busyHot inclusive %.1f%%", top.Total, f.InclusivePct)
+			return
+		}
+	}
+	t.Errorf("busyHot missing from the aggregator's own profile: %+v", top.Functions)
+}
