@@ -124,9 +124,9 @@ func Convert(pd pprofile.Profiles, opt Options) (Result, error) {
 // profiles sent over gRPC, OTLP/HTTP protobuf or JSON get the same id). An
 // exporter's retry of a request is therefore stored once; two exports are only
 // taken for one when every byte, times and sample timestamps included, is equal.
+// BatchID marks pd read-only: encoding then works on a copy, because it
+// rewrites attribute strings into the dictionary.
 func BatchID(pd pprofile.Profiles) (string, error) {
-	// Encoding rewrites attribute strings into the dictionary; a read-only
-	// request is copied first, leaving the caller's untouched.
 	pd.MarkReadOnly()
 	data, err := (&pprofile.ProtoMarshaler{}).MarshalProfiles(pd)
 	if err != nil {
