@@ -490,3 +490,28 @@ func TestSelfProfileOverOTLP(t *testing.T) {
 	}
 	t.Errorf("busyHot missing from the aggregator's own profile: %+v", top.Functions)
 }
+
+// TestOTLPWithReadToken: with a read token set, OTLP/HTTP still takes the
+// ingest token (what exporters hold), and the read token does not write.
+func TestOTLPWithReadToken(t *testing.T) {
+	ts := startServer(t, newMemStore(), Config{Token: otlpToken, ReadToken: "reader"})
+	pd, err := otlptest.FromPprof(smallProfile(), map[string]any{"service.name": uniqueService(t)}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := pprofileotlp.NewExportRequestFromProfiles(pd).MarshalProto()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		auth string
+		want int
+	}{
+		{"Bearer " + otlpToken, http.StatusOK},
+		{"Bearer reader", http.StatusUnauthorized},
+	} {
+		if code, resp := postOTLP(t, ts, "application/x-protobuf", c.auth, body); code != c.want {
+			t.Errorf("%s: %d %q, want %d", c.auth, code, resp, c.want)
+		}
+	}
+}
