@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -138,6 +139,7 @@ func TestConfigValidate(t *testing.T) {
 		{"token twice", func(c *Config) { c.Token, c.TokenFile = "a", "b" }, "token"},
 		{"kube mode", func(c *Config) { c.Kube = "maybe" }, "kubernetes mode"},
 		{"metrics", func(c *Config) { c.MetricsAddr = "nonsense" }, "metrics address"},
+		{"pprof without metrics", func(c *Config) { c.Pprof, c.MetricsAddr = true, MetricsOff }, "pprof"},
 		{"aggregator", func(c *Config) { c.Aggregator = "no-port" }, "aggregator address"},
 	}
 	for _, tt := range tests {
@@ -422,6 +424,40 @@ func TestMetrics(t *testing.T) {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("metrics lack %q", want)
 		}
+	}
+}
+
+// TestPprofFlag: --pprof (Config.Pprof) serves the runtime's profiles on the
+// metrics address; without it they answer 404 saying how to turn them on, and
+// the metrics are served either way.
+func TestPprofFlag(t *testing.T) {
+	for _, c := range []struct {
+		pprof    bool
+		path     string
+		want     int
+		wantBody string
+	}{
+		{true, "/debug/pprof/goroutine?debug=1", http.StatusOK, "goroutine profile"},
+		{true, "/metrics", http.StatusOK, "fleetprof_agent_samples_total"},
+		{false, "/debug/pprof/goroutine?debug=1", http.StatusNotFound, "start the agent with --pprof"},
+		{false, "/metrics", http.StatusOK, "fleetprof_agent_samples_total"},
+	} {
+		t.Run(fmt.Sprintf("pprof=%v%s", c.pprof, c.path), func(t *testing.T) {
+			cfg := testConfig(t, freeAddr(t), t.TempDir())
+			cfg.Pprof, cfg.MetricsAddr = c.pprof, "127.0.0.1:0" // served here through httptest
+			a, _, _ := newTestAgent(t, cfg)
+			srv := httptest.NewServer(a.HTTPHandler())
+			defer srv.Close()
+			resp, err := http.Get(srv.URL + c.path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != c.want || !strings.Contains(string(body), c.wantBody) {
+				t.Errorf("GET %s: %d %.80q, want %d containing %q", c.path, resp.StatusCode, body, c.want, c.wantBody)
+			}
+		})
 	}
 }
 

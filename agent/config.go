@@ -83,6 +83,10 @@ type Config struct {
 	NodeName string
 	// MetricsAddr serves /metrics (default 127.0.0.1:7072; "off" disables).
 	MetricsAddr string
+	// Pprof serves the Go runtime's profiles under /debug/pprof/ on
+	// MetricsAddr, so the agent itself can be profiled (off by default: the
+	// endpoints reveal the command line and cost CPU while profiling).
+	Pprof bool
 	// Labels are the service/version rules; Labels.Kube is set by the agent.
 	Labels labels.Config
 	// Kube is "auto" (default), "on" or "off"; KubeConfig's Node defaults to
@@ -211,6 +215,9 @@ func (c Config) Validate() error {
 		return fmt.Errorf("memory limit %d must be positive or -1", c.MemoryLimit)
 	case c.GCPercent < -1:
 		return fmt.Errorf("gc percent %d must be positive or -1", c.GCPercent)
+	}
+	if c.Pprof && c.MetricsAddr == MetricsOff {
+		return errors.New("pprof is served on the metrics address: it cannot be off")
 	}
 	if c.MetricsAddr != MetricsOff {
 		if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {

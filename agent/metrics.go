@@ -8,7 +8,17 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/fleetprof/fleetprof/agent/sampler"
+	"github.com/fleetprof/fleetprof/internal/debugpprof"
 )
+
+// HTTPHandler serves the metrics address: the metrics, and /debug/pprof/
+// when Config.Pprof is set.
+func (a *Agent) HTTPHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/", a.MetricsHandler())
+	debugpprof.Register(mux, a.cfg.Pprof, "profiling endpoints are off: start the agent with --pprof")
+	return mux
+}
 
 // MetricsHandler serves the agent's metrics, plus its own CPU seconds and RSS
 // (process_cpu_seconds_total, process_resident_memory_bytes) and Go runtime

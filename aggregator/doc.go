@@ -32,6 +32,24 @@
 // source). With Config.Pprof (--pprof) /debug/pprof/ serves the Go runtime's
 // profiles; otherwise it answers 404.
 //
+// OpenTelemetry profiles (aggregator/otlp): ProfilesService/Export
+// (v1development) on the gRPC ingest port and POST /v1development/profiles
+// (OTLP/HTTP, protobuf or JSON, gzip) on the HTTP port, both with the ingest
+// token, so the OpenTelemetry eBPF profiler and the Collector's otlp and
+// otlphttp exporters send here. CPU profiles (cpu/nanoseconds, samples/count)
+// are stored through the Arrow path's validation and limits; other types are a
+// partial success naming them. Attributes of the resource, scope, profile and
+// sample become labels:
+//
+//	service.name → service          k8s.pod.name → pod
+//	service.version → version       container.id → container
+//	host.name → host                process.executable.name → comm
+//	k8s.namespace.name → namespace  process.pid → pid
+//	thread.name → thread (extra)    others are not stored
+//
+// OTLP has no batch id: a request's id is a hash of its protobuf encoding, so an
+// exporter's retry is stored once.
+//
 // A selection is service=NAME, from=TIME, to=TIME and repeatable filter=key=value
 // (filters on different keys are ANDed, on the same key ORed). TIME is RFC 3339,
 // Unix seconds, "now" or "now-DURATION" (now-1h, now-30m); the default range is the

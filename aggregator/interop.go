@@ -5,18 +5,29 @@ import (
 	"crypto/subtle"
 	"fmt"
 	"net/http"
-	"net/http/pprof"
 	"strings"
 	"time"
 
+	"github.com/fleetprof/fleetprof/aggregator/otlp"
 	"github.com/fleetprof/fleetprof/aggregator/pyroscope"
+	"github.com/fleetprof/fleetprof/internal/debugpprof"
 	ingestv1 "github.com/fleetprof/fleetprof/proto/fleetprof/ingest/v1"
 	"github.com/fleetprof/fleetprof/proto/samplebatch"
 )
 
-// mountInterop registers the other ecosystems' APIs (Pyroscope push and query)
-// and, when Config.Pprof is set, /debug/pprof.
+// registerInteropGRPC registers the other ecosystems' gRPC services (OTLP
+// profiles) on the ingest port, behind its token interceptors.
+func (s *Server) registerInteropGRPC() { s.otlpReceiver().RegisterGRPC(s.grpc) }
+
+// otlpReceiver is the OTLP profiles receiver writing through ingestSamples.
+func (s *Server) otlpReceiver() *otlp.Receiver {
+	return otlp.NewReceiver(otlp.Config{MaxBodyBytes: int64(s.cfg.MaxMessageBytes), Now: s.now}, s.ingestSamples)
+}
+
+// mountInterop registers the other ecosystems' HTTP APIs (OTLP profiles,
+// Pyroscope push and query) and, when Config.Pprof is set, /debug/pprof.
 func (s *Server) mountInterop(mux *http.ServeMux) {
+	mux.Handle(otlp.HTTPPath, s.requireToken(s.otlpReceiver()))
 	pusher := pyroscope.NewPusher(pyroscope.PushConfig{MaxBodyBytes: int64(s.cfg.MaxMessageBytes), Now: s.now}, s.ingestSamples)
 	mux.Handle("/ingest", s.requireToken(pusher))
 	path, h := pusher.PushHandler()
@@ -26,17 +37,7 @@ func (s *Server) mountInterop(mux *http.ServeMux) {
 		s.flushForRead(r.Context())
 		h.ServeHTTP(w, r)
 	}))
-	if s.cfg.Pprof {
-		mux.HandleFunc("/debug/pprof/", pprof.Index)
-		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	} else {
-		mux.HandleFunc("/debug/pprof/", func(w http.ResponseWriter, _ *http.Request) {
-			http.Error(w, "profiling endpoints are off: start the aggregator with --pprof", http.StatusNotFound)
-		})
-	}
+	debugpprof.Register(mux, s.cfg.Pprof, "profiling endpoints are off: start the aggregator with --pprof")
 }
 
 // ingestSamples stores rows from another format through the path Arrow batches

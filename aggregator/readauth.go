@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/fleetprof/fleetprof/aggregator/otlp"
 )
 
 // ReadTokenCookie carries the read token of a browser that logged in at /login.
@@ -97,10 +99,10 @@ func (a *readAuth) ok(r *http.Request) bool {
 
 // open paths answer without a token: Kubernetes probes, and /metrics when chosen.
 func (s *Server) openPath(p string) bool {
-	// Pyroscope push paths check the ingest token themselves: senders hold
-	// that one, not the read token.
+	// Pyroscope and OTLP push paths check the ingest token themselves:
+	// senders hold that one, not the read token.
 	return p == "/healthz" || p == "/readyz" || p == "/login" || (p == "/metrics" && s.cfg.MetricsOpen) ||
-		p == "/ingest" || strings.HasPrefix(p, "/push.v1.PusherService/")
+		p == "/ingest" || strings.HasPrefix(p, "/push.v1.PusherService/") || p == otlp.HTTPPath
 }
 
 // requireRead wraps h: with a read token configured, everything but the open paths

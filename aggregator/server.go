@@ -138,6 +138,7 @@ func New(cfg Config, store Store, logger *slog.Logger, opts ...Option) (*Server,
 	}
 	s.grpc = grpc.NewServer(gopts...)
 	ingestv1.RegisterIngestServiceServer(s.grpc, s.ingest)
+	s.registerInteropGRPC()
 	s.handler = s.routes()
 	return s, nil
 }

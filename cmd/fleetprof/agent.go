@@ -38,6 +38,7 @@ func parseAgentFlags(args []string) (agent.Config, error) {
 	fs.Int64Var(&cfg.SpoolMaxBytes, "spool-max-bytes", agent.DefaultSpoolMaxBytes, "spool bound; the oldest batches are dropped beyond it")
 	fs.StringVar(&cfg.NodeName, "node", "", "host label and agent id (default $NODE_NAME, then the hostname)")
 	fs.StringVar(&cfg.MetricsAddr, "metrics", agent.DefaultMetricsAddr, `address serving /metrics ("off" to disable)`)
+	fs.BoolVar(&cfg.Pprof, "pprof", false, "serve Go runtime profiles under /debug/pprof/ on the metrics address")
 	fs.StringVar(&cfg.Labels.ServiceLabel, "service-label", labels.DefaultServiceLabel, "pod label naming the service")
 	fs.StringVar(&cfg.Labels.VersionLabel, "version-label", labels.DefaultVersionLabel, "pod label naming the version")
 	fs.StringVar(&cfg.Labels.ServiceEnv, "service-env", labels.DefaultServiceEnv, "process environment variable naming the service")
@@ -79,7 +80,7 @@ func runAgent(ctx context.Context, args []string, stdout io.Writer) error {
 		return explainOpenError(err)
 	}
 	log.Info("agent started", "aggregator", cfg.Aggregator, "hz", cfg.Hz, "flush", cfg.FlushInterval,
-		"node", cfg.NodeName, "spool", cfg.SpoolDir, "metrics", cfg.MetricsAddr)
+		"node", cfg.NodeName, "spool", cfg.SpoolDir, "metrics", cfg.MetricsAddr, "pprof", cfg.Pprof)
 	for _, w := range a.Warnings() {
 		log.Warn("agent degraded", "reason", w)
 	}

@@ -20,8 +20,10 @@ func TestParseAgentFlags(t *testing.T) {
 	}{
 		{"defaults", nil, func(c agent.Config) bool {
 			return c.Aggregator == "127.0.0.1:7071" && c.Hz == 19 && c.FlushInterval == 10*time.Second &&
-				c.MetricsAddr == "127.0.0.1:7072" && c.Kube == agent.KubeAuto && c.NodeName != ""
+				c.MetricsAddr == "127.0.0.1:7072" && c.Kube == agent.KubeAuto && c.NodeName != "" && !c.Pprof
 		}, ""},
+		{"pprof", []string{"--pprof"}, func(c agent.Config) bool { return c.Pprof }, ""},
+		{"pprof without metrics", []string{"--pprof", "--metrics", "off"}, nil, "pprof is served on the metrics address"},
 		{"all flags", []string{
 			"--aggregator", "agg:9000", "--hz", "99", "--flush-interval", "5s", "--token-file", "/t",
 			"--tls-ca", "/ca.pem", "--spool-dir", "/s", "--metrics", "off", "--service-label", "app",
