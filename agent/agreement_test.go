@@ -103,7 +103,7 @@ func runAgreement(tb testing.TB, d time.Duration) agreement {
 	needRoot(tb)
 	perf := needPerf(tb)
 	bin := buildC(tb, "weights")
-	a, srv, _ := startComparisonAgent(tb, agreementHz, false)
+	a := startComparisonAgent(tb, agreementHz, false)
 
 	data := filepath.Join(tb.TempDir(), "perf.data")
 	ms := strconv.FormatInt(d.Milliseconds(), 10)
@@ -111,33 +111,48 @@ func runAgreement(tb testing.TB, d time.Duration) agreement {
 		tb.Fatalf("perf record: %v\n%s", err, out)
 	}
 	flushDelivered(tb, a)
-	fleet := storedStacks(tb, srv.Stored(), func(l samplebatch.Labels) bool { return l.Comm == "weights" })
+	fleet := storedStacks(tb, a.srv.Stored(), func(l samplebatch.Labels) bool { return l.Comm == "weights" })
 	return compareShares(selfSamples(perfStacks(tb, perf, data)), selfSamples(fleet), 5)
 }
 
-// startComparisonAgent runs the real agent pipeline (eBPF sampler at hz,
-// symbolizer, unwind loader) shipping to an in-process ingest server until
-// stop is called or the test ends. fpOnly makes the kernel walk frame
-// pointers only.
-func startComparisonAgent(tb testing.TB, hz int, fpOnly bool) (a *Agent, srv *shiptest.Server, stop func()) {
+// comparisonFlush is how often a comparisonAgent flushes.
+const comparisonFlush = time.Second
+
+// comparisonAgent is the real agent pipeline (eBPF sampler, symbolizer,
+// unwind loader) shipping to an in-process ingest server. Its flushes are
+// made by the test, one at a time, so that flushDelivered knows when
+// everything sampled is stored (the agent's own flush loop would run
+// concurrently with it).
+type comparisonAgent struct {
+	*Agent
+	srv  *shiptest.Server
+	mu   sync.Mutex // held during each Flush
+	stop func()
+}
+
+// startComparisonAgent starts a comparisonAgent sampling at hz until stop
+// is called or the test ends. fpOnly makes the kernel walk frame pointers
+// only.
+func startComparisonAgent(tb testing.TB, hz int, fpOnly bool) *comparisonAgent {
 	tb.Helper()
-	srv = shiptest.NewServer()
-	srv.Rows = rowsOf
-	addr, err := srv.Serve("127.0.0.1:0")
+	c := &comparisonAgent{srv: shiptest.NewServer()}
+	c.srv.Rows = rowsOf
+	addr, err := c.srv.Serve("127.0.0.1:0")
 	if err != nil {
 		tb.Fatal(err)
 	}
-	tb.Cleanup(srv.Stop)
+	tb.Cleanup(c.srv.Stop)
 	sym, err := symbolize.New(symbolize.Config{ExitGrace: 30 * time.Second})
 	if err != nil {
 		tb.Fatal(err)
 	}
-	src, err := sampler.New(sampler.Config{Hz: hz, DrainInterval: time.Second, UnwindRows: testRowBytes / unwind.RowSize, FramePointersOnly: fpOnly})
+	src, err := sampler.New(sampler.Config{Hz: hz, DrainInterval: comparisonFlush, UnwindRows: testRowBytes / unwind.RowSize, FramePointersOnly: fpOnly})
 	if err != nil {
 		tb.Fatalf("start sampler: %v", err)
 	}
-	a, err = New(Config{
-		Aggregator: addr, Hz: hz, FlushInterval: time.Second, SpoolDir: filepath.Join(tb.TempDir(), "spool"),
+	c.Agent, err = New(Config{
+		// The agent's own flush loop is as good as off.
+		Aggregator: addr, Hz: hz, FlushInterval: 24 * time.Hour, SpoolDir: filepath.Join(tb.TempDir(), "spool"),
 		NodeName: "node-test", MetricsAddr: MetricsOff, Kube: KubeOff, Ship: fastRetry,
 		// Room for every file a busy host runs meanwhile: the comparison
 		// measures unwinding, not eviction.
@@ -146,20 +161,49 @@ func startComparisonAgent(tb testing.TB, hz int, fpOnly bool) (a *Agent, srv *sh
 	if err != nil {
 		tb.Fatal(err)
 	}
-	stop = sync.OnceFunc(runInBackground(tb, a))
-	tb.Cleanup(stop)
-	return a, srv, stop
+	stopAgent := runInBackground(tb, c.Agent)
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(comparisonFlush)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				if err := c.flush(); err != nil {
+					tb.Error(err)
+				}
+			}
+		}
+	}()
+	c.stop = sync.OnceFunc(func() {
+		close(done)
+		wg.Wait()
+		stopAgent()
+	})
+	tb.Cleanup(c.stop)
+	return c
+}
+
+func (c *comparisonAgent) flush() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.Flush(time.Now())
 }
 
 // flushDelivered flushes everything sampled so far and waits until the
 // ingest server has acknowledged it.
-func flushDelivered(tb testing.TB, a *Agent) {
+func flushDelivered(tb testing.TB, c *comparisonAgent) {
 	tb.Helper()
-	if err := a.Flush(time.Now()); err != nil {
+	if err := c.flush(); err != nil {
 		tb.Fatal(err)
 	}
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		st := a.Stats()
+		st := c.Stats()
 		if st.Ship.Acked >= st.Batches {
 			return
 		}
