@@ -12,12 +12,14 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/fleetprof/fleetprof/agent/sampler"
 	"github.com/fleetprof/fleetprof/agent/ship/shiptest"
 	"github.com/fleetprof/fleetprof/agent/symbolize"
+	"github.com/fleetprof/fleetprof/agent/unwind"
 	"github.com/fleetprof/fleetprof/internal/testenv"
 	"github.com/fleetprof/fleetprof/proto/samplebatch"
 )
@@ -101,68 +103,143 @@ func runAgreement(tb testing.TB, d time.Duration) agreement {
 	needRoot(tb)
 	perf := needPerf(tb)
 	bin := buildC(tb, "weights")
-	dir := tb.TempDir()
+	a := startComparisonAgent(tb, agreementHz, false)
 
-	srv := shiptest.NewServer()
-	srv.Rows = rowsOf
-	addr, err := srv.Serve("127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer srv.Stop()
-	sym, err := symbolize.New(symbolize.Config{ExitGrace: 30 * time.Second})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	src, err := sampler.New(sampler.Config{Hz: agreementHz, DrainInterval: time.Second})
-	if err != nil {
-		tb.Fatalf("start sampler: %v", err)
-	}
-	a, err := New(Config{
-		Aggregator: addr, Hz: agreementHz, FlushInterval: time.Second, SpoolDir: filepath.Join(dir, "spool"),
-		NodeName: "node-test", MetricsAddr: MetricsOff, Kube: KubeOff,
-		Ship: fastRetry,
-	}, src, sym)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer runInBackground(tb, a)()
-
-	data := filepath.Join(dir, "perf.data")
+	data := filepath.Join(tb.TempDir(), "perf.data")
 	ms := strconv.FormatInt(d.Milliseconds(), 10)
 	if out, err := exec.Command(perf, "record", "-F", strconv.Itoa(agreementHz), "-g", "-e", "cpu-clock", "-o", data, "--", bin, ms).CombinedOutput(); err != nil {
 		tb.Fatalf("perf record: %v\n%s", err, out)
 	}
-	// Everything sampled so far is in this batch; wait until it is stored.
-	if err := a.Flush(time.Now()); err != nil {
+	flushDelivered(tb, a)
+	fleet := storedStacks(tb, a.srv.Stored(), func(l samplebatch.Labels) bool { return l.Comm == "weights" })
+	return compareShares(selfSamples(perfStacks(tb, perf, data)), selfSamples(fleet), 5)
+}
+
+// comparisonFlush is how often a comparisonAgent flushes.
+const comparisonFlush = time.Second
+
+// comparisonAgent is the real agent pipeline (eBPF sampler, symbolizer,
+// unwind loader) shipping to an in-process ingest server. Its flushes are
+// made by the test, one at a time, so that flushDelivered knows when
+// everything sampled is stored (the agent's own flush loop would run
+// concurrently with it).
+type comparisonAgent struct {
+	*Agent
+	srv  *shiptest.Server
+	mu   sync.Mutex // held during each Flush
+	stop func()
+}
+
+// startComparisonAgent starts a comparisonAgent sampling at hz until stop
+// is called or the test ends. fpOnly makes the kernel walk frame pointers
+// only.
+func startComparisonAgent(tb testing.TB, hz int, fpOnly bool) *comparisonAgent {
+	tb.Helper()
+	c := &comparisonAgent{srv: shiptest.NewServer()}
+	c.srv.Rows = rowsOf
+	addr, err := c.srv.Serve("127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(c.srv.Stop)
+	sym, err := symbolize.New(symbolize.Config{ExitGrace: 30 * time.Second})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	src, err := sampler.New(sampler.Config{Hz: hz, DrainInterval: comparisonFlush, UnwindRows: testRowBytes / unwind.RowSize, FramePointersOnly: fpOnly})
+	if err != nil {
+		tb.Fatalf("start sampler: %v", err)
+	}
+	c.Agent, err = New(Config{
+		// The agent's own flush loop is as good as off.
+		Aggregator: addr, Hz: hz, FlushInterval: 24 * time.Hour, SpoolDir: filepath.Join(tb.TempDir(), "spool"),
+		NodeName: "node-test", MetricsAddr: MetricsOff, Kube: KubeOff, Ship: fastRetry,
+		// Room for every file a busy host runs meanwhile: the comparison
+		// measures unwinding, not eviction.
+		Unwind: unwind.Config{MaxRowBytes: testRowBytes},
+	}, src, sym)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	stopAgent := runInBackground(tb, c.Agent)
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(comparisonFlush)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				if err := c.flush(); err != nil {
+					tb.Error(err)
+				}
+			}
+		}
+	}()
+	c.stop = sync.OnceFunc(func() {
+		close(done)
+		wg.Wait()
+		stopAgent()
+	})
+	tb.Cleanup(c.stop)
+	return c
+}
+
+func (c *comparisonAgent) flush() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.Flush(time.Now())
+}
+
+// flushDelivered flushes everything sampled so far and waits until the
+// ingest server has acknowledged it.
+func flushDelivered(tb testing.TB, c *comparisonAgent) {
+	tb.Helper()
+	if err := c.flush(); err != nil {
 		tb.Fatal(err)
 	}
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		st := a.Stats()
+		st := c.Stats()
 		if st.Ship.Acked >= st.Batches {
-			break
+			return
 		}
 		if time.Now().After(deadline) {
 			tb.Fatalf("batches not delivered in 30s: %+v", st)
 		}
 	}
+}
 
-	perfSelf := perfSelfSamples(tb, perf, data)
-	fleetSelf := map[string]int64{}
-	for _, sb := range srv.Stored() {
+// storedStacks returns samples per stack (frames root first, joined by
+// ";") of the stored rows whose labels keep accepts.
+func storedStacks(tb testing.TB, stored []shiptest.Batch, keep func(samplebatch.Labels) bool) map[string]int64 {
+	tb.Helper()
+	out := map[string]int64{}
+	for _, sb := range stored {
 		b, err := samplebatch.Decode(sb.Data, samplebatch.Limits{})
 		if err != nil {
 			tb.Fatal(err)
 		}
 		for _, r := range b.Rows {
-			if r.Labels.Comm != "weights" {
-				continue
+			if keep(r.Labels) {
+				out[strings.Join(b.Stacks[r.StackID], ";")] += r.Value
 			}
-			frames := b.Stacks[r.StackID]
-			fleetSelf[strings.TrimSuffix(frames[len(frames)-1], "_[k]")] += r.Value
 		}
 	}
-	return compareShares(perfSelf, fleetSelf, 5)
+	return out
+}
+
+// selfSamples returns samples per self (leaf) function of stacks as
+// storedStacks and perfStacks return them.
+func selfSamples(stacks map[string]int64) map[string]int64 {
+	self := map[string]int64{}
+	for s, n := range stacks {
+		self[s[strings.LastIndexByte(s, ';')+1:]] += n
+	}
+	return self
 }
 
 // compareShares compares the union of both top-n lists.
@@ -203,29 +280,60 @@ func compareShares(perf, fleet map[string]int64, n int) agreement {
 	return r
 }
 
-// perfReportLine is "    40.12%   1234  [.] w40": perf report -n with
-// --sort symbol.
-var perfReportLine = regexp.MustCompile(`^\s*[0-9.]+%\s+([0-9]+)\s+\[(.)\]\s+(\S+)`)
-
-// perfSelfSamples returns samples per self function from perf report.
-func perfSelfSamples(tb testing.TB, perf, data string) map[string]int64 {
+// perfStacks returns samples per stack (root first, joined by ";") of
+// a perf.data file, frames named as the symbolizer names them: kernel
+// frames suffixed "_[k]", unknown user frames "[unknown] <file>+0x<addr>".
+// Inlined frames are not expanded (perf script --no-inline).
+func perfStacks(tb testing.TB, perf, data string) map[string]int64 {
 	tb.Helper()
-	out, err := exec.Command(perf, "report", "-i", data, "--stdio", "--no-children", "--sort", "symbol", "-g", "none", "--percent-limit", "0", "-n").Output()
+	out, err := exec.Command(perf, "script", "-i", data, "-F", "comm,tid,ip,sym,dso", "--no-inline").Output()
 	if err != nil {
-		tb.Fatalf("perf report: %v", err)
+		tb.Fatalf("perf script: %v", err)
 	}
-	self := map[string]int64{}
-	sc := bufio.NewScanner(bytes.NewReader(out))
-	for sc.Scan() {
-		if m := perfReportLine.FindStringSubmatch(sc.Text()); m != nil {
-			n, _ := strconv.ParseInt(m[1], 10, 64)
-			self[m[3]] += n
+	stacks := parsePerfScript(out)
+	if len(stacks) == 0 {
+		tb.Fatalf("perf script has no samples:\n%.2000s", out)
+	}
+	return stacks
+}
+
+// perfFrame is a callchain line of perf script: "\t  4330 name (dso)",
+// the address relative to its file for user frames.
+var perfFrame = regexp.MustCompile(`^\s+([0-9a-f]+) (.*) \((.*)\)$`)
+
+// parsePerfScript parses perf script's samples: a header line, the
+// callchain leaf first, a blank line.
+func parsePerfScript(out []byte) map[string]int64 {
+	stacks := map[string]int64{}
+	var leafFirst []string
+	end := func() {
+		if len(leafFirst) > 0 {
+			slices.Reverse(leafFirst)
+			stacks[strings.Join(leafFirst, ";")]++
 		}
+		leafFirst = leafFirst[:0]
 	}
-	if len(self) == 0 {
-		tb.Fatalf("perf report has no samples:\n%s", out)
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		m := perfFrame.FindStringSubmatch(line)
+		if m == nil {
+			end()
+			continue
+		}
+		addr, name, dso := m[1], m[2], m[3]
+		switch {
+		case dso == "[kernel.kallsyms]" || strings.HasPrefix(dso, "[kernel"):
+			name += "_[k]"
+		case name == "[unknown]" && dso != "[unknown]":
+			a, _ := strconv.ParseUint(addr, 16, 64)
+			name = "[unknown] " + filepath.Base(dso) + "+0x" + strconv.FormatUint(a, 16)
+		}
+		leafFirst = append(leafFirst, name)
 	}
-	return self
+	end()
+	return stacks
 }
 
 // needPerf returns the perf binary, skipping if it cannot record here.

@@ -94,12 +94,13 @@ func (ps *pythons) started(pid uint32) {
 	ps.detect(pid)
 }
 
-// execed forgets pid: a new image.
-func (ps *pythons) execed(pid uint32) {
-	ps.mu.Lock()
-	defer ps.mu.Unlock()
-	ps.forgetLocked(pid)
-}
+// execed forgets pid's old image and detects the new one at once: the
+// agent handles an exec before it reads the process's maps, and a process
+// detected only at the next flush is gone by then if it lives a few hundred
+// milliseconds. A python3.X executable is mapped by exec; a libpython
+// mapped later by the loader is found at the first flush with samples of
+// the process.
+func (ps *pythons) execed(pid uint32) { ps.started(pid) }
 
 // exited forgets pid after the next flush (see dead).
 func (ps *pythons) exited(pid uint32) {

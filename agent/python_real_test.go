@@ -26,22 +26,10 @@ const (
 	chainFrames    = "workload.outer;workload.middle;workload.inner"
 )
 
-// pyRows returns (stack, value) of every row stored for pid.
+// pyRows returns samples per stack of every row stored for pid.
 func pyRows(t *testing.T, stored []shiptest.Batch, pid int) map[string]int64 {
 	t.Helper()
-	out := map[string]int64{}
-	for _, sb := range stored {
-		b, err := samplebatch.Decode(sb.Data, samplebatch.Limits{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, r := range b.Rows {
-			if int(r.Labels.PID) == pid {
-				out[strings.Join(b.Stacks[r.StackID], ";")] += r.Value
-			}
-		}
-	}
-	return out
+	return storedStacks(t, stored, func(l samplebatch.Labels) bool { return int(l.PID) == pid })
 }
 
 // TestRealPythonStacks runs the real agent (eBPF sampler, symbolizer,
@@ -51,10 +39,7 @@ func pyRows(t *testing.T, stored []shiptest.Batch, pid int) map[string]int64 {
 // recursion cut at the limit with a [truncated] marker.
 func TestRealPythonStacks(t *testing.T) {
 	needRoot(t)
-	py := "/usr/bin/python3"
-	if _, err := exec.LookPath(py); err != nil {
-		py = testenv.LookPath(t, "python3", "python3")
-	}
+	py := systemPython(t)
 	srv := shiptest.NewServer()
 	srv.Rows = rowsOf
 	addr, err := srv.Serve("127.0.0.1:0")
@@ -202,11 +187,25 @@ func TestRealPythonStacks(t *testing.T) {
 			return false
 		})
 		t.Logf("200 ms python process, attempt %d: named %v", attempt, named200)
+		if !named200 {
+			for s, n := range pyRows(t, srv.Stored(), spid) {
+				t.Logf("  %d × %s", n, shorten(s))
+			}
+		}
 	}
 	if !named200 {
 		t.Errorf("no stack of the 200 ms python process names string.shortlived; agent python stats %+v", a.Stats().Python)
 	}
 
+}
+
+// systemPython is Debian's python3, not a pyenv shim earlier in PATH.
+func systemPython(tb testing.TB) string {
+	tb.Helper()
+	if _, err := exec.LookPath("/usr/bin/python3"); err == nil {
+		return "/usr/bin/python3"
+	}
+	return testenv.LookPath(tb, "python3", "python3")
 }
 
 // shorten keeps long recursive stacks readable in logs.

@@ -12,9 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cilium/ebpf"
-	"golang.org/x/sys/unix"
-
 	"github.com/fleetprof/fleetprof/agent/interp/python"
 	"github.com/fleetprof/fleetprof/internal/testenv"
 )
@@ -272,7 +269,10 @@ const pyBenchPhase = 3 * time.Second
 // BenchmarkPythonSampleCost measures do_sample's in-kernel time per sample
 // (BPF run-time stats, tail calls included) on a python3 workload, first
 // with the process not handed to the Python walker (native walk only), then
-// with it: the difference is the Python walk.
+// with it. The run stats cover every sample on the host; the Python
+// walker's own counters say how many of them walked Python frames, so the
+// cost of one Python sample is the native cost plus the extra time of the
+// second phase spread over its Python walks.
 func BenchmarkPythonSampleCost(b *testing.B) {
 	testenv.Root(b, "CAP_BPF and CAP_PERFMON to load eBPF programs")
 	s, err := New(Config{Hz: pyTestHz})
@@ -280,7 +280,7 @@ func BenchmarkPythonSampleCost(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer s.Close()
-	stats, err := ebpf.EnableStats(unix.BPF_STATS_RUN_TIME)
+	stats, err := EnableRunTimeStats()
 	if err != nil {
 		testenv.Skip(b, testenv.KernelFeature, "bpf run-time stats: %v", err)
 	}
@@ -292,24 +292,32 @@ func BenchmarkPythonSampleCost(b *testing.B) {
 	}
 	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
 	time.Sleep(time.Second) // threads started
-	phase := func() float64 {
-		st0, err := s.objs.DoSample.Stats()
+	// phase returns the run stats and Python walks of one pyBenchPhase.
+	phase := func() (ProgramStats, uint64) {
+		st0, err := s.SampleProgramStats()
+		if err != nil {
+			b.Fatal(err)
+		}
+		py0, err := s.pythonStats()
 		if err != nil {
 			b.Fatal(err)
 		}
 		time.Sleep(pyBenchPhase)
-		st1, err := s.objs.DoSample.Stats()
+		st1, err := s.SampleProgramStats()
+		if err != nil {
+			b.Fatal(err)
+		}
+		py1, err := s.pythonStats()
 		if err != nil {
 			b.Fatal(err)
 		}
 		if _, _, err := s.Drain(); err != nil {
 			b.Fatal(err)
 		}
-		n := st1.RunCount - st0.RunCount
-		return float64(st1.Runtime-st0.Runtime) / float64(max(n, 1))
+		return st1.Sub(st0), py1.Walks - py0.Walks
 	}
 	for b.Loop() {
-		native := phase()
+		native, _ := phase()
 		p, err := python.Detect("/proc", uint32(cmd.Process.Pid))
 		if err != nil {
 			b.Fatal(err)
@@ -317,13 +325,19 @@ func BenchmarkPythonSampleCost(b *testing.B) {
 		if err := s.SetPython(p); err != nil {
 			b.Fatal(err)
 		}
-		withPy := phase()
+		withPy, walks := phase()
 		_, st, err := s.Drain()
 		if err != nil {
 			b.Fatal(err)
 		}
-		b.ReportMetric(native, "ns/sample-native")
-		b.ReportMetric(withPy, "ns/sample-python")
+		nativeNS := float64(native.PerRun().Nanoseconds())
+		b.ReportMetric(nativeNS, "ns/sample-native")
+		b.ReportMetric(float64(withPy.PerRun().Nanoseconds()), "ns/sample-python")
+		if walks > 0 {
+			extra := (float64(withPy.RunTime.Nanoseconds()) - nativeNS*float64(withPy.Runs)) / float64(walks)
+			b.ReportMetric(nativeNS+extra, "ns/python-sample")
+			b.ReportMetric(float64(walks)/float64(max(withPy.Runs, 1)), "python-walks/sample")
+		}
 		b.ReportMetric(float64(st.Python.Frames)/float64(max(st.Python.Walks, 1)), "pyframes/walk")
 		if err := s.ForgetPython(p.PID); err != nil {
 			b.Fatal(err)

@@ -155,6 +155,16 @@ func readFile(ef *elf.File, path string, minor int) (fileData, error) {
 	syms := findSymbols(ef, "_PyRuntime", "Py_Version")
 	rt, ok := syms["_PyRuntime"]
 	if !ok {
+		// A launcher linked against libpython seen before the dynamic
+		// loader mapped the library (at exec): not a version problem, the
+		// process is detected again once the library is mapped.
+		if libs, err := ef.ImportedLibraries(); err == nil {
+			for _, l := range libs {
+				if strings.HasPrefix(l, "libpython3.") {
+					return fileData{}, fmt.Errorf("%w yet: %s links %s, not mapped", ErrNotPython, path, l)
+				}
+			}
+		}
 		return fileData{}, fmt.Errorf("%w: %s has no _PyRuntime symbol", ErrUnsupported, path)
 	}
 	v := Version{Major: 3, Minor: minor}

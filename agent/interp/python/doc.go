@@ -10,7 +10,10 @@
 //     The ELF's .dynsym/.symtab give _PyRuntime and, from 3.11, Py_Version
 //     (read from the file); 3.10 takes its version from the file name. The
 //     load bias comes from the mapping of the PT_LOAD segment. No debug
-//     package is needed (Debian's python3.11 exports both symbols).
+//     package is needed (Debian's python3.11 exports both symbols). A
+//     python3.X launcher without _PyRuntime that links libpython3.X (seen
+//     at exec, before the dynamic loader maps the library) is ErrNotPython,
+//     not unsupported: it is detected again once the library is mapped.
 //   - 3.13: _PyRuntime starts with _Py_DebugOffsets (cookie "xdebugpy"); its
 //     cookie and version are checked and its runtime/interpreter offsets
 //     (interpreters.head, interp.next, interp.threads.head) are used; the
