@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"net"
 	"net/http"
 	"os"
@@ -470,7 +471,9 @@ func (a *Agent) Flush(now time.Time) error {
 		a.mu.Unlock()
 		return fmt.Errorf("drain samples: %w", err)
 	}
-	a.loader.Sampled(sampledPIDs(samples))
+	// Tables are built for the files samples land in (the first samples
+	// there walk by frame pointers).
+	a.loader.Sampled(userStacks(samples))
 	a.mu.Lock()
 	a.samplerStats = st
 	a.mu.Unlock()
@@ -538,17 +541,15 @@ func (a *Agent) shortenNames(frames []string) []string {
 	return out
 }
 
-// sampledPIDs returns the distinct processes of samples.
-func sampledPIDs(samples []sampler.Sample) []uint32 {
-	seen := map[uint32]bool{}
-	var out []uint32
-	for _, s := range samples {
-		if !seen[s.TGID] {
-			seen[s.TGID] = true
-			out = append(out, s.TGID)
+// userStacks yields the process and user pcs of each sample.
+func userStacks(samples []sampler.Sample) iter.Seq2[uint32, []uint64] {
+	return func(yield func(uint32, []uint64) bool) {
+		for _, s := range samples {
+			if len(s.User) > 0 && !yield(s.TGID, s.User) {
+				return
+			}
 		}
 	}
-	return out
 }
 
 // aggregate symbolizes samples and sums identical (process, stack) rows;

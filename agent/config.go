@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -110,7 +111,9 @@ type Config struct {
 	// again (default 5 ms and 50 ms; see DefaultExecRefreshDelays).
 	ExecRefreshDelays []time.Duration
 	// Unwind bounds the unwind tables compiled from .eh_frame (default
-	// 32 MiB of rows, least recently used evicted; 8192 files).
+	// 32 MiB of rows, least recently used evicted; 8192 files). Its
+	// CacheDir defaults to "unwind" next to SpoolDir
+	// (/var/lib/fleetprof/unwind), unwind.CacheOff disables the cache.
 	Unwind unwind.Config
 	// Ship overrides shipper settings other than those above (tests: backoff,
 	// clock). Addr, AgentID, Token, TLS and spool fields are set from Config.
@@ -137,6 +140,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.SpoolDir == "" {
 		c.SpoolDir = DefaultSpoolDir
+	}
+	if c.Unwind.CacheDir == "" {
+		c.Unwind.CacheDir = filepath.Join(filepath.Dir(c.SpoolDir), "unwind")
 	}
 	if c.SpoolMaxBytes == 0 {
 		c.SpoolMaxBytes = DefaultSpoolMaxBytes
