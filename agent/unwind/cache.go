@@ -34,10 +34,11 @@ var errCacheCorrupt = errors.New("corrupt unwind cache file")
 // removed. Not safe for concurrent use: the loader's builder goroutine is
 // its only user.
 type diskCache struct {
-	dir      string
-	maxBytes int64
-	size     int64 // bytes of the files in dir, scanned at open
-	scanned  bool
+	dir       string
+	maxBytes  int64
+	size      int64 // bytes of the files in dir, scanned at open
+	scanned   bool
+	evictions uint64 // files removed to stay within maxBytes
 }
 
 func (c *diskCache) path(buildID string) string {
@@ -157,6 +158,7 @@ func (c *diskCache) evict(keep string) error {
 		}
 		if err := os.Remove(e.path); err == nil {
 			c.size -= e.size
+			c.evictions++
 		}
 	}
 	return nil

@@ -53,8 +53,8 @@ func TestCacheEviction(t *testing.T) {
 	for i := range names {
 		names[i] = filepath.Base(names[i])
 	}
-	if want := []string{"aa.rows", "cc.rows"}; !slices.Equal(names, want) || c.size != 2*size {
-		t.Errorf("cache holds %v (%d bytes), want %v (%d bytes)", names, c.size, want, 2*size)
+	if want := []string{"aa.rows", "cc.rows"}; !slices.Equal(names, want) || c.size != 2*size || c.evictions != 1 {
+		t.Errorf("cache holds %v (%d bytes, %d evictions), want %v (%d bytes, 1 eviction)", names, c.size, c.evictions, want, 2*size)
 	}
 	// A restart sums what is there.
 	c2 := &diskCache{dir: c.dir, maxBytes: c.maxBytes}

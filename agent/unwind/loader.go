@@ -158,6 +158,7 @@ type Stats struct {
 	CacheHits     uint64        // tables read from the disk cache instead of compiled
 	CacheErrors   uint64        // cache files corrupt (removed, rebuilt) or not writable
 	CacheBytes    int64         // bytes in the disk cache
+	CacheEvicted  uint64        // cache files removed (least recently used) to stay within CacheMaxBytes
 }
 
 // segment is a PT_LOAD of a file, to turn a mapping into a load bias.
@@ -541,7 +542,7 @@ func (l *Loader) build(j job) {
 	j.f.queued = false
 	l.stats.CacheErrors += cacheFailures
 	if l.cache != nil {
-		l.stats.CacheBytes = l.cache.size
+		l.stats.CacheBytes, l.stats.CacheEvicted = l.cache.size, l.cache.evictions
 	}
 	if hit {
 		l.stats.CacheHits++
