@@ -19,25 +19,30 @@ import (
 // Parameters of BenchmarkAgentCPU.
 const (
 	// cpuWarmup is how long a child agent runs before its CPU is counted:
-	// past loading BPF and reading every process already running.
-	cpuWarmup = 3 * time.Second
-	// cpuWindow is how long its CPU is counted in each scenario.
-	cpuWindow = 8 * time.Second
+	// past loading BPF and naming every process already running (on a
+	// busy host, parsing each sampled binary's symbols once takes seconds).
+	cpuWarmup = 8 * time.Second
+	// cpuSettle is how long the churning load runs before it is counted.
+	cpuSettle = time.Second
+	// cpuWindow is how long the agent's CPU is counted in each scenario.
+	cpuWindow = 6 * time.Second
 	// churnScript execs short commands in a loop, the shell-script
 	// pattern (sed, grep, awk, cat) that made per-exec work dominate.
 	churnScript = `while :; do sed -n 1p /etc/hostname >/dev/null; grep -q . /etc/hostname; awk 'BEGIN{}'; cat /etc/hostname >/dev/null; done`
 	// steadyScript is a long-lived busy process (no exec).
 	steadyScript = `while :; do :; done`
+	// steadyProcs is how many copies of steadyScript run.
+	steadyProcs = 2
 )
 
 // BenchmarkAgentCPU measures the real agent (a child process, see
 // runChildAgent) while the whole host is profiled: its CPU as a fraction
 // of one core (user+system from /proc/PID/stat over cpuWindow) and its RSS
-// (VmRSS at the end of the window, and the peak), at 19 Hz and 99 Hz, with
-// steady processes and with a shell loop exec'ing short commands. Each
-// child keeps its unwind-table cache in a fresh directory, so the figures
-// include building every table it needs. FLEETPROF_BENCH_PPROF=dir writes
-// each child's CPU and heap profiles there (go tool pprof).
+// (VmRSS at the end of the window), at 19 Hz and 99 Hz, first with steady
+// processes, then with a shell loop exec'ing short commands, after a
+// warm-up. Each child keeps its unwind-table cache in a fresh directory.
+// FLEETPROF_BENCH_PPROF=dir writes each child's CPU and heap profiles
+// there (go tool pprof). One iteration takes ~45 s.
 func BenchmarkAgentCPU(b *testing.B) {
 	needRoot(b)
 	sh := testenv.LookPath(b, "sh", "sh")
@@ -48,48 +53,52 @@ func BenchmarkAgentCPU(b *testing.B) {
 	}
 	defer srv.Stop()
 	profDir := os.Getenv("FLEETPROF_BENCH_PPROF")
-	scenarios := []struct {
-		name, script string
-		n            int // copies of the script
-	}{
-		{"steady", steadyScript, 2},
-		{"churn", churnScript, 1},
+	start := func(script string, n int) []*exec.Cmd {
+		var cmds []*exec.Cmd
+		for range n {
+			cmd := exec.CommandContext(context.Background(), sh, "-c", script)
+			if err := cmd.Start(); err != nil {
+				b.Fatal(err)
+			}
+			cmds = append(cmds, cmd)
+		}
+		return cmds
+	}
+	stop := func(cmds []*exec.Cmd) {
+		for _, c := range cmds {
+			_ = c.Process.Signal(syscall.SIGKILL)
+			_ = c.Wait()
+		}
 	}
 	for range b.N {
-		for _, sc := range scenarios {
-			for _, hz := range []int{19, 99} {
-				name := fmt.Sprintf("%s-%dhz", sc.name, hz)
-				var load []*exec.Cmd
-				for range sc.n {
-					cmd := exec.CommandContext(context.Background(), sh, "-c", sc.script)
-					if err := cmd.Start(); err != nil {
-						b.Fatal(err)
-					}
-					load = append(load, cmd)
-				}
-				var env []string
-				if profDir != "" {
-					env = append(env, envChildProfile+"="+filepath.Join(profDir, name))
-				}
-				c := startChildAgent(b, addr, hz, env...)
-				time.Sleep(cpuWarmup)
-				cpu0 := procCPU(b, c.cmd.Process.Pid)
-				execs0 := procForks(b)
-				time.Sleep(cpuWindow)
-				cpu := procCPU(b, c.cmd.Process.Pid) - cpu0
-				execs := procForks(b) - execs0
-				rss := procRSS(b, c.cmd.Process.Pid)
-				_, peak := c.stop(b)
-				for _, l := range load {
-					_ = l.Process.Signal(syscall.SIGKILL)
-					_ = l.Wait()
-				}
-				b.ReportMetric(cpu.Seconds()/cpuWindow.Seconds(), "cpu-frac-"+name)
-				b.ReportMetric(float64(rss)/(1<<20), "rss-MiB-"+name)
-				b.Logf("%s: agent %.2f%% of a core, RSS %.0f MiB (peak %.0f MiB), host forks %.0f/s",
-					name, 100*cpu.Seconds()/cpuWindow.Seconds(), float64(rss)/(1<<20), float64(peak)/(1<<20),
-					float64(execs)/cpuWindow.Seconds())
+		for _, hz := range []int{19, 99} {
+			var env []string
+			if profDir != "" {
+				env = append(env, envChildProfile+"="+filepath.Join(profDir, fmt.Sprintf("%dhz", hz)))
 			}
+			load := start(steadyScript, steadyProcs)
+			c := startChildAgent(b, addr, hz, env...)
+			time.Sleep(cpuWarmup)
+			measure := func(scenario string) {
+				name := fmt.Sprintf("%s-%dhz", scenario, hz)
+				cpu0, forks0 := procCPU(b, c.cmd.Process.Pid), procForks(b)
+				time.Sleep(cpuWindow)
+				cpu, forks := procCPU(b, c.cmd.Process.Pid)-cpu0, procForks(b)-forks0
+				rss := procRSS(b, c.cmd.Process.Pid)
+				frac := cpu.Seconds() / cpuWindow.Seconds()
+				b.ReportMetric(frac, "cpu-frac-"+name)
+				b.ReportMetric(float64(rss)/(1<<20), "rss-MiB-"+name)
+				b.Logf("%s: agent %.2f%% of a core, RSS %.0f MiB, host forks %.0f/s",
+					name, 100*frac, float64(rss)/(1<<20), float64(forks)/cpuWindow.Seconds())
+			}
+			measure("steady")
+			stop(load)
+			load = start(churnScript, 1)
+			time.Sleep(cpuSettle)
+			measure("churn")
+			_, peak := c.stop(b)
+			stop(load)
+			b.Logf("%d Hz: agent peak RSS %.0f MiB", hz, float64(peak)/(1<<20))
 		}
 	}
 }

@@ -1,11 +1,14 @@
 package unwind
 
 import (
+	"debug/elf"
 	"os"
 	"path/filepath"
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/fleetprof/fleetprof/internal/testenv"
 )
 
 func TestCacheRoundTrip(t *testing.T) {
@@ -61,4 +64,29 @@ func TestCacheEviction(t *testing.T) {
 	if err := c2.scan(); err != nil || c2.size != c.size {
 		t.Errorf("rescan: %d bytes %v, want %d", c2.size, err, c.size)
 	}
+}
+
+// BenchmarkCacheReadLibc reads Debian's libc's table back from the disk
+// cache: what a restart pays per file instead of BenchmarkBuildLibc.
+func BenchmarkCacheReadLibc(b *testing.B) {
+	const path = "/usr/lib/x86_64-linux-gnu/libc.so.6"
+	f, err := elf.Open(path)
+	if err != nil {
+		testenv.Skip(b, testenv.Platform, "no Debian x86-64 libc at %s", path)
+	}
+	defer f.Close()
+	rows, err := Build(f)
+	if err != nil {
+		b.Fatal(err)
+	}
+	c := &diskCache{dir: b.TempDir(), maxBytes: DefaultCacheMaxBytes}
+	if err := c.put("libc", rows); err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if got, ok, err := c.get("libc"); !ok || err != nil || len(got) != len(rows) {
+			b.Fatalf("cache read: %d rows %v %v", len(got), ok, err)
+		}
+	}
+	b.ReportMetric(float64(c.size), "file_bytes")
 }
