@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"syscall"
 	"testing"
 
 	"github.com/fleetprof/fleetprof/agent/sampler/samplertest"
@@ -174,5 +175,55 @@ func TestLoaderCacheBound(t *testing.T) {
 	st := l.Stats()
 	if size > bound || st.CacheBytes != size || st.Files != full.Files || st.CacheErrors != 0 {
 		t.Errorf("cache %d bytes in %d files (stats %d), bound %d; loader %+v, full %+v", size, len(files), st.CacheBytes, bound, st, full)
+	}
+}
+
+// TestLoaderSampledAfterExit drains the samples of a process that exited
+// (a short-lived process is gone by the next flush): its file still gets
+// its table, opened by path, until its samples can no longer be pending.
+func TestLoaderSampledAfterExit(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		emptyDrains int // drains between the exit and the sample
+		queued      uint64
+	}{
+		{"next drain", 0, 1},
+		{"one drain later", 1, 1},
+		{"two drains later", 2, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			bin, pid := startChain(t)
+			fake := samplertest.New(1)
+			l, err := unwind.NewLoader(unwind.Config{CacheDir: unwind.CacheOff}, fake)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := l.Refresh(pid); err != nil {
+				t.Fatal(err)
+			}
+			exe := l.Mappings(pid)[0]
+			var ws syscall.WaitStatus
+			if err := syscall.Kill(int(pid), syscall.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := syscall.Wait4(int(pid), &ws, 0, nil); err != nil {
+				t.Fatal(err)
+			}
+			if err := l.ProcessExited(pid); err != nil {
+				t.Fatal(err)
+			}
+			for range tc.emptyDrains {
+				l.Sampled(func(func(uint32, []uint64) bool) {})
+			}
+			l.Sampled(func(yield func(uint32, []uint64) bool) { yield(pid, []uint64{exe.Start}) })
+			l.BuildPending()
+			st := l.Stats()
+			if st.Queued != tc.queued || st.Files != int(tc.queued) {
+				t.Errorf("stats %+v, want %d queued and loaded", st, tc.queued)
+			}
+			if tc.queued > 0 && !slices.Equal(fake.FileRows(exe.FileID), rowsOf(t, bin)) {
+				t.Errorf("exited binary's table: %d rows", len(fake.FileRows(exe.FileID)))
+			}
+		})
 	}
 }

@@ -202,13 +202,18 @@ type Loader struct {
 	byID    []*file              // by file id
 	procs   map[uint32][]*file   // files of each process's last refresh
 	maps    map[uint32][]Mapping // mappings last written for each process
-	nextID  uint32
-	free    []span // sorted by first, merged
-	tick    uint64
-	stats   Stats
-	queue   map[*file]job // files waiting for their table
-	wake    chan struct{} // a job was queued
-	cache   *diskCache    // nil: none; used by the builder only
+	// exited keeps the mappings of exited processes for the drains that
+	// may still hold their samples (exitedDrains), so the files of
+	// processes gone before a flush still get tables.
+	exited map[uint32]exitedProc
+	nextID uint32
+	free   []span // sorted by first, merged
+	tick   uint64
+	drains uint64 // Sampled calls
+	stats  Stats
+	queue  map[*file]job // files waiting for their table
+	wake   chan struct{} // a job was queued
+	cache  *diskCache    // nil: none; used by the builder only
 }
 
 // NewLoader returns a Loader writing to tab.
@@ -219,7 +224,7 @@ func NewLoader(cfg Config, tab Tables) (*Loader, error) {
 	}
 	l := &Loader{
 		cfg: cfg, tab: tab,
-		byKey: map[string]*file{}, byBuild: map[string]*file{}, procs: map[uint32][]*file{}, maps: map[uint32][]Mapping{},
+		byKey: map[string]*file{}, byBuild: map[string]*file{}, procs: map[uint32][]*file{}, maps: map[uint32][]Mapping{}, exited: map[uint32]exitedProc{},
 		byID:   []*file{nil},
 		nextID: 1,
 		free:   []span{{0, uint32(cfg.Rows())}},
@@ -242,9 +247,25 @@ func (l *Loader) Stats() Stats {
 	return st
 }
 
-// ProcessExited forgets pid's mappings in the kernel.
+// exitedProc is an exited process's last mappings and the drain count
+// (Loader.drains) when it exited.
+type exitedProc struct {
+	maps   []Mapping
+	drains uint64
+}
+
+// exitedDrains is how many drains after its exit a process's samples are
+// still matched to its files: its last samples are in the first drain after
+// the exit is handled, or in the one running meanwhile.
+const exitedDrains = 2
+
+// ProcessExited forgets pid's mappings in the kernel; they are kept for
+// Sampled until its samples are drained.
 func (l *Loader) ProcessExited(pid uint32) error {
 	l.mu.Lock()
+	if ms, ok := l.maps[pid]; ok {
+		l.exited[pid] = exitedProc{maps: ms, drains: l.drains}
+	}
 	delete(l.procs, pid)
 	delete(l.maps, pid)
 	l.mu.Unlock()
@@ -260,8 +281,19 @@ func (l *Loader) Sampled(stacks iter.Seq2[uint32, []uint64]) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.tick++
+	l.drains++
+	defer func() {
+		for pid, e := range l.exited {
+			if l.drains-e.drains >= exitedDrains {
+				delete(l.exited, pid)
+			}
+		}
+	}()
 	for pid, pcs := range stacks {
-		ms := l.maps[pid]
+		ms, ok := l.maps[pid]
+		if !ok {
+			ms = l.exited[pid].maps
+		}
 		if len(ms) == 0 {
 			continue
 		}
@@ -421,6 +453,7 @@ func (l *Loader) refresh(pid uint32) (bool, error) {
 		out = append(out, wm)
 	}
 	l.procs[pid] = files
+	delete(l.exited, pid) // pid reused
 	old, known := l.maps[pid]
 	if known && slices.Equal(old, out) {
 		return false, nil
