@@ -79,7 +79,7 @@ func BenchmarkAgentCPU(b *testing.B) {
 			load := start(steadyScript, steadyProcs)
 			c := startChildAgent(b, addr, hz, env...)
 			time.Sleep(cpuWarmup)
-			measure := func(scenario string) {
+			measure := func(scenario string) (time.Duration, int64) {
 				name := fmt.Sprintf("%s-%dhz", scenario, hz)
 				cpu0, forks0 := procCPU(b, c.cmd.Process.Pid), procForks(b)
 				time.Sleep(cpuWindow)
@@ -90,12 +90,19 @@ func BenchmarkAgentCPU(b *testing.B) {
 				b.ReportMetric(float64(rss)/(1<<20), "rss-MiB-"+name)
 				b.Logf("%s: agent %.2f%% of a core, RSS %.0f MiB, host forks %.0f/s",
 					name, 100*frac, float64(rss)/(1<<20), float64(forks)/cpuWindow.Seconds())
+				return cpu, forks
 			}
-			measure("steady")
+			steadyCPU, steadyForks := measure("steady")
 			stop(load)
 			load = start(churnScript, 1)
 			time.Sleep(cpuSettle)
-			measure("churn")
+			churnCPU, churnForks := measure("churn")
+			// The agent CPU the churn added, per process it added.
+			if extra := churnForks - steadyForks; extra > 0 {
+				perExec := float64((churnCPU - steadyCPU).Microseconds()) / float64(extra)
+				b.ReportMetric(perExec, fmt.Sprintf("agent-us-per-exec-%dhz", hz))
+				b.Logf("%d Hz: %.0f µs of agent CPU per exec'd process", hz, perExec)
+			}
 			_, peak := c.stop(b)
 			stop(load)
 			b.Logf("%d Hz: agent peak RSS %.0f MiB", hz, float64(peak)/(1<<20))
