@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -31,12 +32,13 @@ var errCacheCorrupt = errors.New("corrupt unwind cache file")
 // diskCache keeps compiled tables across restarts. Its bound is
 // Config.CacheMaxBytes: after a write pushes the directory over it, the
 // files least recently used (modification time, renewed on every hit) are
-// removed. Not safe for concurrent use: the loader's builder goroutine is
-// its only user.
+// removed. Safe for concurrent use (the loader's two build lanes).
 type diskCache struct {
-	dir       string
-	maxBytes  int64
-	size      int64 // bytes of the files in dir, scanned at open
+	dir      string
+	maxBytes int64
+
+	mu        sync.Mutex // guards the fields below and the directory
+	size      int64      // bytes of the files in dir, scanned at open
 	scanned   bool
 	evictions uint64 // files removed to stay within maxBytes
 }
@@ -48,6 +50,8 @@ func (c *diskCache) path(buildID string) string {
 // get returns the cached rows of buildID; ok is false when there are none
 // or the file is corrupt (then it is removed, err says why).
 func (c *diskCache) get(buildID string) (rows []Row, ok bool, err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	p := c.path(buildID)
 	b, err := os.ReadFile(p)
 	if errors.Is(err, os.ErrNotExist) {
@@ -71,6 +75,8 @@ func (c *diskCache) get(buildID string) (rows []Row, ok bool, err error) {
 // a crash leaves no partial file under the final name) and evicts down to
 // the bound.
 func (c *diskCache) put(buildID string, rows []Row) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if err := c.scan(); err != nil {
 		return err
 	}
@@ -99,6 +105,13 @@ func (c *diskCache) put(buildID string, rows []Row) error {
 	}
 	c.size += int64(len(b)) - old
 	return c.evict(p)
+}
+
+// counters returns the bytes in the cache and the files evicted so far.
+func (c *diskCache) counters() (size int64, evictions uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.size, c.evictions
 }
 
 // scan creates the directory and sums its files once.

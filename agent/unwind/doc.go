@@ -67,8 +67,10 @@
 // agent hands the user stacks to Loader.Sampled, which finds each pc's
 // mapping and queues the files without a table (at most Config.BuildQueue).
 // Loader.Run builds the queued file with the most sampled pcs per byte of
-// CFI first (a small hot file never waits behind a big one), in its own
-// goroutine, and writes unwind_rows and unwind_files. Until a file's rows are
+// CFI first, in two goroutines of its own (files with more CFI than
+// Config.LargeCFIBytes, default 512 KiB, in one, the rest in the other, so
+// a small hot file never waits behind a compile of libLLVM), and writes
+// unwind_rows and unwind_files. Until a file's rows are
 // in, the walker steps by frame pointers there, so neither a refresh nor a
 // drain waits for a compile, and the first samples in a new file (about one
 // flush interval) may lack the callers beyond it. The file is opened for the

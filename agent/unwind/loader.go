@@ -32,6 +32,10 @@ const (
 	// 5 MB of .eh_frame fit, chDB's 35 MB (seconds of compiling on a
 	// busy host, and the agent's whole memory budget) do not.
 	DefaultMaxCFIBytes = 16 << 20
+	// DefaultLargeCFIBytes is the default Config.LargeCFIBytes: Debian's
+	// libc (about 250 KB of .eh_frame, 26 ms to compile) is small; gcc's
+	// cc1 (2.4 MB) and libLLVM (5 MB) take seconds on a busy host.
+	DefaultLargeCFIBytes = 512 << 10
 	// DefaultCacheMaxBytes bounds the on-disk table cache: about 280
 	// tables the size of Debian's libc's.
 	DefaultCacheMaxBytes = 128 << 20
@@ -86,6 +90,11 @@ type Config struct {
 	// BuildQueue is how many files may wait for their table (default
 	// 256); files beyond it are queued again at their next sample.
 	BuildQueue int
+	// LargeCFIBytes: files with more CFI (.eh_frame plus .debug_frame)
+	// are compiled in a goroutine of their own (default
+	// DefaultLargeCFIBytes), so small files' tables are never queued
+	// behind them.
+	LargeCFIBytes int
 	// CacheDir keeps compiled tables across restarts, one file per build
 	// id (format in cache.go); "" or CacheOff: no cache. Files without a
 	// build id are never cached.
@@ -115,6 +124,9 @@ func (c Config) WithDefaults() Config {
 	if c.CacheMaxBytes == 0 {
 		c.CacheMaxBytes = DefaultCacheMaxBytes
 	}
+	if c.LargeCFIBytes == 0 {
+		c.LargeCFIBytes = DefaultLargeCFIBytes
+	}
 	return c
 }
 
@@ -127,6 +139,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("max row bytes %d above 2^24 rows (the walker's search depth)", c.MaxRowBytes)
 	case c.MaxCFIBytes < 0:
 		return fmt.Errorf("max cfi bytes %d must not be negative", c.MaxCFIBytes)
+	case c.LargeCFIBytes < 0:
+		return fmt.Errorf("large cfi bytes %d must not be negative", c.LargeCFIBytes)
 	case c.CacheMaxBytes < 0:
 		return fmt.Errorf("cache max bytes %d must not be negative", c.CacheMaxBytes)
 	case c.BuildQueue < 1:
@@ -211,9 +225,9 @@ type Loader struct {
 	tick   uint64
 	drains uint64 // Sampled calls
 	stats  Stats
-	queue  map[*file]job // files waiting for their table
-	wake   chan struct{} // a job was queued
-	cache  *diskCache    // nil: none; used by the builder only
+	queue  map[*file]job    // files waiting for their table
+	wake   [2]chan struct{} // a job was queued, by lane
+	cache  *diskCache       // nil: none
 }
 
 // NewLoader returns a Loader writing to tab.
@@ -229,7 +243,7 @@ func NewLoader(cfg Config, tab Tables) (*Loader, error) {
 		nextID: 1,
 		free:   []span{{0, uint32(cfg.Rows())}},
 		queue:  map[*file]job{},
-		wake:   make(chan struct{}, 1),
+		wake:   [2]chan struct{}{make(chan struct{}, 1), make(chan struct{}, 1)},
 	}
 	if cfg.CacheDir != "" && cfg.CacheDir != CacheOff {
 		l.cache = &diskCache{dir: cfg.CacheDir, maxBytes: cfg.CacheMaxBytes}
@@ -316,7 +330,7 @@ func (l *Loader) Sampled(stacks iter.Seq2[uint32, []uint64]) {
 				f.queued, f.hits = true, 1
 				l.stats.Queued++
 				select {
-				case l.wake <- struct{}{}:
+				case l.wake[l.lane(f)] <- struct{}{}:
 				default:
 				}
 			}
@@ -324,14 +338,30 @@ func (l *Loader) Sampled(stacks iter.Seq2[uint32, []uint64]) {
 	}
 }
 
-// next takes the queued file with the most samples since it was queued:
-// the tables that complete the most stacks come first.
-func (l *Loader) next() (job, bool) {
+// Build lanes: files with more CFI than Config.LargeCFIBytes are compiled
+// by their own goroutine, so a small hot file never waits for them.
+const (
+	laneSmall = 0
+	laneLarge = 1
+	laneAny   = -1
+)
+
+func (l *Loader) lane(f *file) int {
+	if f.cfiBytes > uint64(l.cfg.LargeCFIBytes) {
+		return laneLarge
+	}
+	return laneSmall
+}
+
+// next takes the queued file of lane (or laneAny) with the most samples
+// per byte of CFI since it was queued: the tables that complete the most
+// stacks soonest come first.
+func (l *Loader) next(lane int) (job, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	var best *file
 	for f := range l.queue {
-		if best == nil || f.before(best) {
+		if (lane == laneAny || l.lane(f) == lane) && (best == nil || f.before(best)) {
 			best = f
 		}
 	}
@@ -378,17 +408,30 @@ func (l *Loader) Ready(pid uint32) bool {
 	return true
 }
 
-// Run compiles queued tables until ctx is done. Refresh never waits for a
-// compile: a process's mappings name their file ids at once, and the walker
-// uses frame pointers for a file until its rows are in.
+// Run compiles queued tables until ctx is done, in two goroutines (small
+// and large files). Refresh never waits for a compile: a process's
+// mappings name their file ids at once, and the walker uses frame pointers
+// for a file until its rows are in.
 func (l *Loader) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		l.runLane(ctx, laneLarge)
+	}()
+	l.runLane(ctx, laneSmall)
+	wg.Wait()
+	return nil
+}
+
+func (l *Loader) runLane(ctx context.Context, lane int) {
 	for {
 		select {
 		case <-ctx.Done():
-			return nil
-		case <-l.wake:
+			return
+		case <-l.wake[lane]:
 			for ctx.Err() == nil {
-				j, ok := l.next()
+				j, ok := l.next(lane)
 				if !ok {
 					break
 				}
@@ -401,7 +444,7 @@ func (l *Loader) Run(ctx context.Context) error {
 // BuildPending compiles every queued table now (tests without Run).
 func (l *Loader) BuildPending() {
 	for {
-		j, ok := l.next()
+		j, ok := l.next(laneAny)
 		if !ok {
 			return
 		}
@@ -575,7 +618,7 @@ func (l *Loader) build(j job) {
 	j.f.queued = false
 	l.stats.CacheErrors += cacheFailures
 	if l.cache != nil {
-		l.stats.CacheBytes, l.stats.CacheEvicted = l.cache.size, l.cache.evictions
+		l.stats.CacheBytes, l.stats.CacheEvicted = l.cache.counters()
 	}
 	if hit {
 		l.stats.CacheHits++

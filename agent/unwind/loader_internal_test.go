@@ -1,6 +1,7 @@
 package unwind
 
 import (
+	"slices"
 	"testing"
 )
 
@@ -65,4 +66,43 @@ func FuzzParseExecMaps(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestNextOrder checks the build order: most samples per byte of CFI
+// first, large files only in their own lane.
+func TestNextOrder(t *testing.T) {
+	l, err := NewLoader(Config{LargeCFIBytes: 1 << 20, CacheDir: CacheOff}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	small := &file{id: 1, cfiBytes: 8 << 10, hits: 2}
+	hotter := &file{id: 2, cfiBytes: 200 << 10, hits: 100}
+	large := &file{id: 3, cfiBytes: 4 << 20, hits: 1000}
+	for _, tc := range []struct {
+		name string
+		lane int
+		want []uint32 // file ids in the order taken
+	}{
+		{"small lane", laneSmall, []uint32{2, 1}},
+		{"large lane", laneLarge, []uint32{3}},
+		{"any", laneAny, []uint32{2, 3, 1}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l.queue = map[*file]job{}
+			for _, f := range []*file{small, hotter, large} {
+				l.queue[f] = job{f: f}
+			}
+			var got []uint32
+			for {
+				j, ok := l.next(tc.lane)
+				if !ok {
+					break
+				}
+				got = append(got, j.f.id)
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("order %v, want %v", got, tc.want)
+			}
+		})
+	}
 }
