@@ -311,20 +311,29 @@ func (l *Loader) Sampled(stacks iter.Seq2[uint32, []uint64]) {
 		if len(ms) == 0 {
 			continue
 		}
+		last := -1 // neighbouring frames are mostly in the same file
 		for _, pc := range pcs {
-			i := sort.Search(len(ms), func(i int) bool { return ms[i].End > pc })
-			if i == len(ms) || pc < ms[i].Start || ms[i].FileID == 0 {
-				continue
+			i := last
+			if i < 0 || pc < ms[i].Start || pc >= ms[i].End {
+				i = sort.Search(len(ms), func(i int) bool { return ms[i].End > pc })
+				if i == len(ms) || pc < ms[i].Start || ms[i].FileID == 0 {
+					continue
+				}
+				last = i
 			}
 			f := l.byID[ms[i].FileID]
+			if f.queued {
+				f.hits++
+			}
+			if f.lastUse == l.tick {
+				continue // handled in this drain already
+			}
 			f.lastUse = l.tick
 			f.sampled = true
 			switch {
-			case f.queued:
-				f.hits++
-			case f.rows > 0 || f.noTable || len(l.queue) >= l.cfg.BuildQueue:
-				// Built, never to be, or the queue is full: its next
-				// sample asks again.
+			case f.queued || f.rows > 0 || f.noTable || len(l.queue) >= l.cfg.BuildQueue:
+				// Queued, built, never to be, or the queue is full: its
+				// next sample asks again.
 			default:
 				l.queue[f] = job{f: f, pid: pid, m: ms[i]}
 				f.queued, f.hits = true, 1

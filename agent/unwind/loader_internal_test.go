@@ -106,3 +106,36 @@ func TestNextOrder(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkSampled matches one drain's stacks to files: 20,000 stacks of
+// 64 frames over 40 mappings (a busy 99 Hz flush), all files built.
+func BenchmarkSampled(b *testing.B) {
+	l, err := NewLoader(Config{CacheDir: CacheOff}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	const pid, nmaps, stacks, depth = 1, 40, 20000, 64
+	var ms []Mapping
+	for i := range nmaps {
+		f := &file{id: uint32(i + 1), rows: 1}
+		l.byID = append(l.byID, f)
+		ms = append(ms, Mapping{Start: uint64(i+1) << 24, End: uint64(i+1)<<24 + 1<<20, FileID: f.id})
+	}
+	l.maps[pid] = ms
+	pcs := make([][]uint64, stacks)
+	for i := range pcs {
+		for d := range depth {
+			m := ms[(i+d/8)%nmaps]
+			pcs[i] = append(pcs[i], m.Start+uint64(i*d)%(m.End-m.Start))
+		}
+	}
+	for b.Loop() {
+		l.Sampled(func(yield func(uint32, []uint64) bool) {
+			for _, p := range pcs {
+				if !yield(pid, p) {
+					return
+				}
+			}
+		})
+	}
+}
