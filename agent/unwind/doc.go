@@ -77,7 +77,8 @@
 // build through /proc/PID/map_files of the sampled process or, when that
 // process is gone, by its path if the file there has the same build id.
 //
-// The agent refreshes a process at exec, for fork children, and whenever the
+// The agent refreshes a process at exec, for fork children (10 ms after the
+// fork unless they exec'd meanwhile: agent Config.ForkReadDelay), and whenever the
 // walker sends EVENT_REFRESH (a pc outside the process's known mappings, at
 // most every 200 ms per process: a process the agent has not seen yet, a
 // library mapped by the dynamic loader after exec, dlopen). Mappings are
