@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"fmt"
 	"maps"
 	"os"
 	"os/exec"
@@ -145,8 +146,9 @@ func leafShare(tb testing.TB, stored []shiptest.Batch, comm, leaf, chain string)
 }
 
 // startNativeAgent runs the real agent at 99 Hz shipping to a test server
-// until the test ends.
-func startNativeAgent(t *testing.T) (*Agent, *shiptest.Server) {
+// until the test ends, with its unwind cache in cacheDir ("": the default,
+// next to its spool).
+func startNativeAgent(t *testing.T, cacheDir string) (*Agent, *shiptest.Server) {
 	t.Helper()
 	srv := shiptest.NewServer()
 	srv.Rows = rowsOf
@@ -168,7 +170,7 @@ func startNativeAgent(t *testing.T) (*Agent, *shiptest.Server) {
 		NodeName: "node-test", MetricsAddr: MetricsOff, Kube: KubeOff, Ship: fastRetry,
 		// Room for every file a busy CI host runs meanwhile, so the
 		// fixtures measure unwinding, not eviction (TestLoaderEviction).
-		Unwind: unwind.Config{MaxRowBytes: testRowBytes},
+		Unwind: unwind.Config{MaxRowBytes: testRowBytes, CacheDir: cacheDir},
 	}, src, sym)
 	if err != nil {
 		t.Fatal(err)
@@ -193,7 +195,7 @@ const (
 func TestShortLivedNative(t *testing.T) {
 	needRoot(t)
 	bin := buildNative(t, nativeFixture{name: shortFixture, cc: "gcc", src: "unwind/testdata/chain.c", flags: []string{"-O2"}}, t.TempDir())
-	a, srv := startNativeAgent(t)
+	a, srv := startNativeAgent(t, "")
 	for range shortProcs {
 		if out, err := exec.CommandContext(context.Background(), bin, shortMillis).CombinedOutput(); err != nil {
 			t.Fatalf("%s: %v\n%s", bin, err, out)
@@ -244,6 +246,34 @@ func TestShortLivedNative(t *testing.T) {
 	}
 }
 
+// minRestartHits is how many tables the restarted agent of
+// TestUnwindCacheRestart must read from its cache: the fixture's binary and
+// libc at least.
+const minRestartHits = 2
+
+// TestUnwindCacheRestart runs the agent twice on one unwind cache (a
+// restart): the tables the first run compiled for a fixture are read back
+// by the second instead of compiled.
+func TestUnwindCacheRestart(t *testing.T) {
+	needRoot(t)
+	bin := buildNative(t, nativeFixture{name: "cached-chain", cc: "gcc", src: "unwind/testdata/chain.c", flags: []string{"-O2"}}, t.TempDir())
+	cache := t.TempDir()
+	var runs [2]unwind.Stats
+	for i := range runs {
+		t.Run(fmt.Sprintf("run%d", i), func(t *testing.T) {
+			a, _ := startNativeAgent(t, cache)
+			runWhenReady(t, a, bin)
+			runs[i] = a.Stats().Unwind
+		})
+	}
+	for i, st := range runs {
+		t.Logf("run %d: %d tables compiled in %v, %d read from the cache (%d bytes)", i, st.Builds, st.BuildTime, st.CacheHits, st.CacheBytes)
+	}
+	if runs[0].Builds == 0 || runs[1].CacheHits < minRestartHits || runs[1].CacheErrors != 0 {
+		t.Errorf("restart: first run %+v, second %+v: want >= %d cache hits", runs[0], runs[1], minRestartHits)
+	}
+}
+
 // Parameters of TestLazyNative.
 const (
 	// lazyMillis is how long the lazy fixture runs: its tables come in
@@ -262,7 +292,7 @@ const (
 func TestLazyNative(t *testing.T) {
 	needRoot(t)
 	bin := buildNative(t, nativeFixture{name: lazyFixture, cc: "gcc", src: "unwind/testdata/chain.c", flags: []string{"-O2"}}, t.TempDir())
-	a, srv := startNativeAgent(t)
+	a, srv := startNativeAgent(t, "")
 	// Past the first flushes, which name every process on the host and
 	// can take seconds: the fixture's flushes then cover about 1 s each.
 	for a.Stats().Flushes < lazyWarmFlushes {
@@ -345,7 +375,7 @@ func TestNativeUnwind(t *testing.T) {
 	for i, fx := range nativeFixtures {
 		bins[i] = buildNative(t, fx, dir)
 	}
-	a, srv := startNativeAgent(t)
+	a, srv := startNativeAgent(t, "")
 
 	for _, bin := range bins {
 		runWhenReady(t, a, bin)
