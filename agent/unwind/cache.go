@@ -52,6 +52,9 @@ func (c *diskCache) path(buildID string) string {
 func (c *diskCache) get(buildID string) (rows []Row, ok bool, err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if err := c.scan(); err != nil {
+		return nil, false, err
+	}
 	p := c.path(buildID)
 	b, err := os.ReadFile(p)
 	if errors.Is(err, os.ErrNotExist) {
