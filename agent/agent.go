@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"net"
 	"net/http"
 	"os"
@@ -74,10 +75,10 @@ type Agent struct {
 	mem      memory.Allocator // batch buffers; tests use a checked allocator
 	degraded []sampler.Requirement
 
-	// forks and forkSet queue fork children to read; only the event loop
-	// touches them.
+	// forks and forkSet (when each was queued) queue fork children to
+	// read; only the event loop touches them.
 	forks   []uint32
-	forkSet map[uint32]bool
+	forkSet map[uint32]time.Time
 	// late receives exec'd processes to read again (ExecRefreshDelays).
 	late chan uint32
 
@@ -155,7 +156,7 @@ func New(cfg Config, src sampler.Source, sym Symbolizer) (*Agent, error) {
 		}
 		token = strings.TrimSpace(string(b))
 	}
-	a := &Agent{cfg: cfg, src: src, sym: sym, period: cfg.periodNS(), mem: memory.DefaultAllocator, lastFlush: time.Now(), forkSet: map[uint32]bool{}, late: make(chan uint32, maxPendingForks), py: newPythons(src)}
+	a := &Agent{cfg: cfg, src: src, sym: sym, period: cfg.periodNS(), mem: memory.DefaultAllocator, lastFlush: time.Now(), forkSet: map[uint32]time.Time{}, late: make(chan uint32, maxPendingForks), py: newPythons(src)}
 	loader, err := unwind.NewLoader(cfg.Unwind, src)
 	if err != nil {
 		return nil, err
@@ -239,25 +240,39 @@ const (
 // eventLoop reads process events. Exec'd processes are read at once; fork
 // children wait in a queue read one at a time between event batches, so a
 // burst of forks (a parallel build) does not delay new images, whose maps
-// are the ones that cannot be recovered after a short process exits.
+// are the ones that cannot be recovered after a short process exits. A
+// fork child is read only once it has waited Config.ForkReadDelay: most
+// exec at once (a shell running commands), and are then read as the new
+// image only.
 func (a *Agent) eventLoop(ctx context.Context) error {
 	events := a.src.Events()
 	batch := make([]sampler.ProcEvent, 0, maxEventBatch)
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	defer timer.Stop()
 	for {
 		batch = batch[:0]
-		if len(a.forks) == 0 {
+		if wait, queued := a.forkWait(time.Now()); !queued || wait > 0 {
+			var due <-chan time.Time
+			if queued {
+				timer.Reset(wait)
+				due = timer.C
+			}
 			select {
 			case <-ctx.Done():
 				return nil
 			case pid := <-a.late:
 				a.refreshLate(pid)
+				timer.Stop()
 				continue
 			case ev, ok := <-events:
 				if !ok {
 					return nil
 				}
 				batch = append(batch, ev)
+			case <-due:
 			}
+			timer.Stop()
 		} else if ctx.Err() != nil {
 			return nil
 		}
@@ -274,8 +289,19 @@ func (a *Agent) eventLoop(ctx context.Context) error {
 			}
 		}
 		a.handleEvents(batch)
-		a.startOneFork()
+		if wait, queued := a.forkWait(time.Now()); queued && wait <= 0 {
+			a.startOneFork()
+		}
 	}
+}
+
+// forkWait returns how long until the oldest queued fork child is due,
+// and whether there is one.
+func (a *Agent) forkWait(now time.Time) (time.Duration, bool) {
+	if len(a.forks) == 0 {
+		return 0, false
+	}
+	return a.forkSet[a.forks[0]].Add(a.cfg.ForkReadDelay).Sub(now), true
 }
 
 // handleEvents coalesces queued events before the slow part (reading maps and
@@ -383,7 +409,7 @@ func (a *Agent) refreshLate(pid uint32) {
 }
 
 func (a *Agent) queueFork(pid uint32) {
-	if a.forkSet[pid] {
+	if _, ok := a.forkSet[pid]; ok {
 		return
 	}
 	if len(a.forks) >= maxPendingForks {
@@ -391,12 +417,12 @@ func (a *Agent) queueFork(pid uint32) {
 		a.forks = a.forks[1:]
 		a.forksDropped.Add(1)
 	}
-	a.forkSet[pid] = true
+	a.forkSet[pid] = time.Now()
 	a.forks = append(a.forks, pid)
 }
 
 func (a *Agent) unqueueFork(pid uint32) {
-	if !a.forkSet[pid] {
+	if _, ok := a.forkSet[pid]; !ok {
 		return
 	}
 	delete(a.forkSet, pid)
@@ -470,7 +496,9 @@ func (a *Agent) Flush(now time.Time) error {
 		a.mu.Unlock()
 		return fmt.Errorf("drain samples: %w", err)
 	}
-	a.loader.Sampled(sampledPIDs(samples))
+	// Tables are built for the files samples land in (the first samples
+	// there walk by frame pointers).
+	a.loader.Sampled(userStacks(samples))
 	a.mu.Lock()
 	a.samplerStats = st
 	a.mu.Unlock()
@@ -538,17 +566,15 @@ func (a *Agent) shortenNames(frames []string) []string {
 	return out
 }
 
-// sampledPIDs returns the distinct processes of samples.
-func sampledPIDs(samples []sampler.Sample) []uint32 {
-	seen := map[uint32]bool{}
-	var out []uint32
-	for _, s := range samples {
-		if !seen[s.TGID] {
-			seen[s.TGID] = true
-			out = append(out, s.TGID)
+// userStacks yields the process and user pcs of each sample.
+func userStacks(samples []sampler.Sample) iter.Seq2[uint32, []uint64] {
+	return func(yield func(uint32, []uint64) bool) {
+		for _, s := range samples {
+			if len(s.User) > 0 && !yield(s.TGID, s.User) {
+				return
+			}
 		}
 	}
-	return out
 }
 
 // aggregate symbolizes samples and sums identical (process, stack) rows;

@@ -418,6 +418,10 @@ func TestMetrics(t *testing.T) {
 		"fleetprof_agent_spool_dropped_total 0",
 		"fleetprof_agent_python_processes_total 0",
 		"fleetprof_agent_python_bad_read_walks_total 0",
+		"fleetprof_agent_unwind_files_pending 0",
+		"fleetprof_agent_unwind_tables_queued_total 0",
+		"fleetprof_agent_unwind_cache_hits_total 0",
+		"fleetprof_agent_unwind_cache_bytes 0",
 		"process_cpu_seconds_total",
 		"process_resident_memory_bytes",
 	} {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -44,6 +45,11 @@ const (
 	// libraries only after the exec event (the walker's own refresh request
 	// is rate-limited to one per 200 ms, longer than many processes live).
 	DefaultExecRefreshDelays = "5ms,50ms"
+	// DefaultForkReadDelay: a fork child is read this long after its fork
+	// unless it exec'd meanwhile (then it is read once, as the new image).
+	// A shell's children exec within a millisecond; reading each first as
+	// a copy of the shell doubled the agent's per-exec work.
+	DefaultForkReadDelay = 10 * time.Millisecond
 	// DefaultGCPercent is GOGC for the agent process.
 	DefaultGCPercent = 50
 )
@@ -113,8 +119,14 @@ type Config struct {
 	// ExecRefreshDelays are when, after exec, a process's maps are read
 	// again (default 5 ms and 50 ms; see DefaultExecRefreshDelays).
 	ExecRefreshDelays []time.Duration
+	// ForkReadDelay is how long a fork child waits before it is read
+	// (default DefaultForkReadDelay; negative: at once). Its samples
+	// meanwhile are walked once the walker asks for its maps.
+	ForkReadDelay time.Duration
 	// Unwind bounds the unwind tables compiled from .eh_frame (default
-	// 32 MiB of rows, least recently used evicted; 8192 files).
+	// 32 MiB of rows, least recently used evicted; 8192 files). Its
+	// CacheDir defaults to "unwind" next to SpoolDir
+	// (/var/lib/fleetprof/unwind), unwind.CacheOff disables the cache.
 	Unwind unwind.Config
 	// Ship overrides shipper settings other than those above (tests: backoff,
 	// clock). Addr, AgentID, Token, TLS and spool fields are set from Config.
@@ -130,6 +142,9 @@ func (c Config) WithDefaults() Config {
 		c.Hz = DefaultHz
 	}
 	c.Unwind = c.Unwind.WithDefaults()
+	if c.ForkReadDelay == 0 {
+		c.ForkReadDelay = DefaultForkReadDelay
+	}
 	if c.ExecRefreshDelays == nil {
 		for _, f := range strings.Split(DefaultExecRefreshDelays, ",") {
 			d, _ := time.ParseDuration(f) // a constant that parses
@@ -141,6 +156,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.SpoolDir == "" {
 		c.SpoolDir = DefaultSpoolDir
+	}
+	if c.Unwind.CacheDir == "" {
+		c.Unwind.CacheDir = filepath.Join(filepath.Dir(c.SpoolDir), "unwind")
 	}
 	if c.SpoolMaxBytes == 0 {
 		c.SpoolMaxBytes = DefaultSpoolMaxBytes
@@ -182,6 +200,9 @@ func (c Config) WithDefaults() Config {
 func (c Config) Validate() error {
 	if err := c.Unwind.Validate(); err != nil {
 		return fmt.Errorf("unwind: %w", err)
+	}
+	if c.ForkReadDelay > c.FlushInterval {
+		return fmt.Errorf("fork read delay %v above the flush interval %v", c.ForkReadDelay, c.FlushInterval)
 	}
 	for _, d := range c.ExecRefreshDelays {
 		if d <= 0 || d > c.FlushInterval {

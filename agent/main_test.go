@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strconv"
 	"syscall"
 	"testing"
@@ -17,6 +18,9 @@ const (
 	envChildAddr  = "FLEETPROF_TEST_AGENT_ADDR"
 	envChildHz    = "FLEETPROF_TEST_AGENT_HZ"
 	envChildSpool = "FLEETPROF_TEST_AGENT_SPOOL"
+	// envChildProfile is a path prefix: the child writes its CPU profile
+	// to PREFIX.cpu.pprof and its heap profile to PREFIX.heap.pprof.
+	envChildProfile = "FLEETPROF_TEST_AGENT_PROFILE"
 )
 
 func TestMain(m *testing.M) {
@@ -41,8 +45,29 @@ func runChildAgent() int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
 	defer stop()
+	prof := os.Getenv(envChildProfile)
+	if prof != "" {
+		f, err := os.Create(prof + ".cpu.pprof")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+	}
 	fmt.Println("ready")
-	if err := a.Run(ctx); err != nil {
+	err = a.Run(ctx)
+	if prof != "" {
+		pprof.StopCPUProfile()
+		if f, ferr := os.Create(prof + ".heap.pprof"); ferr == nil {
+			_ = pprof.WriteHeapProfile(f)
+			_ = f.Close()
+		}
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}

@@ -75,6 +75,12 @@ var (
 	descUnwindNoCFI  = desc("unwind_files_without_cfi_total", "Files without call frame information (walked by frame pointers).")
 	descUnwindRefr   = desc("unwind_refreshes_total", "Process mappings read and written for the walker.")
 	descUnwindRefErr = desc("unwind_refresh_errors_total", "Process mappings that could not be read or written (process gone).")
+	descUnwindPend   = desc("unwind_files_pending", "Sampled files waiting for their unwind table (walked by frame pointers until built).")
+	descUnwindQueued = desc("unwind_tables_queued_total", "Unwind tables asked for because a sample landed in a file without one.")
+	descUnwindHits   = desc("unwind_cache_hits_total", "Unwind tables read from the disk cache instead of compiled.")
+	descUnwindCErrs  = desc("unwind_cache_errors_total", "Unwind cache files found corrupt (removed and rebuilt) or not writable.")
+	descUnwindCEvict = desc("unwind_cache_evictions_total", "Unwind cache files removed (least recently used) to stay within the cache bound.")
+	descUnwindCBytes = desc("unwind_cache_bytes", "Bytes in the unwind table disk cache (bounded by its configured size).")
 	descPyProcs      = desc("python_processes_total", "CPython processes detected and handed to the kernel walker.")
 	descPyUnsupp     = desc("python_unsupported_processes_total", "CPython processes of a version without a known layout (not walked; logged once each).")
 	descPySetErrs    = desc("python_set_errors_total", "CPython processes the sampler could not take (its maps full).")
@@ -84,8 +90,9 @@ var (
 	descPyBadReads   = desc("python_bad_read_walks_total", "Samples whose Python walk ended on a frame it could not read.")
 	counterDescs     = []*prometheus.Desc{descSamples, descDrained, descTruncated, descFlushes, descFlushErrors, descBatches, descRows, descFrames, descMisses, descShortened, descSplits, descOversize, descEvents, descStartErrors, descForksDropped, descSent, descAcked, descDuplicate, descRejected, descTooLarge, descFailed, descSpoolDropped,
 		descUnwindBuilds, descUnwindEvict, descUnwindErrors, descUnwindNoCFI, descUnwindRefr, descUnwindRefErr,
+		descUnwindQueued, descUnwindHits, descUnwindCErrs, descUnwindCEvict,
 		descPyProcs, descPyUnsupp, descPySetErrs, descPyFrames, descPyUnnamed, descPyTruncated, descPyBadReads}
-	gaugeDescs = []*prometheus.Desc{descSpoolBytes, descSpoolBatches, descUnwindFiles, descUnwindRows, descUnwindBytes}
+	gaugeDescs = []*prometheus.Desc{descSpoolBytes, descSpoolBatches, descUnwindFiles, descUnwindRows, descUnwindBytes, descUnwindPend, descUnwindCBytes}
 )
 
 // statsCollector exports Stats at scrape time, so counters never disagree
@@ -105,6 +112,7 @@ func (c statsCollector) Collect(ch chan<- prometheus.Metric) {
 		st.Frames, st.UnknownFrames, st.ShortenedNames, st.BatchSplits, st.OversizeDropped, st.EventsHandled, st.StartErrors, st.ForksDropped, st.Ship.Sent, st.Ship.Acked, st.Ship.Duplicate,
 		st.Ship.Rejected, st.Ship.TooLarge, st.Ship.Failed, st.Ship.SpoolDropped,
 		st.Unwind.Builds, st.Unwind.Evictions, st.Unwind.CompileErrors, st.Unwind.NoCFI, st.Unwind.Refreshes, st.Unwind.RefreshErrors,
+		st.Unwind.Queued, st.Unwind.CacheHits, st.Unwind.CacheErrors, st.Unwind.CacheEvicted,
 		st.Python.Processes, st.Python.Unsupported, st.Python.SetErrors, st.Python.Frames, st.Python.Unnamed, st.Python.Truncated, st.Python.BadReads,
 	}
 	for i, d := range counterDescs {
@@ -115,6 +123,8 @@ func (c statsCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descUnwindFiles, prometheus.GaugeValue, float64(st.Unwind.Files))
 	ch <- prometheus.MustNewConstMetric(descUnwindRows, prometheus.GaugeValue, float64(st.Unwind.Rows))
 	ch <- prometheus.MustNewConstMetric(descUnwindBytes, prometheus.GaugeValue, float64(st.Unwind.Bytes))
+	ch <- prometheus.MustNewConstMetric(descUnwindPend, prometheus.GaugeValue, float64(st.Unwind.Pending))
+	ch <- prometheus.MustNewConstMetric(descUnwindCBytes, prometheus.GaugeValue, float64(st.Unwind.CacheBytes))
 	ch <- prometheus.MustNewConstMetric(descUnwindSecs, prometheus.CounterValue, st.Unwind.BuildTime.Seconds())
 	for _, r := range c.a.degraded {
 		ch <- prometheus.MustNewConstMetric(descCapMissing, prometheus.GaugeValue, 1, r.Cap.String())

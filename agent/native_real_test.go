@@ -2,9 +2,12 @@ package agent
 
 import (
 	"context"
+	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -65,10 +68,13 @@ func buildNative(tb testing.TB, fx nativeFixture, dir string) string {
 	return bin
 }
 
-// runWhenReady starts bin waiting on stdin, waits until the agent has the
-// unwind tables of every file it maps (a busy host can have a backlog of
-// files to compile; until then the walker uses frame pointers), then lets
-// it run to the end. The share measured is the steady state's.
+// runWhenReady starts bin waiting on stdin, reports one sample in each of
+// its mappings to the loader (tables are built for sampled files only, and
+// the process samples nothing while it waits), waits until the agent has
+// the unwind tables of every file it maps (a busy host can have a backlog
+// of files to compile; until then the walker uses frame pointers), then
+// lets it run to the end. The share measured is the steady state's;
+// TestLazyNative covers the way there.
 func runWhenReady(t *testing.T, a *Agent, bin string, args ...string) {
 	t.Helper()
 	cmd := exec.CommandContext(context.Background(), bin, append([]string{fixtureMillis}, args...)...)
@@ -88,6 +94,11 @@ func runWhenReady(t *testing.T, a *Agent, bin string, args ...string) {
 		if _, err := a.loader.Refresh(pid); err != nil {
 			t.Fatal(err)
 		}
+		var pcs []uint64
+		for _, m := range a.loader.Mappings(pid) {
+			pcs = append(pcs, m.Start)
+		}
+		a.loader.Sampled(func(yield func(uint32, []uint64) bool) { yield(pid, pcs) })
 		if a.loader.Ready(pid) {
 			break
 		}
@@ -135,8 +146,9 @@ func leafShare(tb testing.TB, stored []shiptest.Batch, comm, leaf, chain string)
 }
 
 // startNativeAgent runs the real agent at 99 Hz shipping to a test server
-// until the test ends.
-func startNativeAgent(t *testing.T) (*Agent, *shiptest.Server) {
+// until the test ends, with its unwind cache in cacheDir ("": the default,
+// next to its spool).
+func startNativeAgent(t *testing.T, cacheDir string) (*Agent, *shiptest.Server) {
 	t.Helper()
 	srv := shiptest.NewServer()
 	srv.Rows = rowsOf
@@ -158,7 +170,7 @@ func startNativeAgent(t *testing.T) (*Agent, *shiptest.Server) {
 		NodeName: "node-test", MetricsAddr: MetricsOff, Kube: KubeOff, Ship: fastRetry,
 		// Room for every file a busy CI host runs meanwhile, so the
 		// fixtures measure unwinding, not eviction (TestLoaderEviction).
-		Unwind: unwind.Config{MaxRowBytes: testRowBytes},
+		Unwind: unwind.Config{MaxRowBytes: testRowBytes, CacheDir: cacheDir},
 	}, src, sym)
 	if err != nil {
 		t.Fatal(err)
@@ -183,7 +195,7 @@ const (
 func TestShortLivedNative(t *testing.T) {
 	needRoot(t)
 	bin := buildNative(t, nativeFixture{name: shortFixture, cc: "gcc", src: "unwind/testdata/chain.c", flags: []string{"-O2"}}, t.TempDir())
-	a, srv := startNativeAgent(t)
+	a, srv := startNativeAgent(t, "")
 	for range shortProcs {
 		if out, err := exec.CommandContext(context.Background(), bin, shortMillis).CombinedOutput(); err != nil {
 			t.Fatalf("%s: %v\n%s", bin, err, out)
@@ -234,6 +246,124 @@ func TestShortLivedNative(t *testing.T) {
 	}
 }
 
+// minRestartHits is how many tables the restarted agent of
+// TestUnwindCacheRestart must read from its cache: the fixture's binary and
+// libc at least.
+const minRestartHits = 2
+
+// TestUnwindCacheRestart runs the agent twice on one unwind cache (a
+// restart): the tables the first run compiled for a fixture are read back
+// by the second instead of compiled.
+func TestUnwindCacheRestart(t *testing.T) {
+	needRoot(t)
+	bin := buildNative(t, nativeFixture{name: "cached-chain", cc: "gcc", src: "unwind/testdata/chain.c", flags: []string{"-O2"}}, t.TempDir())
+	cache := t.TempDir()
+	var runs [2]unwind.Stats
+	for i := range runs {
+		t.Run(fmt.Sprintf("run%d", i), func(t *testing.T) {
+			a, _ := startNativeAgent(t, cache)
+			runWhenReady(t, a, bin)
+			runs[i] = a.Stats().Unwind
+		})
+	}
+	for i, st := range runs {
+		t.Logf("run %d: %d tables compiled in %v, %d read from the cache (%d bytes)", i, st.Builds, st.BuildTime, st.CacheHits, st.CacheBytes)
+	}
+	if runs[0].Builds == 0 || runs[1].CacheHits < minRestartHits || runs[1].CacheErrors != 0 || runs[1].CacheBytes < runs[0].CacheBytes {
+		t.Errorf("restart: first run %+v, second %+v: want >= %d cache hits", runs[0], runs[1], minRestartHits)
+	}
+}
+
+// Parameters of TestLazyNative.
+const (
+	// lazyMillis is how long the lazy fixture runs: its tables come in
+	// within a few flushes (1 s each), the rest is steady state.
+	lazyMillis  = "6000"
+	lazyFixture = "lazy-chain"
+	// lazyWarmFlushes is how many flushes the agent does before the fixture starts.
+	lazyWarmFlushes = 3
+)
+
+// TestLazyNative runs a gcc -O2 fixture (no frame pointers) without
+// waiting for its tables: the agent builds them once its first samples
+// land in the binary (those walk by frame pointers and lack the chain),
+// and from the flush after the first complete chain on, >= 95% of the
+// leaf's samples carry main;a;b;c.
+func TestLazyNative(t *testing.T) {
+	needRoot(t)
+	bin := buildNative(t, nativeFixture{name: lazyFixture, cc: "gcc", src: "unwind/testdata/chain.c", flags: []string{"-O2"}}, t.TempDir())
+	a, srv := startNativeAgent(t, "")
+	// Past the first flushes, which name every process on the host and
+	// can take seconds: the fixture's flushes then cover about 1 s each.
+	for a.Stats().Flushes < lazyWarmFlushes {
+		time.Sleep(50 * time.Millisecond)
+	}
+	before := a.Stats().Unwind
+	if out, err := exec.CommandContext(context.Background(), bin, lazyMillis).CombinedOutput(); err != nil {
+		t.Fatalf("%s: %v\n%s", bin, err, out)
+	}
+	// Every sample of the fixture is in once a flush that started after
+	// it ended has arrived (a busy host's first flushes can take long).
+	end := time.Now().Unix()
+	srv.WaitFor(time.Minute, func(stored []shiptest.Batch) bool {
+		for _, sb := range stored {
+			b, err := samplebatch.Decode(sb.Data, samplebatch.Limits{})
+			if err != nil {
+				continue
+			}
+			for _, r := range b.Rows {
+				if r.TS > end {
+					return true
+				}
+			}
+		}
+		return false
+	})
+	type bucket struct{ leaf, chain int64 }
+	byTS := map[int64]*bucket{}
+	for _, sb := range srv.Stored() {
+		b, err := samplebatch.Decode(sb.Data, samplebatch.Limits{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range b.Rows {
+			s := ";" + strings.Join(b.Stacks[r.StackID], ";") + ";"
+			if r.Labels.Comm != lazyFixture || !strings.Contains(s, ";c;") {
+				continue
+			}
+			bk := byTS[r.TS]
+			if bk == nil {
+				bk = &bucket{}
+				byTS[r.TS] = bk
+			}
+			bk.leaf += r.Value
+			if strings.Contains(s, ";main;a;b;c;") {
+				bk.chain += r.Value
+			}
+		}
+	}
+	tss := slices.Sorted(maps.Keys(byTS))
+	first := slices.IndexFunc(tss, func(ts int64) bool { return byTS[ts].chain > 0 })
+	var steady bucket
+	for i, ts := range tss {
+		bk := byTS[ts]
+		t.Logf("bucket %d: %d samples in c, %d with main;a;b;c", i, bk.leaf, bk.chain)
+		if first >= 0 && i > first {
+			steady.leaf += bk.leaf
+			steady.chain += bk.chain
+		}
+	}
+	st := a.Stats().Unwind
+	t.Logf("unwind stats %+v", st)
+	if first < 0 || steady.leaf == 0 || float64(steady.chain) < minChainShare*float64(steady.leaf) {
+		t.Errorf("after the first complete chain (bucket %d): %d of %d samples carry main;a;b;c (want >= %.0f%%)",
+			first, steady.chain, steady.leaf, 100*minChainShare)
+	}
+	if st.Queued == before.Queued {
+		t.Errorf("no table queued on a sample: %+v", st)
+	}
+}
+
 // TestNativeUnwind runs C fixtures without frame pointers (and one
 // frame-pointer build with a frameless leaf) under the real agent and
 // checks that their hot leaf's samples carry the whole chain from main:
@@ -245,7 +375,7 @@ func TestNativeUnwind(t *testing.T) {
 	for i, fx := range nativeFixtures {
 		bins[i] = buildNative(t, fx, dir)
 	}
-	a, srv := startNativeAgent(t)
+	a, srv := startNativeAgent(t, "")
 
 	for _, bin := range bins {
 		runWhenReady(t, a, bin)

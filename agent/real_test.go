@@ -264,10 +264,12 @@ type childAgent struct {
 	cmd *exec.Cmd
 }
 
-func startChildAgent(b *testing.B, addr string, hz int) *childAgent {
+// startChildAgent starts the child agent with env added to its environment.
+func startChildAgent(b *testing.B, addr string, hz int, env ...string) *childAgent {
 	b.Helper()
 	cmd := exec.Command(os.Args[0])
 	cmd.Env = append(os.Environ(), envChild+"=1", envChildAddr+"="+addr, envChildHz+"="+strconv.Itoa(hz), envChildSpool+"="+b.TempDir())
+	cmd.Env = append(cmd.Env, env...)
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {

@@ -60,12 +60,25 @@
 // known file is not even opened again). Loader.Refresh(pid) reads
 // /proc/PID/maps and writes the process's executable mappings (start, end,
 // load bias, file id; at most MaxMappings) to pid_maps at once; files it has
-// not seen get a file id and are queued for Loader.Run, which compiles them
-// in its own goroutine and writes unwind_rows and unwind_files. Until a
-// file's rows are in, the walker steps by frame pointers there, so a refresh
-// never waits for a compile.
+// not seen are opened once for their build id, load segments and CFI size
+// and get a file id. Nothing is compiled then.
 //
-// The agent refreshes a process at exec, for fork children, and whenever the
+// Tables are built lazily, for files samples land in: after each drain the
+// agent hands the user stacks to Loader.Sampled, which finds each pc's
+// mapping and queues the files without a table (at most Config.BuildQueue).
+// Loader.Run builds the queued file with the most sampled pcs per byte of
+// CFI first, in two goroutines of its own (files with more CFI than
+// Config.LargeCFIBytes, default 512 KiB, in one, the rest in the other, so
+// a small hot file never waits behind a compile of libLLVM), and writes
+// unwind_rows and unwind_files. Until a file's rows are
+// in, the walker steps by frame pointers there, so neither a refresh nor a
+// drain waits for a compile, and the first samples in a new file (about one
+// flush interval) may lack the callers beyond it. The file is opened for the
+// build through /proc/PID/map_files of the sampled process or, when that
+// process is gone, by its path if the file there has the same build id.
+//
+// The agent refreshes a process at exec, for fork children (10 ms after the
+// fork unless they exec'd meanwhile: agent Config.ForkReadDelay), and whenever the
 // walker sends EVENT_REFRESH (a pc outside the process's known mappings, at
 // most every 200 ms per process: a process the agent has not seen yet, a
 // library mapped by the dynamic loader after exec, dlopen). Mappings are
@@ -74,13 +87,35 @@
 // Memory bound: all rows live in one array (unwind_rows) of
 // Config.MaxRowBytes bytes (default 32 MiB, kernel memory, preallocated).
 // When a new table does not fit in a free range, least recently used tables
-// (last use: a refresh of a process mapping them) are evicted until it fits;
-// an evicted file keeps its id with zero rows (walks there use frame
-// pointers) and is rebuilt at the next refresh of a process mapping it.
-// Files whose CFI exceeds Config.MaxCFIBytes, whose table alone exceeds the
-// budget, or that fail to compile are left to frame pointers and counted
-// (Stats.CompileErrors); Go binaries (.gopclntab) are never compiled. The
-// agent exports Stats as fleetprof_agent_unwind_* metrics.
+// (last use: a sample in the file, or a refresh of a process mapping it) are
+// evicted until it fits; an evicted file keeps its id with zero rows (walks
+// there use frame pointers) and is rebuilt at its next sample.
+// Files whose CFI exceeds Config.MaxCFIBytes (default 16 MiB), whose table
+// alone exceeds the budget, or that fail to compile are left to frame
+// pointers and counted (Stats.CompileErrors); Go binaries (.gopclntab) are
+// never compiled. The agent exports Stats as fleetprof_agent_unwind_*
+// metrics.
+//
+// # Disk cache
+//
+// With Config.CacheDir set (the agent's default: /var/lib/fleetprof/unwind)
+// every compiled table of a file with a build id is also written there as
+// BUILDID.rows (format below), and a build reads it back instead of
+// compiling: after a restart, a table costs one read of its rows (Debian's
+// libc: 0.45 MB) instead of a compile (tens of ms of CPU, more on a busy
+// host). Files are written to a temporary name and renamed. Bound: when a
+// write takes the directory over Config.CacheMaxBytes (default 128 MiB), the
+// least recently used files (modification time, renewed at every hit) are
+// removed. A file that is truncated, of another version or fails its
+// checksum is removed, counted (Stats.CacheErrors) and compiled again.
+//
+//	offset size field
+//	0      8    magic "FPUNWIND"
+//	8      4    format version (1), little-endian; bumped whenever Build's
+//	            output for the same file could change
+//	12     4    row count n
+//	16     4    CRC-32 (IEEE) of the rows
+//	20     16n  rows, encoded as in unwind_rows
 //
 // The kernel side is reached through the Tables interface (agent/sampler
 // implements it, samplertest.Fake is the in-memory fake).

@@ -8,9 +8,11 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"iter"
 	"os"
 	"path/filepath"
 	"slices"
+	"sort"
 	"strconv"
 	"sync"
 	"time"
@@ -26,6 +28,19 @@ const (
 	DefaultMaxFiles = 8192
 	// DefaultBuildQueue bounds the files waiting for their table.
 	DefaultBuildQueue = 256
+	// DefaultMaxCFIBytes is the default Config.MaxCFIBytes: libLLVM's
+	// 5 MB of .eh_frame fit, chDB's 35 MB (seconds of compiling on a
+	// busy host, and the agent's whole memory budget) do not.
+	DefaultMaxCFIBytes = 16 << 20
+	// DefaultLargeCFIBytes is the default Config.LargeCFIBytes: Debian's
+	// libc (about 250 KB of .eh_frame, 26 ms to compile) is small; gcc's
+	// cc1 (2.4 MB) and libLLVM (5 MB) take seconds on a busy host.
+	DefaultLargeCFIBytes = 512 << 10
+	// DefaultCacheMaxBytes bounds the on-disk table cache: about 280
+	// tables the size of Debian's libc's.
+	DefaultCacheMaxBytes = 128 << 20
+	// CacheOff as Config.CacheDir keeps no tables on disk.
+	CacheOff = "off"
 	// MaxMappings is MAX_PROC_MAPPINGS in bpf/native.bpf.h: executable
 	// mappings per process beyond it are left out (frame pointers there).
 	MaxMappings = 256
@@ -69,12 +84,24 @@ type Config struct {
 	// ProcRoot is where proc is mounted (default /proc).
 	ProcRoot string
 	// MaxCFIBytes skips files whose .eh_frame plus .debug_frame exceed it
-	// (default MaxRowBytes): their table could not fit anyway, and
-	// compiling them costs seconds and tens of MB.
+	// (default DefaultMaxCFIBytes, at most MaxRowBytes): their table could
+	// not fit anyway, and compiling them costs seconds and tens of MB.
 	MaxCFIBytes int
 	// BuildQueue is how many files may wait for their table (default
-	// 256); files beyond it are retried at their next refresh.
+	// 256); files beyond it are queued again at their next sample.
 	BuildQueue int
+	// LargeCFIBytes: files with more CFI (.eh_frame plus .debug_frame)
+	// are compiled in a goroutine of their own (default
+	// DefaultLargeCFIBytes), so small files' tables are never queued
+	// behind them.
+	LargeCFIBytes int
+	// CacheDir keeps compiled tables across restarts, one file per build
+	// id (format in cache.go); "" or CacheOff: no cache. Files without a
+	// build id are never cached.
+	CacheDir string
+	// CacheMaxBytes bounds CacheDir (default DefaultCacheMaxBytes): after a
+	// write goes over it, the least recently used files are removed.
+	CacheMaxBytes int64
 }
 
 // WithDefaults returns c with zero fields set to their defaults.
@@ -89,10 +116,16 @@ func (c Config) WithDefaults() Config {
 		c.ProcRoot = "/proc"
 	}
 	if c.MaxCFIBytes == 0 {
-		c.MaxCFIBytes = c.MaxRowBytes
+		c.MaxCFIBytes = min(DefaultMaxCFIBytes, c.MaxRowBytes)
 	}
 	if c.BuildQueue == 0 {
 		c.BuildQueue = DefaultBuildQueue
+	}
+	if c.CacheMaxBytes == 0 {
+		c.CacheMaxBytes = DefaultCacheMaxBytes
+	}
+	if c.LargeCFIBytes == 0 {
+		c.LargeCFIBytes = DefaultLargeCFIBytes
 	}
 	return c
 }
@@ -106,6 +139,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("max row bytes %d above 2^24 rows (the walker's search depth)", c.MaxRowBytes)
 	case c.MaxCFIBytes < 0:
 		return fmt.Errorf("max cfi bytes %d must not be negative", c.MaxCFIBytes)
+	case c.LargeCFIBytes < 0:
+		return fmt.Errorf("large cfi bytes %d must not be negative", c.LargeCFIBytes)
+	case c.CacheMaxBytes < 0:
+		return fmt.Errorf("cache max bytes %d must not be negative", c.CacheMaxBytes)
 	case c.BuildQueue < 1:
 		return fmt.Errorf("build queue %d must be positive", c.BuildQueue)
 	case c.MaxFiles < 2 || c.MaxFiles > maxFileID:
@@ -130,6 +167,12 @@ type Stats struct {
 	Refreshes     uint64        // process maps read
 	RefreshErrors uint64        // process maps that could not be read or written
 	OutOfIDs      uint64        // files left without a table because every file id is taken
+	Pending       int           // sampled files waiting for their table
+	Queued        uint64        // tables asked for because a sample landed in a file without one
+	CacheHits     uint64        // tables read from the disk cache instead of compiled
+	CacheErrors   uint64        // cache files corrupt (removed, rebuilt) or not writable
+	CacheBytes    int64         // bytes in the disk cache
+	CacheEvicted  uint64        // cache files removed (least recently used) to stay within CacheMaxBytes
 }
 
 // segment is a PT_LOAD of a file, to turn a mapping into a load bias.
@@ -143,13 +186,19 @@ type file struct {
 	lastUse     uint64
 	noTable     bool // no CFI, unsupported or failed: never retried
 	queued      bool // waiting in the build queue
+	hits        int  // pcs in it sampled while queued: build order
+	cfiBytes    uint64
+	sampled     bool // a sample has landed in it
+	path        string
+	buildID     string
 }
 
-// job asks the builder for f's table, opening it through dir and m.
+// job asks the builder for f's table, opening it through the mapping m
+// of pid that a sample landed in.
 type job struct {
 	f   *file
-	dir string
-	m   procMap
+	pid uint32
+	m   Mapping
 }
 
 // span is a free range of unwind_rows.
@@ -164,13 +213,21 @@ type Loader struct {
 	mu      sync.Mutex
 	byKey   map[string]*file     // dev:inode of the mapping
 	byBuild map[string]*file     // GNU build id
+	byID    []*file              // by file id
 	procs   map[uint32][]*file   // files of each process's last refresh
 	maps    map[uint32][]Mapping // mappings last written for each process
-	nextID  uint32
-	free    []span // sorted by first, merged
-	tick    uint64
-	stats   Stats
-	queue   chan job
+	// exited keeps the mappings of exited processes for the drains that
+	// may still hold their samples (exitedDrains), so the files of
+	// processes gone before a flush still get tables.
+	exited map[uint32]exitedProc
+	nextID uint32
+	free   []span // sorted by first, merged
+	tick   uint64
+	drains uint64 // Sampled calls
+	stats  Stats
+	queue  map[*file]job    // files waiting for their table
+	wake   [2]chan struct{} // a job was queued, by lane
+	cache  *diskCache       // nil: none
 }
 
 // NewLoader returns a Loader writing to tab.
@@ -179,13 +236,19 @@ func NewLoader(cfg Config, tab Tables) (*Loader, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("invalid unwind config: %w", err)
 	}
-	return &Loader{
+	l := &Loader{
 		cfg: cfg, tab: tab,
-		byKey: map[string]*file{}, byBuild: map[string]*file{}, procs: map[uint32][]*file{}, maps: map[uint32][]Mapping{},
+		byKey: map[string]*file{}, byBuild: map[string]*file{}, procs: map[uint32][]*file{}, maps: map[uint32][]Mapping{}, exited: map[uint32]exitedProc{},
+		byID:   []*file{nil},
 		nextID: 1,
 		free:   []span{{0, uint32(cfg.Rows())}},
-		queue:  make(chan job, cfg.BuildQueue),
-	}, nil
+		queue:  map[*file]job{},
+		wake:   [2]chan struct{}{make(chan struct{}, 1), make(chan struct{}, 1)},
+	}
+	if cfg.CacheDir != "" && cfg.CacheDir != CacheOff {
+		l.cache = &diskCache{dir: cfg.CacheDir, maxBytes: cfg.CacheMaxBytes}
+	}
+	return l, nil
 }
 
 // Stats returns a snapshot of the counters.
@@ -194,33 +257,151 @@ func (l *Loader) Stats() Stats {
 	defer l.mu.Unlock()
 	st := l.stats
 	st.Bytes = st.Rows * RowSize
+	st.Pending = len(l.queue)
 	return st
 }
 
-// ProcessExited forgets pid's mappings in the kernel.
+// exitedProc is an exited process's last mappings and the drain count
+// (Loader.drains) when it exited.
+type exitedProc struct {
+	maps   []Mapping
+	drains uint64
+}
+
+// exitedDrains is how many drains after its exit a process's samples are
+// still matched to its files: its last samples are in the first drain after
+// the exit is handled, or in the one running meanwhile.
+const exitedDrains = 2
+
+// ProcessExited forgets pid's mappings in the kernel; they are kept for
+// Sampled until its samples are drained.
 func (l *Loader) ProcessExited(pid uint32) error {
 	l.mu.Lock()
+	if ms, ok := l.maps[pid]; ok {
+		l.exited[pid] = exitedProc{maps: ms, drains: l.drains}
+	}
 	delete(l.procs, pid)
 	delete(l.maps, pid)
 	l.mu.Unlock()
 	return l.tab.DeleteProcess(pid)
 }
 
-// Sampled marks the tables of pids as used now, so eviction takes tables
-// of files nothing runs rather than those of busy long-lived processes.
-func (l *Loader) Sampled(pids []uint32) {
+// Sampled takes the user stacks (pid, leaf-first pcs) of one drain: each
+// file a pc lands in is marked as used now, so eviction takes tables of
+// files nothing runs, and a file without its table yet is queued for Run.
+// Tables are only built for files samples land in; until then the walker
+// steps by frame pointers there.
+func (l *Loader) Sampled(stacks iter.Seq2[uint32, []uint64]) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.tick++
-	for _, pid := range pids {
-		for _, f := range l.procs[pid] {
+	l.drains++
+	defer func() {
+		for pid, e := range l.exited {
+			if l.drains-e.drains >= exitedDrains {
+				delete(l.exited, pid)
+			}
+		}
+	}()
+	for pid, pcs := range stacks {
+		ms, ok := l.maps[pid]
+		if !ok {
+			ms = l.exited[pid].maps
+		}
+		if len(ms) == 0 {
+			continue
+		}
+		last := -1 // neighbouring frames are mostly in the same file
+		for _, pc := range pcs {
+			i := last
+			if i < 0 || pc < ms[i].Start || pc >= ms[i].End {
+				i = sort.Search(len(ms), func(i int) bool { return ms[i].End > pc })
+				if i == len(ms) || pc < ms[i].Start || ms[i].FileID == 0 {
+					continue
+				}
+				last = i
+			}
+			f := l.byID[ms[i].FileID]
+			if f.queued {
+				f.hits++
+			}
+			if f.lastUse == l.tick {
+				continue // handled in this drain already
+			}
 			f.lastUse = l.tick
+			f.sampled = true
+			switch {
+			case f.queued || f.rows > 0 || f.noTable || len(l.queue) >= l.cfg.BuildQueue:
+				// Queued, built, never to be, or the queue is full: its
+				// next sample asks again.
+			default:
+				l.queue[f] = job{f: f, pid: pid, m: ms[i]}
+				f.queued, f.hits = true, 1
+				l.stats.Queued++
+				select {
+				case l.wake[l.lane(f)] <- struct{}{}:
+				default:
+				}
+			}
 		}
 	}
 }
 
-// Ready reports whether every file of pid's last refresh has its table
-// loaded or is known to have none.
+// Build lanes: files with more CFI than Config.LargeCFIBytes are compiled
+// by their own goroutine, so a small hot file never waits for them.
+const (
+	laneSmall = 0
+	laneLarge = 1
+	laneAny   = -1
+)
+
+func (l *Loader) lane(f *file) int {
+	if f.cfiBytes > uint64(l.cfg.LargeCFIBytes) {
+		return laneLarge
+	}
+	return laneSmall
+}
+
+// next takes the queued file of lane (or laneAny) with the most samples
+// per byte of CFI since it was queued: the tables that complete the most
+// stacks soonest come first.
+func (l *Loader) next(lane int) (job, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var best *file
+	for f := range l.queue {
+		if (lane == laneAny || l.lane(f) == lane) && (best == nil || f.before(best)) {
+			best = f
+		}
+	}
+	if best == nil {
+		return job{}, false
+	}
+	j := l.queue[best]
+	delete(l.queue, best)
+	return j, true
+}
+
+// before reports whether f is built before o: more samples per byte of
+// CFI to compile, so a small hot file does not wait for a big one.
+func (f *file) before(o *file) bool {
+	a, b := uint64(f.hits)*(o.cfiBytes+cfiCostFloor), uint64(o.hits)*(f.cfiBytes+cfiCostFloor)
+	return a > b || a == b && f.id < o.id
+}
+
+// cfiCostFloor is the fixed cost of a build in bytes of CFI (opening the
+// file): tiny files are not ranked by their size alone.
+const cfiCostFloor = 4096
+
+// Mappings returns pid's mappings as last written for the walker.
+func (l *Loader) Mappings(pid uint32) []Mapping {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.maps[pid])
+}
+
+// Ready reports whether every file of pid's last refresh that samples
+// have landed in has its table loaded or is known to have none.
 func (l *Loader) Ready(pid uint32) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -229,23 +410,42 @@ func (l *Loader) Ready(pid uint32) bool {
 		return false
 	}
 	for _, f := range fs {
-		if f.id != 0 && !f.noTable && f.rows == 0 {
+		if f.sampled && f.id != 0 && !f.noTable && f.rows == 0 {
 			return false
 		}
 	}
 	return true
 }
 
-// Run compiles queued tables until ctx is done. Refresh never waits for a
-// compile: a process's mappings name their file ids at once, and the walker
-// uses frame pointers for a file until its rows are in.
+// Run compiles queued tables until ctx is done, in two goroutines (small
+// and large files). Refresh never waits for a compile: a process's
+// mappings name their file ids at once, and the walker uses frame pointers
+// for a file until its rows are in.
 func (l *Loader) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		l.runLane(ctx, laneLarge)
+	}()
+	l.runLane(ctx, laneSmall)
+	wg.Wait()
+	return nil
+}
+
+func (l *Loader) runLane(ctx context.Context, lane int) {
 	for {
 		select {
 		case <-ctx.Done():
-			return nil
-		case j := <-l.queue:
-			l.build(j)
+			return
+		case <-l.wake[lane]:
+			for ctx.Err() == nil {
+				j, ok := l.next(lane)
+				if !ok {
+					break
+				}
+				l.build(j)
+			}
 		}
 	}
 }
@@ -253,17 +453,17 @@ func (l *Loader) Run(ctx context.Context) error {
 // BuildPending compiles every queued table now (tests without Run).
 func (l *Loader) BuildPending() {
 	for {
-		select {
-		case j := <-l.queue:
-			l.build(j)
-		default:
+		j, ok := l.next(laneAny)
+		if !ok {
 			return
 		}
+		l.build(j)
 	}
 }
 
-// Refresh reads pid's executable mappings, queues tables for files it
-// has not seen and writes the process's mappings. changed reports whether
+// Refresh reads pid's executable mappings, gives files it has not seen a
+// file id (their tables are built once sampled, see Sampled) and writes
+// the process's mappings. changed reports whether
 // they differ from the previous refresh of pid (a new process, or code
 // mapped or unmapped since). Call it when a process
 // starts and whenever the walker reports a pc outside its known mappings.
@@ -305,6 +505,7 @@ func (l *Loader) refresh(pid uint32) (bool, error) {
 		out = append(out, wm)
 	}
 	l.procs[pid] = files
+	delete(l.exited, pid) // pid reused
 	old, known := l.maps[pid]
 	if known && slices.Equal(old, out) {
 		return false, nil
@@ -326,7 +527,7 @@ func (f *file) bias(m procMap) (uint64, bool) {
 	return 0, false
 }
 
-// fileFor returns the file of m with its table loaded, or nil.
+// fileFor returns the file of m, identifying it on first sight, or nil.
 func (l *Loader) fileFor(dir string, m procMap) *file {
 	key := m.dev + ":" + strconv.FormatUint(m.inode, 10)
 	f := l.byKey[key]
@@ -338,15 +539,6 @@ func (l *Loader) fileFor(dir string, m procMap) *file {
 		l.byKey[key] = f
 	}
 	f.lastUse = l.tick
-	if f.noTable || f.rows > 0 || f.queued {
-		return f
-	}
-	// First use, or evicted since.
-	select {
-	case l.queue <- job{f: f, dir: dir, m: m}:
-		f.queued = true
-	default: // full: the next refresh asks again
-	}
 	return f
 }
 
@@ -374,11 +566,16 @@ func (l *Loader) open(dir string, m procMap) *file {
 			return f
 		}
 	}
-	f := &file{}
+	f := &file{path: m.path, buildID: bid, cfiBytes: cfiSize(ef)}
+	// Both known before any build, so the process's mappings never change
+	// from "table coming" to "frame pointers".
 	if !hasCFI(ef) {
-		// Known before any build, so the process's mappings never change
-		// from "table coming" to "frame pointers".
 		l.stats.NoCFI++
+		f.noTable = true
+		return f
+	}
+	if f.cfiBytes > uint64(l.cfg.MaxCFIBytes) {
+		l.stats.CompileErrors++
 		f.noTable = true
 		return f
 	}
@@ -394,23 +591,53 @@ func (l *Loader) open(dir string, m procMap) *file {
 	}
 	f.id = l.nextID
 	l.nextID++
+	l.byID = append(l.byID, f)
 	if bid != "" {
 		l.byBuild[bid] = f
 	}
 	return f
 }
 
-// build compiles j's table without holding the lock, then loads it.
+// build reads j's table from the cache or compiles it, without holding
+// the lock, then loads it.
 func (l *Loader) build(j job) {
-	rows, err := compileFile(j.dir, j.m, l.cfg.MaxCFIBytes)
+	var (
+		rows          compiled
+		err           error
+		hit           bool
+		cacheFailures uint64
+	)
+	if l.cache != nil && j.f.buildID != "" {
+		var cerr error
+		rows.rows, hit, cerr = l.cache.get(j.f.buildID)
+		if cerr != nil {
+			cacheFailures++ // corrupt: removed, compiled again below
+		}
+	}
+	if !hit {
+		rows, err = compileFile(j, l.cfg)
+		if err == nil && l.cache != nil && j.f.buildID != "" && len(rows.rows) <= l.cfg.Rows() {
+			if cerr := l.cache.put(j.f.buildID, rows.rows); cerr != nil {
+				cacheFailures++
+			}
+		}
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	j.f.queued = false
-	l.stats.Builds++
-	l.stats.BuildTime += rows.took
+	l.stats.CacheErrors += cacheFailures
+	if l.cache != nil {
+		l.stats.CacheBytes, l.stats.CacheEvicted = l.cache.counters()
+	}
+	if hit {
+		l.stats.CacheHits++
+	} else {
+		l.stats.Builds++
+		l.stats.BuildTime += rows.took
+	}
 	switch {
 	case errors.Is(err, errGone):
-		return // retried at the next refresh of a process mapping it
+		return // queued again at its next sample
 	case errors.Is(err, ErrNoCFI):
 		l.stats.NoCFI++
 		j.f.noTable = true
@@ -434,9 +661,29 @@ type compiled struct {
 	took time.Duration
 }
 
-// compileFile opens and compiles the file behind m.
-func compileFile(dir string, m procMap, maxCFI int) (compiled, error) {
-	ef, err := openELF(dir, m)
+// openJob opens j's file through the sampled process, or when it is gone
+// (a short-lived process) by its path, if the file there has the same
+// build id.
+func openJob(j job, procRoot string) (*elf.File, error) {
+	dir := filepath.Join(procRoot, strconv.FormatUint(uint64(j.pid), 10))
+	ef, err := openELF(dir, procMap{start: j.m.Start, end: j.m.End, path: j.f.path})
+	if err == nil || j.f.buildID == "" {
+		return ef, err
+	}
+	ef, herr := elf.Open(j.f.path)
+	if herr != nil {
+		return nil, errors.Join(err, herr)
+	}
+	if buildID(ef) != j.f.buildID {
+		_ = ef.Close()
+		return nil, fmt.Errorf("%s: build id changed: %w", j.f.path, err)
+	}
+	return ef, nil
+}
+
+// compileFile opens and compiles j's file.
+func compileFile(j job, cfg Config) (compiled, error) {
+	ef, err := openJob(j, cfg.ProcRoot)
 	if err != nil {
 		return compiled{}, fmt.Errorf("%w: %w", errGone, err)
 	}
@@ -444,18 +691,23 @@ func compileFile(dir string, m procMap, maxCFI int) (compiled, error) {
 	if !hasCFI(ef) {
 		return compiled{}, ErrNoCFI
 	}
-	var size uint64
-	for _, name := range []string{".eh_frame", ".debug_frame"} {
-		if s := ef.Section(name); s != nil {
-			size += s.Size
-		}
-	}
-	if size > uint64(maxCFI) {
+	if size := cfiSize(ef); size > uint64(cfg.MaxCFIBytes) {
 		return compiled{}, fmt.Errorf("%w: %d bytes of CFI", ErrTooLarge, size)
 	}
 	start := time.Now()
 	rows, err := Build(ef)
 	return compiled{rows: rows, took: time.Since(start)}, err
+}
+
+// cfiSize returns the bytes of f's .eh_frame and .debug_frame.
+func cfiSize(f *elf.File) uint64 {
+	var size uint64
+	for _, name := range []string{".eh_frame", ".debug_frame"} {
+		if s := f.Section(name); s != nil {
+			size += s.Size
+		}
+	}
+	return size
 }
 
 // hasCFI reports whether f has CFI worth compiling: Go code keeps frame

@@ -1,6 +1,7 @@
 package unwind
 
 import (
+	"slices"
 	"testing"
 )
 
@@ -65,4 +66,76 @@ func FuzzParseExecMaps(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestNextOrder checks the build order: most samples per byte of CFI
+// first, large files only in their own lane.
+func TestNextOrder(t *testing.T) {
+	l, err := NewLoader(Config{LargeCFIBytes: 1 << 20, CacheDir: CacheOff}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	small := &file{id: 1, cfiBytes: 8 << 10, hits: 2}
+	hotter := &file{id: 2, cfiBytes: 200 << 10, hits: 100}
+	large := &file{id: 3, cfiBytes: 4 << 20, hits: 1000}
+	for _, tc := range []struct {
+		name string
+		lane int
+		want []uint32 // file ids in the order taken
+	}{
+		{"small lane", laneSmall, []uint32{2, 1}},
+		{"large lane", laneLarge, []uint32{3}},
+		{"any", laneAny, []uint32{2, 3, 1}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l.queue = map[*file]job{}
+			for _, f := range []*file{small, hotter, large} {
+				l.queue[f] = job{f: f}
+			}
+			var got []uint32
+			for {
+				j, ok := l.next(tc.lane)
+				if !ok {
+					break
+				}
+				got = append(got, j.f.id)
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("order %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+// BenchmarkSampled matches one drain's stacks to files: 20,000 stacks of
+// 64 frames over 40 mappings (a busy 99 Hz flush), all files built.
+func BenchmarkSampled(b *testing.B) {
+	l, err := NewLoader(Config{CacheDir: CacheOff}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	const pid, nmaps, stacks, depth = 1, 40, 20000, 64
+	var ms []Mapping
+	for i := range nmaps {
+		f := &file{id: uint32(i + 1), rows: 1}
+		l.byID = append(l.byID, f)
+		ms = append(ms, Mapping{Start: uint64(i+1) << 24, End: uint64(i+1)<<24 + 1<<20, FileID: f.id})
+	}
+	l.maps[pid] = ms
+	pcs := make([][]uint64, stacks)
+	for i := range pcs {
+		for d := range depth {
+			m := ms[(i+d/8)%nmaps]
+			pcs[i] = append(pcs[i], m.Start+uint64(i*d)%(m.End-m.Start))
+		}
+	}
+	for b.Loop() {
+		l.Sampled(func(yield func(uint32, []uint64) bool) {
+			for _, p := range pcs {
+				if !yield(pid, p) {
+					return
+				}
+			}
+		})
+	}
 }

@@ -46,6 +46,16 @@ func startChain(t *testing.T) (bin string, pid uint32) {
 	return bin, uint32(cmd.Process.Pid)
 }
 
+// sampleAll reports one sample in each of pid's mappings, as if the
+// walker had been everywhere, so every file gets its table.
+func sampleAll(l *unwind.Loader, pid uint32) {
+	var pcs []uint64
+	for _, m := range l.Mappings(pid) {
+		pcs = append(pcs, m.Start)
+	}
+	l.Sampled(func(yield func(uint32, []uint64) bool) { yield(pid, pcs) })
+}
+
 func rowsOf(t *testing.T, path string) []unwind.Row {
 	t.Helper()
 	f, err := elf.Open(path)
@@ -72,6 +82,7 @@ func TestLoaderRefresh(t *testing.T) {
 	if _, err := l.Refresh(pid); err != nil {
 		t.Fatal(err)
 	}
+	sampleAll(l, pid)
 	l.BuildPending()
 	maps, ok := fake.Process(pid)
 	if !ok || len(maps) < 2 {
@@ -95,6 +106,7 @@ func TestLoaderRefresh(t *testing.T) {
 	if _, err := l.Refresh(pid); err != nil {
 		t.Fatal(err)
 	}
+	sampleAll(l, pid)
 	l.BuildPending()
 	if st := l.Stats(); st.Builds != before || st.Files == 0 || st.Bytes != st.Rows*unwind.RowSize {
 		t.Errorf("second refresh: stats %+v, builds before %d", st, before)
@@ -119,6 +131,7 @@ func TestLoaderEviction(t *testing.T) {
 	if _, err := probe.Refresh(pid); err != nil {
 		t.Fatal(err)
 	}
+	sampleAll(probe, pid)
 	probe.BuildPending()
 	full := probe.Stats()
 	if full.Files < 2 {
@@ -133,6 +146,7 @@ func TestLoaderEviction(t *testing.T) {
 		if _, err := l.Refresh(pid); err != nil {
 			t.Fatal(err)
 		}
+		sampleAll(l, pid)
 		l.BuildPending()
 		st := l.Stats()
 		if st.Bytes > budget {
