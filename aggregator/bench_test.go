@@ -3,6 +3,9 @@ package aggregator
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strconv"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -252,4 +255,145 @@ func sendBatches(ts *testServer, prefix string, payload []byte, n int) error {
 		}
 	}
 	return nil
+}
+
+// Shape of BenchmarkIngestFleetSenders (issue 14's agent-shaped load).
+var fleetSenders = []int{1, 16, 200, 1000}
+
+const (
+	fleetBatchRows = 5000
+	fleetDuration  = 4 * time.Second // per case: bounded time, not b.N batches
+	fleetBaseRows  = 100_000         // the single-large-batch baseline's batch
+	// fleetRetryDelay is how long a sender waits before resending a FAILED batch.
+	fleetRetryDelay = 100 * time.Millisecond
+)
+
+// BenchmarkIngestFleetSenders sends 5,000-row batches from 1, 16, 200 and
+// 1,000 concurrent agent streams for a fixed time into each real store, with
+// the write-ahead log and without (ack after each group's store write), and
+// reports rows/s, ack p50/p99 and, on embedded chDB where the engine runs
+// in this process, rows per CPU-second and its ratio to one stream of
+// 100,000-row batches measured the same way in the same run.
+func BenchmarkIngestFleetSenders(b *testing.B) {
+	for _, be := range backends {
+		if be.name == "fake" {
+			continue
+		}
+		for _, mode := range []string{"wal", "ack-after-write"} {
+			b.Run(be.name+"/"+mode, func(b *testing.B) {
+				st := be.open(b)
+				cfg := Config{}
+				if mode == "wal" {
+					cfg.WALDir = b.TempDir()
+				}
+				ts := startServer(b, st, cfg)
+				svc := uniqueService(b)
+				base := runFleet(b, ts, svc+"-base", 1, fleetBaseRows)
+				for _, n := range fleetSenders {
+					r := runFleet(b, ts, fmt.Sprintf("%s-%d", svc, n), n, fleetBatchRows)
+					k := strconv.Itoa(n)
+					b.ReportMetric(r.rowsPerSec, "rows/s-"+k)
+					b.ReportMetric(r.p50.Seconds()*1000, "ack-p50-ms-"+k)
+					b.ReportMetric(r.p99.Seconds()*1000, "ack-p99-ms-"+k)
+					b.ReportMetric(float64(r.failed), "pushed-back-"+k)
+					if be.name == "embedded" {
+						b.ReportMetric(r.rowsPerCPU, "rows/cpu-s-"+k)
+						b.ReportMetric(r.rowsPerCPU/base.rowsPerCPU, "cpu-ratio-to-large-batches-"+k)
+					}
+				}
+				if be.name == "embedded" {
+					b.ReportMetric(base.rowsPerCPU, "rows/cpu-s-large-batches")
+				}
+			})
+		}
+	}
+}
+
+type fleetResult struct {
+	rowsPerSec, rowsPerCPU float64
+	p50, p99               time.Duration
+	failed                 int // FAILED answers (back-pressure) resent
+}
+
+// runFleet streams batches of rows rows from n senders for fleetDuration.
+func runFleet(b *testing.B, ts *testServer, prefix string, n, rows int) fleetResult {
+	b.Helper()
+	const payloads = 16 // distinct host batches, shared by the senders
+	data := make([][]byte, payloads)
+	for i := range data {
+		smp := benchBatch(prefix, time.Now().Add(-5*time.Minute).Truncate(time.Minute), rows)
+		for j := range smp {
+			smp[j].Labels.Host = fmt.Sprintf("agent-%02d", i)
+		}
+		enc, err := samplebatch.Encode(smp)
+		if err != nil {
+			b.Fatal(err)
+		}
+		data[i] = enc
+	}
+	var (
+		mu     sync.Mutex
+		acks   []time.Duration
+		sent   int
+		failed int
+	)
+	stop := time.Now().Add(fleetDuration)
+	cpu0, t0 := cpuTime(), time.Now()
+	var wg sync.WaitGroup
+	errc := make(chan error, n)
+	for s := range n {
+		wg.Go(func() {
+			stream, err := ingestv1.NewIngestServiceClient(ts.conn).Write(context.Background())
+			if err != nil {
+				errc <- err
+				return
+			}
+			defer stream.CloseSend()
+			for i := 0; time.Now().Before(stop); i++ {
+				t := time.Now()
+				for {
+					if err := stream.Send(&ingestv1.WriteRequest{BatchId: fmt.Sprintf("%s-%d-%d", prefix, s, i), ArrowIpc: data[s%payloads]}); err != nil {
+						errc <- err
+						return
+					}
+					resp, err := stream.Recv()
+					if err != nil {
+						errc <- err
+						return
+					}
+					if resp.Status == ingestv1.WriteResponse_STATUS_ACKED {
+						break
+					}
+					if resp.Status != ingestv1.WriteResponse_STATUS_FAILED {
+						errc <- fmt.Errorf("sender %d batch %d: %v %s", s, i, resp.Status, resp.Error)
+						return
+					}
+					// Pushed back (the store is behind): resend, as an agent does.
+					mu.Lock()
+					failed++
+					mu.Unlock()
+					time.Sleep(fleetRetryDelay)
+				}
+				mu.Lock()
+				acks = append(acks, time.Since(t))
+				sent += rows
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	ts.srv.flushForRead(context.Background()) // the log's rows count once stored
+	wall, cpu := time.Since(t0), cpuTime()-cpu0
+	close(errc)
+	for err := range errc {
+		b.Fatal(err)
+	}
+	slices.Sort(acks)
+	return fleetResult{
+		rowsPerSec: float64(sent) / wall.Seconds(),
+		rowsPerCPU: float64(sent) / cpu.Seconds(),
+		p50:        acks[len(acks)/2],
+		p99:        acks[len(acks)*99/100],
+		failed:     failed,
+	}
 }
