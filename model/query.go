@@ -13,13 +13,17 @@ type Filter struct {
 	Value string `json:"value"`
 }
 
-// Selection is a set of samples: one service (empty = all), a half-open time range
-// [From, To) and label filters (ANDed; several filters on one key are ORed).
+// Selection is a set of samples of one profile type: one service (empty = all), a
+// half-open time range [From, To) and label filters (ANDed; several filters on one key
+// are ORed).
 type Selection struct {
 	Service string    `json:"service,omitempty"`
 	From    time.Time `json:"from"`
 	To      time.Time `json:"to"`
 	Filters []Filter  `json:"filters,omitempty"`
+	// ProfileType is what the selected values count: "cpu" (also when empty) or an
+	// imported profile's TYPE/UNIT, e.g. "alloc_space/bytes" (proto/samplebatch).
+	ProfileType string `json:"profile_type,omitempty"`
 }
 
 // FunctionStat is one row of the top table.

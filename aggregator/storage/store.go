@@ -424,6 +424,9 @@ var (
 		{Name: "value", Type: arrow.PrimitiveTypes.Uint64},
 		{Name: "period_ns", Type: arrow.PrimitiveTypes.Uint64},
 	}, nil)
+	// samplesTypedSchema adds profile_type, for batches with other than CPU rows.
+	samplesTypedSchema = arrow.NewSchema(append(samplesSchema.Fields(),
+		arrow.Field{Name: "profile_type", Type: arrow.BinaryTypes.String}), nil)
 	rollupSchema = arrow.NewSchema([]arrow.Field{
 		{Name: "service", Type: arrow.BinaryTypes.String},
 		{Name: "version", Type: arrow.BinaryTypes.String},
@@ -464,8 +467,15 @@ func stacksRecord(ids []uint64, stacks map[uint64][]string) arrow.RecordBatch {
 	return rb.NewRecordBatch()
 }
 
+// samplesRecord is b's rows for the samples table. A batch of CPU rows only
+// leaves profile_type to its default.
 func samplesRecord(b *samplebatch.Batch) arrow.RecordBatch {
-	rb := array.NewRecordBuilder(memory.DefaultAllocator, samplesSchema)
+	typed := slices.ContainsFunc(b.Rows, func(r samplebatch.Row) bool { return !isCPU(r.ProfileType) })
+	schema := samplesSchema
+	if typed {
+		schema = samplesTypedSchema
+	}
+	rb := array.NewRecordBuilder(memory.DefaultAllocator, schema)
 	defer rb.Release()
 	rb.Reserve(len(b.Rows))
 	ts := rb.Field(0).(*array.TimestampBuilder)
@@ -481,6 +491,10 @@ func samplesRecord(b *samplebatch.Batch) arrow.RecordBatch {
 	sid := rb.Field(11).(*array.Uint64Builder)
 	val := rb.Field(12).(*array.Uint64Builder)
 	per := rb.Field(13).(*array.Uint64Builder)
+	var typ *array.StringBuilder
+	if typed {
+		typ = rb.Field(14).(*array.StringBuilder)
+	}
 	for _, r := range b.Rows {
 		l := &r.Labels
 		ts.UnsafeAppend(arrow.Timestamp(r.TS))
@@ -501,6 +515,13 @@ func samplesRecord(b *samplebatch.Batch) arrow.RecordBatch {
 		sid.UnsafeAppend(r.StackID)
 		val.UnsafeAppend(uint64(r.Value))
 		per.UnsafeAppend(uint64(r.PeriodNS))
+		if typed {
+			if isCPU(r.ProfileType) {
+				typ.Append(samplebatch.ProfileCPU)
+			} else {
+				typ.Append(r.ProfileType)
+			}
+		}
 	}
 	return rb.NewRecordBatch()
 }
