@@ -63,6 +63,9 @@ type Profile struct {
 	Stacks   []StackCount `json:"stacks"`
 	Total    int64        `json:"total"`
 	PeriodNS int64        `json:"period_ns"` // most common sampling period in the selection
+	// ProfileType is the selection's profile type; empty for CPU, else values are in
+	// its unit (Selection.ProfileType).
+	ProfileType string `json:"profile_type,omitempty"`
 }
 
 // DiffNode is a node of a flame diff: the same call path in the baseline and the

@@ -345,3 +345,28 @@ func TestImportSampleType(t *testing.T) {
 		})
 	}
 }
+
+// TestExportProfileType exports stored heap stacks as a pprof profile of that one
+// sample type, which imports back to the same values.
+func TestExportProfileType(t *testing.T) {
+	p := &model.Profile{ProfileType: "alloc_space/bytes", PeriodNS: 1, Total: 5 << 20,
+		Stacks: []model.StackCount{{Frames: []string{"main", "alloc"}, Value: 4 << 20}, {Frames: []string{"main"}, Value: 1 << 20}}}
+	var buf bytes.Buffer
+	if err := WritePprof(&buf, p, fixedNow(), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	back, err := profile.Parse(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(back.SampleType) != 1 || back.SampleType[0].Type != "alloc_space" || back.SampleType[0].Unit != "bytes" {
+		t.Fatalf("sample types %v, want alloc_space/bytes only", back.SampleType)
+	}
+	got, err := Import(back, ImportOptions{Labels: samplebatch.Labels{Service: "s"}, SampleType: "alloc_space/bytes", Now: fixedNow})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0].Value != 4<<20 || got[1].Value != 1<<20 {
+		t.Fatalf("re-imported %+v", got)
+	}
+}

@@ -116,6 +116,9 @@ func (s *Store) Profile(ctx context.Context, sel model.Selection) (*model.Profil
 	values := map[uint64]int64{}
 	periods := map[int64]int64{}
 	p := &model.Profile{}
+	if !isCPU(sel.ProfileType) {
+		p.ProfileType = sel.ProfileType
+	}
 	for _, row := range r.Data {
 		id, per, v := asUint(row[0]), asInt(row[1]), asInt(row[2])
 		values[id] += v
