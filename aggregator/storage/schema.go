@@ -16,6 +16,7 @@ type features struct {
 	TTL            bool // table TTL (19.6+)
 	Codecs         bool // column compression codecs (conservatively 20.1+)
 	LowCardinality bool // LowCardinality without an experimental setting (conservatively 20.1+)
+	ThreadPriority bool // the os_thread_priority query setting (conservatively 20.1+; 18.16 refuses it)
 }
 
 func featuresFor(v Version) features {
@@ -23,6 +24,7 @@ func featuresFor(v Version) features {
 		TTL:            v.AtLeast(19, 6),
 		Codecs:         v.AtLeast(20, 1),
 		LowCardinality: v.AtLeast(20, 1),
+		ThreadPriority: v.AtLeast(20, 1),
 	}
 }
 

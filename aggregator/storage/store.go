@@ -36,6 +36,10 @@ type Store struct {
 	// stage tables exactly once (commit.go). Cluster mode writes directly.
 	staged bool
 	commit committer
+
+	// readSlots bounds the reads holding engine connections at once (embedded:
+	// EmbeddedReadConns); nil means no bound.
+	readSlots chan struct{}
 }
 
 // Open connects to (or starts) the engine named by cfg.URI and brings the
@@ -57,6 +61,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	}
 	if tgt.embedded {
 		s.be, err = openEmbedded(tgt.dir, cfg.ChdbLib)
+		s.readSlots = make(chan struct{}, EmbeddedReadConns)
 	} else {
 		s.be, err = openServerTarget(ctx, tgt, cfg.Retention, s.lay)
 	}
