@@ -10,6 +10,7 @@ import (
 	"unicode"
 
 	"github.com/fleetprof/fleetprof/model"
+	"github.com/fleetprof/fleetprof/proto/samplebatch"
 )
 
 // DefaultRange is the time range of a selection without from/to.
@@ -113,7 +114,7 @@ func ParseFilter(v string) (model.Filter, error) {
 	return model.Filter{Key: k, Value: val}, nil
 }
 
-// parseSelection reads a selection. With a prefix ("base_", "cmp_"), a prefixed
+// parseSelection reads a selection; profile_type defaults to cpu. With a prefix ("base_", "cmp_"), a prefixed
 // parameter wins over the unprefixed one, and prefixed filters add to shared ones.
 func parseSelection(q url.Values, prefix string, now time.Time) (model.Selection, error) {
 	get := func(name string) (string, string) {
@@ -126,6 +127,12 @@ func parseSelection(q url.Values, prefix string, now time.Time) (model.Selection
 	}
 	var sel model.Selection
 	_, sel.Service = get("service")
+	if name, v := get("profile_type"); v != "" {
+		if err := samplebatch.CheckProfileType(v); err != nil {
+			return sel, badParam(name, "%v", err)
+		}
+		sel.ProfileType = v
+	}
 	sel.To = now
 	if name, v := get("to"); v != "" {
 		t, err := ParseTime(v, now)

@@ -296,6 +296,8 @@ func TestHTTPErrors(t *testing.T) {
 		{"/api/v1/top?filter=novalue", 400, "parameter filter"},
 		{"/api/v1/top?filter==v", 400, "parameter filter"},
 		{"/api/v1/top?filter=a%20b=v", 400, "parameter filter"},
+		{"/api/v1/top?profile_type=heap", 400, "parameter profile_type"},
+		{"/api/v1/diff?cmp_profile_type=A/B", 400, "parameter cmp_profile_type"},
 		{"/api/v1/top?limit=0", 400, "parameter limit"},
 		{"/api/v1/top?limit=many", 400, "parameter limit"},
 		{"/api/v1/profile?format=xml", 400, "parameter format"},

@@ -13,13 +13,17 @@ type Filter struct {
 	Value string `json:"value"`
 }
 
-// Selection is a set of samples: one service (empty = all), a half-open time range
-// [From, To) and label filters (ANDed; several filters on one key are ORed).
+// Selection is a set of samples of one profile type: one service (empty = all), a
+// half-open time range [From, To) and label filters (ANDed; several filters on one key
+// are ORed).
 type Selection struct {
 	Service string    `json:"service,omitempty"`
 	From    time.Time `json:"from"`
 	To      time.Time `json:"to"`
 	Filters []Filter  `json:"filters,omitempty"`
+	// ProfileType is what the selected values count: "cpu" (also when empty) or an
+	// imported profile's TYPE/UNIT, e.g. "alloc_space/bytes" (proto/samplebatch).
+	ProfileType string `json:"profile_type,omitempty"`
 }
 
 // FunctionStat is one row of the top table.
@@ -59,6 +63,9 @@ type Profile struct {
 	Stacks   []StackCount `json:"stacks"`
 	Total    int64        `json:"total"`
 	PeriodNS int64        `json:"period_ns"` // most common sampling period in the selection
+	// ProfileType is the selection's profile type; empty for CPU, else values are in
+	// its unit (Selection.ProfileType).
+	ProfileType string `json:"profile_type,omitempty"`
 }
 
 // DiffNode is a node of a flame diff: the same call path in the baseline and the

@@ -17,6 +17,7 @@ const defaultPeriodNS = 10_000_000
 
 // ToPprof builds a CPU profile from stored stacks: sample types samples/count and
 // cpu/nanoseconds (count × period), one function and one location per frame name.
+// A profile of another type (p.ProfileType TYPE/UNIT) gets that one sample type.
 // start and dur describe the selection's time range.
 func ToPprof(p *model.Profile, start time.Time, dur time.Duration) *profile.Profile {
 	period := p.PeriodNS
@@ -33,6 +34,13 @@ func ToPprof(p *model.Profile, start time.Time, dur time.Duration) *profile.Prof
 		Period:            period,
 		TimeNanos:         start.UnixNano(),
 		DurationNanos:     int64(dur),
+	}
+	values := func(v int64) []int64 { return []int64{v, v * period} }
+	if typ, unit, ok := strings.Cut(p.ProfileType, "/"); ok {
+		// Another profile type (heap, goroutine, ...): its one value, in its unit.
+		out.SampleType = []*profile.ValueType{{Type: typ, Unit: unit}}
+		out.DefaultSampleType, out.PeriodType, out.Period = typ, nil, 0
+		values = func(v int64) []int64 { return []int64{v} }
 	}
 	locs := map[string]*profile.Location{}
 	location := func(name string) *profile.Location {
@@ -56,7 +64,7 @@ func ToPprof(p *model.Profile, start time.Time, dur time.Duration) *profile.Prof
 			// pprof stacks are leaf first.
 			ls[len(s.Frames)-1-i] = location(f)
 		}
-		out.Sample = append(out.Sample, &profile.Sample{Location: ls, Value: []int64{s.Value, s.Value * period}})
+		out.Sample = append(out.Sample, &profile.Sample{Location: ls, Value: values(s.Value)})
 	}
 	return out
 }

@@ -31,7 +31,28 @@ type ImportOptions struct {
 	Bucket time.Duration
 	// Now stamps profiles without TimeNanos; default time.Now.
 	Now func() time.Time
+	// SampleType picks the profile's sample type to import, as TYPE/UNIT (e.g.
+	// alloc_space/bytes). Empty: the CPU sample type, and a profile without one is
+	// refused with ErrNotCPU. cpu/nanoseconds and samples/count are imported as CPU
+	// samples; any other type is stored under its own profile type (ProfileType)
+	// with values in its unit.
+	SampleType string
 }
+
+// ProfileType is the profile type rows imported with o are stored under
+// (samplebatch.ProfileCPU or o.SampleType).
+func (o ImportOptions) ProfileType() string {
+	if o.SampleType == "" || o.SampleType == cpuType || o.SampleType == countType {
+		return samplebatch.ProfileCPU
+	}
+	return o.SampleType
+}
+
+// The sample types imported as CPU samples.
+const (
+	cpuType   = "cpu/nanoseconds"
+	countType = "samples/count"
+)
 
 func (o ImportOptions) withDefaults() ImportOptions {
 	if o.Bucket <= 0 {
@@ -48,6 +69,10 @@ func (o ImportOptions) withDefaults() ImportOptions {
 // samples they would be wrong.
 var ErrNotCPU = errors.New("not a CPU profile")
 
+// ErrSampleType is returned when ImportOptions.SampleType is not one of the
+// profile's sample types or not a valid profile type.
+var ErrSampleType = errors.New("sample type not in profile")
+
 // ErrNoSamples is returned for a profile that holds no positive sample values.
 var ErrNoSamples = errors.New("profile has no samples")
 
@@ -63,7 +88,8 @@ func Parse(data []byte, opt ImportOptions) ([]samplebatch.Sample, error) {
 // Import converts a pprof profile to rows, one per distinct (stack, labels), with
 // values in samples. The sample count is taken from samples/count, or derived from
 // cpu/nanoseconds and the period; other profiles (heap, goroutine, mutex) are
-// refused with ErrNotCPU naming their sample types.
+// refused with ErrNotCPU naming their sample types unless opt.SampleType names the
+// one to import (then values are in its unit, stored as opt.ProfileType()).
 func Import(p *profile.Profile, opt ImportOptions) ([]samplebatch.Sample, error) {
 	opt = opt.withDefaults()
 	if opt.Labels.Service == "" {
@@ -72,18 +98,28 @@ func Import(p *profile.Profile, opt ImportOptions) ([]samplebatch.Sample, error)
 	if len(p.SampleType) == 0 {
 		return nil, errors.New("import pprof: profile has no sample types")
 	}
-	idx, divisor := valueIndex(p)
-	if idx < 0 {
-		types := make([]string, len(p.SampleType))
-		for i, st := range p.SampleType {
-			types[i] = st.Type + "/" + st.Unit
-		}
-		return nil, fmt.Errorf("import pprof: %w: sample types %s (want cpu/nanoseconds or samples/count)", ErrNotCPU, strings.Join(types, ", "))
+	types := make([]string, len(p.SampleType))
+	for i, st := range p.SampleType {
+		types[i] = st.Type + "/" + st.Unit
 	}
-	// The batch needs a period; non-time profiles (heap) get the CPU default.
-	periodNS := int64(defaultPeriodNS)
-	if p.PeriodType != nil && p.PeriodType.Unit == "nanoseconds" && p.Period > 0 && p.Period <= int64(time.Hour) {
-		periodNS = p.Period
+	idx, divisor := valueIndex(p, opt.SampleType)
+	if idx < 0 && opt.SampleType != "" {
+		return nil, fmt.Errorf("import pprof: %w: %s is not one of the profile's sample types %s", ErrSampleType, opt.SampleType, strings.Join(types, ", "))
+	}
+	if idx < 0 {
+		return nil, fmt.Errorf("import pprof: %w: sample types %s (want %s or %s)", ErrNotCPU, strings.Join(types, ", "), cpuType, countType)
+	}
+	// The batch needs a period: CPU rows get the profile's (else the default),
+	// other types 1, their values being bytes or counts rather than samples.
+	if err := samplebatch.CheckProfileType(opt.ProfileType()); err != nil {
+		return nil, fmt.Errorf("import pprof: %w: %w", ErrSampleType, err)
+	}
+	periodNS := int64(1)
+	if opt.ProfileType() == samplebatch.ProfileCPU {
+		periodNS = defaultPeriodNS
+		if p.PeriodType != nil && p.PeriodType.Unit == "nanoseconds" && p.Period > 0 && p.Period <= int64(time.Hour) {
+			periodNS = p.Period
+		}
 	}
 	ts := p.TimeNanos
 	if ts <= 0 {
@@ -131,14 +167,18 @@ func Import(p *profile.Profile, opt ImportOptions) ([]samplebatch.Sample, error)
 }
 
 // valueIndex picks the sample value to import and what to divide it by to get a
-// sample count; -1 when the profile has no CPU sample type.
-func valueIndex(p *profile.Profile) (idx int, divisor int64) {
+// sample count; -1 when the profile has no CPU sample type, or not sampleType.
+func valueIndex(p *profile.Profile, sampleType string) (idx int, divisor int64) {
 	cpu, count := -1, -1
 	for i, st := range p.SampleType {
-		switch {
-		case st.Type == "cpu" && st.Unit == "nanoseconds":
+		switch t := st.Type + "/" + st.Unit; {
+		case sampleType != "" && sampleType != cpuType && sampleType != countType:
+			if t == sampleType {
+				return i, 1
+			}
+		case t == cpuType && sampleType != countType:
 			cpu = i
-		case st.Type == "samples" && st.Unit == "count":
+		case t == countType && sampleType != cpuType:
 			count = i
 		}
 	}

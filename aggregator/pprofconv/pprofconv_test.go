@@ -294,3 +294,79 @@ func TestImportRefusesNonCPU(t *testing.T) {
 		})
 	}
 }
+
+func TestImportSampleType(t *testing.T) {
+	fn := &profile.Function{ID: 1, Name: "main.alloc"}
+	loc := &profile.Location{ID: 1, Line: []profile.Line{{Function: fn}}}
+	heap := &profile.Profile{
+		SampleType: []*profile.ValueType{{Type: "alloc_objects", Unit: "count"}, {Type: "alloc_space", Unit: "bytes"}, {Type: "inuse_objects", Unit: "count"}, {Type: "inuse_space", Unit: "bytes"}},
+		PeriodType: &profile.ValueType{Type: "space", Unit: "bytes"}, Period: 512 * 1024, TimeNanos: fixedNow().UnixNano(),
+		Function: []*profile.Function{fn}, Location: []*profile.Location{loc},
+		Sample: []*profile.Sample{{Location: []*profile.Location{loc}, Value: []int64{3, 3 << 20, 1, 1 << 20}}},
+	}
+	for _, tc := range []struct {
+		name       string
+		prof       *profile.Profile
+		sampleType string
+		profType   string
+		value      int64
+		period     int64
+		err        error
+	}{
+		{"alloc_space", heap, "alloc_space/bytes", "alloc_space/bytes", 3 << 20, 1, nil},
+		{"inuse_objects", heap, "inuse_objects/count", "inuse_objects/count", 1, 1, nil},
+		{"not in profile", heap, "delay/nanoseconds", "", 0, 0, ErrSampleType},
+		{"cpu of a heap profile", heap, "cpu/nanoseconds", "", 0, 0, ErrSampleType},
+		{"cpu profile as cpu/nanoseconds", cpuProfile(), "cpu/nanoseconds", samplebatch.ProfileCPU, 5, 10_000_000, nil},
+		{"cpu profile as samples/count", cpuProfile(), "samples/count", samplebatch.ProfileCPU, 5, 10_000_000, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			opt := ImportOptions{Labels: samplebatch.Labels{Service: "s"}, SampleType: tc.sampleType, Now: fixedNow}
+			got, err := Import(tc.prof, opt)
+			if tc.err != nil {
+				if !errors.Is(err, tc.err) || !strings.Contains(err.Error(), "alloc_space/bytes") {
+					t.Fatalf("err = %v, want %v naming the profile's types", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if opt.ProfileType() != tc.profType || got[0].Value != tc.value || got[0].PeriodNS != tc.period {
+				t.Fatalf("profile type %q, first row %+v; want %q, value %d, period %d", opt.ProfileType(), got[0], tc.profType, tc.value, tc.period)
+			}
+			data, err := samplebatch.EncodeProfile(opt.ProfileType(), got)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := samplebatch.Decode(data, samplebatch.Limits{Now: fixedNow}); err != nil {
+				t.Fatalf("imported rows do not decode: %v", err)
+			}
+		})
+	}
+}
+
+// TestExportProfileType exports stored heap stacks as a pprof profile of that one
+// sample type, which imports back to the same values.
+func TestExportProfileType(t *testing.T) {
+	p := &model.Profile{ProfileType: "alloc_space/bytes", PeriodNS: 1, Total: 5 << 20,
+		Stacks: []model.StackCount{{Frames: []string{"main", "alloc"}, Value: 4 << 20}, {Frames: []string{"main"}, Value: 1 << 20}}}
+	var buf bytes.Buffer
+	if err := WritePprof(&buf, p, fixedNow(), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	back, err := profile.Parse(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(back.SampleType) != 1 || back.SampleType[0].Type != "alloc_space" || back.SampleType[0].Unit != "bytes" {
+		t.Fatalf("sample types %v, want alloc_space/bytes only", back.SampleType)
+	}
+	got, err := Import(back, ImportOptions{Labels: samplebatch.Labels{Service: "s"}, SampleType: "alloc_space/bytes", Now: fixedNow})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0].Value != 4<<20 || got[1].Value != 1<<20 {
+		t.Fatalf("re-imported %+v", got)
+	}
+}

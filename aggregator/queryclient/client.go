@@ -74,6 +74,9 @@ func SelectionValues(sel model.Selection, prefix string, v url.Values) url.Value
 	if sel.Service != "" {
 		v.Set(prefix+"service", sel.Service)
 	}
+	if sel.ProfileType != "" {
+		v.Set(prefix+"profile_type", sel.ProfileType)
+	}
 	if !sel.From.IsZero() {
 		v.Set(prefix+"from", sel.From.Format(time.RFC3339Nano))
 	}

@@ -39,13 +39,14 @@ func TestNew(t *testing.T) {
 func TestSelectionValues(t *testing.T) {
 	from := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	sel := model.Selection{Service: "api", From: from, To: from.Add(time.Hour),
-		Filters: []model.Filter{{Key: "version", Value: "v1"}, {Key: "q", Value: "a=b&c"}}}
+		Filters: []model.Filter{{Key: "version", Value: "v1"}, {Key: "q", Value: "a=b&c"}}, ProfileType: "alloc_space/bytes"}
 	got := SelectionValues(sel, "base_", nil)
 	want := url.Values{
-		"base_service": {"api"},
-		"base_from":    {"2026-01-01T00:00:00Z"},
-		"base_to":      {"2026-01-01T01:00:00Z"},
-		"base_filter":  {"version=v1", "q=a=b&c"},
+		"base_service":      {"api"},
+		"base_profile_type": {"alloc_space/bytes"},
+		"base_from":         {"2026-01-01T00:00:00Z"},
+		"base_to":           {"2026-01-01T01:00:00Z"},
+		"base_filter":       {"version=v1", "q=a=b&c"},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("SelectionValues = %v, want %v", got, want)

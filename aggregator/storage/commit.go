@@ -62,12 +62,17 @@ func (s *Store) stageTable(t string) string { return s.table(s.stageName(t)) }
 
 func (s *Store) stageName(t string) string { return t + "_stage_" + s.cfg.Writer }
 
-// createStages makes this writer's stage tables, copies of the public ones.
+// createStages makes this writer's stage tables, copies of the public ones. A
+// stage made before a schema upgrade gains the columns its table gained (it may
+// hold a committed group to roll forward, so it is not recreated).
 func (s *Store) createStages(ctx context.Context) error {
 	for _, t := range stagedOrder {
 		if err := s.be.Exec(ctx, fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s AS %s", s.stageTable(t), s.table(t))); err != nil {
 			return fmt.Errorf("create stage for %s: %w", t, err)
 		}
+	}
+	if err := addColumn(ctx, s.be, s.lay, s.stageName("samples"), profileTypeColumn, s.feat); err != nil {
+		return fmt.Errorf("upgrade stage: %w", err)
 	}
 	return nil
 }

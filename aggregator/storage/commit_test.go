@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -143,6 +144,15 @@ func TestStagedCommitFaults(t *testing.T) {
 	}
 }
 
+// schemaVersionStatements record version as db's only applied schema version.
+func schemaVersionStatements(db string, version int) []string {
+	return []string{
+		"DROP TABLE " + db + ".schema_migrations",
+		"CREATE TABLE " + db + ".schema_migrations (version UInt32, applied DateTime) ENGINE = TinyLog",
+		"INSERT INTO " + db + ".schema_migrations (version, applied) SELECT " + strconv.Itoa(version) + ", now()",
+	}
+}
+
 // TestUpgradeV1 opens a store created with the v1 DDL: commit_seq is added,
 // the rollup keeps its rows and sums only the counters.
 func TestUpgradeV1(t *testing.T) {
@@ -151,20 +161,18 @@ func TestUpgradeV1(t *testing.T) {
 		ingest(t, s, "before", knownBatch())
 		// Turn the database back into v1: old rollup engine, no commit_seq.
 		db := s.lay.db
-		for _, stmt := range []string{
+		for _, stmt := range append([]string{
 			"CREATE TABLE " + db + ".r1 (service String, version String, host_group UInt8, bucket DateTime, function String, self UInt64, inclusive UInt64) ENGINE = SummingMergeTree PARTITION BY toYYYYMMDD(bucket) ORDER BY (service, bucket, function, version, host_group)",
 			"INSERT INTO " + db + ".r1 SELECT service, version, host_group, bucket, function, self, inclusive FROM " + db + ".function_rollup",
 			"DROP TABLE " + db + ".function_rollup",
 			"RENAME TABLE " + db + ".r1 TO " + db + ".function_rollup",
 			"ALTER TABLE " + db + ".samples DROP COLUMN commit_seq",
+			"ALTER TABLE " + db + ".samples DROP COLUMN profile_type",
 			"ALTER TABLE " + db + ".ingested_batches DROP COLUMN commit_seq",
 			"DROP TABLE " + db + ".samples_stage_default",
 			"DROP TABLE " + db + ".function_rollup_stage_default",
 			"DROP TABLE " + db + ".ingested_batches_stage_default",
-			"DROP TABLE " + db + ".schema_migrations",
-			"CREATE TABLE " + db + ".schema_migrations (version UInt32, applied DateTime) ENGINE = TinyLog",
-			"INSERT INTO " + db + ".schema_migrations (version, applied) SELECT 1, now()",
-		} {
+		}, schemaVersionStatements(db, 1)...) {
 			if err := s.be.Exec(ctx, stmt); err != nil {
 				t.Fatalf("%s: %v", stmt, err)
 			}

@@ -23,7 +23,7 @@ type embedded struct {
 }
 
 func openEmbedded(dir, lib string) (*embedded, error) {
-	db, err := chdb.Open(chdb.Config{Path: dir, LibPath: lib})
+	db, err := chdb.Open(chdb.Config{Path: dir, LibPath: lib, Conns: EmbeddedReadConns + EmbeddedWriteConns})
 	if errors.Is(err, chdb.ErrLibraryNotFound) {
 		return nil, fmt.Errorf("open embedded clickhouse (install libchdb.so with scripts/fetch-chdb.sh or make setup): %w", err)
 	}

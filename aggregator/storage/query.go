@@ -15,6 +15,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/fleetprof/fleetprof/model"
+	"github.com/fleetprof/fleetprof/proto/samplebatch"
 )
 
 // maxInlineIDs bounds stack ids written into a query as a literal list
@@ -115,6 +116,9 @@ func (s *Store) Profile(ctx context.Context, sel model.Selection) (*model.Profil
 	values := map[uint64]int64{}
 	periods := map[int64]int64{}
 	p := &model.Profile{}
+	if !isCPU(sel.ProfileType) {
+		p.ProfileType = sel.ProfileType
+	}
 	for _, row := range r.Data {
 		id, per, v := asUint(row[0]), asInt(row[1]), asInt(row[2])
 		values[id] += v
@@ -268,7 +272,8 @@ func (s *Store) Versions(ctx context.Context, service string, from, to time.Time
 	if service == "" {
 		return nil, errors.New("versions: service is required")
 	}
-	conds := append(timeRange("ts", from, to), "service = "+quote(service))
+	// Deploy events for the analyzer, which reads CPU samples only.
+	conds := append(timeRange("ts", from, to), "service = "+quote(service), "profile_type = "+quote(samplebatch.ProfileCPU))
 	r, err := s.read(ctx, fmt.Sprintf(`SELECT version, toUInt32(min(ts)) AS first, toUInt32(max(ts)) AS last, sum(value) FROM %s WHERE %s
 GROUP BY version ORDER BY first, version`, s.table("samples"), strings.Join(conds, " AND ")))
 	if err != nil {

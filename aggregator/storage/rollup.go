@@ -24,7 +24,12 @@ func HostGroup(host string, groups int) uint8 {
 	return uint8(h.Sum32() % uint32(groups))
 }
 
-// ComputeRollup aggregates a batch into rollup rows: per (service, version,
+// isCPU reports whether a row's profile type is CPU ("" means CPU).
+func isCPU(profileType string) bool {
+	return profileType == "" || profileType == samplebatch.ProfileCPU
+}
+
+// ComputeRollup aggregates a batch's CPU rows into rollup rows: per (service, version,
 // host group, bucket, function) the samples where the function is the leaf
 // (Self) and the samples whose stack contains it, counted once per stack
 // (Inclusive). Function "" carries the total samples in both Self and
@@ -113,7 +118,8 @@ func (a *rollupAgg) addBatch(b *samplebatch.Batch) {
 	lastGID := int32(-1)
 	for i := range b.Rows {
 		r := &b.Rows[i]
-		if r.Value == 0 {
+		// The rollup is what the analyzer reads: CPU samples only.
+		if r.Value == 0 || !isCPU(r.ProfileType) {
 			continue
 		}
 		lk := labelKey{r.Labels.Service, r.Labels.Version, r.Labels.Host}

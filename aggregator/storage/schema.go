@@ -8,7 +8,7 @@ import (
 )
 
 // SchemaVersion is the newest schema migration this code applies (SCHEMA.md).
-const SchemaVersion = 2
+const SchemaVersion = 3
 
 // features are the optional ClickHouse features the schema uses when the
 // engine has them; the base schema works on 18.16.
@@ -16,6 +16,7 @@ type features struct {
 	TTL            bool // table TTL (19.6+)
 	Codecs         bool // column compression codecs (conservatively 20.1+)
 	LowCardinality bool // LowCardinality without an experimental setting (conservatively 20.1+)
+	ThreadPriority bool // the os_thread_priority query setting (conservatively 20.1+; 18.16 refuses it)
 }
 
 func featuresFor(v Version) features {
@@ -23,8 +24,15 @@ func featuresFor(v Version) features {
 		TTL:            v.AtLeast(19, 6),
 		Codecs:         v.AtLeast(20, 1),
 		LowCardinality: v.AtLeast(20, 1),
+		ThreadPriority: v.AtLeast(20, 1),
 	}
 }
+
+// profileTypeColumn is what a samples row's value counts (samplebatch.ProfileCPU or
+// TYPE/UNIT); rows written before schema v3 are CPU. It is not in the sorting key:
+// changing an existing table's key is not possible on 18.16, and non-CPU data is
+// imported profiles, small next to the agents' CPU samples.
+const profileTypeColumn = "profile_type {LC} DEFAULT 'cpu'"
 
 // commitSeqColumn marks the rows of one staged commit (commit.go); 0 for
 // rows written without staging (bulk writes, cluster mode, schema v1).
@@ -56,6 +64,9 @@ var tables = []tableDef{
 			"value UInt64",
 			"period_ns UInt64",
 			commitSeqColumn,
+			// After commit_seq: where ALTER ADD COLUMN appends it to an upgraded
+			// table, so stage and public tables keep one column order.
+			profileTypeColumn,
 		},
 		engine: "MergeTree PARTITION BY toYYYYMMDD(ts) ORDER BY (service, ts, stack_id){TTL}",
 		shard:  "cityHash64(service, host)",
@@ -147,7 +158,7 @@ func (l layout) localName(t string) string {
 	return t
 }
 
-// createStatements is the DDL for schema version 2.
+// createStatements is the DDL for schema version 3.
 func (l layout) createStatements(f features, retention time.Duration) []string {
 	var out []string
 	for _, t := range tables {
@@ -196,9 +207,45 @@ func migrate(ctx context.Context, b Backend, l layout, f features, retention tim
 			return fmt.Errorf("migrate schema v1 to v2: %w", err)
 		}
 	}
+	if have >= 1 && have < 3 {
+		for _, name := range l.tableNames("samples") {
+			if err := addColumn(ctx, b, l, name, profileTypeColumn, f); err != nil {
+				return fmt.Errorf("migrate schema v2 to v3: %w", err)
+			}
+		}
+	}
 	// INSERT ... SELECT: clickhouse-go waits for a data block after INSERT ... VALUES on 18.16.
 	if err := b.Exec(ctx, fmt.Sprintf("INSERT INTO %s.schema_migrations (version, applied) SELECT %d, now()", l.db, SchemaVersion)); err != nil {
 		return fmt.Errorf("record schema version: %w", err)
+	}
+	return nil
+}
+
+// tableNames are the tables holding t's columns on a node: t, or in cluster
+// mode its local table and the Distributed one.
+func (l layout) tableNames(t string) []string {
+	names := []string{l.localName(t)}
+	if l.cluster != "" {
+		names = append(names, t)
+	}
+	return names
+}
+
+// addColumn adds column (a tableDef column, {LC} and codecs resolved for f) to
+// table unless the table has it; 18.16 has no ADD COLUMN IF NOT EXISTS.
+func addColumn(ctx context.Context, b Backend, l layout, table, column string, f features) error {
+	def := tableDef{columns: []string{column}}.columnsSQL(f)
+	def = def[1 : len(def)-1]
+	name, _, _ := strings.Cut(def, " ")
+	r, err := b.Query(ctx, fmt.Sprintf("SELECT count() FROM system.columns WHERE database = %s AND table = %s AND name = %s", quote(l.db), quote(table), quote(name)))
+	if err != nil {
+		return fmt.Errorf("read columns of %s: %w", table, err)
+	}
+	if len(r.Data) == 1 && asUint(r.Data[0][0]) > 0 {
+		return nil
+	}
+	if err := b.Exec(ctx, fmt.Sprintf("ALTER TABLE %s.%s%s ADD COLUMN %s", l.db, table, l.onClusterSQL(), def)); err != nil {
+		return fmt.Errorf("add %s to %s: %w", name, table, err)
 	}
 	return nil
 }
@@ -211,21 +258,9 @@ var committedTables = []string{"samples", "function_rollup", "ingested_batches"}
 // SummingMergeTree would sum commit_seq too). Every step can be re-run.
 func upgradeV1(ctx context.Context, b Backend, l layout, f features, retention time.Duration) error {
 	for _, t := range committedTables {
-		names := []string{l.localName(t)}
-		if l.cluster != "" {
-			names = append(names, t)
-		}
-		for _, name := range names {
-			r, err := b.Query(ctx, fmt.Sprintf("SELECT count() FROM system.columns WHERE database = %s AND table = %s AND name = 'commit_seq'", quote(l.db), quote(name)))
-			if err != nil {
-				return fmt.Errorf("read columns of %s: %w", name, err)
-			}
-			if len(r.Data) == 1 && asUint(r.Data[0][0]) > 0 {
-				continue
-			}
-			// 18.16 has no ADD COLUMN IF NOT EXISTS, hence the check.
-			if err := b.Exec(ctx, fmt.Sprintf("ALTER TABLE %s.%s%s ADD COLUMN %s", l.db, name, l.onClusterSQL(), commitSeqColumn)); err != nil {
-				return fmt.Errorf("add commit_seq to %s: %w", name, err)
+		for _, name := range l.tableNames(t) {
+			if err := addColumn(ctx, b, l, name, commitSeqColumn, f); err != nil {
+				return err
 			}
 		}
 	}

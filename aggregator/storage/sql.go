@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/fleetprof/fleetprof/model"
+	"github.com/fleetprof/fleetprof/proto/samplebatch"
 )
 
 // quote is the one way a value becomes SQL text: a ClickHouse string
@@ -75,6 +76,14 @@ func selectionWhere(sel model.Selection) (string, error) {
 		return "", fmt.Errorf("selection: from %s is not before to %s", sel.From.Format(time.RFC3339), sel.To.Format(time.RFC3339))
 	}
 	conds := timeRange("ts", sel.From, sel.To)
+	profileType := sel.ProfileType
+	if profileType == "" {
+		profileType = samplebatch.ProfileCPU
+	}
+	if err := samplebatch.CheckProfileType(profileType); err != nil {
+		return "", fmt.Errorf("selection: profile_type: %w", err)
+	}
+	conds = append(conds, "profile_type = "+quote(profileType))
 	if sel.Service != "" {
 		conds = append(conds, "service = "+quote(sel.Service))
 	}
@@ -106,9 +115,6 @@ func selectionWhere(sel model.Selection) (string, error) {
 			ors = append(ors, e)
 		}
 		conds = append(conds, "("+strings.Join(ors, " OR ")+")")
-	}
-	if len(conds) == 0 {
-		return "1", nil
 	}
 	return strings.Join(conds, " AND "), nil
 }

@@ -36,6 +36,10 @@ type Store struct {
 	// stage tables exactly once (commit.go). Cluster mode writes directly.
 	staged bool
 	commit committer
+
+	// readSlots bounds the reads holding engine connections at once (embedded:
+	// EmbeddedReadConns); nil means no bound.
+	readSlots chan struct{}
 }
 
 // Open connects to (or starts) the engine named by cfg.URI and brings the
@@ -57,6 +61,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	}
 	if tgt.embedded {
 		s.be, err = openEmbedded(tgt.dir, cfg.ChdbLib)
+		s.readSlots = make(chan struct{}, EmbeddedReadConns)
 	} else {
 		s.be, err = openServerTarget(ctx, tgt, cfg.Retention, s.lay)
 	}
@@ -434,6 +439,9 @@ var (
 		{Name: "value", Type: arrow.PrimitiveTypes.Uint64},
 		{Name: "period_ns", Type: arrow.PrimitiveTypes.Uint64},
 	}, nil)
+	// samplesTypedSchema adds profile_type, for batches with other than CPU rows.
+	samplesTypedSchema = arrow.NewSchema(append(samplesSchema.Fields(),
+		arrow.Field{Name: "profile_type", Type: arrow.BinaryTypes.String}), nil)
 	rollupSchema = arrow.NewSchema([]arrow.Field{
 		{Name: "service", Type: arrow.BinaryTypes.String},
 		{Name: "version", Type: arrow.BinaryTypes.String},
@@ -474,8 +482,15 @@ func stacksRecord(ids []uint64, stacks map[uint64][]string) arrow.RecordBatch {
 	return rb.NewRecordBatch()
 }
 
+// samplesRecord is b's rows for the samples table. A batch of CPU rows only
+// leaves profile_type to its default.
 func samplesRecord(b *samplebatch.Batch) arrow.RecordBatch {
-	rb := array.NewRecordBuilder(memory.DefaultAllocator, samplesSchema)
+	typed := slices.ContainsFunc(b.Rows, func(r samplebatch.Row) bool { return !isCPU(r.ProfileType) })
+	schema := samplesSchema
+	if typed {
+		schema = samplesTypedSchema
+	}
+	rb := array.NewRecordBuilder(memory.DefaultAllocator, schema)
 	defer rb.Release()
 	rb.Reserve(len(b.Rows))
 	ts := rb.Field(0).(*array.TimestampBuilder)
@@ -491,6 +506,10 @@ func samplesRecord(b *samplebatch.Batch) arrow.RecordBatch {
 	sid := rb.Field(11).(*array.Uint64Builder)
 	val := rb.Field(12).(*array.Uint64Builder)
 	per := rb.Field(13).(*array.Uint64Builder)
+	var typ *array.StringBuilder
+	if typed {
+		typ = rb.Field(14).(*array.StringBuilder)
+	}
 	for _, r := range b.Rows {
 		l := &r.Labels
 		ts.UnsafeAppend(arrow.Timestamp(r.TS))
@@ -511,6 +530,13 @@ func samplesRecord(b *samplebatch.Batch) arrow.RecordBatch {
 		sid.UnsafeAppend(r.StackID)
 		val.UnsafeAppend(uint64(r.Value))
 		per.UnsafeAppend(uint64(r.PeriodNS))
+		if typed {
+			if isCPU(r.ProfileType) {
+				typ.Append(samplebatch.ProfileCPU)
+			} else {
+				typ.Append(r.ProfileType)
+			}
+		}
 	}
 	return rb.NewRecordBatch()
 }

@@ -425,8 +425,8 @@ func TestFeaturesFor(t *testing.T) {
 		{"18.16.1", features{}},
 		{"19.5.3", features{}},
 		{"19.6.1", features{TTL: true}},
-		{"20.1.2.4", features{TTL: true, Codecs: true, LowCardinality: true}},
-		{"26.5.3.1", features{TTL: true, Codecs: true, LowCardinality: true}},
+		{"20.1.2.4", features{TTL: true, Codecs: true, LowCardinality: true, ThreadPriority: true}},
+		{"26.5.3.1", features{TTL: true, Codecs: true, LowCardinality: true, ThreadPriority: true}},
 	}
 	for _, c := range cases {
 		v, err := ParseVersion(c.v)

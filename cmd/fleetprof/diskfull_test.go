@@ -98,9 +98,13 @@ func TestDiskFullExactlyOnce(t *testing.T) {
 	if agg.logsContain("storage write failed") == 0 || agg.logsContain("storage writes recovered") == 0 {
 		t.Fatal("aggregator did not log the storage failure and its recovery")
 	}
-	// Known bug: in 1 of 3 CI runs a merged stacks part written while the
-	// disk was full was set aside as broken at the next start (its stack
-	// names are lost; sample counts stay exact). make soak keeps it a failure.
+	// Known bug: in 1 of 3 CI runs (2 of 22 here) a merged part (stacks or
+	// samples) written while the disk was full was set aside as broken at the
+	// next start (its stack names are lost; sample counts stay exact). Every
+	// file of such a part, checksums.txt included, is empty: the engine renamed
+	// a merge result none of whose writes landed. The tmpfs has no fsync to
+	// miss and the process stops cleanly, so fsync settings cannot help.
+	// make soak keeps it a failure.
 	parts := partsReported
 	if os.Getenv("FLEETPROF_SOAK") == "1" {
 		parts = partsStrict

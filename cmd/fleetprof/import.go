@@ -52,6 +52,7 @@ func runImport(ctx context.Context, args []string, stdout io.Writer) error {
 	dataDir := fs.String("data", defaultDataDir, "data directory of a local fleetprof up, whose token is used when --grpc is its address")
 	useTLS := fs.Bool("tls", false, "connect with TLS (system roots)")
 	bucket := fs.Duration("bucket", time.Minute, "time bucket samples are aligned to")
+	sampleType := fs.String("sample-type", "", "import this sample type of a non-CPU profile, as TYPE/UNIT (alloc_space/bytes, inuse_space/bytes, goroutine/count, contentions/count, delay/nanoseconds); stored under that profile type, queried with fleetprof query --profile-type")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: fleetprof import FILE... --service NAME [flags]")
 		fs.PrintDefaults()
@@ -73,10 +74,15 @@ func runImport(ctx context.Context, args []string, stdout io.Writer) error {
 	if *service == "" {
 		return usageError{errors.New("--service is required")}
 	}
+	opt := pprofconv.ImportOptions{Bucket: *bucket, SampleType: *sampleType}
+	if err := samplebatch.CheckProfileType(opt.ProfileType()); err != nil {
+		return usageError{fmt.Errorf("--sample-type: %w", err)}
+	}
 	lab, err := importLabels(*service, *version, labels)
 	if err != nil {
 		return usageError{err}
 	}
+	opt.Labels = lab
 	*addr = localGRPC(*addr, flagSet(fs, "grpc"), *dataDir)
 	tok, err := resolveToken(*token, *tokenFile, *dataDir, *addr)
 	if err != nil {
@@ -95,14 +101,17 @@ func runImport(ctx context.Context, args []string, stdout io.Writer) error {
 		if err != nil {
 			return fmt.Errorf("%s: %w", f, err)
 		}
-		samples, err := pprofconv.Parse(data, pprofconv.ImportOptions{Labels: lab, Bucket: *bucket})
+		samples, err := pprofconv.Parse(data, opt)
+		if errors.Is(err, pprofconv.ErrNotCPU) {
+			return fmt.Errorf("%s: %w; pass --sample-type TYPE/UNIT to import one of them under its own profile type", f, err)
+		}
 		if err != nil {
 			return fmt.Errorf("%s: %w", f, err)
 		}
-		j := job{file: f, id: importBatchID(samples, lab)}
+		j := job{file: f, id: importBatchID(samples, lab, opt.ProfileType())}
 		for len(samples) > 0 {
 			n := min(len(samples), importBatchRows)
-			enc, err := samplebatch.Encode(samples[:n])
+			enc, err := samplebatch.EncodeProfile(opt.ProfileType(), samples[:n])
 			if err != nil {
 				return fmt.Errorf("%s: %w", f, err)
 			}
@@ -162,9 +171,14 @@ func importLabels(service, version string, kvs []string) (samplebatch.Labels, er
 	return l, nil
 }
 
-// importBatchID is stable for the same file and labels, so a re-import is a duplicate.
-func importBatchID(samples []samplebatch.Sample, l samplebatch.Labels) string {
+// importBatchID is stable for the same file, labels and profile type, so a re-import
+// is a duplicate.
+func importBatchID(samples []samplebatch.Sample, l samplebatch.Labels, profileType string) string {
 	h := sha256.New()
+	// CPU imports hash as before profile types existed: their ids stay the same.
+	if profileType != samplebatch.ProfileCPU {
+		fmt.Fprintf(h, "profile_type=%q\x00", profileType)
+	}
 	// The id hashes what is stored, not the file's bytes, so a gzipped and a raw copy
 	// of one profile (or a re-encoded one) import once.
 	for _, smp := range samples {

@@ -61,7 +61,7 @@ func TestImportBatchIDStable(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return importBatchID(s, l)
+		return importBatchID(s, l, samplebatch.ProfileCPU)
 	}
 	a := id(gz.Bytes(), l)
 	if b := id(raw.Bytes(), l); a != b {

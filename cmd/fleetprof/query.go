@@ -16,6 +16,7 @@ import (
 	"github.com/fleetprof/fleetprof/aggregator"
 	"github.com/fleetprof/fleetprof/aggregator/queryclient"
 	"github.com/fleetprof/fleetprof/model"
+	"github.com/fleetprof/fleetprof/proto/samplebatch"
 )
 
 func init() {
@@ -24,13 +25,14 @@ func init() {
 
 // selectionFlags are one selection's flags, with a name prefix ("", "base-", "cmp-").
 type selectionFlags struct {
-	service, from, to string
-	filters           stringList
+	service, from, to, profileType string
+	filters                        stringList
 }
 
 func (s *selectionFlags) register(fs *flag.FlagSet, prefix, what string) {
 	if prefix == "" {
 		fs.StringVar(&s.service, "service", "", "service (default: all)")
+		fs.StringVar(&s.profileType, "profile-type", "", "profile type: cpu, or an imported profile's TYPE/UNIT (alloc_space/bytes, goroutine/count, ...; default cpu)")
 	}
 	fs.StringVar(&s.from, prefix+"from", "", what+"start: RFC 3339, Unix seconds or now-DURATION (default: to-1h)")
 	fs.StringVar(&s.to, prefix+"to", "", what+"end (default: now)")
@@ -39,15 +41,20 @@ func (s *selectionFlags) register(fs *flag.FlagSet, prefix, what string) {
 
 // selection resolves the flags; shared supplies defaults for a diff side.
 func (s *selectionFlags) selection(prefix string, shared *selectionFlags, now time.Time) (model.Selection, error) {
-	sel := model.Selection{Service: s.service}
+	sel := model.Selection{Service: s.service, ProfileType: s.profileType}
 	from, to := s.from, s.to
 	var filters []string
 	if shared != nil {
-		sel.Service = shared.service
+		sel.Service, sel.ProfileType = shared.service, shared.profileType
 		from, to = pick(s.from, shared.from), pick(s.to, shared.to)
 		filters = append(filters, shared.filters...)
 	}
 	filters = append(filters, s.filters...)
+	if sel.ProfileType != "" {
+		if err := samplebatch.CheckProfileType(sel.ProfileType); err != nil {
+			return sel, fmt.Errorf("--profile-type: %w", err)
+		}
+	}
 	sel.To = now
 	if to != "" {
 		t, err := aggregator.ParseTime(to, now)

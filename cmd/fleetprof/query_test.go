@@ -23,7 +23,12 @@ import (
 // and returns its gRPC and HTTP addresses once /readyz answers.
 func startAggregator(t *testing.T, token string) (grpcAddr, httpAddr string) {
 	t.Helper()
-	chAddr := clickhousetest.Start(t)
+	return startAggregatorOn(t, "clickhouse://"+clickhousetest.Start(t)+"/clitest", token)
+}
+
+// startAggregatorOn is startAggregator on the store at storageURI.
+func startAggregatorOn(t *testing.T, storageURI, token string) (grpcAddr, httpAddr string) {
+	t.Helper()
 	ports, err := clickhousetest.FreePorts(2)
 	if err != nil {
 		t.Fatal(err)
@@ -32,7 +37,7 @@ func startAggregator(t *testing.T, token string) (grpcAddr, httpAddr string) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- runAggregator(ctx, []string{"--storage", "clickhouse://" + chAddr + "/clitest",
+		done <- runAggregator(ctx, []string{"--storage", storageURI,
 			"--grpc", grpcAddr, "--http", httpAddr, "--token", token}, io.Discard)
 	}()
 	t.Cleanup(func() {
@@ -187,6 +192,8 @@ func TestQueryUsageErrors(t *testing.T) {
 		{"import without files", runImport, []string{"--service", "x"}, "no pprof FILE"},
 		{"import without service", runImport, []string{"f.pb.gz"}, "--service"},
 		{"import bad label", runImport, []string{"f.pb.gz", "--service", "x", "--labels", "novalue"}, "--labels"},
+		{"import bad sample type", runImport, []string{"f.pb.gz", "--service", "x", "--sample-type", "Heap"}, "--sample-type"},
+		{"bad profile type", runQuery, []string{"top", "--profile-type", "alloc space"}, "--profile-type"},
 		{"aggregator bad storage", runAggregator, []string{"--storage", "mysql://x"}, "storage"},
 		{"aggregator extra args", runAggregator, []string{"now"}, "unexpected"},
 	} {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/fleetprof/fleetprof/aggregator/queryclient"
 	"github.com/fleetprof/fleetprof/model"
+	"github.com/fleetprof/fleetprof/proto/samplebatch"
 )
 
 // maxHintValues bounds the known values a hint lists.
@@ -22,6 +23,16 @@ func emptyHint(ctx context.Context, c *queryclient.Client, what string, sel mode
 	services, err := c.Services(ctx, sel.From, sel.To)
 	if err != nil {
 		return ""
+	}
+	if sel.ProfileType != "" && sel.ProfileType != samplebatch.ProfileCPU {
+		// Services lists CPU data (the rollup); other types have their own.
+		services, err = c.LabelValues(ctx, model.Selection{From: sel.From, To: sel.To, ProfileType: sel.ProfileType}, "service")
+		if err != nil {
+			return ""
+		}
+		if len(services) == 0 {
+			return fmt.Sprintf("%s matched nothing: no %s samples in %s (profile types other than cpu come from fleetprof import --sample-type)", what, sel.ProfileType, span)
+		}
 	}
 	if len(services) == 0 {
 		return fmt.Sprintf("%s matched nothing: no samples at all in %s (widen --from, or send data: fleetprof import / simulate, or the agent)", what, span)

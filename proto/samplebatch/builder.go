@@ -17,12 +17,23 @@ type Builder struct {
 	rows int
 }
 
-// NewBuilder returns an empty builder allocating from mem (nil means the Go allocator).
+// NewBuilder returns an empty builder of CPU samples allocating from mem (nil means
+// the Go allocator).
 func NewBuilder(mem memory.Allocator) *Builder {
+	b, _ := NewProfileBuilder(mem, ProfileCPU) // ProfileCPU is valid
+	return b
+}
+
+// NewProfileBuilder is NewBuilder for rows of another profile type (CheckProfileType):
+// its records, and the stream EncodeIPC writes from them, name that type.
+func NewProfileBuilder(mem memory.Allocator, profileType string) (*Builder, error) {
+	if err := CheckProfileType(profileType); err != nil {
+		return nil, err
+	}
 	if mem == nil {
 		mem = memory.DefaultAllocator
 	}
-	return &Builder{rb: array.NewRecordBuilder(mem, Schema), seen: map[uint64]struct{}{}}
+	return &Builder{rb: array.NewRecordBuilder(mem, schemaFor(profileType)), seen: map[uint64]struct{}{}}, nil
 }
 
 // Len is the number of rows appended since the last NewRecord.
@@ -74,10 +85,15 @@ func (b *Builder) NewRecord() arrow.RecordBatch {
 // Release frees the builder's buffers.
 func (b *Builder) Release() { b.rb.Release() }
 
-// EncodeIPC writes records as one Arrow IPC stream, the payload of a WriteRequest.
+// EncodeIPC writes records of one Builder's profile type as one Arrow IPC stream, the
+// payload of a WriteRequest. The stream's schema metadata is the first record's.
 func EncodeIPC(mem memory.Allocator, recs ...arrow.RecordBatch) ([]byte, error) {
+	schema := Schema
+	if len(recs) > 0 {
+		schema = recs[0].Schema()
+	}
 	var buf bytes.Buffer
-	w := ipc.NewWriter(&buf, ipc.WithSchema(Schema), ipc.WithAllocator(mem))
+	w := ipc.NewWriter(&buf, ipc.WithSchema(schema), ipc.WithAllocator(mem))
 	for _, r := range recs {
 		if err := w.Write(r); err != nil {
 			return nil, fmt.Errorf("encode arrow ipc: %w", err)
@@ -89,9 +105,15 @@ func EncodeIPC(mem memory.Allocator, recs ...arrow.RecordBatch) ([]byte, error) 
 	return buf.Bytes(), nil
 }
 
-// Encode builds and encodes samples in one step (tests, importers, simulators).
-func Encode(samples []Sample) ([]byte, error) {
-	b := NewBuilder(nil)
+// Encode builds and encodes CPU samples in one step (tests, importers, simulators).
+func Encode(samples []Sample) ([]byte, error) { return EncodeProfile(ProfileCPU, samples) }
+
+// EncodeProfile is Encode for samples of profileType.
+func EncodeProfile(profileType string, samples []Sample) ([]byte, error) {
+	b, err := NewProfileBuilder(nil, profileType)
+	if err != nil {
+		return nil, err
+	}
 	defer b.Release()
 	for _, s := range samples {
 		b.Append(s)

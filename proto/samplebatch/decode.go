@@ -66,6 +66,9 @@ type Row struct {
 	StackID  uint64
 	Value    int64
 	PeriodNS int64
+	// ProfileType is what Value counts (the batch's MetaProfileType); empty means
+	// ProfileCPU, which Decode leaves empty.
+	ProfileType string
 }
 
 // Batch is a decoded, validated sample batch.
@@ -127,11 +130,15 @@ func Decode(data []byte, lim Limits) (b *Batch, err error) {
 		return nil, invalidf("not an arrow ipc stream: %v", err)
 	}
 	defer rdr.Release()
-	if err := checkSchema(rdr.Schema()); err != nil {
+	profileType, err := checkSchema(rdr.Schema())
+	if err != nil {
 		return nil, err
 	}
+	if profileType == ProfileCPU {
+		profileType = ""
+	}
 	b = &Batch{Stacks: map[uint64][]string{}}
-	d := decoder{lim: lim, maxTS: lim.Now().Add(lim.MaxFuture).Unix(), b: b, dicts: map[arrow.ArrayData][]string{}}
+	d := decoder{lim: lim, maxTS: lim.Now().Add(lim.MaxFuture).Unix(), b: b, dicts: map[arrow.ArrayData][]string{}, profileType: profileType}
 	for rdr.Next() {
 		if err := d.record(rdr.RecordBatch()); err != nil {
 			return nil, err
@@ -148,24 +155,38 @@ func Decode(data []byte, lim Limits) (b *Batch, err error) {
 	return b, nil
 }
 
-func checkSchema(s *arrow.Schema) error {
+// checkSchema checks the stream's schema and returns its profile type.
+func checkSchema(s *arrow.Schema) (string, error) {
 	md := s.Metadata()
 	if v, _ := md.GetValue(MetaSchema); v != SchemaName {
-		return invalidf("schema metadata %s is %q, want %q", MetaSchema, v, SchemaName)
+		return "", invalidf("schema metadata %s is %q, want %q", MetaSchema, v, SchemaName)
 	}
-	if v, _ := md.GetValue(MetaSchemaVersion); v != SchemaVersion {
-		return invalidf("unsupported schema version %q (this aggregator reads %q)", v, SchemaVersion)
+	profileType, typed := md.GetValue(MetaProfileType)
+	switch v, _ := md.GetValue(MetaSchemaVersion); {
+	case v == SchemaVersion && !typed:
+		profileType = ProfileCPU
+	case v == SchemaVersion:
+		// A version 1 reader would ignore the key and store the values as CPU.
+		return "", invalidf("schema metadata %s is set in a version %s batch: use version %s", MetaProfileType, SchemaVersion, SchemaVersionTyped)
+	case v == SchemaVersionTyped && !typed:
+		return "", invalidf("schema version %s without schema metadata %s", SchemaVersionTyped, MetaProfileType)
+	case v == SchemaVersionTyped:
+		if err := CheckProfileType(profileType); err != nil {
+			return "", invalidf("schema metadata %s: %v", MetaProfileType, err)
+		}
+	default:
+		return "", invalidf("unsupported schema version %q (this aggregator reads %q and %q)", v, SchemaVersion, SchemaVersionTyped)
 	}
 	for _, want := range Schema.Fields() {
 		idx := s.FieldIndices(want.Name)
 		if len(idx) == 0 {
-			return invalidf("missing column %q", want.Name)
+			return "", invalidf("missing column %q", want.Name)
 		}
 		if got := s.Field(idx[0]).Type; !arrow.TypeEqual(got, want.Type) {
-			return invalidf("column %q: type %s, want %s", want.Name, got, want.Type)
+			return "", invalidf("column %q: type %s, want %s", want.Name, got, want.Type)
 		}
 	}
-	return nil
+	return profileType, nil
 }
 
 type decoder struct {
@@ -176,6 +197,8 @@ type decoder struct {
 	// one dictionary across every record batch, and copying it per record batch
 	// makes decode cost quadratic.
 	dicts map[arrow.ArrayData][]string
+	// profileType is set on every row; "" for CPU.
+	profileType string
 }
 
 func column[T arrow.Array](rec arrow.RecordBatch, name string) T {
@@ -234,7 +257,7 @@ func (d *decoder) record(rec arrow.RecordBatch) error {
 
 	for i := 0; i < n; i++ {
 		row := base + i
-		r := Row{TS: int64(ts.Value(i)), StackID: stackID.Value(i), Value: value.Value(i), PeriodNS: period.Value(i)}
+		r := Row{TS: int64(ts.Value(i)), StackID: stackID.Value(i), Value: value.Value(i), PeriodNS: period.Value(i), ProfileType: d.profileType}
 		if r.TS < minTS || r.TS > d.maxTS {
 			return invalidf("row %d: ts: %s is outside the accepted range", row, time.Unix(r.TS, 0).UTC().Format(time.RFC3339))
 		}

@@ -1,6 +1,6 @@
-// Package samplebatch defines version 1 of the Arrow sample batch, the unit the agent
-// sends and the aggregator stores: one row per (time bucket, labels, stack) with a
-// sample count. Both sides use this package: Builder writes batches, Decode validates
+// Package samplebatch defines the Arrow sample batch (version 1; version 2 adds a
+// profile type), the unit the agent sends and the aggregator stores: one row per (time
+// bucket, labels, stack) with a sample count. Both sides use this package: Builder writes batches, Decode validates
 // and reads them. SCHEMA.md in this directory documents every column.
 //
 // Each unique stack travels once per batch: the row that first names a stack_id carries

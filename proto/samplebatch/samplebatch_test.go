@@ -1,6 +1,7 @@
 package samplebatch
 
 import (
+	"bytes"
 	"errors"
 	"reflect"
 	"strings"
@@ -8,6 +9,7 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/ipc"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 )
 
@@ -78,8 +80,11 @@ func TestDecodeRejects(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	badMeta := arrow.NewMetadata([]string{MetaSchema, MetaSchemaVersion}, []string{SchemaName, "99"})
-	wrongVersion := arrow.NewSchema(Schema.Fields(), &badMeta)
+	withMeta := func(kv ...string) *arrow.Schema {
+		md := arrow.NewMetadata([]string{MetaSchema, MetaSchemaVersion, MetaProfileType}[:len(kv)], kv)
+		return arrow.NewSchema(Schema.Fields(), &md)
+	}
+	same := func(c []arrow.Array) []arrow.Array { return c }
 	dropValue := func() *arrow.Schema {
 		var fs []arrow.Field
 		for _, f := range Schema.Fields() {
@@ -111,7 +116,10 @@ func TestDecodeRejects(t *testing.T) {
 		{"garbage", []byte("not arrow at all"), "not an arrow ipc stream"},
 		{"truncated", good[:len(good)/2], "arrow"},
 		{"oversized", append(good, make([]byte, 17<<20)...), "limit"},
-		{"schema version", encodeWith(t, wrongVersion, func(c []arrow.Array) []arrow.Array { return c }), `unsupported schema version "99"`},
+		{"schema version", encodeWith(t, withMeta(SchemaName, "99"), same), `unsupported schema version "99"`},
+		{"profile type in version 1", encodeWith(t, withMeta(SchemaName, SchemaVersion, "alloc_space/bytes"), same), "fleetprof.profile_type is set in a version 1 batch"},
+		{"version 2 without profile type", encodeWith(t, withMeta(SchemaName, SchemaVersionTyped), same), "without schema metadata fleetprof.profile_type"},
+		{"bad profile type", encodeWith(t, withMeta(SchemaName, SchemaVersionTyped, "Heap Bytes"), same), `bad profile type "Heap Bytes"`},
 		{"missing column", encodeWith(t, dropValue, func(c []arrow.Array) []arrow.Array {
 			return append(append([]arrow.Array(nil), c[:13]...), c[14])
 		}), `missing column "value"`},
@@ -129,6 +137,57 @@ func TestDecodeRejects(t *testing.T) {
 				t.Fatalf("error = %v, want it to contain %q", err, tc.want)
 			}
 		})
+	}
+}
+
+func TestProfileTypeRoundTrip(t *testing.T) {
+	for _, tc := range []struct {
+		typ, version, want string
+	}{
+		{ProfileCPU, SchemaVersion, ""},
+		{"alloc_space/bytes", SchemaVersionTyped, "alloc_space/bytes"},
+		{"goroutine/count", SchemaVersionTyped, "goroutine/count"},
+		{"delay/nanoseconds", SchemaVersionTyped, "delay/nanoseconds"},
+	} {
+		t.Run(tc.typ, func(t *testing.T) {
+			data, err := EncodeProfile(tc.typ, []Sample{sample([]string{"main", "alloc"}, 4096)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := Decode(data, Limits{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Rows[0].ProfileType != tc.want || got.Samples() != 4096 {
+				t.Fatalf("row = %+v, want profile type %q and value 4096", got.Rows[0], tc.want)
+			}
+			rdr, err := ipc.NewReader(bytes.NewReader(data))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rdr.Release()
+			if v, _ := rdr.Schema().Metadata().GetValue(MetaSchemaVersion); v != tc.version {
+				t.Fatalf("schema version %q, want %q: CPU batches stay readable by version 1 aggregators", v, tc.version)
+			}
+		})
+	}
+}
+
+func TestCheckProfileType(t *testing.T) {
+	for _, tc := range []struct {
+		in string
+		ok bool
+	}{
+		{"cpu", true}, {"alloc_space/bytes", true}, {"inuse_objects/count", true}, {"contentions/count", true},
+		{"", false}, {"heap", false}, {"alloc_space/", false}, {"/bytes", false}, {"Alloc/bytes", false},
+		{"a/b/c", false}, {"a b/bytes", false}, {"x'/bytes", false}, {strings.Repeat("a", 60) + "/bytes", false},
+	} {
+		if err := CheckProfileType(tc.in); (err == nil) != tc.ok {
+			t.Errorf("CheckProfileType(%q) = %v, want ok %v", tc.in, err, tc.ok)
+		}
+	}
+	if _, err := EncodeProfile("Heap", nil); !errors.Is(err, ErrBadProfileType) {
+		t.Fatalf("EncodeProfile with a bad type: %v", err)
 	}
 }
 

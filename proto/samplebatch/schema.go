@@ -15,8 +15,51 @@ const (
 	MetaSchema        = "fleetprof.schema"
 	MetaSchemaVersion = "fleetprof.schema_version"
 	SchemaName        = "fleetprof.samplebatch"
-	SchemaVersion     = "1"
+	// SchemaVersion is the version of CPU batches, which carry no profile type.
+	SchemaVersion = "1"
+	// SchemaVersionTyped is version 1 plus MetaProfileType. Writers use it only for
+	// batches of another profile type, so an aggregator that reads only version 1
+	// rejects them instead of storing heap bytes as CPU samples.
+	SchemaVersionTyped = "2"
+	// MetaProfileType names what the batch's values count (SCHEMA.md).
+	MetaProfileType = "fleetprof.profile_type"
 )
+
+// ProfileCPU is the profile type of CPU samples, and of every batch and stored row
+// that names none.
+const ProfileCPU = "cpu"
+
+// MaxProfileTypeBytes bounds a profile type name.
+const MaxProfileTypeBytes = 64
+
+// ErrBadProfileType is returned by CheckProfileType.
+var ErrBadProfileType = errors.New("bad profile type")
+
+// CheckProfileType accepts "cpu" or "TYPE/UNIT" (pprof's sample type and unit, e.g.
+// alloc_space/bytes), each part lowercase letters, digits and '_'.
+func CheckProfileType(t string) error {
+	if t == ProfileCPU {
+		return nil
+	}
+	typ, unit, ok := strings.Cut(t, "/")
+	if !ok || len(t) > MaxProfileTypeBytes || !profileWord(typ) || !profileWord(unit) {
+		return fmt.Errorf("%w %q: want %s or TYPE/UNIT (e.g. alloc_space/bytes) of lowercase letters, digits and _, at most %d bytes",
+			ErrBadProfileType, t, ProfileCPU, MaxProfileTypeBytes)
+	}
+	return nil
+}
+
+func profileWord(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '_' {
+			return false
+		}
+	}
+	return true
+}
 
 // Column names, in schema order.
 const (
@@ -42,8 +85,11 @@ var labelColumns = []string{ColService, ColVersion, ColHost, ColNamespace, ColPo
 
 var dictString = &arrow.DictionaryType{IndexType: arrow.PrimitiveTypes.Int32, ValueType: arrow.BinaryTypes.String}
 
-// Schema is the Arrow schema of version 1.
-var Schema = func() *arrow.Schema {
+// Schema is the Arrow schema of version 1 (CPU batches).
+var Schema = schemaFor(ProfileCPU)
+
+// schemaFor is Schema with the metadata of a batch of profileType.
+func schemaFor(profileType string) *arrow.Schema {
 	fields := []arrow.Field{{Name: ColTS, Type: &arrow.TimestampType{Unit: arrow.Second, TimeZone: "UTC"}}}
 	for _, name := range labelColumns {
 		fields = append(fields, arrow.Field{Name: name, Type: dictString})
@@ -58,8 +104,11 @@ var Schema = func() *arrow.Schema {
 		arrow.Field{Name: ColPeriodNS, Type: arrow.PrimitiveTypes.Int64},
 	)
 	md := arrow.NewMetadata([]string{MetaSchema, MetaSchemaVersion}, []string{SchemaName, SchemaVersion})
+	if profileType != ProfileCPU {
+		md = arrow.NewMetadata([]string{MetaSchema, MetaSchemaVersion, MetaProfileType}, []string{SchemaName, SchemaVersionTyped, profileType})
+	}
 	return arrow.NewSchema(fields, &md)
-}()
+}
 
 // StackID is the identity of a stack: xxhash64 of its frame names (root first) joined by
 // newlines. Agents and the aggregator compute it the same way, so a stack is stored once.
