@@ -234,7 +234,7 @@ func sendStream(tb testing.TB, addr string, profiles [][]byte) {
 					errc <- err
 					return
 				}
-				if _, err := c.Write(context.Background(), importBatchID(samples, samplebatch.Labels{Service: streamService}), enc); err != nil {
+				if _, err := c.Write(context.Background(), importBatchID(samples, samplebatch.Labels{Service: streamService}, samplebatch.ProfileCPU), enc); err != nil {
 					errc <- fmt.Errorf("profile %d: %w", k, err)
 					return
 				}
