@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/fleetprof/fleetprof/analyzer/changepoint"
+	"github.com/fleetprof/fleetprof/analyzer/findings"
 )
 
 // GradualConfig tunes the long-term stage, which looks for regressions that ramp in
@@ -74,6 +75,59 @@ type Gradual struct {
 	Before, After, SlopePerHour float64
 	// RelChange is (After − Before)/Before, the cumulative change.
 	RelChange float64
+	// BeforeSE and AfterSE are the standard errors of the fitted shares at the
+	// ramp's ends; PValue is the two-sided test of the slope against zero (both from
+	// the line fit's residual σ); Samples are the service's samples in the ramp.
+	BeforeSE, AfterSE, PValue, Samples float64
+	// VersionBefore and VersionAfter are the dominant versions in the ramp's first
+	// and last summed bucket.
+	VersionBefore, VersionAfter string
+}
+
+// Finding is the ramp as a finding of kind gradual (its releases and root causes
+// are the caller's: they need the deploy history).
+func (g Gradual) Finding(svc *Service) findings.Finding {
+	abs := g.After - g.Before
+	f := findings.Finding{
+		Kind: findings.KindGradual, Service: svc.Name, Function: g.Function, Domain: findings.DomainOf(g.Function),
+		Before:         estimate{P: g.Before, SE: g.BeforeSE, N: g.Samples}.share(),
+		After:          estimate{P: g.After, SE: g.AfterSE, N: g.Samples}.share(),
+		AbsoluteChange: abs, RelativeChange: g.RelChange,
+		ServiceCores: svc.Cores, EstimatedCores: abs * svc.Cores,
+		PValue: g.PValue, ChangeTime: g.StartTime.UTC(),
+		WindowStart: svc.Start.UTC(), WindowEnd: svc.Start.Add(time.Duration(svc.Buckets()) * svc.Step).UTC(),
+		VersionBefore: g.VersionBefore, VersionAfter: g.VersionAfter,
+		FiltersPassed: []string{findings.FilterSignificance, findings.FilterThreshold, findings.FilterWentAway},
+		Gradual: &findings.Gradual{Start: g.StartTime.UTC(), End: g.EndTime.UTC(), SlopePerHour: g.SlopePerHour,
+			CumulativeChange: g.RelChange},
+	}
+	f.ID = findings.ComputeID(&f)
+	return f
+}
+
+// lineErrors returns, for the line fitted to the observed points of xs in [lo, hi)
+// (positions are indices) with residual σ, the standard errors of its values at lo
+// and hi−1 and of its slope.
+func lineErrors(xs []float64, lo, hi int, sigma float64) (atLo, atHi, slope float64) {
+	var n, st float64
+	for t := lo; t < hi; t++ {
+		if !math.IsNaN(xs[t]) {
+			n++
+			st += float64(t)
+		}
+	}
+	if n < 2 {
+		return math.Inf(1), math.Inf(1), math.Inf(1)
+	}
+	mean := st / n
+	sxx := 0.0
+	for t := lo; t < hi; t++ {
+		if !math.IsNaN(xs[t]) {
+			sxx += (float64(t) - mean) * (float64(t) - mean)
+		}
+	}
+	at := func(t int) float64 { return sigma * math.Sqrt(1/n+(float64(t)-mean)*(float64(t)-mean)/sxx) }
+	return at(lo), at(hi - 1), sigma / math.Sqrt(sxx)
 }
 
 // DetectGradual runs the long-term stage on svc: per function, the inclusive share per
@@ -104,7 +158,7 @@ func DetectGradual(svc *Service, cfg GradualConfig) ([]Gradual, error) {
 				share[j] = inc[j] / tot[j]
 			}
 		}
-		_, segs, _, err := changepoint.DetectSegments(share, cfg.ChangePoint)
+		_, segs, nz, err := changepoint.DetectSegments(share, cfg.ChangePoint)
 		if err != nil {
 			return nil, fmt.Errorf("gradual %s: %w", sr.Function, err)
 		}
@@ -121,6 +175,11 @@ func DetectGradual(svc *Service, cfg GradualConfig) ([]Gradual, error) {
 			}
 			bucketHours := (time.Duration(k) * svc.Step).Hours()
 			start, end := sg.Start*k, min(sg.End*k, svc.Buckets())
+			seLo, seHi, seSlope := lineErrors(share, sg.Start, sg.End, nz.Sigma)
+			p := 0.0
+			if seSlope > 0 {
+				p = twoSidedP(sg.Slope / seSlope)
+			}
 			out = append(out, Gradual{
 				Function: sr.Function, Start: start, End: end,
 				StartTime: svc.Start.Add(time.Duration(start) * svc.Step),
@@ -128,6 +187,9 @@ func DetectGradual(svc *Service, cfg GradualConfig) ([]Gradual, error) {
 				Before:    before, After: after,
 				SlopePerHour: sg.Slope / bucketHours,
 				RelChange:    (after - before) / before,
+				BeforeSE:     seLo, AfterSE: seHi, PValue: p, Samples: sum(tot[sg.Start:sg.End]),
+				VersionBefore: dominantVersion(svc, start, min(start+k, end)),
+				VersionAfter:  dominantVersion(svc, max(start, end-k), end),
 			})
 		}
 	}

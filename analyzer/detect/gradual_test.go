@@ -70,6 +70,11 @@ func TestDetectGradual(t *testing.T) {
 						t.Errorf("seed %d: ramp on control %s: %+v", seed, g.Function, g)
 						continue
 					}
+					f := g.Finding(svc)
+					if err := f.Validate(); err != nil || f.Gradual == nil || !(f.Before.Lo < f.Before.Value && f.Before.Value < f.Before.Hi) ||
+						!f.ChangeTime.Equal(g.StartTime) || f.PValue > DefaultConfig().ChangePoint.Alpha {
+						t.Errorf("seed %d: finding of %+v: %+v (%v)", seed, g, f, err)
+					}
 					h := g.StartTime.Sub(svc.Start).Hours()
 					if h >= 12 && h <= 30 && g.RelChange >= tt.rel/2 && g.RelChange <= tt.rel*2 {
 						found = true
