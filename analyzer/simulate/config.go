@@ -70,14 +70,23 @@ type Config struct {
 	CostShifts    int
 	ShiftFraction float64
 	Refactors     int
+	// TrendControls is the number of trend controls per service: a function whose
+	// self cost falls linearly by TrendSize (0.3 = −30%) from the end of History to
+	// the end of the data, with no release (shrinking data, not a regression).
+	TrendControls int
+	TrendSize     float64
 }
 
 // RegressionSpec asks for one regression: Function's self cost grows by Size (0.05 =
 // +5%) in some release. Function may be empty (a random function); Release 0 means any.
+// Ramp > 0 makes it gradual: on hosts running the release the cost grows linearly
+// from the release's start and reaches Size after Ramp (a cache or table that fills
+// with data after the change).
 type RegressionSpec struct {
-	Function string  `json:"function,omitempty"`
-	Size     float64 `json:"size"`
-	Release  int     `json:"release,omitempty"`
+	Function string        `json:"function,omitempty"`
+	Size     float64       `json:"size"`
+	Release  int           `json:"release,omitempty"`
+	Ramp     time.Duration `json:"ramp,omitempty"`
 }
 
 // DefaultConfig is a small fleet: 2 services × 20 hosts, one day of 10-minute buckets,
@@ -175,6 +184,12 @@ func (c Config) Validate() error {
 		if r.Release < 0 || r.Release > c.Releases {
 			return fmt.Errorf("regression %d (%s): release %d: want 0..%d", i, r.Function, r.Release, c.Releases)
 		}
+		if r.Ramp < 0 || r.Ramp > 0 && r.Ramp < c.Bucket {
+			return fmt.Errorf("regression %d (%s): ramp %v: want 0 or >= bucket %v", i, r.Function, r.Ramp, c.Bucket)
+		}
+	}
+	if c.TrendControls < 0 || c.TrendControls > 0 && !(c.TrendSize > 0 && c.TrendSize < 1) {
+		return fmt.Errorf("trend controls %d of size %v: want >= 0, size in (0,1)", c.TrendControls, c.TrendSize)
 	}
 	return nil
 }
