@@ -8,6 +8,7 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/fleetprof/fleetprof/analyzer/findings"
 )
@@ -20,6 +21,8 @@ const (
 	StageThreshold    = findings.FilterThreshold
 	StageDedup        = findings.FilterDedup
 	StageCostShift    = findings.FilterCostShift
+	// StageGradual removes the steps a ramp found by the long-term stage is made of.
+	StageGradual = "gradual"
 )
 
 // Result is the outcome of Run.
@@ -313,8 +316,25 @@ func Run(svc *Service, cfg Config) (*Result, error) {
 			return nil, fmt.Errorf("detect gradual: %w", err)
 		}
 		res.Gradual = g
+		res.Findings = dropStaircase(res.Findings, g, res)
 	}
 	return res, nil
+}
+
+// dropStaircase removes step findings of a function dated within one of its ramps:
+// the step search sees a ramp as a staircase of steps, and the ramp's finding reports
+// the whole rise once.
+func dropStaircase(fs []findings.Finding, ramps []Gradual, res *Result) []findings.Finding {
+	return slices.DeleteFunc(fs, func(f findings.Finding) bool {
+		for _, g := range ramps {
+			if g.Function == f.Function && !f.ChangeTime.Before(g.StartTime) && f.ChangeTime.Before(g.EndTime) {
+				res.Dropped = append(res.Dropped, Dropped{Function: f.Function, Stage: StageGradual,
+					Reason: fmt.Sprintf("step at %s within its ramp %s … %s", f.ChangeTime.Format(time.RFC3339), g.StartTime.Format(time.RFC3339), g.EndTime.Format(time.RFC3339))})
+				return true
+			}
+		}
+		return false
+	})
 }
 
 func sum(xs []float64) float64 {
