@@ -328,37 +328,80 @@ func printOpportunities(w io.Writer, rep *offense.Report, cfg opportunity.Config
 // reported as new, not as a percentage over almost nothing.
 const newFunctionShare = 1e-6
 
-// printFindings writes the findings as a table, one line per finding plus its top
-// root cause, and a line explaining the columns.
+// printFindings writes the step regressions as a table, one line per finding plus
+// its top root cause, then the gradual ones (ramps) as another, each with a line
+// explaining the columns.
 func printFindings(w io.Writer, rep *defense.Report) error {
 	if len(rep.Findings) == 0 {
 		_, err := fmt.Fprintf(w, "no regressions in %s … %s (%d series)\n", rep.From.Format(time.RFC3339), rep.To.Format(time.RFC3339), rep.Series)
 		return err
 	}
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "SERVICE\tFUNCTION\tCHANGED AT (UTC)\tCPU SHARE BEFORE → AFTER\tCHANGE\tEXTRA CORES\tVERSIONS\tLIKELY CAUSE")
+	var steps, ramps []findings.Finding
 	for _, f := range rep.Findings {
-		rc := "-"
-		if len(f.RootCauses) > 0 {
-			c := f.RootCauses[0]
-			rc = fmt.Sprintf("#%d %s (%.0f%%)", c.PR, c.Title, 100*c.Confidence)
-			if c.PR == 0 {
-				rc = fmt.Sprintf("%.10s %s (%.0f%%)", c.Commit, c.Title, 100*c.Confidence)
-			}
+		if f.Gradual != nil {
+			ramps = append(ramps, f)
+		} else {
+			steps = append(steps, f)
 		}
-		change := fmt.Sprintf("%+.1f%%", 100*f.RelativeChange)
-		if f.Before.Value < newFunctionShare {
-			change = "new"
+	}
+	if len(steps) > 0 {
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "SERVICE\tFUNCTION\tCHANGED AT (UTC)\tCPU SHARE BEFORE → AFTER\tCHANGE\tEXTRA CORES\tVERSIONS\tLIKELY CAUSE")
+		for _, f := range steps {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%.3f%% → %.3f%%\t%s\t%+.3f\t%s\t%s\n", f.Service, f.Function,
+				f.ChangeTime.UTC().Format("2006-01-02 15:04"), 100*f.Before.Value, 100*f.After.Value,
+				changeLabel(&f), f.EstimatedCores, versionsLabel(f.VersionBefore, f.VersionAfter), likelyCause(&f))
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%.3f%% → %.3f%%\t%s\t%+.3f\t%s\t%s\n", f.Service, f.Function,
-			f.ChangeTime.UTC().Format("2006-01-02 15:04"), 100*f.Before.Value, 100*f.After.Value,
-			change, f.EstimatedCores, versionsLabel(f.VersionBefore, f.VersionAfter), rc)
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+		if _, err := fmt.Fprintln(w, "CPU share: the function's share of its service's CPU samples (inclusive); extra cores: what the change costs the fleet; likely cause: the pull request root cause ranks first (with --repo)."); err != nil {
+			return err
+		}
+	}
+	if len(ramps) == 0 {
+		return nil
+	}
+	if len(steps) > 0 {
+		fmt.Fprintln(w)
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SERVICE\tFUNCTION\tRAMP (UTC)\tCPU SHARE START → END\tCHANGE\tPER DAY\tEXTRA CORES\tRELEASES\tLIKELY CAUSE")
+	for _, f := range ramps {
+		g := f.Gradual
+		rel := strings.Join(g.Releases, ", ")
+		if rel == "" {
+			rel = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s … %s\t%.3f%% → %.3f%%\t%s\t%+.4f%%\t%+.3f\t%s\t%s\n", f.Service, f.Function,
+			g.Start.UTC().Format("2006-01-02 15:04"), g.End.UTC().Format("01-02 15:04"), 100*f.Before.Value, 100*f.After.Value,
+			changeLabel(&f), 100*24*g.SlopePerHour, f.EstimatedCores, rel, likelyCause(&f))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	_, err := fmt.Fprintln(w, "CPU share: the function's share of its service's CPU samples (inclusive); extra cores: what the change costs the fleet; likely cause: the pull request root cause ranks first (with --repo).")
+	_, err := fmt.Fprintln(w, "Gradual: the function's inclusive CPU share rose along a line over the ramp; per day: the rise in share points per day; releases: the versions deployed during the ramp, which root cause ranks.")
 	return err
+}
+
+// changeLabel is the relative change, or "new" for a function that had no share.
+func changeLabel(f *findings.Finding) string {
+	if f.Before.Value < newFunctionShare {
+		return "new"
+	}
+	return fmt.Sprintf("%+.1f%%", 100*f.RelativeChange)
+}
+
+// likelyCause is the top root cause as "#PR title (confidence)", "-" without one.
+func likelyCause(f *findings.Finding) string {
+	if len(f.RootCauses) == 0 {
+		return "-"
+	}
+	c := f.RootCauses[0]
+	if c.PR == 0 {
+		return fmt.Sprintf("%.10s %s (%.0f%%)", c.Commit, c.Title, 100*c.Confidence)
+	}
+	return fmt.Sprintf("#%d %s (%.0f%%)", c.PR, c.Title, 100*c.Confidence)
 }
 
 // versionsLabel says which release the change came with: "v1 → v2", "in v2" when

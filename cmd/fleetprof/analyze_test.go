@@ -155,6 +155,55 @@ func TestPrintFindings(t *testing.T) {
 	}
 }
 
+// Ramps get their own table after the steps: ramp span, rise per day, releases.
+func TestPrintGradualFindings(t *testing.T) {
+	start := time.Date(2026, 1, 5, 18, 0, 0, 0, time.UTC)
+	ramp := findings.Finding{
+		Kind: findings.KindGradual, Service: "billing", Function: "billing/ledger.(*Cache).Fill",
+		Before: findings.Share{Value: 0.02}, After: findings.Share{Value: 0.024}, RelativeChange: 0.2,
+		EstimatedCores: 0.1, ChangeTime: start,
+		Gradual: &findings.Gradual{Start: start, End: start.Add(24 * time.Hour), SlopePerHour: 0.004 / 24, CumulativeChange: 0.2,
+			Releases: []string{"v2", "v3"}},
+		RootCauses: []findings.RootCause{{PR: 107, Title: "Cache ledger lines", Confidence: 0.5}},
+	}
+	tests := []struct {
+		name     string
+		fs       []findings.Finding
+		want     []string
+		dontWant []string
+	}{
+		{"ramp only", []findings.Finding{ramp}, []string{"RAMP (UTC)", "2026-01-05 18:00 … 01-06 18:00", "2.000% → 2.400%", "+20.0%", "+0.4000%", "v2, v3", "#107 Cache ledger lines (50%)"},
+			[]string{"CHANGED AT"}},
+		{"ramp without releases", []findings.Finding{func() findings.Finding {
+			f := ramp
+			g := *f.Gradual
+			g.Releases, f.Gradual, f.RootCauses = nil, &g, nil
+			return f
+		}()}, []string{"RAMP (UTC)", "  -  "}, nil},
+		{"step and ramp", []findings.Finding{{Kind: findings.KindRegression, Service: "billing", Function: "billing/api.Serve",
+			Before: findings.Share{Value: 0.1}, After: findings.Share{Value: 0.11}, RelativeChange: 0.1, ChangeTime: start}, ramp},
+			[]string{"CHANGED AT", "billing/api.Serve", "RAMP (UTC)", "billing/ledger.(*Cache).Fill"}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out bytes.Buffer
+			if err := printFindings(&out, &defense.Report{Findings: tt.fs}); err != nil {
+				t.Fatal(err)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(out.String(), w) {
+					t.Errorf("output lacks %q:\n%s", w, out.String())
+				}
+			}
+			for _, w := range tt.dontWant {
+				if strings.Contains(out.String(), w) {
+					t.Errorf("output has %q:\n%s", w, out.String())
+				}
+			}
+		})
+	}
+}
+
 func TestVersionsLabel(t *testing.T) {
 	for _, tt := range []struct{ before, after, want string }{
 		{"v1", "v2", "v1 → v2"},
