@@ -316,18 +316,18 @@ func Run(svc *Service, cfg Config) (*Result, error) {
 			return nil, fmt.Errorf("detect gradual: %w", err)
 		}
 		res.Gradual = g
-		res.Findings = dropStaircase(res.Findings, g, res)
+		res.Findings = dropStaircase(res.Findings, g, cfg.Gradual.StaircaseMargin, res)
 	}
 	return res, nil
 }
 
-// dropStaircase removes step findings of a function dated within one of its ramps:
-// the step search sees a ramp as a staircase of steps, and the ramp's finding reports
-// the whole rise once.
-func dropStaircase(fs []findings.Finding, ramps []Gradual, res *Result) []findings.Finding {
+// dropStaircase removes step findings of a function dated within one of its ramps
+// (widened by margin): the step search sees a ramp as a staircase of steps, and the
+// ramp's finding reports the whole rise once.
+func dropStaircase(fs []findings.Finding, ramps []Gradual, margin time.Duration, res *Result) []findings.Finding {
 	return slices.DeleteFunc(fs, func(f findings.Finding) bool {
 		for _, g := range ramps {
-			if g.Function == f.Function && !f.ChangeTime.Before(g.StartTime) && f.ChangeTime.Before(g.EndTime) {
+			if g.Function == f.Function && !f.ChangeTime.Before(g.StartTime.Add(-margin)) && f.ChangeTime.Before(g.EndTime.Add(margin)) {
 				res.Dropped = append(res.Dropped, Dropped{Function: f.Function, Stage: StageGradual,
 					Reason: fmt.Sprintf("step at %s within its ramp %s … %s", f.ChangeTime.Format(time.RFC3339), g.StartTime.Format(time.RFC3339), g.EndTime.Format(time.RFC3339))})
 				return true

@@ -31,11 +31,21 @@ type GradualConfig struct {
 	MinRampBuckets int
 	// MinShare is the smallest share at the ramp's start worth a finding.
 	MinShare float64
+	// FamilyAlpha bounds the ramps reported by chance per service (Bonferroni): a
+	// ramp's slope test must reach FamilyAlpha / series searched. One search at α
+	// per series of a hundred reports a noise ramp in most services.
+	FamilyAlpha float64
+	// StaircaseMargin: step findings of a ramped function dated up to this far
+	// outside its fitted ramp are steps of the ramp (the line's ends are uncertain
+	// by a few summed buckets), dropped in favour of the ramp's finding.
+	StaircaseMargin time.Duration
 }
 
 // DefaultGradualConfig returns the defaults: hourly buckets, the trend model at
 // α = 0.01, ramps of at least 0.5% over at least 18 hours, functions of at least 10⁻⁴
-// of the service.
+// of the service, slopes significant at 0.008 per service (the step stages' family
+// level), steps up to 3 hours (the trend model's shortest segment) outside a ramp
+// part of it.
 func DefaultGradualConfig() GradualConfig {
 	cp := changepoint.TrendConfig()
 	cp.Alpha = 0.01
@@ -44,7 +54,8 @@ func DefaultGradualConfig() GradualConfig {
 	// inflate σ until the ramp hides; hourly shares of sampled counts are close to
 	// independent.
 	cp.IgnoreAutocorrelation = true
-	return GradualConfig{Enabled: true, Bucket: time.Hour, ChangePoint: cp, MinRelChange: 0.005, MinRampBuckets: 18, MinShare: 1e-4}
+	return GradualConfig{Enabled: true, Bucket: time.Hour, ChangePoint: cp, MinRelChange: 0.005, MinRampBuckets: 18, MinShare: 1e-4,
+		FamilyAlpha: 0.008, StaircaseMargin: 3 * time.Hour}
 }
 
 // Validate reports the first invalid field.
@@ -60,6 +71,9 @@ func (c GradualConfig) Validate() error {
 	}
 	if !(c.MinRelChange > 0) || c.MinRampBuckets < 2 || !(c.MinShare >= 0) {
 		return fmt.Errorf("gradual thresholds %v/%d/%v: want > 0, >= 2, >= 0", c.MinRelChange, c.MinRampBuckets, c.MinShare)
+	}
+	if !(c.FamilyAlpha > 0 && c.FamilyAlpha < 1) || c.StaircaseMargin < 0 {
+		return fmt.Errorf("gradual family alpha %v, staircase margin %v: want in (0,1), >= 0", c.FamilyAlpha, c.StaircaseMargin)
 	}
 	return nil
 }
@@ -147,6 +161,7 @@ func DetectGradual(svc *Service, cfg GradualConfig) ([]Gradual, error) {
 		k = int(cfg.Bucket / svc.Step)
 	}
 	tot := sumBuckets(svc.Total, k)
+	level := cfg.FamilyAlpha / float64(max(1, len(svc.Series)))
 	var out []Gradual
 	for i := range svc.Series {
 		sr := &svc.Series[i]
@@ -179,6 +194,9 @@ func DetectGradual(svc *Service, cfg GradualConfig) ([]Gradual, error) {
 			p := 0.0
 			if seSlope > 0 {
 				p = twoSidedP(sg.Slope / seSlope)
+			}
+			if p > level {
+				continue
 			}
 			out = append(out, Gradual{
 				Function: sr.Function, Start: start, End: end,
