@@ -264,11 +264,13 @@ func matchRamp(f findings.Finding, regs []simulate.Injection, step time.Duration
 }
 
 // gradualLatency finds the shortest prefix of svc, in hourly steps from the ramp's
-// start, on which the long-term stage reports the ramp.
+// start plus the shortest ramp, on which the long-term stage reports the ramp.
 func gradualLatency(svc *detect.Service, cfg detect.GradualConfig, in simulate.Injection, step time.Duration) (time.Duration, bool) {
 	start := int(in.Start.Sub(svc.Start) / step)
 	inc := max(1, int(time.Hour/step))
-	for end := start + inc; end <= svc.Buckets(); end += inc {
+	// No ramp is reported before it spans MinRampBuckets.
+	first := start + max(1, cfg.MinRampBuckets*int(cfg.Bucket/step))
+	for end := first; end <= svc.Buckets(); end += inc {
 		gs, err := detect.DetectGradual(truncate(svc, end), cfg)
 		if err != nil {
 			continue
