@@ -45,6 +45,33 @@ func gradualRecord(now time.Time) model.FindingRecord {
 	return model.FindingRecord{ID: "g-render", Kind: "gradual", Service: service, Created: now, Body: body}
 }
 
+// selfRecord is a self-share regression of service selfshare's gc (its own code), with its
+// inclusive shares beside the self ones.
+func selfRecord(now time.Time) model.FindingRecord {
+	body, _ := json.Marshal(map[string]any{"kind": "regression", "service": "selfshare", "function": "gc",
+		"before": map[string]any{"value": 0.1, "lo": 0.09, "hi": 0.11}, "after": map[string]any{"value": 0.12, "lo": 0.11, "hi": 0.13},
+		"inclusive_before": map[string]any{"value": 0.2, "lo": 0.19, "hi": 0.21}, "inclusive_after": map[string]any{"value": 0.22, "lo": 0.21, "hi": 0.23},
+		"absolute_change": 0.02, "relative_change": 0.2, "p_value": 1e-9, "estimated_cores": 0.01,
+		"change_time": t0.Add(30 * time.Minute).Format(time.RFC3339), "filters_passed": []string{"significance", "self_share"},
+	})
+	return model.FindingRecord{ID: "f-gc-self", Kind: "regression", Service: "selfshare", Created: now, Body: body}
+}
+
+// TestBrowserSelfShare: a self-share regression shows its self shares and its
+// inclusive ones beside them.
+func TestBrowserSelfShare(t *testing.T) {
+	setup(t, false)
+	p := openPage(t, "/?service=selfshare&view=findings")
+	defer p.screenshot("final")
+	p.waitFor(`document.querySelector('.finding.regression') !== null`)
+	txt := evalJS[string](p, `document.querySelector('.finding.regression').textContent`)
+	for _, w := range []string{"self share 10.0% [9.00%, 11.0%] → 12.0% [11.0%, 13.0%]", "inclusive 20.0% [19.0%, 21.0%] → 22.0% [21.0%, 23.0%]"} {
+		if !strings.Contains(txt, w) {
+			t.Errorf("self finding lacks %q: %s", w, txt)
+		}
+	}
+}
+
 // TestBrowserGradual: a gradual finding is listed in its own group with its ramp and
 // releases, its ramp is a band in the function's gCPU chart, and its flame diff
 // compares before the ramp with its end.

@@ -80,6 +80,9 @@ type candidate struct {
 	filters         []string // stages passed (pass), in any order
 	group           []string
 	self            bool
+	// selfPart is the same function's self-share rise at the same change, folded
+	// into this inclusive candidate by preferInclusive.
+	selfPart *candidate
 }
 
 // windows are the bucket ranges derived from Config for one service.

@@ -97,6 +97,11 @@ type Finding struct {
 	// DedupGroup lists the other functions whose change this finding explains (usually
 	// its callers, whose inclusive share rose by the same samples).
 	DedupGroup []string `json:"dedup_group,omitempty"`
+	// InclusiveBefore/InclusiveAfter are the function's inclusive shares over the
+	// same change on a self-share finding whose inclusive share rose with it (its own
+	// code regressed; Before/After are the self shares).
+	InclusiveBefore *Share `json:"inclusive_before,omitempty"`
+	InclusiveAfter  *Share `json:"inclusive_after,omitempty"`
 
 	Opportunity *Opportunity `json:"opportunity,omitempty"`
 	// Gradual is present iff Kind is KindGradual.

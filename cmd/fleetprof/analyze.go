@@ -9,12 +9,14 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/fleetprof/fleetprof/aggregator/storage"
 	"github.com/fleetprof/fleetprof/analyzer/defense"
+	"github.com/fleetprof/fleetprof/analyzer/detect"
 	"github.com/fleetprof/fleetprof/analyzer/findings"
 	"github.com/fleetprof/fleetprof/analyzer/offense"
 	"github.com/fleetprof/fleetprof/analyzer/opportunity"
@@ -348,14 +350,14 @@ func printFindings(w io.Writer, rep *defense.Report) error {
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "SERVICE\tFUNCTION\tCHANGED AT (UTC)\tCPU SHARE BEFORE → AFTER\tCHANGE\tEXTRA CORES\tVERSIONS\tLIKELY CAUSE")
 		for _, f := range steps {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%.3f%% → %.3f%%\t%s\t%+.3f\t%s\t%s\n", f.Service, f.Function,
-				f.ChangeTime.UTC().Format("2006-01-02 15:04"), 100*f.Before.Value, 100*f.After.Value,
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%+.3f\t%s\t%s\n", f.Service, f.Function,
+				f.ChangeTime.UTC().Format("2006-01-02 15:04"), shareLabel(&f),
 				changeLabel(&f), f.EstimatedCores, versionsLabel(f.VersionBefore, f.VersionAfter), likelyCause(&f))
 		}
 		if err := tw.Flush(); err != nil {
 			return err
 		}
-		if _, err := fmt.Fprintln(w, "CPU share: the function's share of its service's CPU samples (inclusive); extra cores: what the change costs the fleet; likely cause: the pull request root cause ranks first (with --repo)."); err != nil {
+		if _, err := fmt.Fprintln(w, "CPU share: the function's share of its service's CPU samples (inclusive; self: its own code, the inclusive share beside it); extra cores: what the change costs the fleet; likely cause: the pull request root cause ranks first (with --repo)."); err != nil {
 			return err
 		}
 	}
@@ -382,6 +384,20 @@ func printFindings(w io.Writer, rep *defense.Report) error {
 	}
 	_, err := fmt.Fprintln(w, "Gradual: the function's inclusive CPU share rose along a line over the ramp; per day: the rise in share points per day; releases: the versions deployed during the ramp, which root cause ranks.")
 	return err
+}
+
+// shareLabel is "before → after" of the finding's share, marked self (with the
+// inclusive shares when known) on a self-share finding.
+func shareLabel(f *findings.Finding) string {
+	l := fmt.Sprintf("%.3f%% → %.3f%%", 100*f.Before.Value, 100*f.After.Value)
+	if !slices.Contains(f.FiltersPassed, detect.FilterSelfShare) {
+		return l
+	}
+	l += " self"
+	if f.InclusiveBefore != nil && f.InclusiveAfter != nil {
+		l += fmt.Sprintf(" (inclusive %.3f%% → %.3f%%)", 100*f.InclusiveBefore.Value, 100*f.InclusiveAfter.Value)
+	}
+	return l
 }
 
 // changeLabel is the relative change, or "new" for a function that had no share.

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/fleetprof/fleetprof/analyzer/defense"
+	"github.com/fleetprof/fleetprof/analyzer/detect"
 	"github.com/fleetprof/fleetprof/analyzer/findings"
 	"github.com/fleetprof/fleetprof/analyzer/loop"
 	"github.com/fleetprof/fleetprof/analyzer/offense"
@@ -201,6 +202,25 @@ func TestPrintGradualFindings(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestShareLabel(t *testing.T) {
+	sh := func(v float64) *findings.Share { return &findings.Share{Value: v} }
+	tests := []struct {
+		name string
+		f    findings.Finding
+		want string
+	}{
+		{"inclusive", findings.Finding{Before: *sh(0.1), After: *sh(0.11)}, "10.000% → 11.000%"},
+		{"self only", findings.Finding{Before: *sh(0.01), After: *sh(0.02), FiltersPassed: []string{detect.FilterSelfShare}}, "1.000% → 2.000% self"},
+		{"self with inclusive", findings.Finding{Before: *sh(0.01), After: *sh(0.02), FiltersPassed: []string{detect.FilterSelfShare},
+			InclusiveBefore: sh(0.1), InclusiveAfter: sh(0.11)}, "1.000% → 2.000% self (inclusive 10.000% → 11.000%)"},
+	}
+	for _, tt := range tests {
+		if got := shareLabel(&tt.f); got != tt.want {
+			t.Errorf("%s: %q, want %q", tt.name, got, tt.want)
+		}
 	}
 }
 

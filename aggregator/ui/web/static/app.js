@@ -883,7 +883,10 @@
     const share = (s) => (s && typeof s.value === 'number' ? `${fmtPct(100 * s.value)} [${fmtPct(100 * (s.lo || 0))}, ${fmtPct(100 * (s.hi || 0))}]` : '?');
     const ev = [];
     if (f.kind === 'regression') {
-      ev.push(`inclusive share ${share(f.before)} → ${share(f.after)}`);
+      // A self-share finding: the function's own code; its inclusive share beside it.
+      const self = Array.isArray(f.filters_passed) && f.filters_passed.includes('self_share');
+      ev.push(`${self ? 'self' : 'inclusive'} share ${share(f.before)} → ${share(f.after)}`);
+      if (self && f.inclusive_before && f.inclusive_after) ev.push(`inclusive ${share(f.inclusive_before)} → ${share(f.inclusive_after)}`);
       if (typeof f.relative_change === 'number') ev.push(`relative ${fmtDelta(100 * f.relative_change)}`);
       if (typeof f.estimated_cores === 'number') ev.push(`≈ ${f.estimated_cores.toFixed(3)} cores`);
       if (typeof f.p_value === 'number') ev.push(`p = ${f.p_value.toExponential(2)}`);
