@@ -314,7 +314,7 @@ func Run(svc *Service, cfg Config) (*Result, error) {
 		return a.Function < b.Function
 	})
 	if cfg.Gradual.Enabled {
-		g, err := DetectGradual(svc, cfg.Gradual)
+		g, err := DetectGradual(svc, cfg.Gradual, cfg.Tuning)
 		if err != nil {
 			return nil, fmt.Errorf("detect gradual: %w", err)
 		}

@@ -149,7 +149,7 @@ func lineErrors(xs []float64, lo, hi int, sigma float64) (atLo, atHi, slope floa
 // is segmented by the trend model, and every rising linear segment of at least
 // MinRampBuckets whose cumulative rise reaches MinRelChange, and which the next
 // segment does not take back by more than half (went away), is a ramp.
-func DetectGradual(svc *Service, cfg GradualConfig) ([]Gradual, error) {
+func DetectGradual(svc *Service, cfg GradualConfig, tun Tuning) ([]Gradual, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -162,10 +162,9 @@ func DetectGradual(svc *Service, cfg GradualConfig) ([]Gradual, error) {
 	}
 	tot := sumBuckets(svc.Total, k)
 	level := cfg.FamilyAlpha / float64(max(1, len(svc.Series)))
-	var out []Gradual
+	shares := make([][]float64, len(svc.Series))
 	for i := range svc.Series {
-		sr := &svc.Series[i]
-		inc := sumBuckets(sr.Inclusive, k)
+		inc := sumBuckets(svc.Series[i].Inclusive, k)
 		share := make([]float64, len(tot))
 		for j := range tot {
 			share[j] = math.NaN()
@@ -173,6 +172,19 @@ func DetectGradual(svc *Service, cfg GradualConfig) ([]Gradual, error) {
 				share[j] = inc[j] / tot[j]
 			}
 		}
+		shares[i] = share
+	}
+	if common := commonDilution(shares, tun); common != nil {
+		for _, share := range shares {
+			for j := range share {
+				share[j] /= common[j]
+			}
+		}
+	}
+	var out []Gradual
+	for i := range svc.Series {
+		sr := &svc.Series[i]
+		share := shares[i]
 		_, segs, nz, err := changepoint.DetectSegments(share, cfg.ChangePoint)
 		if err != nil {
 			return nil, fmt.Errorf("gradual %s: %w", sr.Function, err)
@@ -212,6 +224,53 @@ func DetectGradual(svc *Service, cfg GradualConfig) ([]Gradual, error) {
 		}
 	}
 	return out, nil
+}
+
+// commonDilution is, per summed bucket, the median over functions of their share
+// relative to their own mean (functions with a mean share in [Tuning.DilutionMinShare,
+// DilutionMaxShare), at least MinDilutionSeries of them; nil otherwise): most
+// functions do not change, so it is the factor by which a few functions' trends
+// dilute all shares, as dilutionAt measures it at a step.
+func commonDilution(shares [][]float64, tun Tuning) []float64 {
+	var rel [][]float64
+	for _, share := range shares {
+		var s float64
+		n := 0
+		for _, x := range share {
+			if !math.IsNaN(x) {
+				s += x
+				n++
+			}
+		}
+		if n == 0 {
+			continue
+		}
+		if m := s / float64(n); m >= tun.DilutionMinShare && m < tun.DilutionMaxShare {
+			r := make([]float64, len(share))
+			for j, x := range share {
+				r[j] = x / m
+			}
+			rel = append(rel, r)
+		}
+	}
+	if len(rel) < tun.MinDilutionSeries || len(shares) == 0 {
+		return nil
+	}
+	common := make([]float64, len(shares[0]))
+	col := make([]float64, 0, len(rel))
+	for j := range common {
+		col = col[:0]
+		for _, r := range rel {
+			if !math.IsNaN(r[j]) {
+				col = append(col, r[j])
+			}
+		}
+		common[j] = math.NaN() // a bucket without samples stays missing
+		if len(col) > 0 {
+			common[j] = median(col)
+		}
+	}
+	return common
 }
 
 // sumBuckets sums xs over consecutive runs of k buckets (the last run may be shorter).

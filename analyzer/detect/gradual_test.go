@@ -60,7 +60,7 @@ func TestDetectGradual(t *testing.T) {
 			hits := 0
 			for seed := range uint64(seeds) {
 				svc := rampService(seed+1, 0.1, tt.rel, 24, 24, tt.gap)
-				gs, err := DetectGradual(svc, DefaultGradualConfig())
+				gs, err := DetectGradual(svc, DefaultGradualConfig(), DefaultTuning())
 				if err != nil {
 					t.Fatal(err)
 				}

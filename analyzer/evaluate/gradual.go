@@ -232,7 +232,7 @@ func runGradualOne(sc simulate.Config, dc detect.Config, withLatency bool, row *
 			}
 			row.Gradual++
 			if withLatency {
-				if lat, ok := gradualLatency(svc, dc.Gradual, in, sc.Bucket); ok {
+				if lat, ok := gradualLatency(svc, dc.Gradual, dc.Tuning, in, sc.Bucket); ok {
 					row.latSum += lat
 					row.latN++
 				}
@@ -265,13 +265,13 @@ func matchRamp(f findings.Finding, regs []simulate.Injection, step time.Duration
 
 // gradualLatency finds the shortest prefix of svc, in hourly steps from the ramp's
 // start plus the shortest ramp, on which the long-term stage reports the ramp.
-func gradualLatency(svc *detect.Service, cfg detect.GradualConfig, in simulate.Injection, step time.Duration) (time.Duration, bool) {
+func gradualLatency(svc *detect.Service, cfg detect.GradualConfig, tun detect.Tuning, in simulate.Injection, step time.Duration) (time.Duration, bool) {
 	start := int(in.Start.Sub(svc.Start) / step)
 	inc := max(1, int(time.Hour/step))
 	// No ramp is reported before it spans MinRampBuckets.
 	first := start + max(1, cfg.MinRampBuckets*int(cfg.Bucket/step))
 	for end := first; end <= svc.Buckets(); end += inc {
-		gs, err := detect.DetectGradual(truncate(svc, end), cfg)
+		gs, err := detect.DetectGradual(truncate(svc, end), cfg, tun)
 		if err != nil {
 			continue
 		}

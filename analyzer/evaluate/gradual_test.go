@@ -46,7 +46,7 @@ func TestEvaluateGradualSanity(t *testing.T) {
 }
 
 // BenchmarkEvaluateGradual is the gradual sweep, ramps of +2…+50% over 6, 24 and 72
-// hours pooled over -gradual-seeds, once with the step stages alone (the findings a
+// hours (-sizes, -ramps) pooled over -gradual-seeds, once with the step stages alone (the findings a
 // user got before the long-term stage reached them) and once with it. Run with
 // -benchtime 1x; -v prints both tables.
 func BenchmarkEvaluateGradual(b *testing.B) {
@@ -54,6 +54,16 @@ func BenchmarkEvaluateGradual(b *testing.B) {
 	var err error
 	if cfg.Seeds, err = parseSeeds(*gradualSeeds); err != nil {
 		b.Fatalf("-gradual-seeds %q: %v", *gradualSeeds, err)
+	}
+	if *sizes != "" {
+		if cfg.Sizes, err = parseList(*sizes, func(f string) (float64, error) { return strconv.ParseFloat(f, 64) }); err != nil {
+			b.Fatalf("-sizes %q: %v", *sizes, err)
+		}
+	}
+	if *ramps != "" {
+		if cfg.Ramps, err = parseList(*ramps, time.ParseDuration); err != nil {
+			b.Fatalf("-ramps %q: %v", *ramps, err)
+		}
 	}
 	before := cfg
 	before.Detect.Gradual.Enabled, before.Latency = false, false

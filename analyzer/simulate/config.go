@@ -195,8 +195,9 @@ func (c Config) Validate() error {
 }
 
 // ParseRegressions parses the command-line form of regressions: a comma-separated list
-// of FUNCTION=SIZE (e.g. "billing/pricing.(*Engine).Quote=0.05") and random:K items
-// (K regressions on random functions). It returns the explicit specs and the random count.
+// of FUNCTION=SIZE (e.g. "billing/pricing.(*Engine).Quote=0.05"), FUNCTION=SIZE@RAMP
+// (a gradual regression reaching SIZE RAMP after its release, e.g. "…Quote=0.2@24h")
+// and random:K items (K regressions on random functions). It returns the explicit specs and the random count.
 func ParseRegressions(s string) ([]RegressionSpec, int, error) {
 	var specs []RegressionSpec
 	random := 0
@@ -217,11 +218,18 @@ func ParseRegressions(s string) ([]RegressionSpec, int, error) {
 		if i <= 0 {
 			return nil, 0, fmt.Errorf("regression %q: want FUNCTION=SIZE or random:K", item)
 		}
-		size, err := strconv.ParseFloat(item[i+1:], 64)
+		sz, ramp, ramped := strings.Cut(item[i+1:], "@")
+		size, err := strconv.ParseFloat(sz, 64)
 		if err != nil {
 			return nil, 0, fmt.Errorf("regression %q: size: %w", item, err)
 		}
-		specs = append(specs, RegressionSpec{Function: item[:i], Size: size})
+		sp := RegressionSpec{Function: item[:i], Size: size}
+		if ramped {
+			if sp.Ramp, err = time.ParseDuration(ramp); err != nil || sp.Ramp <= 0 {
+				return nil, 0, fmt.Errorf("regression %q: ramp %q: want a positive duration such as 24h", item, ramp)
+			}
+		}
+		specs = append(specs, sp)
 	}
 	return specs, random, nil
 }
