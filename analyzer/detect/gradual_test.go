@@ -89,6 +89,10 @@ func TestDetectGradual(t *testing.T) {
 						t.Fatal(err)
 					}
 					t.Logf("gradual: %+v; step detector: %d findings", gs, len(fs))
+					for _, f := range fs {
+						// A slow ramp is one gradual finding, no staircase of steps.
+						t.Errorf("step finding %s %+.2f%% at %s", f.Function, 100*f.RelativeChange, f.ChangeTime)
+					}
 				}
 			}
 			t.Logf("ramp found in %d/%d seeds", hits, seeds)
