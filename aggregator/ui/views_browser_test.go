@@ -92,6 +92,9 @@ func TestBrowserGradual(t *testing.T) {
 		t.Errorf("headings %q lack the gradual group", h)
 	}
 	p.screenshot("gradual")
+	// The kind selector lists gradual regressions; choosing it shows only them.
+	evalJS[bool](p, `(() => { const s = document.getElementById('fkind'); s.value = 'gradual'; s.dispatchEvent(new Event('change')); return true })()`)
+	p.waitFor(`window.__fleetprof.state().kind === 'gradual' && document.querySelectorAll('.finding').length === 1 && document.querySelector('.finding.gradual') !== null`)
 	p.do(chromedp.Click(chromedp.CSS(`.finding.gradual a[data-series-i]`)))
 	p.waitFor(`document.querySelector('#chart svg') !== null`)
 	if n := evalJS[int](p, `document.querySelectorAll('#chart rect.ramp').length`); n != 1 {
