@@ -325,12 +325,14 @@ func Run(svc *Service, cfg Config) (*Result, error) {
 }
 
 // dropStaircase removes step findings of a function dated within one of its ramps
-// (widened by margin): the step search sees a ramp as a staircase of steps, and the
-// ramp's finding reports the whole rise once.
+// (widened by margin) and no larger than the ramp's whole rise: the step search sees
+// a ramp as a staircase of steps, and the ramp's finding reports the rise once. A
+// larger step is a change of its own (a release's step at the end of a slow drift).
 func dropStaircase(fs []findings.Finding, ramps []Gradual, margin time.Duration, res *Result) []findings.Finding {
 	return slices.DeleteFunc(fs, func(f findings.Finding) bool {
 		for _, g := range ramps {
-			if g.Function == f.Function && !f.ChangeTime.Before(g.StartTime.Add(-margin)) && f.ChangeTime.Before(g.EndTime.Add(margin)) {
+			if g.Function == f.Function && f.AbsoluteChange <= g.After-g.Before &&
+				!f.ChangeTime.Before(g.StartTime.Add(-margin)) && f.ChangeTime.Before(g.EndTime.Add(margin)) {
 				res.Dropped = append(res.Dropped, Dropped{Function: f.Function, Stage: StageGradual,
 					Reason: fmt.Sprintf("step at %s within its ramp %s … %s", f.ChangeTime.Format(time.RFC3339), g.StartTime.Format(time.RFC3339), g.EndTime.Format(time.RFC3339))})
 				return true
