@@ -178,7 +178,7 @@ func startServer() error {
 	if err := st.PutFindings(ctx, []model.FindingRecord{{ID: "f-parse", Kind: "regression", Service: service, Created: testNow, Body: finding}}); err != nil {
 		return err
 	}
-	if err := st.PutFindings(ctx, opportunityRecords(testNow)); err != nil {
+	if err := st.PutFindings(ctx, append(opportunityRecords(testNow), gradualRecord(testNow), selfRecord(testNow))); err != nil {
 		return err
 	}
 	srv, err := aggregator.New(aggregator.Config{}, st, nil, aggregator.WithUI(Handler()), aggregator.WithClock(func() time.Time { return testNow }))

@@ -30,6 +30,87 @@ func sandwichRows(ts time.Time) []samplebatch.Sample {
 	}
 }
 
+// gradualRecord is a gradual finding of checkout's render: its share ramped up over
+// the test data's hour, during which v2 was deployed.
+func gradualRecord(now time.Time) model.FindingRecord {
+	body, _ := json.Marshal(map[string]any{"kind": "gradual", "service": service, "function": "render",
+		"before":          map[string]any{"value": 0.25, "lo": 0.24, "hi": 0.26},
+		"after":           map[string]any{"value": 0.3, "lo": 0.29, "hi": 0.31},
+		"absolute_change": 0.05, "relative_change": 0.2, "p_value": 1e-9, "estimated_cores": 0.5,
+		"change_time": t0.Format(time.RFC3339), "window_start": t0.Format(time.RFC3339), "window_end": now.Format(time.RFC3339),
+		"gradual": map[string]any{"start": t0.Format(time.RFC3339), "end": t0.Add(50 * time.Minute).Format(time.RFC3339),
+			"slope_per_hour": 0.06, "cumulative_change": 0.2, "releases": []string{"v2"}},
+		"root_causes": []map[string]any{{"commit": "abc", "pr": 9, "title": "Grow the render cache", "author": "ann", "confidence": 0.4}},
+	})
+	return model.FindingRecord{ID: "g-render", Kind: "gradual", Service: service, Created: now, Body: body}
+}
+
+// selfRecord is a self-share regression of service selfshare's gc (its own code), with its
+// inclusive shares beside the self ones.
+func selfRecord(now time.Time) model.FindingRecord {
+	body, _ := json.Marshal(map[string]any{"kind": "regression", "service": "selfshare", "function": "gc",
+		"before": map[string]any{"value": 0.1, "lo": 0.09, "hi": 0.11}, "after": map[string]any{"value": 0.12, "lo": 0.11, "hi": 0.13},
+		"inclusive_before": map[string]any{"value": 0.2, "lo": 0.19, "hi": 0.21}, "inclusive_after": map[string]any{"value": 0.22, "lo": 0.21, "hi": 0.23},
+		"absolute_change": 0.02, "relative_change": 0.2, "p_value": 1e-9, "estimated_cores": 0.01,
+		"change_time": t0.Add(30 * time.Minute).Format(time.RFC3339), "filters_passed": []string{"significance", "self_share"},
+	})
+	return model.FindingRecord{ID: "f-gc-self", Kind: "regression", Service: "selfshare", Created: now, Body: body}
+}
+
+// TestBrowserSelfShare: a self-share regression shows its self shares and its
+// inclusive ones beside them.
+func TestBrowserSelfShare(t *testing.T) {
+	setup(t, false)
+	p := openPage(t, "/?service=selfshare&view=findings")
+	defer p.screenshot("final")
+	p.waitFor(`document.querySelector('.finding.regression') !== null`)
+	txt := evalJS[string](p, `document.querySelector('.finding.regression').textContent`)
+	for _, w := range []string{"self share 10.0% [9.00%, 11.0%] → 12.0% [11.0%, 13.0%]", "inclusive 20.0% [19.0%, 21.0%] → 22.0% [21.0%, 23.0%]"} {
+		if !strings.Contains(txt, w) {
+			t.Errorf("self finding lacks %q: %s", w, txt)
+		}
+	}
+}
+
+// TestBrowserGradual: a gradual finding is listed in its own group with its ramp and
+// releases, its ramp is a band in the function's gCPU chart, and its flame diff
+// compares before the ramp with its end.
+func TestBrowserGradual(t *testing.T) {
+	setup(t, false)
+	p := openPage(t, sel("&view=findings"))
+	defer p.screenshot("final")
+	p.waitFor(`document.querySelector('.finding.gradual') !== null`)
+	txt := evalJS[string](p, `document.querySelector('.finding.gradual').textContent`)
+	for _, w := range []string{"render", "ramp " + t0.Format(time.RFC3339) + " … " + t0.Add(50*time.Minute).Format(time.RFC3339),
+		"25.0% [24.0%, 26.0%] → 30.0% [29.0%, 31.0%]", "cumulative +20.0%", "+144.0% of the service per day",
+		"releases during the ramp: v2", "PR #9 Grow the render cache"} {
+		if !strings.Contains(txt, w) {
+			t.Errorf("gradual finding lacks %q: %s", w, txt)
+		}
+	}
+	if h := evalJS[string](p, `[...document.querySelectorAll('#findings-list h3')].map(h => h.textContent).join('|')`); !strings.Contains(h, "Gradual regressions (1, by estimated cores)") {
+		t.Errorf("headings %q lack the gradual group", h)
+	}
+	p.screenshot("gradual")
+	// The kind selector lists gradual regressions; choosing it shows only them.
+	evalJS[bool](p, `(() => { const s = document.getElementById('fkind'); s.value = 'gradual'; s.dispatchEvent(new Event('change')); return true })()`)
+	p.waitFor(`window.__fleetprof.state().kind === 'gradual' && document.querySelectorAll('.finding').length === 1 && document.querySelector('.finding.gradual') !== null`)
+	p.do(chromedp.Click(chromedp.CSS(`.finding.gradual a[data-series-i]`)))
+	p.waitFor(`document.querySelector('#chart svg') !== null`)
+	if n := evalJS[int](p, `document.querySelectorAll('#chart rect.ramp').length`); n != 1 {
+		t.Errorf("%d ramps marked in render's chart, want 1", n)
+	}
+	p.screenshot("gradual-series")
+	p.do(chromedp.Click(chromedp.CSS(`#tabs a[data-view="findings"]`)))
+	p.waitFor(`document.querySelector('.finding.gradual a[data-diff]') !== null`)
+	p.do(chromedp.Click(chromedp.CSS(`.finding.gradual a[data-diff]`)))
+	p.waitFor(`window.__fleetprof.state().view === 'diff'`)
+	st := evalJS[map[string]any](p, `window.__fleetprof.state()`)
+	if st["bto"] != t0.Format(time.RFC3339) || st["cfrom"] != t0.Add(37*time.Minute+30*time.Second).Format("2006-01-02T15:04:05.000Z") {
+		t.Errorf("ramp diff compares %v…%v with %v…%v", st["bfrom"], st["bto"], st["cfrom"], st["cto"])
+	}
+}
+
 // opportunityRecords are 30 opportunities of service "opps" whose estimated saving in
 // cores is their index (opp-00 the smallest), stored in index order.
 func opportunityRecords(now time.Time) []model.FindingRecord {

@@ -55,6 +55,10 @@ type Config struct {
 	VersionMaps map[string]map[string]string
 	// Store findings with PutFindings (Analyze only returns them when false).
 	Store bool
+	// RampLead is how long before a ramp's fitted start a release still counts as
+	// deployed during it (gradual findings' releases and root cause): the first hours
+	// of a ramp are within the noise, so the line fit starts it late.
+	RampLead time.Duration
 	// Detect and RootCause configure the two stages; Detect.AnalysisWindow and
 	// Detect.MinShare are set from Window and MinShare.
 	Detect    detect.Config
@@ -65,13 +69,15 @@ type Config struct {
 
 // DefaultConfig returns the defaults: a 6h analysis window over two days of history
 // (the seasonality stage needs two daily periods before the window) in 10-minute
-// steps, functions above 0.01%, storing findings.
+// steps, functions above 0.01%, storing findings; releases up to 6 hours before a
+// ramp's fitted start are among its releases.
 func DefaultConfig() Config {
 	return Config{
 		Window:    6 * time.Hour,
 		History:   48 * time.Hour,
 		Step:      10 * time.Minute,
 		MinShare:  1e-4,
+		RampLead:  6 * time.Hour,
 		Store:     true,
 		Detect:    detect.DefaultConfig(),
 		RootCause: rootcause.DefaultConfig(),
@@ -91,6 +97,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("window %v shorter than step %v", c.Window, c.Step)
 	case !(c.MinShare >= 0 && c.MinShare <= 1):
 		return fmt.Errorf("min share %v: want 0..1", c.MinShare)
+	case c.RampLead < 0:
+		return fmt.Errorf("ramp lead %v: want >= 0", c.RampLead)
 	}
 	for svc, dir := range c.Repos {
 		if svc == "" || dir == "" {
@@ -160,7 +168,7 @@ func Analyze(ctx context.Context, st Store, cfg Config) (*Report, error) {
 			return nil, fmt.Errorf("analyze %s: %w", name, err)
 		}
 		if cfg.Store && len(fs) > 0 {
-			if err := mergeService(ctx, st, cfg, dc, name, fs, to); err != nil {
+			if err := mergeService(ctx, st, cfg, dc, name, fs, from, to); err != nil {
 				return nil, fmt.Errorf("analyze %s: %w", name, err)
 			}
 		}
@@ -187,17 +195,26 @@ func Analyze(ctx context.Context, st Store, cfg Config) (*Report, error) {
 }
 
 // mergeService gives fs, the service's new findings, the ids of the stored findings
-// they found again (mergeStored). Only findings stored since the earliest change
-// this run can report (minus the tolerance) can match: a record's time is when a
-// run last stored it, never before its change.
-func mergeService(ctx context.Context, st Store, cfg Config, dc detect.Config, name string, fs []findings.Finding, to time.Time) error {
+// they found again (mergeStored). Only step findings stored since the earliest change
+// this run can report (minus the tolerance) can match: a record's time is when a run
+// last stored it, never before its change. A ramp may begin anywhere in the data.
+func mergeService(ctx context.Context, st Store, cfg Config, dc detect.Config, name string, fs []findings.Finding, from, to time.Time) error {
 	tol := mergeTolerance(dc)
-	since := to.Add(-(cfg.Window + cfg.extended(dc) + tol + cfg.Step))
-	recs, err := st.Findings(ctx, model.FindingsQuery{Service: name, Kind: string(findings.KindRegression), From: since, Limit: storedLimit})
-	if err != nil {
-		return fmt.Errorf("read stored findings: %w", err)
+	var stored []findings.Finding
+	for _, q := range []struct {
+		kind  findings.Kind
+		since time.Time
+	}{
+		{findings.KindRegression, to.Add(-(cfg.Window + cfg.extended(dc) + tol + cfg.Step))},
+		{findings.KindGradual, from},
+	} {
+		recs, err := st.Findings(ctx, model.FindingsQuery{Service: name, Kind: string(q.kind), From: q.since, Limit: storedLimit})
+		if err != nil {
+			return fmt.Errorf("read stored findings: %w", err)
+		}
+		stored = append(stored, decodeStored(recs)...)
 	}
-	mergeStored(fs, decodeStored(recs), tol, cfg.now().UTC().Truncate(time.Second))
+	mergeStored(fs, stored, tol, cfg.now().UTC().Truncate(time.Second))
 	return nil
 }
 
@@ -218,7 +235,25 @@ func analyzeService(ctx context.Context, st Store, cfg Config, dc detect.Config,
 	if err != nil {
 		return nil, 0, nil, err
 	}
-	fs := dropBeforeData(res.Findings, rows)
+	fs := res.Findings
+	for _, g := range res.Gradual {
+		fs = append(fs, g.Finding(svc))
+	}
+	fs = dropBeforeData(fs, rows)
+	var spans []model.VersionSpan
+	spansRead := false
+	versions := func() ([]model.VersionSpan, error) {
+		if !spansRead {
+			vs, err := st.Versions(ctx, name, from, to)
+			if err != nil {
+				return nil, err
+			}
+			spans = vs
+			sort.SliceStable(spans, func(i, j int) bool { return spans[i].FirstSeen.Before(spans[j].FirstSeen) })
+			spansRead = true
+		}
+		return spans, nil
+	}
 	var errs []error
 	for i := range fs {
 		f := &fs[i]
@@ -227,11 +262,26 @@ func analyzeService(ctx context.Context, st Store, cfg Config, dc detect.Config,
 			return nil, 0, nil, err
 		}
 		f.RepresentativeStacks = representative(after, f.Function, dc.MaxStacks)
+		if f.Gradual != nil {
+			vs, err := versions()
+			if err != nil {
+				return nil, 0, nil, err
+			}
+			lo, hi := releasesDuring(vs, f.Gradual, cfg.RampLead)
+			f.Gradual.Releases = nil
+			for _, s := range vs[lo:hi] {
+				f.Gradual.Releases = append(f.Gradual.Releases, s.Version)
+			}
+		}
 		dir, ok := cfg.repo(name)
 		if !ok {
 			continue
 		}
-		rcs, err := rootCause(ctx, st, cfg, name, dir, f, before, after, from, to)
+		vs, err := versions()
+		if err != nil {
+			return nil, 0, nil, err
+		}
+		rcs, err := rootCause(ctx, cfg, name, dir, f, vs, before, after, to)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("root cause %s %s: %w", name, f.Function, err))
 			continue
@@ -418,14 +468,37 @@ func representative(p *model.Profile, fn string, k int) []findings.Stack {
 	return out
 }
 
-// rootCause ranks the changes between the last version before the finding's change
-// and the version it introduced (at most the two releases up to it).
-func rootCause(ctx context.Context, st Store, cfg Config, name, dir string, f *findings.Finding, before, after *model.Profile, from, to time.Time) ([]findings.RootCause, error) {
-	spans, err := st.Versions(ctx, name, from, to)
-	if err != nil {
-		return nil, err
+// releasesDuring returns the range [lo, hi) of spans (sorted by first seen) first
+// deployed during ramp g: from its start (less lead, Config.RampLead) to its end.
+func releasesDuring(spans []model.VersionSpan, g *findings.Gradual, lead time.Duration) (lo, hi int) {
+	lo = sort.Search(len(spans), func(i int) bool { return !spans[i].FirstSeen.Before(g.Start.Add(-lead)) })
+	hi = lo
+	for hi < len(spans) && spans[hi].FirstSeen.Before(g.End) {
+		hi++
 	}
-	sort.SliceStable(spans, func(i, j int) bool { return spans[i].FirstSeen.Before(spans[j].FirstSeen) })
+	return lo, hi
+}
+
+// deployRange returns the range [lo, hi] of spans whose changes may explain f: for a
+// step, the last version before the finding's change up to the version it introduced
+// (at most the two releases up to it); for a ramp, the version running before it and
+// every release deployed during it (releasesDuring).
+func deployRange(spans []model.VersionSpan, f *findings.Finding, to time.Time, tol, lead time.Duration) (lo, hi int, err error) {
+	if f.Gradual != nil {
+		lo, hi = releasesDuring(spans, f.Gradual, lead)
+		if hi == lo {
+			return 0, 0, errors.New("no version deployed during the ramp")
+		}
+		if lo == 0 {
+			// The first version seen is in the ramp: the data begin there, no
+			// version before it to compare with.
+			lo = 1
+			if hi <= lo {
+				return 0, 0, errors.New("no version deployed before the ramp")
+			}
+		}
+		return lo - 1, hi - 1, nil
+	}
 	change := f.ChangeTime
 	if change.IsZero() {
 		change = to
@@ -433,22 +506,33 @@ func rootCause(ctx context.Context, st Store, cfg Config, name, dir string, f *f
 	idx := func(v string) int {
 		return slices.IndexFunc(spans, func(s model.VersionSpan) bool { return s.Version == v })
 	}
-	hi := idx(f.VersionAfter)
+	hi = idx(f.VersionAfter)
 	if hi < 0 || f.VersionAfter == f.VersionBefore {
 		// The newest version deployed by the change (bucket tolerance).
 		hi = -1
 		for i, s := range spans {
-			if !s.FirstSeen.After(change.Add(cfg.RootCause.TimingTolerance)) {
+			if !s.FirstSeen.After(change.Add(tol)) {
 				hi = i
 			}
 		}
 	}
 	if hi < 1 {
-		return nil, errors.New("no version deployed before the change")
+		return 0, 0, errors.New("no version deployed before the change")
 	}
-	lo := max(0, hi-2)
+	lo = max(0, hi-2)
 	if b := idx(f.VersionBefore); b >= 0 && b < hi && b >= hi-2 {
 		lo = b
+	}
+	return lo, hi, nil
+}
+
+// rootCause ranks the changes of the versions deployRange picks (spans sorted by
+// first seen) by stack attribution between before and after. A ramp gives no change
+// time to rank deploys by: every release in it is timed alike.
+func rootCause(ctx context.Context, cfg Config, name, dir string, f *findings.Finding, spans []model.VersionSpan, before, after *model.Profile, to time.Time) ([]findings.RootCause, error) {
+	lo, hi, err := deployRange(spans, f, to, cfg.RootCause.TimingTolerance, cfg.RampLead)
+	if err != nil {
+		return nil, err
 	}
 	refs := cfg.VersionMaps[name]
 	var deploys []rootcause.Deploy
@@ -460,6 +544,9 @@ func rootCause(ctx context.Context, st Store, cfg Config, name, dir string, f *f
 		return nil, err
 	}
 	reg := rootcause.Regression{Function: f.Function, ChangeTime: f.ChangeTime}
+	if f.Gradual != nil {
+		reg.ChangeTime = time.Time{}
+	}
 	type ba struct{ b, a float64 }
 	stacks := map[string]*ba{}
 	frames := map[string][]string{}

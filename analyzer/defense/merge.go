@@ -26,11 +26,15 @@ func mergeTolerance(dc detect.Config) time.Duration {
 }
 
 // sameRegression reports whether a and b are one regression seen by two runs: the
-// same function and kind of share, change times within tol. Version and measured
-// values are not compared (version_after may be empty in one run and set in the next).
+// same kind, function and kind of share, change times within tol, or for ramps
+// overlapping ramps (a ramp's ends move as data arrive). Version and measured values
+// are not compared (version_after may be empty in one run and set in the next).
 func sameRegression(a, b *findings.Finding, tol time.Duration) bool {
-	if a.Function != b.Function || isSelf(a) != isSelf(b) {
+	if a.Kind != b.Kind || a.Function != b.Function || isSelf(a) != isSelf(b) {
 		return false
+	}
+	if a.Gradual != nil && b.Gradual != nil {
+		return a.Gradual.Start.Before(b.Gradual.End) && b.Gradual.Start.Before(a.Gradual.End)
 	}
 	if a.ChangeTime.IsZero() || b.ChangeTime.IsZero() {
 		return a.ChangeTime.IsZero() == b.ChangeTime.IsZero()
@@ -49,13 +53,13 @@ func absDuration(d time.Duration) time.Duration {
 	return d
 }
 
-// decodeStored returns the regression findings in recs; bodies that do not decode
-// are skipped (they cannot be matched, and their records stay as they are).
+// decodeStored returns the regression and gradual findings in recs; bodies that do
+// not decode are skipped (they cannot be matched, and their records stay as they are).
 func decodeStored(recs []model.FindingRecord) []findings.Finding {
 	out := make([]findings.Finding, 0, len(recs))
 	for _, r := range recs {
 		var f findings.Finding
-		if err := json.Unmarshal(r.Body, &f); err != nil || f.Kind != findings.KindRegression {
+		if err := json.Unmarshal(r.Body, &f); err != nil || f.Kind != findings.KindRegression && f.Kind != findings.KindGradual {
 			continue
 		}
 		f.ID = r.ID // the record's id is what PutFindings replaces

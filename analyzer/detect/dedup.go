@@ -7,8 +7,9 @@ import (
 	"github.com/fleetprof/fleetprof/analyzer/findings"
 )
 
-// preferInclusive drops a self-share rise when the same function's inclusive share
-// rose at the same time: one change, the inclusive finding reports it.
+// preferInclusive folds a self-share rise into the same function's inclusive rise at
+// the same time: one change, one finding, which reports the self shares when they
+// explain the rise (candidate.finding).
 func preferInclusive(ups []*candidate, tol int) []*candidate {
 	out := ups[:0]
 outer:
@@ -16,6 +17,9 @@ outer:
 		if c.self {
 			for _, d := range ups {
 				if !d.self && d.fn == c.fn && near(c, d, tol) {
+					if d.selfPart == nil || c.abs > d.selfPart.abs {
+						d.selfPart = c
+					}
 					continue outer
 				}
 			}

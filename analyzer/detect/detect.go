@@ -8,6 +8,7 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/fleetprof/fleetprof/analyzer/findings"
 )
@@ -20,6 +21,8 @@ const (
 	StageThreshold    = findings.FilterThreshold
 	StageDedup        = findings.FilterDedup
 	StageCostShift    = findings.FilterCostShift
+	// StageGradual removes the steps a ramp found by the long-term stage is made of.
+	StageGradual = "gradual"
 )
 
 // Result is the outcome of Run.
@@ -77,6 +80,9 @@ type candidate struct {
 	filters         []string // stages passed (pass), in any order
 	group           []string
 	self            bool
+	// selfPart is the same function's self-share rise at the same change, folded
+	// into this inclusive candidate by preferInclusive.
+	selfPart *candidate
 }
 
 // windows are the bucket ranges derived from Config for one service.
@@ -308,13 +314,32 @@ func Run(svc *Service, cfg Config) (*Result, error) {
 		return a.Function < b.Function
 	})
 	if cfg.Gradual.Enabled {
-		g, err := DetectGradual(svc, cfg.Gradual)
+		g, err := DetectGradual(svc, cfg.Gradual, cfg.Tuning)
 		if err != nil {
 			return nil, fmt.Errorf("detect gradual: %w", err)
 		}
 		res.Gradual = g
+		res.Findings = dropStaircase(res.Findings, g, cfg.Gradual.StaircaseMargin, res)
 	}
 	return res, nil
+}
+
+// dropStaircase removes step findings of a function dated within one of its ramps
+// (widened by margin) and no larger than the ramp's whole rise: the step search sees
+// a ramp as a staircase of steps, and the ramp's finding reports the rise once. A
+// larger step is a change of its own (a release's step at the end of a slow drift).
+func dropStaircase(fs []findings.Finding, ramps []Gradual, margin time.Duration, res *Result) []findings.Finding {
+	return slices.DeleteFunc(fs, func(f findings.Finding) bool {
+		for _, g := range ramps {
+			if g.Function == f.Function && f.AbsoluteChange <= g.After-g.Before &&
+				!f.ChangeTime.Before(g.StartTime.Add(-margin)) && f.ChangeTime.Before(g.EndTime.Add(margin)) {
+				res.Dropped = append(res.Dropped, Dropped{Function: f.Function, Stage: StageGradual,
+					Reason: fmt.Sprintf("step at %s within its ramp %s … %s", f.ChangeTime.Format(time.RFC3339), g.StartTime.Format(time.RFC3339), g.EndTime.Format(time.RFC3339))})
+				return true
+			}
+		}
+		return false
+	})
 }
 
 func sum(xs []float64) float64 {

@@ -60,7 +60,7 @@ func TestDetectGradual(t *testing.T) {
 			hits := 0
 			for seed := range uint64(seeds) {
 				svc := rampService(seed+1, 0.1, tt.rel, 24, 24, tt.gap)
-				gs, err := DetectGradual(svc, DefaultGradualConfig())
+				gs, err := DetectGradual(svc, DefaultGradualConfig(), DefaultTuning())
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -69,6 +69,11 @@ func TestDetectGradual(t *testing.T) {
 					if g.Function != "ramp" {
 						t.Errorf("seed %d: ramp on control %s: %+v", seed, g.Function, g)
 						continue
+					}
+					f := g.Finding(svc)
+					if err := f.Validate(); err != nil || f.Gradual == nil || !(f.Before.Lo < f.Before.Value && f.Before.Value < f.Before.Hi) ||
+						!f.ChangeTime.Equal(g.StartTime) || f.PValue > DefaultConfig().ChangePoint.Alpha {
+						t.Errorf("seed %d: finding of %+v: %+v (%v)", seed, g, f, err)
 					}
 					h := g.StartTime.Sub(svc.Start).Hours()
 					if h >= 12 && h <= 30 && g.RelChange >= tt.rel/2 && g.RelChange <= tt.rel*2 {
@@ -84,6 +89,10 @@ func TestDetectGradual(t *testing.T) {
 						t.Fatal(err)
 					}
 					t.Logf("gradual: %+v; step detector: %d findings", gs, len(fs))
+					for _, f := range fs {
+						// A slow ramp is one gradual finding, no staircase of steps.
+						t.Errorf("step finding %s %+.2f%% at %s", f.Function, 100*f.RelativeChange, f.ChangeTime)
+					}
 				}
 			}
 			t.Logf("ramp found in %d/%d seeds", hits, seeds)

@@ -1,6 +1,7 @@
 package detect
 
 import (
+	"math"
 	"slices"
 	"sort"
 	"time"
@@ -24,6 +25,16 @@ func (c *candidate) finding(svc *Service, cfg Config) findings.Finding {
 		VersionBefore: c.vBefore, VersionAfter: c.vAfter,
 		RepresentativeStacks: representativeStacks(svc, c.fn, c.change, c.hi, cfg.MaxStacks),
 		FiltersPassed:        c.passed(), DedupGroup: c.group,
+	}
+	if sp := c.selfPart; sp != nil && sp.abs >= cfg.Tuning.SelfRiseFraction*c.abs {
+		// The function's own code: its self size, the inclusive one beside it.
+		incBefore, incAfter := f.Before, f.After
+		f.InclusiveBefore, f.InclusiveAfter = &incBefore, &incAfter
+		f.Before, f.After = sp.before.share(), sp.after.share()
+		f.AbsoluteChange, f.RelativeChange, f.PValue = sp.abs, sp.rel, math.Max(c.p, sp.p)
+		f.EstimatedCores = sp.abs * svc.Cores
+		c.pass(FilterSelfShare)
+		f.FiltersPassed = c.passed()
 	}
 	f.ID = findings.ComputeID(&f)
 	return f

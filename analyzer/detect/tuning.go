@@ -15,6 +15,12 @@ type Tuning struct {
 	// when its self samples are under this fraction of its inclusive ones (above
 	// it the function is nearly a leaf and the self series repeats the inclusive).
 	SelfSeriesMaxRatio float64
+	// SelfRiseFraction: when a function's self and inclusive shares rose together
+	// and the self rise is at least this fraction of the inclusive one, the rise is
+	// the function's own code: the finding reports the self shares, the inclusive
+	// ones beside them (below it, callees rose too and the inclusive rise is
+	// reported).
+	SelfRiseFraction float64
 
 	// SeasonProfileSDs: a daily profile is removed from a series only when its
 	// spread across phases stands this many relative standard errors
@@ -79,6 +85,7 @@ type Tuning struct {
 func DefaultTuning() Tuning {
 	return Tuning{
 		SelfSeriesMaxRatio:       0.9,
+		SelfRiseFraction:         0.8,
 		SeasonProfileSDs:         4,
 		SeasonalMinShare:         1e-3,
 		SeasonalMinAmplitude:     0.05,
@@ -102,7 +109,8 @@ func DefaultTuning() Tuning {
 // Validate reports the first invalid field.
 func (t Tuning) Validate() error {
 	if err := checkFractions([]namedValue{
-		{"self series max ratio", t.SelfSeriesMaxRatio}, {"seasonal min share", t.SeasonalMinShare},
+		{"self series max ratio", t.SelfSeriesMaxRatio}, {"self rise fraction", t.SelfRiseFraction},
+		{"seasonal min share", t.SeasonalMinShare},
 		{"seasonal min amplitude", t.SeasonalMinAmplitude}, {"seasonal max total", t.SeasonalMaxTotal},
 		{"tail fraction", t.TailFraction}, {"dilution min share", t.DilutionMinShare},
 		{"dilution max share", t.DilutionMaxShare},

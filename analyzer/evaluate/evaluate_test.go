@@ -18,7 +18,10 @@ import (
 var (
 	seeds       = flag.String("seeds", "0,1000,2000,3000,4000,5000,6000,7000,8000,9000,10000,11000,12000,13000,14000", "comma-separated seed offsets pooled by BenchmarkEvaluate")
 	familyAlpha = flag.Float64("family-alpha", 0, "detect.Config.FamilyAlpha for BenchmarkEvaluate (0 = the default): the sensitivity sweep")
-	sizes       = flag.String("sizes", "", "comma-separated regression sizes BenchmarkEvaluate sweeps (default 0.02,0.05,0.1,0.2,0.5; a size's fleet seed is its index)")
+	// gradualSeeds are BenchmarkEvaluateGradual's seed offsets.
+	gradualSeeds = flag.String("gradual-seeds", "0,1000", "comma-separated seed offsets pooled by BenchmarkEvaluateGradual")
+	ramps        = flag.String("ramps", "", "comma-separated ramp durations BenchmarkEvaluateGradual sweeps (default 6h,24h,72h)")
+	sizes        = flag.String("sizes", "", "comma-separated regression sizes BenchmarkEvaluate sweeps (default 0.02,0.05,0.1,0.2,0.5; a size's fleet seed is its index)")
 )
 
 func parseSeeds(s string) ([]int64, error) {

@@ -23,6 +23,9 @@ const (
 	KindRegression Kind = "regression"
 	// KindOpportunity is a ranked optimization opportunity (offense).
 	KindOpportunity Kind = "opportunity"
+	// KindGradual is a regression that ramped in over hours to days (the analyzer's
+	// long-term stage); its Gradual part describes the ramp.
+	KindGradual Kind = "gradual"
 )
 
 // Filter names recorded in Finding.FiltersPassed, in pipeline order.
@@ -94,8 +97,31 @@ type Finding struct {
 	// DedupGroup lists the other functions whose change this finding explains (usually
 	// its callers, whose inclusive share rose by the same samples).
 	DedupGroup []string `json:"dedup_group,omitempty"`
+	// InclusiveBefore/InclusiveAfter are the function's inclusive shares over the
+	// same change on a self-share finding whose inclusive share rose with it (its own
+	// code regressed; Before/After are the self shares).
+	InclusiveBefore *Share `json:"inclusive_before,omitempty"`
+	InclusiveAfter  *Share `json:"inclusive_after,omitempty"`
 
 	Opportunity *Opportunity `json:"opportunity,omitempty"`
+	// Gradual is present iff Kind is KindGradual.
+	Gradual *Gradual `json:"gradual,omitempty"`
+}
+
+// Gradual is the ramp of a gradual finding: the function's inclusive share rose along
+// a line from Start to End. The finding's Before/After are the fitted shares at the
+// ramp's ends and its ChangeTime is Start.
+type Gradual struct {
+	Start time.Time `json:"start"`
+	End   time.Time `json:"end"`
+	// SlopePerHour is the rise of the inclusive share per hour (share units).
+	SlopePerHour float64 `json:"slope_per_hour"`
+	// CumulativeChange is the rise over the whole ramp relative to the share at its
+	// start (0.05 = +5%).
+	CumulativeChange float64 `json:"cumulative_change"`
+	// Releases are the service versions first deployed during the ramp, oldest first:
+	// the candidates root cause ranks.
+	Releases []string `json:"releases,omitempty"`
 }
 
 // Regression is a Finding of kind "regression" (the detector's output); regressions
@@ -155,9 +181,9 @@ func ComputeID(f *Finding) string {
 // Validate checks the fields every consumer relies on.
 func (f *Finding) Validate() error {
 	switch f.Kind {
-	case KindRegression, KindOpportunity:
+	case KindRegression, KindOpportunity, KindGradual:
 	default:
-		return fmt.Errorf("kind %q: want %q or %q", f.Kind, KindRegression, KindOpportunity)
+		return fmt.Errorf("kind %q: want %q, %q or %q", f.Kind, KindRegression, KindOpportunity, KindGradual)
 	}
 	if f.ID == "" {
 		return errors.New("empty id")
@@ -168,13 +194,23 @@ func (f *Finding) Validate() error {
 	if f.Function == "" {
 		return errors.New("empty function")
 	}
-	for _, v := range []float64{f.Before.Value, f.After.Value, f.AbsoluteChange, f.RelativeChange, f.PValue} {
+	nums := []float64{f.Before.Value, f.After.Value, f.AbsoluteChange, f.RelativeChange, f.PValue}
+	if f.Gradual != nil {
+		nums = append(nums, f.Gradual.SlopePerHour, f.Gradual.CumulativeChange)
+	}
+	for _, v := range nums {
 		if math.IsNaN(v) || math.IsInf(v, 0) {
 			return errors.New("non-finite number")
 		}
 	}
 	if f.Kind == KindOpportunity && f.Opportunity == nil {
 		return errors.New("opportunity finding without opportunity part")
+	}
+	if (f.Kind == KindGradual) != (f.Gradual != nil) {
+		return errors.New("gradual part present iff kind is gradual")
+	}
+	if g := f.Gradual; g != nil && !g.End.After(g.Start) {
+		return fmt.Errorf("gradual ramp %v … %v: want end after start", g.Start, g.End)
 	}
 	return nil
 }

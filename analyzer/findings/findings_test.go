@@ -67,6 +67,9 @@ func TestDecodeErrors(t *testing.T) {
 		{"bad kind", `{"schema":"fleetprof.findings/v1","findings":[{"kind":"x","id":"1","service":"s","function":"f"}]}`, "finding 0: kind"},
 		{"no id", `{"schema":"fleetprof.findings/v1","findings":[{"kind":"regression","service":"s","function":"f"}]}`, "empty id"},
 		{"opportunity part", `{"schema":"fleetprof.findings/v1","findings":[{"kind":"opportunity","id":"1","service":"s","function":"f"}]}`, "without opportunity"},
+		{"gradual part", `{"schema":"fleetprof.findings/v1","findings":[{"kind":"gradual","id":"1","service":"s","function":"f"}]}`, "gradual part"},
+		{"gradual part on a step", `{"schema":"fleetprof.findings/v1","findings":[{"kind":"regression","id":"1","service":"s","function":"f","gradual":{"start":"2026-01-01T00:00:00Z","end":"2026-01-02T00:00:00Z"}}]}`, "gradual part"},
+		{"ramp ends before it starts", `{"schema":"fleetprof.findings/v1","findings":[{"kind":"gradual","id":"1","service":"s","function":"f","gradual":{"start":"2026-01-02T00:00:00Z","end":"2026-01-01T00:00:00Z"}}]}`, "want end after start"},
 		{"garbage", `{`, "decode findings"},
 	}
 	for _, tt := range tests {
@@ -120,5 +123,42 @@ func TestSeenTimes(t *testing.T) {
 				t.Errorf("round trip %+v", g)
 			}
 		})
+	}
+}
+
+// A gradual finding (added in v1) round-trips with its ramp, and its id is that of
+// its kind, so a ramp and a step of one function at one time are two findings.
+func TestGradualRoundTrip(t *testing.T) {
+	start := time.Date(2026, 11, 24, 6, 0, 0, 0, time.UTC)
+	f := Finding{
+		Kind: KindGradual, Service: "api", Function: "encoding/json.Marshal",
+		Before: Share{Value: 0.01, Lo: 0.0098, Hi: 0.0102}, After: Share{Value: 0.0115, Lo: 0.0113, Hi: 0.0117},
+		AbsoluteChange: 0.0015, RelativeChange: 0.15, PValue: 1e-9, ChangeTime: start,
+		Gradual: &Gradual{Start: start, End: start.Add(30 * time.Hour), SlopePerHour: 0.0015 / 30,
+			CumulativeChange: 0.15, Releases: []string{"v1.2.0", "v1.3.0"}},
+	}
+	f.ID = ComputeID(&f)
+	var buf bytes.Buffer
+	if err := Encode(&buf, start, []Finding{f}); err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []string{`"kind": "gradual"`, `"slope_per_hour": 0.00005`, `"cumulative_change": 0.15`, `"releases": [`} {
+		if !strings.Contains(buf.String(), w) {
+			t.Errorf("document lacks %s:\n%s", w, buf.String())
+		}
+	}
+	got, err := Decode(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := got.Findings[0]
+	if g.Gradual == nil || !g.Gradual.End.Equal(f.Gradual.End) || g.Gradual.SlopePerHour != f.Gradual.SlopePerHour ||
+		strings.Join(g.Gradual.Releases, ",") != "v1.2.0,v1.3.0" || g.ID != f.ID {
+		t.Fatalf("round trip: got %+v (gradual %+v)", g, g.Gradual)
+	}
+	step := f
+	step.Kind, step.Gradual = KindRegression, nil
+	if ComputeID(&step) == f.ID {
+		t.Error("a step and a ramp share an id")
 	}
 }

@@ -33,7 +33,7 @@ func newMetrics() *metrics {
 		}),
 		written: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "fleetprof_analyzer_findings_written_total",
-			Help: "Findings stored, by kind (regression, opportunity).",
+			Help: "Findings stored, by kind (regression, gradual, opportunity).",
 		}, []string{"kind"}),
 		lastSuccess: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "fleetprof_analyzer_last_success_timestamp_seconds",
@@ -43,7 +43,7 @@ func newMetrics() *metrics {
 	for _, o := range []string{"ok", "failed"} {
 		m.runs.WithLabelValues(o)
 	}
-	for _, k := range []findings.Kind{findings.KindRegression, findings.KindOpportunity} {
+	for _, k := range []findings.Kind{findings.KindRegression, findings.KindGradual, findings.KindOpportunity} {
 		m.written.WithLabelValues(string(k))
 	}
 	return m

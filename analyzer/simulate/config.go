@@ -70,14 +70,23 @@ type Config struct {
 	CostShifts    int
 	ShiftFraction float64
 	Refactors     int
+	// TrendControls is the number of trend controls per service: a function whose
+	// self cost falls linearly by TrendSize (0.3 = −30%) from the end of History to
+	// the end of the data, with no release (shrinking data, not a regression).
+	TrendControls int
+	TrendSize     float64
 }
 
 // RegressionSpec asks for one regression: Function's self cost grows by Size (0.05 =
 // +5%) in some release. Function may be empty (a random function); Release 0 means any.
+// Ramp > 0 makes it gradual: on hosts running the release the cost grows linearly
+// from the release's start and reaches Size after Ramp (a cache or table that fills
+// with data after the change).
 type RegressionSpec struct {
-	Function string  `json:"function,omitempty"`
-	Size     float64 `json:"size"`
-	Release  int     `json:"release,omitempty"`
+	Function string        `json:"function,omitempty"`
+	Size     float64       `json:"size"`
+	Release  int           `json:"release,omitempty"`
+	Ramp     time.Duration `json:"ramp,omitempty"`
 }
 
 // DefaultConfig is a small fleet: 2 services × 20 hosts, one day of 10-minute buckets,
@@ -175,13 +184,20 @@ func (c Config) Validate() error {
 		if r.Release < 0 || r.Release > c.Releases {
 			return fmt.Errorf("regression %d (%s): release %d: want 0..%d", i, r.Function, r.Release, c.Releases)
 		}
+		if r.Ramp < 0 || r.Ramp > 0 && r.Ramp < c.Bucket {
+			return fmt.Errorf("regression %d (%s): ramp %v: want 0 or >= bucket %v", i, r.Function, r.Ramp, c.Bucket)
+		}
+	}
+	if c.TrendControls < 0 || c.TrendControls > 0 && !(c.TrendSize > 0 && c.TrendSize < 1) {
+		return fmt.Errorf("trend controls %d of size %v: want >= 0, size in (0,1)", c.TrendControls, c.TrendSize)
 	}
 	return nil
 }
 
 // ParseRegressions parses the command-line form of regressions: a comma-separated list
-// of FUNCTION=SIZE (e.g. "billing/pricing.(*Engine).Quote=0.05") and random:K items
-// (K regressions on random functions). It returns the explicit specs and the random count.
+// of FUNCTION=SIZE (e.g. "billing/pricing.(*Engine).Quote=0.05"), FUNCTION=SIZE@RAMP
+// (a gradual regression reaching SIZE RAMP after its release, e.g. "…Quote=0.2@24h")
+// and random:K items (K regressions on random functions). It returns the explicit specs and the random count.
 func ParseRegressions(s string) ([]RegressionSpec, int, error) {
 	var specs []RegressionSpec
 	random := 0
@@ -202,11 +218,18 @@ func ParseRegressions(s string) ([]RegressionSpec, int, error) {
 		if i <= 0 {
 			return nil, 0, fmt.Errorf("regression %q: want FUNCTION=SIZE or random:K", item)
 		}
-		size, err := strconv.ParseFloat(item[i+1:], 64)
+		sz, ramp, ramped := strings.Cut(item[i+1:], "@")
+		size, err := strconv.ParseFloat(sz, 64)
 		if err != nil {
 			return nil, 0, fmt.Errorf("regression %q: size: %w", item, err)
 		}
-		specs = append(specs, RegressionSpec{Function: item[:i], Size: size})
+		sp := RegressionSpec{Function: item[:i], Size: size}
+		if ramped {
+			if sp.Ramp, err = time.ParseDuration(ramp); err != nil || sp.Ramp <= 0 {
+				return nil, 0, fmt.Errorf("regression %q: ramp %q: want a positive duration such as 24h", item, ramp)
+			}
+		}
+		specs = append(specs, sp)
 	}
 	return specs, random, nil
 }

@@ -31,6 +31,8 @@ type service struct {
 	outages []event
 	// seasonal is the node whose cost swings daily, or -1.
 	seasonal int
+	// trends are the trend controls' functions (cost falling from History on).
+	trends []int
 }
 
 // version is the code of one release: function names (after renames) and node weights.
@@ -67,6 +69,8 @@ type pullRequest struct {
 	// Shift moves a fraction of Edits[0]'s weight to Edits[1].
 	Scale []float64
 	Shift float64
+	// Ramp > 0: Scale[0] is reached Ramp after the release starts, linearly.
+	Ramp time.Duration
 	// Commit is filled in by WriteRepos.
 	Commit string
 }
@@ -200,7 +204,7 @@ func (f *Fleet) plan(rng *rand.Rand, prNumber *int) error {
 		}
 		s := f.services[si]
 		pr := newPR(s, nextRelease(sp.Release), "regression")
-		pr.Edits, pr.Scale = []int{fn}, []float64{1 + sp.Size}
+		pr.Edits, pr.Scale, pr.Ramp = []int{fn}, []float64{1 + sp.Size}, sp.Ramp
 		pr.Title = fmt.Sprintf(regressionTitles[rng.IntN(len(regressionTitles))], s.cat.funcs[fn].name)
 	}
 	for si, s := range f.services {
@@ -253,6 +257,13 @@ func (f *Fleet) plan(rng *rand.Rand, prNumber *int) error {
 				return err
 			}
 			s.seasonal = s.cat.nodesOf(fn)[0]
+		}
+		for range cfg.TrendControls {
+			fn, err := pickFree(si, nil)
+			if err != nil {
+				return fmt.Errorf("trend control: %w", err)
+			}
+			s.trends = append(s.trends, fn)
 		}
 	}
 	// Merge order and times: PRs of release k merge in the 12 hours before it starts.
@@ -337,6 +348,41 @@ func (f *Fleet) buildVersions(s *service) {
 		s.vers = append(s.vers, nv)
 		v = nv
 	}
+}
+
+// rampFactor is what multiplies the self cost of fn's nodes on a host running version
+// vi in bucket b beyond the version's weights: ramped regressions are in the weights
+// at their full size and grow into it; trend controls fall from History on.
+func (f *Fleet) rampFactor(s *service, vi, b int) map[int]float64 {
+	var out map[int]float64
+	mul := func(fn int, x float64) {
+		if out == nil {
+			out = map[int]float64{}
+		}
+		if _, ok := out[fn]; !ok {
+			out[fn] = 1
+		}
+		out[fn] *= x
+	}
+	t := f.bucketTime(b)
+	for k := 1; k <= vi && k < len(s.prs); k++ {
+		for _, pr := range s.prs[k] {
+			if pr.Ramp <= 0 {
+				continue
+			}
+			frac := math.Min(1, math.Max(0, float64(t.Sub(s.rel[k-1].Start))/float64(pr.Ramp)))
+			size := pr.Scale[0] - 1
+			mul(pr.Edits[0], (1+size*frac)/(1+size))
+		}
+	}
+	if len(s.trends) > 0 {
+		from := f.cfg.Start.Add(f.cfg.History)
+		frac := math.Min(1, math.Max(0, float64(t.Sub(from))/float64(f.cfg.Duration-f.cfg.History)))
+		for _, fn := range s.trends {
+			mul(fn, 1-f.cfg.TrendSize*frac)
+		}
+	}
+	return out
 }
 
 // versionAt is the index of the version host h runs in bucket b.

@@ -67,9 +67,13 @@ func (f *Fleet) Bucket(i int) *Bucket {
 				}
 			}
 			v := s.vers[vi]
+			ramps := f.rampFactor(s, vi, i)
 			sum := 0.0
 			for n := range w {
 				w[n] = v.weight[n] * s.effect[h][n] * mult[n]
+				if x, ok := ramps[s.cat.nodes[n].fn]; ok {
+					w[n] *= x
+				}
 				sum += w[n]
 			}
 			hs[h].counts = multinomial(rng, poisson(rng, volume*s.load[h]), w, sum)

@@ -1,6 +1,7 @@
 package simulate
 
 import (
+	"cmp"
 	"encoding/json"
 	"flag"
 	"math"
@@ -46,6 +47,10 @@ func TestConfigValidate(t *testing.T) {
 		{"zero size", func(c *Config) { c.Regressions = []RegressionSpec{{Function: "x", Size: 0}} }, false},
 		{"release out of range", func(c *Config) { c.Regressions = []RegressionSpec{{Size: 0.1, Release: 9}} }, false},
 		{"controls without releases", func(c *Config) { c.Releases = 0 }, false},
+		{"ramp below a bucket", func(c *Config) { c.Regressions = []RegressionSpec{{Size: 0.1, Ramp: time.Minute}} }, false},
+		{"ramp", func(c *Config) { c.Regressions = []RegressionSpec{{Size: 0.1, Ramp: 24 * time.Hour}} }, true},
+		{"trend without size", func(c *Config) { c.TrendControls = 1 }, false},
+		{"trend", func(c *Config) { c.TrendControls, c.TrendSize = 1, 0.3 }, true},
 		{"no releases no injections", func(c *Config) {
 			c.Releases, c.RandomRegressions, c.CostShifts, c.Refactors = 0, 0, 0, 0
 		}, true},
@@ -73,6 +78,9 @@ func TestParseRegressions(t *testing.T) {
 		{in: "billing/pricing.(*Engine).Quote=0.05, random:2",
 			specs: []RegressionSpec{{Function: "billing/pricing.(*Engine).Quote", Size: 0.05}}, random: 2},
 		{in: "a.F=0.1,b.G=0.2", specs: []RegressionSpec{{Function: "a.F", Size: 0.1}, {Function: "b.G", Size: 0.2}}},
+		{in: "a.F=0.2@24h", specs: []RegressionSpec{{Function: "a.F", Size: 0.2, Ramp: 24 * time.Hour}}},
+		{in: "a.F=0.2@x", bad: true},
+		{in: "a.F=0.2@-1h", bad: true},
 		{in: "a.F", bad: true},
 		{in: "a.F=x", bad: true},
 		{in: "random:-1", bad: true},
@@ -370,4 +378,91 @@ func BenchmarkBucketRollup(b *testing.B) {
 		_ = bk.Rollup()
 	}
 	b.ReportMetric(float64(samples)/b.Elapsed().Seconds(), "samples/s")
+}
+
+// A ramped regression grows into its size over Ramp after its release, and a trend
+// control falls by TrendSize; the samples before either begins are the same as
+// without them.
+func TestRampsAndTrends(t *testing.T) {
+	cfg := smallConfig()
+	cfg.Services, cfg.RandomRegressions, cfg.Releases = 1, 0, 1
+	cfg.Spikes, cfg.HostFailures, cfg.SeasonalMix, cfg.CostShifts, cfg.Refactors = 0, 0, 0, 0, 0
+	probe, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fns := probe.Functions("billing")
+	s := probe.services[0]
+	// The two functions with the most self cost, so few samples tell.
+	slices.SortFunc(fns, func(a, b string) int {
+		x, _ := s.shares(s.vers[0], s.cat.byName[a])
+		y, _ := s.shares(s.vers[0], s.cat.byName[b])
+		return cmp.Compare(y, x)
+	})
+	cfg.Regressions = []RegressionSpec{{Function: fns[0], Size: 0.5, Release: 1, Ramp: 4 * time.Hour}}
+	cfg.TrendControls, cfg.TrendSize = 1, 0.4
+	f, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := f.Truth()
+	if len(tr.Regressions) != 1 || tr.Regressions[0].Kind != "gradual" || time.Duration(tr.Regressions[0].Ramp) != 4*time.Hour {
+		t.Fatalf("regressions %+v, want one gradual", tr.Regressions)
+	}
+	in := tr.Regressions[0]
+	var trend *Injection
+	for i := range tr.Controls {
+		if tr.Controls[i].Kind == "trend" {
+			trend = &tr.Controls[i]
+		}
+	}
+	if trend == nil || trend.Function == in.Function {
+		t.Fatalf("controls %+v, want a trend on another function", tr.Controls)
+	}
+	// Self cost relative to the untouched rest, in hourly blocks.
+	selfCost := func(fn string, from, to time.Time) float64 {
+		var x, rest float64
+		for i := range f.Buckets() {
+			b := f.Bucket(i)
+			if b.Start.Before(from) || !b.Start.Before(to) {
+				continue
+			}
+			for _, r := range b.Rollup() {
+				switch r.Function {
+				case "":
+					rest += float64(r.Self)
+				case fn, in.Function, trend.Function:
+					if r.Function == fn {
+						x += float64(r.Self)
+					}
+					rest -= float64(r.Self)
+				}
+			}
+		}
+		return x / rest
+	}
+	tests := []struct {
+		name, fn  string
+		from, to  time.Time
+		want, tol float64
+	}{
+		{"ramp half way", in.Function, in.Start.Add(90 * time.Minute), in.Start.Add(150 * time.Minute), 1.25, 0.06},
+		{"ramp done", in.Function, in.End, in.End.Add(2 * time.Hour), 1.5, 0.06},
+		{"trend at the end", trend.Function, trend.End.Add(-time.Hour), trend.End, 1 - 0.4*(1-0.5/12), 0.06},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			base := selfCost(tt.fn, cfg.Start, cfg.Start.Add(2*time.Hour))
+			if got := selfCost(tt.fn, tt.from, tt.to) / base; math.Abs(got-tt.want) > tt.tol {
+				t.Errorf("self cost ×%.3f of the start, want ×%.3f", got, tt.want)
+			}
+		})
+	}
+	// Without ramps and trends the samples are the same (same random draws).
+	plain := cfg
+	plain.Regressions[0].Ramp, plain.TrendControls = 0, 0
+	g, _ := New(plain)
+	if !reflect.DeepEqual(f.Bucket(0).Rollup(), g.Bucket(0).Rollup()) {
+		t.Error("ramps and trends changed the fleet before they began")
+	}
 }

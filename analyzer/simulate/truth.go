@@ -80,7 +80,8 @@ type Change struct {
 
 // Injection is one injected event.
 type Injection struct {
-	// Kind is regression, cost_shift, refactor, spike, seasonal or host_outage.
+	// Kind is regression, gradual (a regression ramping in over Ramp from Start),
+	// cost_shift, refactor, spike, seasonal, trend or host_outage.
 	Kind     string `json:"kind"`
 	Service  string `json:"service"`
 	Function string `json:"function,omitempty"`
@@ -103,7 +104,9 @@ type Injection struct {
 	Full          time.Time `json:"full,omitzero"`
 	End           time.Time `json:"end,omitzero"`
 	Host          string    `json:"host,omitempty"`
-	Change        *Change   `json:"change,omitempty"`
+	// Ramp is how long a gradual regression or a trend takes to reach Size.
+	Ramp   Duration `json:"ramp,omitempty"`
+	Change *Change  `json:"change,omitempty"`
 }
 
 func (f *Fleet) change(s *service, pr *pullRequest) *Change {
@@ -147,6 +150,9 @@ func (f *Fleet) fillTruth() {
 				switch pr.Kind {
 				case "regression":
 					in.Size = pr.Scale[0] - 1
+					if pr.Ramp > 0 {
+						in.Kind, in.Ramp, in.End = "gradual", Duration(pr.Ramp), rel.Start.Add(pr.Ramp)
+					}
 					t.Regressions = append(t.Regressions, in)
 					continue
 				case "cost_shift":
@@ -168,6 +174,13 @@ func (f *Fleet) fillTruth() {
 		if s.seasonal >= 0 {
 			t.Controls = append(t.Controls, Injection{Kind: "seasonal", Service: s.name,
 				Function: v1.names[s.cat.nodes[s.seasonal].fn], Size: f.cfg.SeasonalMix, Start: f.cfg.Start})
+		}
+		for _, fn := range s.trends {
+			ramp := f.cfg.Duration - f.cfg.History
+			in := Injection{Kind: "trend", Service: s.name, Function: v1.names[fn], Size: -f.cfg.TrendSize,
+				Start: f.cfg.Start.Add(f.cfg.History), End: f.cfg.Start.Add(f.cfg.Duration), Ramp: Duration(ramp)}
+			in.SelfBefore, in.InclusiveBefore = s.shares(v1, fn)
+			t.Controls = append(t.Controls, in)
 		}
 		for _, e := range s.outages {
 			t.Controls = append(t.Controls, Injection{Kind: "host_outage", Service: s.name, Host: s.hosts[e.host],

@@ -9,12 +9,14 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/fleetprof/fleetprof/aggregator/storage"
 	"github.com/fleetprof/fleetprof/analyzer/defense"
+	"github.com/fleetprof/fleetprof/analyzer/detect"
 	"github.com/fleetprof/fleetprof/analyzer/findings"
 	"github.com/fleetprof/fleetprof/analyzer/offense"
 	"github.com/fleetprof/fleetprof/analyzer/opportunity"
@@ -328,42 +330,94 @@ func printOpportunities(w io.Writer, rep *offense.Report, cfg opportunity.Config
 // reported as new, not as a percentage over almost nothing.
 const newFunctionShare = 1e-6
 
-// regressionChange is the finding's change as the analyze table prints it.
-func regressionChange(f findings.Finding) string {
+// printFindings writes the step regressions as a table, one line per finding plus
+// its top root cause, then the gradual ones (ramps) as another, each with a line
+// explaining the columns.
+func printFindings(w io.Writer, rep *defense.Report) error {
+	if len(rep.Findings) == 0 {
+		_, err := fmt.Fprintf(w, "no regressions in %s … %s (%d series)\n", rep.From.Format(time.RFC3339), rep.To.Format(time.RFC3339), rep.Series)
+		return err
+	}
+	var steps, ramps []findings.Finding
+	for _, f := range rep.Findings {
+		if f.Gradual != nil {
+			ramps = append(ramps, f)
+		} else {
+			steps = append(steps, f)
+		}
+	}
+	if len(steps) > 0 {
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "SERVICE\tFUNCTION\tCHANGED AT (UTC)\tCPU SHARE BEFORE → AFTER\tCHANGE\tEXTRA CORES\tVERSIONS\tLIKELY CAUSE")
+		for _, f := range steps {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%+.3f\t%s\t%s\n", f.Service, f.Function,
+				f.ChangeTime.UTC().Format("2006-01-02 15:04"), shareLabel(&f),
+				changeLabel(&f), f.EstimatedCores, versionsLabel(f.VersionBefore, f.VersionAfter), likelyCause(&f))
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+		if _, err := fmt.Fprintln(w, "CPU share: the function's share of its service's CPU samples (inclusive; self: its own code, the inclusive share beside it); extra cores: what the change costs the fleet; likely cause: the pull request root cause ranks first (with --repo)."); err != nil {
+			return err
+		}
+	}
+	if len(ramps) == 0 {
+		return nil
+	}
+	if len(steps) > 0 {
+		fmt.Fprintln(w)
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SERVICE\tFUNCTION\tRAMP (UTC)\tCPU SHARE START → END\tCHANGE\tPER DAY\tEXTRA CORES\tRELEASES\tLIKELY CAUSE")
+	for _, f := range ramps {
+		g := f.Gradual
+		rel := strings.Join(g.Releases, ", ")
+		if rel == "" {
+			rel = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s … %s\t%.3f%% → %.3f%%\t%s\t%+.4f%%\t%+.3f\t%s\t%s\n", f.Service, f.Function,
+			g.Start.UTC().Format("2006-01-02 15:04"), g.End.UTC().Format("01-02 15:04"), 100*f.Before.Value, 100*f.After.Value,
+			changeLabel(&f), 100*24*g.SlopePerHour, f.EstimatedCores, rel, likelyCause(&f))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	_, err := fmt.Fprintln(w, "Gradual: the function's inclusive CPU share rose along a line over the ramp; per day: the rise in share points per day; releases: the versions deployed during the ramp, which root cause ranks.")
+	return err
+}
+
+// shareLabel is "before → after" of the finding's share, marked self (with the
+// inclusive shares when known) on a self-share finding.
+func shareLabel(f *findings.Finding) string {
+	l := fmt.Sprintf("%.3f%% → %.3f%%", 100*f.Before.Value, 100*f.After.Value)
+	if !slices.Contains(f.FiltersPassed, detect.FilterSelfShare) {
+		return l
+	}
+	l += " self"
+	if f.InclusiveBefore != nil && f.InclusiveAfter != nil {
+		l += fmt.Sprintf(" (inclusive %.3f%% → %.3f%%)", 100*f.InclusiveBefore.Value, 100*f.InclusiveAfter.Value)
+	}
+	return l
+}
+
+// changeLabel is the relative change, or "new" for a function that had no share.
+func changeLabel(f *findings.Finding) string {
 	if f.Before.Value < newFunctionShare {
 		return "new"
 	}
 	return fmt.Sprintf("%+.1f%%", 100*f.RelativeChange)
 }
 
-// printFindings writes the findings as a table, one line per finding plus its top
-// root cause, and a line explaining the columns.
-func printFindings(w io.Writer, rep *defense.Report) error {
-	if len(rep.Findings) == 0 {
-		_, err := fmt.Fprintf(w, "no regressions in %s … %s (%d series)\n", rep.From.Format(time.RFC3339), rep.To.Format(time.RFC3339), rep.Series)
-		return err
+// likelyCause is the top root cause as "#PR title (confidence)", "-" without one.
+func likelyCause(f *findings.Finding) string {
+	if len(f.RootCauses) == 0 {
+		return "-"
 	}
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "SERVICE\tFUNCTION\tCHANGED AT (UTC)\tCPU SHARE BEFORE → AFTER\tCHANGE\tEXTRA CORES\tVERSIONS\tLIKELY CAUSE")
-	for _, f := range rep.Findings {
-		rc := "-"
-		if len(f.RootCauses) > 0 {
-			c := f.RootCauses[0]
-			rc = fmt.Sprintf("#%d %s (%.0f%%)", c.PR, c.Title, 100*c.Confidence)
-			if c.PR == 0 {
-				rc = fmt.Sprintf("%.10s %s (%.0f%%)", c.Commit, c.Title, 100*c.Confidence)
-			}
-		}
-		change := regressionChange(f)
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%.3f%% → %.3f%%\t%s\t%+.3f\t%s\t%s\n", f.Service, f.Function,
-			f.ChangeTime.UTC().Format("2006-01-02 15:04"), 100*f.Before.Value, 100*f.After.Value,
-			change, f.EstimatedCores, versionsLabel(f.VersionBefore, f.VersionAfter), rc)
+	c := f.RootCauses[0]
+	if c.PR == 0 {
+		return fmt.Sprintf("%.10s %s (%.0f%%)", c.Commit, c.Title, 100*c.Confidence)
 	}
-	if err := tw.Flush(); err != nil {
-		return err
-	}
-	_, err := fmt.Fprintln(w, "CPU share: the function's share of its service's CPU samples (inclusive); extra cores: what the change costs the fleet; likely cause: the pull request root cause ranks first (with --repo).")
-	return err
+	return fmt.Sprintf("#%d %s (%.0f%%)", c.PR, c.Title, 100*c.Confidence)
 }
 
 // versionsLabel says which release the change came with: "v1 → v2", "in v2" when

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/fleetprof/fleetprof/analyzer/defense"
+	"github.com/fleetprof/fleetprof/analyzer/detect"
 	"github.com/fleetprof/fleetprof/analyzer/findings"
 	"github.com/fleetprof/fleetprof/analyzer/loop"
 	"github.com/fleetprof/fleetprof/analyzer/offense"
@@ -151,6 +152,74 @@ func TestPrintFindings(t *testing.T) {
 	for _, want := range []string{"billing/ledger.(*Engine).Encode", "2026-01-05 12:20", "3.800% → 4.600%", "+22.0%", "v1 → v2", "#105 Speed up Encode (61%)"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, out.String())
+		}
+	}
+}
+
+// Ramps get their own table after the steps: ramp span, rise per day, releases.
+func TestPrintGradualFindings(t *testing.T) {
+	start := time.Date(2026, 1, 5, 18, 0, 0, 0, time.UTC)
+	ramp := findings.Finding{
+		Kind: findings.KindGradual, Service: "billing", Function: "billing/ledger.(*Cache).Fill",
+		Before: findings.Share{Value: 0.02}, After: findings.Share{Value: 0.024}, RelativeChange: 0.2,
+		EstimatedCores: 0.1, ChangeTime: start,
+		Gradual: &findings.Gradual{Start: start, End: start.Add(24 * time.Hour), SlopePerHour: 0.004 / 24, CumulativeChange: 0.2,
+			Releases: []string{"v2", "v3"}},
+		RootCauses: []findings.RootCause{{PR: 107, Title: "Cache ledger lines", Confidence: 0.5}},
+	}
+	tests := []struct {
+		name     string
+		fs       []findings.Finding
+		want     []string
+		dontWant []string
+	}{
+		{"ramp only", []findings.Finding{ramp}, []string{"RAMP (UTC)", "2026-01-05 18:00 … 01-06 18:00", "2.000% → 2.400%", "+20.0%", "+0.4000%", "v2, v3", "#107 Cache ledger lines (50%)"},
+			[]string{"CHANGED AT"}},
+		{"ramp without releases", []findings.Finding{func() findings.Finding {
+			f := ramp
+			g := *f.Gradual
+			g.Releases, f.Gradual, f.RootCauses = nil, &g, nil
+			return f
+		}()}, []string{"RAMP (UTC)", "  -  "}, nil},
+		{"step and ramp", []findings.Finding{{Kind: findings.KindRegression, Service: "billing", Function: "billing/api.Serve",
+			Before: findings.Share{Value: 0.1}, After: findings.Share{Value: 0.11}, RelativeChange: 0.1, ChangeTime: start}, ramp},
+			[]string{"CHANGED AT", "billing/api.Serve", "RAMP (UTC)", "billing/ledger.(*Cache).Fill"}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out bytes.Buffer
+			if err := printFindings(&out, &defense.Report{Findings: tt.fs}); err != nil {
+				t.Fatal(err)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(out.String(), w) {
+					t.Errorf("output lacks %q:\n%s", w, out.String())
+				}
+			}
+			for _, w := range tt.dontWant {
+				if strings.Contains(out.String(), w) {
+					t.Errorf("output has %q:\n%s", w, out.String())
+				}
+			}
+		})
+	}
+}
+
+func TestShareLabel(t *testing.T) {
+	sh := func(v float64) *findings.Share { return &findings.Share{Value: v} }
+	tests := []struct {
+		name string
+		f    findings.Finding
+		want string
+	}{
+		{"inclusive", findings.Finding{Before: *sh(0.1), After: *sh(0.11)}, "10.000% → 11.000%"},
+		{"self only", findings.Finding{Before: *sh(0.01), After: *sh(0.02), FiltersPassed: []string{detect.FilterSelfShare}}, "1.000% → 2.000% self"},
+		{"self with inclusive", findings.Finding{Before: *sh(0.01), After: *sh(0.02), FiltersPassed: []string{detect.FilterSelfShare},
+			InclusiveBefore: sh(0.1), InclusiveAfter: sh(0.11)}, "1.000% → 2.000% self (inclusive 10.000% → 11.000%)"},
+	}
+	for _, tt := range tests {
+		if got := shareLabel(&tt.f); got != tt.want {
+			t.Errorf("%s: %q, want %q", tt.name, got, tt.want)
 		}
 	}
 }

@@ -133,7 +133,7 @@ func demo(ctx context.Context, dataDir, out string, seed int64, w io.Writer) (*d
 	rc := f.RootCauses[0]
 	fmt.Fprintf(w, "    %d regressions; the injected one:\n", len(fd.Findings))
 	fmt.Fprintf(w, "    %s: %.3f%% → %.3f%% of %s's CPU (%s, %s)\n", f.Function, 100*f.Before.Value, 100*f.After.Value,
-		svc.Name, regressionChange(f), versionsLabel(f.VersionBefore, f.VersionAfter))
+		svc.Name, changeLabel(&f), versionsLabel(f.VersionBefore, f.VersionAfter))
 	fmt.Fprintf(w, "    pinned to PR #%d %q by %s (%.0f%% confidence; the simulated culprit is #%d)\n", rc.PR, rc.Title, rc.Author, 100*rc.Confidence, want.Change.PR)
 	fmt.Fprintf(w, "    open it in the UI: %s\n", res.UI)
 

@@ -50,7 +50,7 @@ func runSimulate(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.IntVar(&cfg.Functions, "functions", cfg.Functions, "service-owned functions per service")
 	fs.IntVar(&cfg.Releases, "releases", cfg.Releases, "releases per service after v1")
 	fs.Float64Var(&cfg.SampleHz, "hz", cfg.SampleHz, "sampling rate per core")
-	regs := fs.String("regressions", "random:2", `injected regressions: "FUNCTION=SIZE,…" and/or "random:K"`)
+	regs := fs.String("regressions", "random:2", `injected regressions: "FUNCTION=SIZE,…" (FUNCTION=SIZE@24h: ramping in over 24h) and/or "random:K"`)
 	start := fs.String("start", "", "start of the first bucket (RFC 3339; default: now minus duration, bucket-aligned)")
 	repo := fs.String("repo", "", "write one git repository per service under this directory")
 	truth := fs.String("truth", "", "write the ground truth JSON to this file")

@@ -714,7 +714,7 @@
     const chart = $('chart');
     if (!state.fn) { chart.innerHTML = ''; setStatus('empty', 'Pick a function (type its name, or use the gCPU link in the Top table).'); return; }
     const params = selParams(state, { function: state.fn, step: state.step || autoStep(state.from, state.to) });
-    let series, versions = [], findings = [];
+    let series, versions = [], findings = [], ramps = [];
     try {
       series = list(await cached('series?' + params, () => api('series', params)), 'points', 'series');
     } catch (e) { if (seq === loadSeq) setStatus('error', e.message); return; }
@@ -730,11 +730,14 @@
       if (state.service) fq.set('service', state.service);
       findings = list(await cached('findings?' + fq, () => api('findings', fq)), 'findings').map(findingOf)
         .filter((f) => f.function === state.fn && f.change_time);
+      fq.set('kind', 'gradual');
+      ramps = list(await cached('findings?' + fq, () => api('findings', fq)), 'findings').map(findingOf)
+        .filter((f) => f.function === state.fn && f.gradual);
     } catch (e) { notes.push('change points unavailable: ' + e.message); }
     if (seq !== loadSeq) return;
     if (!series.length) setStatus('empty', 'No samples for this function in the selection.');
     else setStatus(notes.length ? 'empty' : '', notes.join('; '));
-    chart.innerHTML = seriesSVG(series, versions, findings, chart.clientWidth || 900);
+    chart.innerHTML = seriesSVG(series, versions, findings, chart.clientWidth || 900, ramps);
   }
   // autoStep picks a step giving at most ~400 points over the range (the API caps points).
   function autoStep(from, to) {
@@ -743,7 +746,7 @@
     for (const [s, d] of [['1m', 60e3], ['5m', 300e3], ['15m', 900e3], ['1h', 3600e3], ['6h', 21600e3]]) if (span / d <= 400) return s;
     return '24h';
   }
-  function seriesSVG(pts, versions, findings, W) {
+  function seriesSVG(pts, versions, findings, W, ramps = []) {
     const H = 280, L = 60, R = 50, T = 14, B = 30;
     if (!pts.length) return '';
     const ts = pts.map((p) => Date.parse(p.time));
@@ -766,6 +769,12 @@
       if (!(t >= t0 && t <= t1)) continue;
       g += `<line class="deploy" x1="${X(t)}" x2="${X(t)}" y1="${T}" y2="${H - B}" stroke="#78909c" stroke-dasharray="3,3"><title>deploy ${esc(v.version)}</title></line>` +
         `<text x="${X(t) + 3}" y="${T + 10}" font-size="10" fill="#546e7a">${esc(v.version)}</text>`;
+    }
+    // A gradual finding's ramp is a band from its start to its end (clipped to the chart).
+    for (const f of ramps) {
+      const a = Math.max(t0, Date.parse(f.gradual.start)), b = Math.min(t1, Date.parse(f.gradual.end));
+      if (!(b > a)) continue;
+      g += `<rect class="ramp" x="${X(a).toFixed(1)}" y="${T}" width="${(X(b) - X(a)).toFixed(1)}" height="${H - B - T}" fill="#c62828" fill-opacity="0.08"><title>ramp ${esc(fmtDelta(100 * (f.relative_change || 0)))} ${esc(f.gradual.start)} … ${esc(f.gradual.end)}</title></rect>`;
     }
     for (const f of findings) {
       const t = Date.parse(f.change_time);
@@ -792,8 +801,14 @@
   }
   function findingDiff(f) {
     const s = { view: 'diff', service: f.service || state.service, f: [], dzoom: '', dq: f.function || '' };
-    const ws = f.window_start, we = f.window_end, ct = f.change_time;
-    if (f.version_before && f.version_after && f.version_before !== f.version_after) {
+    const ws = f.window_start, we = f.window_end, ct = f.change_time, g = f.gradual;
+    if (g && g.start && g.end) {
+      // A ramp: before it started against its last quarter and after (an ongoing ramp
+      // ends at the window's end).
+      const a = Date.parse(g.start), b = Date.parse(g.end);
+      Object.assign(s, { bf: [], cf: [], bfrom: ws || new Date(a - (b - a)).toISOString(), bto: g.start,
+        cfrom: new Date(b - (b - a) / 4).toISOString(), cto: we || 'now' });
+    } else if (f.version_before && f.version_after && f.version_before !== f.version_after) {
       Object.assign(s, { bf: ['version=' + f.version_before], cf: ['version=' + f.version_after], bfrom: '', bto: '', cfrom: '', cto: '' });
       if (ws && we) { s.from = ws; s.to = we; }
     } else if (ct) {
@@ -873,10 +888,11 @@
     renderFindings();
   }
   function renderFindings() {
-    const groups = [['regression', 'Regressions'], ['opportunity', 'Opportunities'], ['', 'Other']];
+    const groups = [['regression', 'Regressions'], ['gradual', 'Gradual regressions'], ['opportunity', 'Opportunities'], ['', 'Other']];
+    const known = groups.map(([k]) => k).filter((k) => k);
     let html = '';
     for (const [kind, title] of groups) {
-      const fs = findingsShown.map((f, i) => [f, i]).filter(([f]) => (kind ? f.kind === kind : f.kind !== 'regression' && f.kind !== 'opportunity'));
+      const fs = findingsShown.map((f, i) => [f, i]).filter(([f]) => (kind ? f.kind === kind : !known.includes(f.kind)));
       if (!fs.length) continue;
       const paged = kind === 'opportunity' && oppsTotal !== null;
       const total = paged ? Math.max(oppsTotal, fs.length) : fs.length;
@@ -888,18 +904,31 @@
     }
     $('findings-list').innerHTML = html;
   }
+  // Later analysis runs that found a finding again update last_seen (same id).
+  const seenText = (f) => `first seen ${esc(f.first_seen)}` + (f.last_seen && f.last_seen !== f.first_seen ? `, last seen ${esc(f.last_seen)}` : '');
   function findingHTML(f, i) {
     const share = (s) => (s && typeof s.value === 'number' ? `${fmtPct(100 * s.value)} [${fmtPct(100 * (s.lo || 0))}, ${fmtPct(100 * (s.hi || 0))}]` : '?');
     const ev = [];
     if (f.kind === 'regression') {
-      ev.push(`inclusive share ${share(f.before)} → ${share(f.after)}`);
+      // A self-share finding: the function's own code; its inclusive share beside it.
+      const self = Array.isArray(f.filters_passed) && f.filters_passed.includes('self_share');
+      ev.push(`${self ? 'self' : 'inclusive'} share ${share(f.before)} → ${share(f.after)}`);
+      if (self && f.inclusive_before && f.inclusive_after) ev.push(`inclusive ${share(f.inclusive_before)} → ${share(f.inclusive_after)}`);
       if (typeof f.relative_change === 'number') ev.push(`relative ${fmtDelta(100 * f.relative_change)}`);
       if (typeof f.estimated_cores === 'number') ev.push(`≈ ${f.estimated_cores.toFixed(3)} cores`);
       if (typeof f.p_value === 'number') ev.push(`p = ${f.p_value.toExponential(2)}`);
       if (f.change_time) ev.push(`changed at ${esc(f.change_time)}`);
       if (f.version_before || f.version_after) ev.push(`versions ${esc(f.version_before || '?')} → ${esc(f.version_after || '?')}`);
-      // Later analysis runs that found it again update last_seen (same id).
-      if (f.first_seen) ev.push(`first seen ${esc(f.first_seen)}` + (f.last_seen && f.last_seen !== f.first_seen ? `, last seen ${esc(f.last_seen)}` : ''));
+      if (f.first_seen) ev.push(seenText(f));
+    } else if (f.kind === 'gradual' && f.gradual) {
+      const g = f.gradual;
+      ev.push(`ramp ${esc(g.start)} … ${esc(g.end)}`, `inclusive share ${share(f.before)} → ${share(f.after)}`);
+      if (typeof g.cumulative_change === 'number') ev.push(`cumulative ${fmtDelta(100 * g.cumulative_change)}`);
+      if (typeof g.slope_per_hour === 'number') ev.push(`${fmtDelta(100 * 24 * g.slope_per_hour)} of the service per day`);
+      if (typeof f.estimated_cores === 'number') ev.push(`≈ ${f.estimated_cores.toFixed(3)} cores`);
+      if (typeof f.p_value === 'number') ev.push(`p = ${f.p_value.toExponential(2)}`);
+      ev.push(Array.isArray(g.releases) && g.releases.length ? `releases during the ramp: ${g.releases.map(esc).join(', ')}` : 'no release during the ramp');
+      if (f.first_seen) ev.push(seenText(f));
     } else if (f.opportunity) {
       const o = f.opportunity;
       ev.push(`pattern <b>${esc(o.pattern || '?')}</b>`, `share ${share(f.before)}`);
