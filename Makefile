@@ -31,7 +31,7 @@ test-short: ## the suite without setup, generation check or lint
 soak: setup ## long fault campaigns (kill -9 of the aggregator 25 times on each backend; disk full on a tmpfs)
 	FLEETPROF_SOAK=1 FLEETPROF_STRICT_TESTS=1 $(GO) test -run 'TestKillNine|TestDiskFull' -count 1 -timeout 60m -v ./cmd/fleetprof/
 
-bench: setup build ## benchmarks (ingest, queries, agent overhead, UI render; analyzer evaluation, ~11 min, with its tables)
+bench: setup build ## benchmarks (ingest incl. the pprof stream and fleet senders, queries, agent CPU/fidelity vs perf, UI render; analyzer evaluation with its tables)
 	set -o pipefail; $(GO) test -run '^$$' -bench . -benchmem -benchtime 1x -timeout 60m $$($(GO) list ./... | grep -v /analyzer/evaluate) | tee bench.txt
 	set -o pipefail; $(GO) test -run '^$$' -bench Evaluate -benchtime 1x -timeout 60m -v ./analyzer/evaluate | tee -a bench.txt
 
