@@ -12,7 +12,6 @@ import (
 	"github.com/fleetprof/fleetprof/analyzer/defense"
 	"github.com/fleetprof/fleetprof/analyzer/findings"
 	"github.com/fleetprof/fleetprof/analyzer/offense"
-	"github.com/fleetprof/fleetprof/analyzer/opportunity"
 	"github.com/fleetprof/fleetprof/model"
 )
 
@@ -36,13 +35,11 @@ type Config struct {
 }
 
 // DefaultConfig returns both analyses with their defaults, every DefaultInterval;
-// reported opportunities need the evidence minimums (opportunity.EvidenceMinSamples,
-// EvidenceMinSavingCores).
+// reported opportunities need the evidence minimums (opportunity.Config.WithEvidence).
 func DefaultConfig() Config {
 	c := Config{Interval: DefaultInterval, Regressions: true, Opportunities: true,
 		Defense: defense.DefaultConfig(), Offense: offense.DefaultConfig()}
-	c.Offense.Opportunity.MinSamples = opportunity.EvidenceMinSamples
-	c.Offense.Opportunity.MinSavingCores = opportunity.EvidenceMinSavingCores
+	c.Offense.Opportunity = c.Offense.Opportunity.WithEvidence()
 	return c
 }
 

@@ -29,8 +29,13 @@ const (
 	// EvidenceMinSavingCores drops opportunities whose estimated saving is under a
 	// thousandth of a core: nobody should spend a patch on that.
 	EvidenceMinSavingCores = 0.001
-	DefaultMaxResults      = 50
-	DefaultMaxStacks       = 3
+	// EvidenceMaxIntervalRatio drops opportunities whose share's 95% interval
+	// is wider than the share itself: the share could as well be half or
+	// twice what is shown. With many samples of a small share this is what
+	// decides; EvidenceMinSamples alone allows a ratio of about 0.9.
+	EvidenceMaxIntervalRatio = 1.0
+	DefaultMaxResults        = 50
+	DefaultMaxStacks         = 3
 )
 
 // Config holds the figures turning samples into money.
@@ -46,8 +51,19 @@ type Config struct {
 	// EvidenceMinSavingCores, tool calls over a short profile none).
 	MinSamples     int64
 	MinSavingCores float64
-	MaxResults     int // default 50
-	MaxStacks      int // representative stacks kept per opportunity; default 3
+	// MaxIntervalRatio, when above 0, drops opportunities whose share's 95%
+	// interval width exceeds this multiple of the share (reports use
+	// EvidenceMaxIntervalRatio).
+	MaxIntervalRatio float64
+	MaxResults       int // default 50
+	MaxStacks        int // representative stacks kept per opportunity; default 3
+}
+
+// WithEvidence returns c with the evidence minimums reported opportunities
+// need (EvidenceMinSamples, EvidenceMinSavingCores, EvidenceMaxIntervalRatio).
+func (c Config) WithEvidence() Config {
+	c.MinSamples, c.MinSavingCores, c.MaxIntervalRatio = EvidenceMinSamples, EvidenceMinSavingCores, EvidenceMaxIntervalRatio
+	return c
 }
 
 // WithDefaults returns c with zero fields set to their defaults.
@@ -87,6 +103,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("min samples %d: must not be negative", c.MinSamples)
 	case c.MinSavingCores < 0 || math.IsNaN(c.MinSavingCores):
 		return fmt.Errorf("min saving cores %v: must not be negative", c.MinSavingCores)
+	case c.MaxIntervalRatio < 0 || math.IsNaN(c.MaxIntervalRatio):
+		return fmt.Errorf("max interval ratio %v: must not be negative", c.MaxIntervalRatio)
 	case c.MaxResults < 0:
 		return fmt.Errorf("max results %d: must not be negative", c.MaxResults)
 	case c.MaxStacks < 0:
@@ -259,6 +277,9 @@ func Rank(in Input, cfg Config) ([]Opportunity, error) {
 		share := float64(a.samples) / total
 		p := patternByName[k.pattern]
 		if share < cfg.MinShare || a.samples < cfg.MinSamples || share*p.Saving*cores < cfg.MinSavingCores {
+			continue
+		}
+		if ci := shareCI(a.samples, in.Profile.Total); cfg.MaxIntervalRatio > 0 && ci.Hi-ci.Lo > cfg.MaxIntervalRatio*share {
 			continue
 		}
 		sort.Slice(a.stacks, func(i, j int) bool { return a.stacks[i].Value > a.stacks[j].Value })

@@ -100,13 +100,20 @@ func TestRank(t *testing.T) {
 	}
 }
 
-// Evidence minimums: too few samples, or a saving under the minimum cores, is not
-// reported; zero minimums report everything.
+// Evidence minimums: too few samples, a saving under the minimum cores or a
+// share whose interval is wider than itself is not reported; zero minimums
+// report everything.
 func TestRankEvidenceMinimums(t *testing.T) {
-	evidence := Config{MinSamples: EvidenceMinSamples, MinSavingCores: EvidenceMinSavingCores}
+	evidence := Config{}.WithEvidence()
 	tiny := &model.Profile{PeriodNS: 10_000_000, Total: 2, Stacks: []model.StackCount{
 		{Frames: []string{"main.main", "example.com/s.Handle", "regexp.MustCompile", "regexp.compile"}, Value: 2},
 	}}
+	// 12 samples of a big profile: the share's interval is wider than the share.
+	wide := &model.Profile{PeriodNS: 10_000_000, Total: 5_000, Stacks: []model.StackCount{
+		{Frames: []string{"main.main", "example.com/s.Handle", "regexp.MustCompile", "regexp.compile"}, Value: 12},
+		{Frames: []string{"main.main", "example.com/s.Work"}, Value: 4_988},
+	}}
+	intervalOnly := Config{MaxIntervalRatio: EvidenceMaxIntervalRatio}
 	for _, tc := range []struct {
 		name string
 		in   Input
@@ -117,6 +124,8 @@ func TestRankEvidenceMinimums(t *testing.T) {
 		{"two samples, no minimums", Input{Profile: tiny, Wall: time.Second}, Config{}, 1},
 		{"enough samples, saving under a thousandth core", Input{Profile: profile(), Cores: 0.001}, evidence, 0},
 		{"enough samples and saving", Input{Profile: profile(), Cores: 1}, evidence, 2},
+		{"12 samples: interval wider than the share", Input{Profile: wide, Cores: 1000}, intervalOnly, 0},
+		{"12 samples, no interval limit", Input{Profile: wide, Cores: 1000}, Config{}, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ops, err := Rank(tc.in, tc.cfg)

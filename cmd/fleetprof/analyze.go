@@ -108,10 +108,10 @@ func parseAnalyzeFlags(args []string) (*analyzeOptions, error) {
 	fs.StringVar(&o.kind, "kind", kindAll, "what to run: regression (defense), opportunity (offense) or all")
 	fs.DurationVar(&o.offense.Window, "opportunity-window", o.offense.Window, "data ranked for opportunities: the last this long")
 	fs.Float64Var(&o.offense.Opportunity.MinShare, "opportunity-min-share", 0, "drop opportunities below this share of the service (0..1; default 0.001)")
-	o.offense.Opportunity.MinSamples = opportunity.EvidenceMinSamples
-	o.offense.Opportunity.MinSavingCores = opportunity.EvidenceMinSavingCores
+	o.offense.Opportunity = o.offense.Opportunity.WithEvidence()
 	fs.Int64Var(&o.offense.Opportunity.MinSamples, "opportunity-min-samples", o.offense.Opportunity.MinSamples, "evidence an opportunity needs: at least this many samples (0 = none)")
 	fs.Float64Var(&o.offense.Opportunity.MinSavingCores, "opportunity-min-saving-cores", o.offense.Opportunity.MinSavingCores, "report only opportunities saving at least this many cores (0 = none)")
+	fs.Float64Var(&o.offense.Opportunity.MaxIntervalRatio, "opportunity-max-interval", o.offense.Opportunity.MaxIntervalRatio, "report only opportunities whose share's 95% interval is at most this multiple of the share (0 = any)")
 	fs.Float64Var(&o.offense.Opportunity.CostPerCoreYear, "cost-per-core-year", 0, "money one core costs for a year (default 250)")
 	fs.Float64Var(&o.offense.Opportunity.WattsPerCore, "watts-per-core", 0, "watts one busy core draws (default 6)")
 	fs.Var(repos, "repo", "SERVICE=PATH: git repository for root cause (repeatable)")
