@@ -94,8 +94,9 @@ const (
 	// DefaultQueryTimeout is long enough for a day's flame graph of a large service.
 	DefaultQueryTimeout = 30 * time.Second
 	// DefaultMaxConcurrentQueries leaves the store's other connections and the
-	// machine's other cores to ingest: with 2 query slots hostile queries cut ingest
-	// to 0.18–0.26× on embedded chDB, with 1 to 0.41–0.66× (BenchmarkIngestUnderHostileQueries).
+	// machine's other cores to ingest (BenchmarkIngestUnderHostileQueries: with 1
+	// slot and reads at low thread priority, ingest keeps a median 1.1× of its
+	// rate on embedded chDB; with 2 slots and no priority, 0.18–0.26×).
 	DefaultMaxConcurrentQueries = 1
 )
 
