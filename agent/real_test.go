@@ -30,12 +30,12 @@ func needRoot(tb testing.TB) {
 	testenv.Root(tb, "loading the eBPF sampler needs CAP_BPF and CAP_PERFMON")
 }
 
-// buildChain compiles testdata/chain.c with frame pointers.
+// buildChain compiles unwind/testdata/chain.c with frame pointers.
 func buildChain(tb testing.TB) string {
 	tb.Helper()
 	gcc := testenv.LookPath(tb, "gcc", "gcc")
 	bin := filepath.Join(tb.TempDir(), "chain")
-	out, err := exec.Command(gcc, "-O1", "-fno-omit-frame-pointer", "-o", bin, "testdata/chain.c").CombinedOutput()
+	out, err := exec.Command(gcc, "-O1", "-fno-omit-frame-pointer", "-o", bin, "unwind/testdata/chain.c").CombinedOutput()
 	if err != nil {
 		tb.Fatalf("gcc: %v\n%s", err, out)
 	}

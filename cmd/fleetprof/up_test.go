@@ -40,7 +40,7 @@ func TestUpProfilesThisHost(t *testing.T) {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	chain := filepath.Join(dir, "upchain")
-	if out, err := exec.Command("gcc", "-O1", "-fno-omit-frame-pointer", "-o", chain, "../../agent/testdata/chain.c").CombinedOutput(); err != nil {
+	if out, err := exec.Command("gcc", "-O1", "-fno-omit-frame-pointer", "-o", chain, "../../agent/unwind/testdata/chain.c").CombinedOutput(); err != nil {
 		t.Fatalf("gcc: %v\n%s", err, out)
 	}
 

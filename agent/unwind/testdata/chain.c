@@ -1,6 +1,8 @@
-// Fixture of the unwind tests: main -> a -> b -> c, c burning CPU for
-// argv[1] milliseconds (default 1000). Compiled by the tests with the
-// compiler and flags under test (no frame pointers by default at -O2).
+// Fixture of the unwind and agent end-to-end tests: main -> a -> b -> c, c
+// burning CPU for argv[1] milliseconds (default 1000). Compiled by the tests
+// with the compiler and flags under test (no frame pointers by default at
+// -O2; the frame-pointer tests use -O1 -fno-omit-frame-pointer, where
+// noinline keeps the chain).
 #include <stdlib.h>
 #include <unistd.h>
 #include <time.h>
