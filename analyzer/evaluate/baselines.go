@@ -26,13 +26,11 @@ const baselineMinSegment = 2
 // sum of squares most, while that drop exceeds the penalty, up to
 // BaselineMaxChangePoints.
 func BinSeg(xs []float64) ([]int, error) {
-	obs, idx := changepoint.Observed(xs)
-	n := len(obs)
-	if n < 2*baselineMinSegment {
+	bs, ok := newBaselineSeries(xs)
+	if !ok {
 		return nil, nil
 	}
-	pre, pre2 := prefixes(obs)
-	pen := baselinePenalty(obs)
+	n, pre, pre2, pen := bs.n, bs.pre, bs.pre2, bs.pen
 	cps := []int{}
 	segs := [][2]int{{0, n}}
 	for len(cps) < BaselineMaxChangePoints {
@@ -53,19 +51,17 @@ func BinSeg(xs []float64) ([]int, error) {
 		cps = append(cps, bestK)
 	}
 	slices.Sort(cps)
-	return toOriginal(cps, idx), nil
+	return toOriginal(cps, bs.idx), nil
 }
 
 // PELT is optimal partitioning with pruning (Killick, Fearnhead & Eckley 2012): the
 // segmentation minimizing residual sum of squares plus the penalty per change point.
 func PELT(xs []float64) ([]int, error) {
-	obs, idx := changepoint.Observed(xs)
-	n := len(obs)
-	if n < 2*baselineMinSegment {
+	bs, ok := newBaselineSeries(xs)
+	if !ok {
 		return nil, nil
 	}
-	pre, pre2 := prefixes(obs)
-	pen := baselinePenalty(obs)
+	n, pre, pre2, pen := bs.n, bs.pre, bs.pre2, bs.pen
 	f := make([]float64, n+1)
 	last := make([]int, n+1)
 	f[0] = -pen
@@ -93,7 +89,27 @@ func PELT(xs []float64) ([]int, error) {
 		cps = append(cps, t)
 	}
 	slices.Sort(cps)
-	return toOriginal(cps, idx), nil
+	return toOriginal(cps, bs.idx), nil
+}
+
+// baselineSeries is what both baselines start from: the observed values
+// (missing ones dropped by changepoint.Observed, idx mapping back), their
+// prefix sums and the penalty.
+type baselineSeries struct {
+	n         int
+	idx       []int
+	pre, pre2 []float64
+	pen       float64
+}
+
+// newBaselineSeries prepares xs; false when it is too short to split.
+func newBaselineSeries(xs []float64) (baselineSeries, bool) {
+	obs, idx := changepoint.Observed(xs)
+	if len(obs) < 2*baselineMinSegment {
+		return baselineSeries{}, false
+	}
+	pre, pre2 := prefixes(obs)
+	return baselineSeries{n: len(obs), idx: idx, pre: pre, pre2: pre2, pen: baselinePenalty(obs)}, true
 }
 
 // baselinePenalty is the penalty on the residual sum of squares: the benchmark scales
