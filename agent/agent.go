@@ -314,8 +314,12 @@ func (a *Agent) handleEvents(batch []sampler.ProcEvent) {
 	procs := map[uint32]*state{}
 	var order, exits []uint32
 	for _, ev := range batch {
-		if ev.Kind == sampler.EventPythonCode {
+		switch ev.Kind {
+		case sampler.EventPythonCode:
 			a.py.code(ev.PID, ev.Code, ev.Lineno)
+			continue
+		case sampler.EventWantTable:
+			a.loader.Wanted(ev.PID, ev.FileID)
 			continue
 		}
 		st := procs[ev.PID]

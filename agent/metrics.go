@@ -77,6 +77,7 @@ var (
 	descUnwindRefErr = desc("unwind_refresh_errors_total", "Process mappings that could not be read or written (process gone).")
 	descUnwindPend   = desc("unwind_files_pending", "Sampled files waiting for their unwind table (walked by frame pointers until built).")
 	descUnwindQueued = desc("unwind_tables_queued_total", "Unwind tables asked for because a sample landed in a file without one.")
+	descUnwindWant   = desc("unwind_tables_queued_on_want_total", "Of those, asked for by the walker as soon as it met the file (before the next drain).")
 	descUnwindHits   = desc("unwind_cache_hits_total", "Unwind tables read from the disk cache instead of compiled.")
 	descUnwindCErrs  = desc("unwind_cache_errors_total", "Unwind cache files found corrupt (removed and rebuilt) or not writable.")
 	descUnwindCEvict = desc("unwind_cache_evictions_total", "Unwind cache files removed (least recently used) to stay within the cache bound.")
@@ -90,7 +91,7 @@ var (
 	descPyBadReads   = desc("python_bad_read_walks_total", "Samples whose Python walk ended on a frame it could not read.")
 	counterDescs     = []*prometheus.Desc{descSamples, descDrained, descTruncated, descFlushes, descFlushErrors, descBatches, descRows, descFrames, descMisses, descShortened, descSplits, descOversize, descEvents, descStartErrors, descForksDropped, descSent, descAcked, descDuplicate, descRejected, descTooLarge, descFailed, descSpoolDropped,
 		descUnwindBuilds, descUnwindEvict, descUnwindErrors, descUnwindNoCFI, descUnwindRefr, descUnwindRefErr,
-		descUnwindQueued, descUnwindHits, descUnwindCErrs, descUnwindCEvict,
+		descUnwindQueued, descUnwindWant, descUnwindHits, descUnwindCErrs, descUnwindCEvict,
 		descPyProcs, descPyUnsupp, descPySetErrs, descPyFrames, descPyUnnamed, descPyTruncated, descPyBadReads}
 	gaugeDescs = []*prometheus.Desc{descSpoolBytes, descSpoolBatches, descUnwindFiles, descUnwindRows, descUnwindBytes, descUnwindPend, descUnwindCBytes}
 )
@@ -112,7 +113,7 @@ func (c statsCollector) Collect(ch chan<- prometheus.Metric) {
 		st.Frames, st.UnknownFrames, st.ShortenedNames, st.BatchSplits, st.OversizeDropped, st.EventsHandled, st.StartErrors, st.ForksDropped, st.Ship.Sent, st.Ship.Acked, st.Ship.Duplicate,
 		st.Ship.Rejected, st.Ship.TooLarge, st.Ship.Failed, st.Ship.SpoolDropped,
 		st.Unwind.Builds, st.Unwind.Evictions, st.Unwind.CompileErrors, st.Unwind.NoCFI, st.Unwind.Refreshes, st.Unwind.RefreshErrors,
-		st.Unwind.Queued, st.Unwind.CacheHits, st.Unwind.CacheErrors, st.Unwind.CacheEvicted,
+		st.Unwind.Queued, st.Unwind.QueuedOnWant, st.Unwind.CacheHits, st.Unwind.CacheErrors, st.Unwind.CacheEvicted,
 		st.Python.Processes, st.Python.Unsupported, st.Python.SetErrors, st.Python.Frames, st.Python.Unnamed, st.Python.Truncated, st.Python.BadReads,
 	}
 	for i, d := range counterDescs {

@@ -282,6 +282,10 @@ const (
 	lazyFixture = "lazy-chain"
 	// lazyWarmFlushes is how many flushes the agent does before the fixture starts.
 	lazyWarmFlushes = 3
+	// lazyMinWholeRun is the share of the whole run's samples that must carry
+	// the chain: only those taken before the table's build walk by frame
+	// pointers (the walker's EVENT_WANT_TABLE starts it at the first one).
+	lazyMinWholeRun = 0.9
 )
 
 // TestLazyNative runs a gcc -O2 fixture (no frame pointers) without
@@ -361,6 +365,19 @@ func TestLazyNative(t *testing.T) {
 	}
 	if st.Queued == before.Queued {
 		t.Errorf("no table queued on a sample: %+v", st)
+	}
+	if st.QueuedOnWant == before.QueuedOnWant {
+		t.Errorf("the walker asked for no table (EVENT_WANT_TABLE): %+v", st)
+	}
+	var all bucket
+	for _, bk := range byTS {
+		all.leaf += bk.leaf
+		all.chain += bk.chain
+	}
+	t.Logf("whole run: %d of %d samples in c carry main;a;b;c (%.1f%%)", all.chain, all.leaf, 100*float64(all.chain)/float64(max(all.leaf, 1)))
+	if float64(all.chain) < lazyMinWholeRun*float64(all.leaf) {
+		t.Errorf("whole run: %d of %d samples carry main;a;b;c (want >= %.0f%%: the walker asks for a table as soon as it meets the file)",
+			all.chain, all.leaf, 100*lazyMinWholeRun)
 	}
 }
 

@@ -37,12 +37,15 @@
 // keyed by its hash. Interpreter walkers are tail calls in interp_walkers
 // (slot = interp kind - 1, kind from pid_maps) and end with finish_sample.
 // Samples at a pc outside every known mapping send EVENT_REFRESH (at most
-// every 200 ms per process).
+// every 200 ms per process); a walk through a mapped file whose rows are not
+// loaded sends EVENT_WANT_TABLE (start_ns = the file id; at most once a
+// second per file, table_wanted) and steps by frame pointers there.
 //
-// User space (agent/unwind.Loader, through agent/sampler) compiles a
-// file's table once per build id, the first time a process mapping it is
-// refreshed (exec, fork, EVENT_REFRESH), and writes each process's
-// mappings; Go binaries get file id 0 and are walked by frame pointers.
+// User space (agent/unwind.Loader, through agent/sampler) writes each
+// process's mappings when it is refreshed (exec, fork, EVENT_REFRESH) and
+// compiles a file's table once per build id when samples land in it (at a
+// drain, or at once on EVENT_WANT_TABLE); Go binaries get file id 0 and are
+// walked by frame pointers.
 // # Python frames
 //
 // python.bpf.h holds python_walk, the INTERP_PYTHON tail call. User space

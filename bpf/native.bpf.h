@@ -137,6 +137,7 @@ struct walk {
 	u32 tgid;
 	u32 end;
 	u32 unknown; // a pc was outside every known mapping
+	u32 want_file; // first file met whose table is not loaded (0: none)
 };
 
 static __always_inline int read_user(u64 *dst, u64 addr)
@@ -279,8 +280,11 @@ static long step_frame(u32 i, void *arg)
 	if (fid == 0 || vaddr > 0xffffffffULL)
 		return fp_step(w, WALK_BAD_READ);
 	struct file_rows *fr = bpf_map_lookup_elem(&unwind_files, &fid);
-	if (!fr || fr->count == 0)
+	if (!fr || fr->count == 0) {
+		if (!w->want_file)
+			w->want_file = fid;
 		return fp_step(w, WALK_BAD_READ);
+	}
 	struct unwind_row *r = find_row(fr, (u32)vaddr);
 	if (!r)
 		return fp_step(w, WALK_BAD_READ);
@@ -357,8 +361,9 @@ static long step_frame(u32 i, void *arg)
 
 // walk_user fills sc->stack with the task's user stack and returns how the
 // walk ended (enum walk_end); sc->interp gets the process's interpreter
-// kind and *unknown is set when a pc was outside every known mapping.
-static __always_inline int walk_user(struct task_struct *task, struct sample_scratch *sc, u32 *unknown)
+// kind, *unknown is set when a pc was outside every known mapping and
+// *want_file to the first file met whose table is not loaded.
+static __always_inline int walk_user(struct task_struct *task, struct sample_scratch *sc, u32 *unknown, u32 *want_file)
 {
 	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
 	if (!regs)
@@ -408,6 +413,7 @@ static __always_inline int walk_user(struct task_struct *task, struct sample_scr
 		stat_inc(STAT_WALK_NO_MAPPING);
 		*unknown = 1;
 	}
+	*want_file = w.want_file;
 	return w.end;
 }
 

@@ -59,6 +59,7 @@ enum event_kind {
 	EVENT_FORK = 3,
 	EVENT_REFRESH = 4, // a sample hit a pc outside the process's known mappings: re-read its maps
 	EVENT_PYTHON_CODE = 5, // python walker met a code object first: start_ns = its address, ppid = co_firstlineno & 0xffff
+	EVENT_WANT_TABLE = 6, // a walk met a file whose unwind table is not loaded: start_ns = its file id
 };
 
 struct sample_key {
@@ -71,7 +72,7 @@ struct sample_key {
 };
 
 struct event {
-	u64 start_ns; // task start, boot-time clock (task_struct.start_boottime)
+	u64 start_ns; // task start, boot-time clock (task_struct.start_boottime); EVENT_PYTHON_CODE: code address; EVENT_WANT_TABLE: file id
 	u64 ts_ns;    // event time, boot-time clock
 	u32 kind;     // enum event_kind
 	u32 pid;      // tgid of the process the event is about
@@ -170,6 +171,16 @@ struct {
 	__type(value, u64);
 } refresh_sent SEC(".maps");
 
+// Last EVENT_WANT_TABLE per file: a file being compiled is asked for once
+// per WANT_TABLE_INTERVAL_NS however many processes sample it.
+#define WANT_TABLE_INTERVAL_NS (1000 * 1000 * 1000ULL)
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, u32);
+	__type(value, u64);
+} table_wanted SEC(".maps");
+
 static __always_inline void stack_error(long id, u32 collision, u32 fault, u32 other)
 {
 	if (id == -EEXIST)
@@ -206,6 +217,29 @@ static __always_inline void request_refresh(u32 tgid)
 	bpf_map_update_elem(&refresh_sent, &tgid, &now, BPF_ANY);
 	stat_inc(STAT_REFRESH_SENT);
 	emit(EVENT_REFRESH, (struct task_struct *)bpf_get_current_task());
+}
+
+// request_table asks user space to compile file fid's table now rather than
+// at the next drain, so a new binary's samples walk by frame pointers for
+// milliseconds, not a drain interval.
+static __always_inline void request_table(u32 fid)
+{
+	u64 now = bpf_ktime_get_ns();
+	u64 *last = bpf_map_lookup_elem(&table_wanted, &fid);
+	if (last && now - *last < WANT_TABLE_INTERVAL_NS)
+		return;
+	bpf_map_update_elem(&table_wanted, &fid, &now, BPF_ANY);
+	struct event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		stat_inc(STAT_EVENTS_LOST);
+		return;
+	}
+	__builtin_memset(e, 0, sizeof(*e));
+	e->kind = EVENT_WANT_TABLE;
+	e->pid = bpf_get_current_pid_tgid() >> 32;
+	e->start_ns = fid;
+	e->ts_ns = bpf_ktime_get_boot_ns();
+	bpf_ringbuf_submit(e, 0);
 }
 
 static __always_inline void count(struct sample_key *key, void *counts)
@@ -293,10 +327,12 @@ int do_sample(struct bpf_perf_event_data *ctx)
 	struct task_struct *task = bpf_get_current_task_btf();
 	// Kernel threads have no user stack: not an error.
 	if (!(task->flags & PF_KTHREAD)) {
-		u32 unknown = 0;
-		int end = walk_user(task, sc, &unknown);
+		u32 unknown = 0, want_file = 0;
+		int end = walk_user(task, sc, &unknown, &want_file);
 		if (unknown)
 			request_refresh(sc->key.tgid);
+		if (want_file)
+			request_table(want_file);
 		if (sc->stack.len == 0) {
 			stat_inc(STAT_USER_STACK_FAULT);
 		} else {

@@ -32,6 +32,7 @@ const (
 	ProfilerEventKindEVENT_FORK        ProfilerEventKind = 3
 	ProfilerEventKindEVENT_REFRESH     ProfilerEventKind = 4
 	ProfilerEventKindEVENT_PYTHON_CODE ProfilerEventKind = 5
+	ProfilerEventKindEVENT_WANT_TABLE  ProfilerEventKind = 6
 )
 
 type ProfilerFileRows struct {
@@ -243,6 +244,7 @@ const (
 	ProfilerMapStacks0           = "stacks0"
 	ProfilerMapStacks1           = "stacks1"
 	ProfilerMapStats             = "stats"
+	ProfilerMapTableWanted       = "table_wanted"
 	ProfilerMapUnwindFiles       = "unwind_files"
 	ProfilerMapUnwindRows        = "unwind_rows"
 	ProfilerMapUserStacks0       = "user_stacks0"
@@ -339,6 +341,7 @@ type ProfilerMapSpecs struct {
 	Stacks0         *ebpf.MapSpec `ebpf:"stacks0"`
 	Stacks1         *ebpf.MapSpec `ebpf:"stacks1"`
 	Stats           *ebpf.MapSpec `ebpf:"stats"`
+	TableWanted     *ebpf.MapSpec `ebpf:"table_wanted"`
 	UnwindFiles     *ebpf.MapSpec `ebpf:"unwind_files"`
 	UnwindRows      *ebpf.MapSpec `ebpf:"unwind_rows"`
 	UserStacks0     *ebpf.MapSpec `ebpf:"user_stacks0"`
@@ -403,6 +406,7 @@ type ProfilerMaps struct {
 	Stacks0         *ebpf.Map `ebpf:"stacks0"`
 	Stacks1         *ebpf.Map `ebpf:"stacks1"`
 	Stats           *ebpf.Map `ebpf:"stats"`
+	TableWanted     *ebpf.Map `ebpf:"table_wanted"`
 	UnwindFiles     *ebpf.Map `ebpf:"unwind_files"`
 	UnwindRows      *ebpf.Map `ebpf:"unwind_rows"`
 	UserStacks0     *ebpf.Map `ebpf:"user_stacks0"`
@@ -426,6 +430,7 @@ func (m *ProfilerMaps) Close() error {
 		m.Stacks0,
 		m.Stacks1,
 		m.Stats,
+		m.TableWanted,
 		m.UnwindFiles,
 		m.UnwindRows,
 		m.UserStacks0,

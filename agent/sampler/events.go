@@ -24,6 +24,9 @@ const (
 	// for the first time; naming it now works even if the process exits
 	// before its samples are drained.
 	EventPythonCode EventKind = EventKind(bpf.ProfilerEventKindEVENT_PYTHON_CODE)
+	// EventWantTable: a walk met a file (FileID) whose unwind table is not
+	// loaded; compiling it now spares the next samples a frame-pointer walk.
+	EventWantTable EventKind = EventKind(bpf.ProfilerEventKindEVENT_WANT_TABLE)
 )
 
 func (k EventKind) String() string {
@@ -38,6 +41,8 @@ func (k EventKind) String() string {
 		return "refresh"
 	case EventPythonCode:
 		return "python-code"
+	case EventWantTable:
+		return "want-table"
 	}
 	return fmt.Sprintf("EventKind(%d)", uint8(k))
 }
@@ -59,6 +64,9 @@ type ProcEvent struct {
 	// EventPythonCode, whose record carries them in start_ns and ppid.
 	Code   uint64
 	Lineno uint16
+	// FileID is set for EventWantTable (carried in start_ns): the loader's
+	// id of the file.
+	FileID uint32
 }
 
 const eventSize = int(unsafe.Sizeof(bpf.ProfilerEvent{}))
@@ -78,8 +86,11 @@ func decodeEvent(b []byte) (ProcEvent, error) {
 	e.Tid = ne.Uint32(off(unsafe.Offsetof(e.Tid)))
 	e.Ppid = ne.Uint32(off(unsafe.Offsetof(e.Ppid)))
 	comm := off(unsafe.Offsetof(e.Comm))[:len(e.Comm)]
-	if EventKind(e.Kind) == EventPythonCode {
+	switch EventKind(e.Kind) {
+	case EventPythonCode:
 		return ProcEvent{Kind: EventPythonCode, PID: e.Pid, Code: e.StartNs, Lineno: uint16(e.Ppid), At: time.Duration(e.TsNs)}, nil
+	case EventWantTable:
+		return ProcEvent{Kind: EventWantTable, PID: e.Pid, FileID: uint32(e.StartNs), At: time.Duration(e.TsNs)}, nil
 	}
 	return ProcEvent{
 		Kind:  EventKind(e.Kind),

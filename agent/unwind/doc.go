@@ -72,8 +72,11 @@
 // a small hot file never waits behind a compile of libLLVM), and writes
 // unwind_rows and unwind_files. Until a file's rows are
 // in, the walker steps by frame pointers there, so neither a refresh nor a
-// drain waits for a compile, and the first samples in a new file (about one
-// flush interval) may lack the callers beyond it. The file is opened for the
+// drain waits for a compile. The walker does not wait for a drain either:
+// the first time a walk meets a mapped file without rows it sends
+// EVENT_WANT_TABLE with the file id (at most once a second per file), and
+// Loader.Wanted queues the file at once, so only the samples taken before
+// its build (milliseconds to tens of them) lack the callers beyond it. The file is opened for the
 // build through /proc/PID/map_files of the sampled process or, when that
 // process is gone, by its path if the file there has the same build id.
 //

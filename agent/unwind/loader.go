@@ -169,6 +169,7 @@ type Stats struct {
 	OutOfIDs      uint64        // files left without a table because every file id is taken
 	Pending       int           // sampled files waiting for their table
 	Queued        uint64        // tables asked for because a sample landed in a file without one
+	QueuedOnWant  uint64        // of those, asked for by the walker's EVENT_WANT_TABLE (before a drain)
 	CacheHits     uint64        // tables read from the disk cache instead of compiled
 	CacheErrors   uint64        // cache files corrupt (removed, rebuilt) or not writable
 	CacheBytes    int64         // bytes in the disk cache
@@ -330,21 +331,50 @@ func (l *Loader) Sampled(stacks iter.Seq2[uint32, []uint64]) {
 			}
 			f.lastUse = l.tick
 			f.sampled = true
-			switch {
-			case f.queued || f.rows > 0 || f.noTable || len(l.queue) >= l.cfg.BuildQueue:
-				// Queued, built, never to be, or the queue is full: its
-				// next sample asks again.
-			default:
-				l.queue[f] = job{f: f, pid: pid, m: ms[i]}
-				f.queued, f.hits = true, 1
-				l.stats.Queued++
-				select {
-				case l.wake[l.lane(f)] <- struct{}{}:
-				default:
-				}
-			}
+			l.enqueue(f, pid, ms[i])
 		}
 	}
+}
+
+// Wanted queues the table of file id fileID, which the walker met in pid
+// without a table, at once rather than at the next drain.
+func (l *Loader) Wanted(pid, fileID uint32) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	f := l.byID[fileID]
+	if f == nil {
+		return
+	}
+	ms, ok := l.maps[pid]
+	if !ok {
+		ms = l.exited[pid].maps
+	}
+	for _, m := range ms {
+		if m.FileID == fileID {
+			f.sampled = true
+			if l.enqueue(f, pid, m) {
+				l.stats.QueuedOnWant++
+			}
+			return
+		}
+	}
+}
+
+// enqueue queues f's build through pid's mapping m unless it is queued,
+// built, never to be, or the queue is full (its next sample asks again);
+// it reports whether it queued (l.mu held).
+func (l *Loader) enqueue(f *file, pid uint32, m Mapping) bool {
+	if f.queued || f.rows > 0 || f.noTable || len(l.queue) >= l.cfg.BuildQueue {
+		return false
+	}
+	l.queue[f] = job{f: f, pid: pid, m: m}
+	f.queued, f.hits = true, 1
+	l.stats.Queued++
+	select {
+	case l.wake[l.lane(f)] <- struct{}{}:
+	default:
+	}
+	return true
 }
 
 // Build lanes: files with more CFI than Config.LargeCFIBytes are compiled
