@@ -1,6 +1,10 @@
 # fleetprof aggregator image: the binary (cgo, for the embedded chDB loader) and
 # libchdb.so for embedded mode, on Debian slim, running as a non-root user.
-# Build: make image (IMAGE=ghcr.io/fleetprof/fleetprof:0.1.0 by default).
+# For machines that can pull from Docker Hub:
+#   docker build -t ghcr.io/fleetprof/fleetprof:0.1.0 .
+# `make image` builds the same image (config and file layout) without Docker Hub or a
+# container engine, from this host's files (scripts/imagebuild); deploy/image_test.go
+# checks that its USER, WORKDIR, VOLUME, EXPOSE and ENTRYPOINT equal this file's.
 FROM golang:1.26-bookworm AS build
 WORKDIR /src
 COPY go.mod go.sum ./

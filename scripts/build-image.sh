@@ -4,7 +4,8 @@
 # the cgo binary, libchdb.so from make setup and the shared libraries they need, put
 # together by scripts/imagebuild into a docker-archive tarball ($IMAGE_TAR), which is
 # then loaded into podman's (else docker's) local store when one is installed.
-# IMAGE_LOAD=0 only writes the tarball. With Docker Hub access, `docker build .` builds
+# IMAGE_LOAD=0 only writes the tarball; FLEETPROF_BINARY=path uses that binary instead
+# of building one. With Docker Hub access, `docker build .` builds
 # the same image from the Dockerfile.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,11 +18,15 @@ lib=${FLEETPROF_CHDB_LIB:-/usr/local/lib/libchdb.so}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$(dirname "$out")"
-CGO_ENABLED=1 "$go" build -trimpath -o "$work/fleetprof" ./cmd/fleetprof
+bin=${FLEETPROF_BINARY:-}
+if [ -z "$bin" ]; then
+  bin=$work/fleetprof
+  CGO_ENABLED=1 "$go" build -trimpath -o "$bin" ./cmd/fleetprof
+fi
 # File times and the config's creation time come from the last commit, so the same
 # commit gives the same image digest.
 SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || echo 0)} \
-  "$go" run ./scripts/imagebuild -binary "$work/fleetprof" -chdb "$lib" -tag "$image" -out "$out"
+  "$go" run ./scripts/imagebuild -binary "$bin" -chdb "$lib" -tag "$image" -out "$out"
 echo "image: wrote $image to $out"
 
 [ "${IMAGE_LOAD:-1}" = 0 ] && exit 0

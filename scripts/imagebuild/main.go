@@ -3,13 +3,11 @@ package main
 import (
 	"archive/tar"
 	"compress/gzip"
-	"debug/elf"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
-	"path"
 	"path/filepath"
 	"runtime"
 	"sort"
@@ -21,6 +19,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+
+	"github.com/fleetprof/fleetprof/internal/elfdeps"
 )
 
 // The image's user: the distroless "nonroot" ids, which the chart's securityContext uses.
@@ -77,10 +77,11 @@ func build(binary, chdb, ca, tag, out string, at time.Time) error {
 	if err != nil {
 		return fmt.Errorf("image tag %q: %w", tag, err)
 	}
-	libs, err := sharedLibraries([]string{binary, chdb}, libraryDirs())
+	libs, err := elfdeps.Closure([]string{binary, chdb}, libraryDirs())
 	if err != nil {
-		return err
+		return fmt.Errorf("shared libraries: %w", err)
 	}
+	delete(libs, chdbPath) // its own layer
 	tmp, err := os.MkdirTemp(filepath.Dir(out), ".imagebuild-")
 	if err != nil {
 		return fmt.Errorf("scratch directory: %w", err)
@@ -223,69 +224,6 @@ func multiarch() string {
 func libraryDirs() []string {
 	t := multiarch()
 	return []string{"/lib/" + t, "/usr/lib/" + t, "/lib64", "/lib", "/usr/lib", "/usr/local/lib"}
-}
-
-// sharedLibraries follows the ELF dynamic dependencies (DT_NEEDED and the PT_INTERP
-// loader) of roots, transitively, and returns image path → host file (symlinks
-// resolved). It reads the headers rather than running ldd, which would execute the
-// loader on the files.
-func sharedLibraries(roots, dirs []string) (map[string]string, error) {
-	libs := map[string]string{}
-	queue := append([]string(nil), roots...)
-	for len(queue) > 0 {
-		file := queue[0]
-		queue = queue[1:]
-		f, err := elf.Open(file)
-		if err != nil {
-			return nil, fmt.Errorf("read elf %s: %w", file, err)
-		}
-		needed, err := f.ImportedLibraries()
-		interp := interpreter(f)
-		f.Close()
-		if err != nil {
-			return nil, fmt.Errorf("dynamic section of %s: %w", file, err)
-		}
-		if interp != "" && libs[interp] == "" {
-			host, err := filepath.EvalSymlinks(interp)
-			if err != nil {
-				return nil, fmt.Errorf("loader %s of %s: %w", interp, file, err)
-			}
-			libs[interp] = host
-		}
-		for _, n := range needed {
-			imagePath, host, err := findLibrary(n, dirs)
-			if err != nil {
-				return nil, fmt.Errorf("%s needs %s: %w", file, n, err)
-			}
-			if _, seen := libs[imagePath]; !seen && imagePath != chdbPath {
-				libs[imagePath] = host
-				queue = append(queue, host)
-			}
-		}
-	}
-	return libs, nil
-}
-
-func interpreter(f *elf.File) string {
-	for _, p := range f.Progs {
-		if p.Type == elf.PT_INTERP {
-			b, err := io.ReadAll(p.Open())
-			if err == nil && len(b) > 0 {
-				return string(b[:len(b)-1]) // NUL-terminated
-			}
-		}
-	}
-	return ""
-}
-
-func findLibrary(soname string, dirs []string) (imagePath, host string, err error) {
-	for _, d := range dirs {
-		p := path.Join(d, soname)
-		if h, err := filepath.EvalSymlinks(p); err == nil {
-			return p, h, nil
-		}
-	}
-	return "", "", fmt.Errorf("not found in %v", dirs)
 }
 
 func sortedKeys(m map[string]string) []string {
