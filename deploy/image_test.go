@@ -23,6 +23,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"golang.org/x/sys/unix"
+	appsv1 "k8s.io/api/apps/v1"
 
 	"github.com/fleetprof/fleetprof/internal/elfdeps"
 	"github.com/fleetprof/fleetprof/internal/testenv"
@@ -37,7 +38,8 @@ const podmanNprocCeiling = 32768
 // TestImageRunsAsAggregator builds the image the way make image does
 // (scripts/build-image.sh, which also podman-loads it), checks its config against the
 // Dockerfile and its files, then runs it with podman as the aggregator on published
-// ports: a pprof imported from the host must come back from query top.
+// ports, with its own command and as the chart runs it (the chart's args, user, mounts
+// and read-only root): a pprof imported from the host must come back from query top.
 func TestImageRunsAsAggregator(t *testing.T) {
 	testenv.Root(t, "podman run with published ports")
 	podman := testenv.LookPath(t, "podman", "podman")
@@ -65,16 +67,99 @@ func TestImageRunsAsAggregator(t *testing.T) {
 	}
 	checkImage(t, archive, tag, bin)
 
-	grpcAddr, httpAddr := freeAddr(t), freeAddr(t)
-	exited := runImage(ctx, t, unshare, tag, httpAddr, grpcAddr)
-	waitContainerReady(ctx, t, exited, "http://"+httpAddr+"/readyz")
+	for _, run := range []imageRun{
+		{name: "default command", httpPort: 7070, grpcPort: 7071},
+		chartAggregator(t),
+	} {
+		t.Run(run.name, func(t *testing.T) {
+			grpcAddr, httpAddr := freeAddr(t), freeAddr(t)
+			exited := runImage(ctx, t, unshare, podman, tag, run, httpAddr, grpcAddr)
+			waitContainerReady(ctx, t, exited, "http://"+httpAddr+"/readyz")
+			importAndQuery(ctx, t, bin, grpcAddr, httpAddr, run.token)
+		})
+	}
+}
 
+// imageRun is one way of running the image: podman run options, the command after the
+// image name (empty: the image's own), the ingest token it expects and its ports.
+type imageRun struct {
+	name               string
+	opts, args         []string
+	token              string
+	httpPort, grpcPort int32
+}
+
+// chartAggregator is how the chart (the committed manifests' values: embedded storage,
+// token from a Secret) runs the
+// aggregator container, as podman options: its args and ports, its user, a read-only
+// root with a tmpfs /tmp (and no image volume, as Kubernetes mounts none), the token
+// Secret as a file and the data volume as a directory owned by the pod's fsGroup.
+func chartAggregator(t *testing.T) imageRun {
+	t.Helper()
+	_, objs, err := Render("fleetprof", "fleetprof", manifestValues)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deps := find[appsv1.Deployment](objs)
+	if len(deps) != 1 {
+		t.Fatalf("chart renders %d Deployments, want the aggregator's", len(deps))
+	}
+	pod := deps[0].Spec.Template.Spec
+	c := pod.Containers[0]
+	run := imageRun{name: "chart args", args: c.Args, token: "s3cret"}
+	for _, p := range c.Ports {
+		switch p.Name {
+		case "http":
+			run.httpPort = p.ContainerPort
+		case "grpc":
+			run.grpcPort = p.ContainerPort
+		}
+	}
+	if sc := pod.SecurityContext; sc != nil && sc.RunAsUser != nil && sc.RunAsGroup != nil {
+		run.opts = append(run.opts, "--user", fmt.Sprintf("%d:%d", *sc.RunAsUser, *sc.RunAsGroup))
+	}
+	if sc := c.SecurityContext; sc != nil && sc.ReadOnlyRootFilesystem != nil && *sc.ReadOnlyRootFilesystem {
+		run.opts = append(run.opts, "--read-only", "--read-only-tmpfs=false", "--image-volume", "ignore")
+	}
+	for _, m := range c.VolumeMounts {
+		switch m.Name {
+		case "token":
+			dir := t.TempDir()
+			if err := errors.Join(os.Chmod(dir, 0o755), os.WriteFile(filepath.Join(dir, "token"), []byte(run.token), 0o644)); err != nil {
+				t.Fatal(err)
+			}
+			run.opts = append(run.opts, "-v", dir+":"+m.MountPath+":ro")
+		case "tmp":
+			run.opts = append(run.opts, "--tmpfs", m.MountPath)
+		case "data":
+			dir := t.TempDir()
+			gid := 0
+			if pod.SecurityContext != nil && pod.SecurityContext.FSGroup != nil {
+				gid = int(*pod.SecurityContext.FSGroup)
+			}
+			if err := errors.Join(os.Chown(dir, 0, gid), os.Chmod(dir, 0o770)); err != nil {
+				t.Fatal(err)
+			}
+			run.opts = append(run.opts, "-v", dir+":"+m.MountPath)
+		default:
+			t.Fatalf("chart mounts volume %q at %s; teach this test what it holds", m.Name, m.MountPath)
+		}
+	}
+	return run
+}
+
+// importAndQuery imports cpu.pb.gz from the host and checks query top's answer.
+func importAndQuery(ctx context.Context, t *testing.T, bin, grpcAddr, httpAddr, token string) {
+	t.Helper()
 	dataDir := t.TempDir() // no fleetprof up here: its token must not be picked up
-	if out, err := exec.CommandContext(ctx, bin, "import", "../aggregator/pprofconv/testdata/cpu.pb.gz",
-		"--service", "imagetest", "--grpc", grpcAddr, "--data", dataDir).CombinedOutput(); err != nil {
+	args := []string{"import", "../aggregator/pprofconv/testdata/cpu.pb.gz", "--service", "imagetest", "--grpc", grpcAddr, "--data", dataDir}
+	if token != "" {
+		args = append(args, "--token", token)
+	}
+	if out, err := exec.CommandContext(ctx, bin, args...).CombinedOutput(); err != nil {
 		t.Fatalf("import: %v\n%s", err, out)
 	}
-	out, err = exec.CommandContext(ctx, bin, "query", "top", "--http", "http://"+httpAddr, "--service", "imagetest",
+	out, err := exec.CommandContext(ctx, bin, "query", "top", "--http", "http://"+httpAddr, "--service", "imagetest",
 		"--from", "2026-11-25T00:00:00Z", "--to", "2026-11-26T00:00:00Z", "--limit", "1", "--json").Output()
 	if err != nil {
 		t.Fatalf("query top: %v\n%s", err, out)
@@ -106,13 +191,17 @@ func checkImage(t *testing.T, archive, tag, bin string) {
 		t.Fatal(err)
 	}
 	docker := dockerfileFinalStage(t)
-	entrypoint, _ := json.Marshal(cf.Config.Entrypoint)
+	dockerJSON := func(list []string) string {
+		b, _ := json.Marshal(list)
+		return strings.ReplaceAll(string(b), `","`, `", "`)
+	}
 	for _, tt := range []struct{ instruction, image string }{
 		{"USER", cf.Config.User},
 		{"WORKDIR", cf.Config.WorkingDir},
 		{"VOLUME", strings.Join(slices.Sorted(maps.Keys(cf.Config.Volumes)), " ")},
 		{"EXPOSE", strings.ReplaceAll(strings.Join(slices.Sorted(maps.Keys(cf.Config.ExposedPorts)), " "), "/tcp", "")},
-		{"ENTRYPOINT", strings.ReplaceAll(string(entrypoint), `","`, `", "`)},
+		{"ENTRYPOINT", dockerJSON(cf.Config.Entrypoint)},
+		{"CMD", dockerJSON(cf.Config.Cmd)},
 	} {
 		if docker[tt.instruction] != tt.image {
 			t.Errorf("image %s = %q, Dockerfile says %q", tt.instruction, tt.image, docker[tt.instruction])
@@ -205,8 +294,8 @@ func dockerfileFinalStage(t *testing.T) map[string]string {
 	return stage
 }
 
-// runImage starts `podman run` of tag in the foreground, publishing the image's HTTP
-// and gRPC ports on the given loopback addresses; cleanup stops it with SIGTERM, which
+// runImage starts `podman run` of tag in the foreground as run says, publishing its
+// HTTP and gRPC ports on the given loopback addresses; cleanup stops it with SIGTERM, which
 // podman passes to the aggregator, and podman removes the container and its volume.
 //
 // It runs in a private mount namespace: on a host with cgroup v1 plus a cgroup2 mount
@@ -215,7 +304,7 @@ func dockerfileFinalStage(t *testing.T) map[string]string {
 // commands for the container must then run in the same namespace (its network
 // namespace is mounted there), which is why it runs in the foreground. The returned
 // channel is closed when podman exits.
-func runImage(ctx context.Context, t *testing.T, unshare, tag, httpAddr, grpcAddr string) <-chan struct{} {
+func runImage(ctx context.Context, t *testing.T, unshare, podman, tag string, run imageRun, httpAddr, grpcAddr string) <-chan struct{} {
 	t.Helper()
 	var nofile, nproc unix.Rlimit
 	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &nofile); err != nil {
@@ -225,10 +314,13 @@ func runImage(ctx context.Context, t *testing.T, unshare, tag, httpAddr, grpcAdd
 		t.Fatal(err)
 	}
 	nprocMax := min(nproc.Max, podmanNprocCeiling)
-	script := fmt.Sprintf(`mountpoint -q /sys/fs/cgroup/unified && umount /sys/fs/cgroup/unified
-exec podman run --rm --ulimit nofile=%d:%d --ulimit nproc=%d:%d -p %s:7070 -p %s:7071 %s`,
-		min(nofile.Cur, nofile.Max), nofile.Max, min(nproc.Cur, nprocMax), nprocMax, httpAddr, grpcAddr, tag)
-	cmd := exec.CommandContext(ctx, unshare, "--mount", "sh", "-c", script)
+	args := []string{"--mount", "sh", "-c", `mountpoint -q /sys/fs/cgroup/unified && umount /sys/fs/cgroup/unified; exec "$0" "$@"`,
+		podman, "run", "--rm",
+		"--ulimit", fmt.Sprintf("nofile=%d:%d", min(nofile.Cur, nofile.Max), nofile.Max),
+		"--ulimit", fmt.Sprintf("nproc=%d:%d", min(nproc.Cur, nprocMax), nprocMax),
+		"-p", fmt.Sprintf("%s:%d", httpAddr, run.httpPort), "-p", fmt.Sprintf("%s:%d", grpcAddr, run.grpcPort)}
+	args = append(append(append(args, run.opts...), tag), run.args...)
+	cmd := exec.CommandContext(ctx, unshare, args...)
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = 30 * time.Second
 	log := newLockedBuffer()

@@ -36,9 +36,14 @@ const (
 	caPath     = "/etc/ssl/certs/ca-certificates.crt"
 )
 
-// Entrypoint is the aggregator with embedded storage on the /data volume, listening
-// on all interfaces; the Dockerfile's ENTRYPOINT is the same list (a test checks).
-var Entrypoint = []string{binaryPath, "aggregator", "--grpc", "0.0.0.0:7071", "--http", "0.0.0.0:7070", "--storage", "embedded:/data"}
+// The entrypoint is the binary and the default command the aggregator with embedded
+// storage on the /data volume, listening on all interfaces: the chart's args
+// ("aggregator ...", "agent ...") replace the command. The Dockerfile's ENTRYPOINT and
+// CMD are the same lists (deploy/image_test.go checks).
+var (
+	entrypoint     = []string{binaryPath}
+	defaultCommand = []string{"aggregator", "--grpc", "0.0.0.0:7071", "--http", "0.0.0.0:7070", "--storage", "embedded:/data"}
+)
 
 func main() {
 	binary := flag.String("binary", "bin/fleetprof", "the fleetprof binary (built with cgo)")
@@ -116,7 +121,8 @@ func build(binary, chdb, ca, tag, out string, at time.Time) error {
 	cf.OS, cf.Architecture = "linux", runtime.GOARCH
 	cf.Created = v1.Time{Time: at}
 	cf.Config = v1.Config{
-		Entrypoint:   Entrypoint,
+		Entrypoint:   entrypoint,
+		Cmd:          defaultCommand,
 		User:         fmt.Sprintf("%d:%d", uid, gid),
 		WorkingDir:   "/data",
 		Env:          []string{"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=/data"},
