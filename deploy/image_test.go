@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -74,7 +73,10 @@ func TestImageRunsAsAggregator(t *testing.T) {
 		t.Run(run.name, func(t *testing.T) {
 			grpcAddr, httpAddr := freeAddr(t), freeAddr(t)
 			exited := runImage(ctx, t, unshare, podman, tag, run, httpAddr, grpcAddr)
-			waitContainerReady(ctx, t, exited, "http://"+httpAddr+"/readyz")
+			readyCtx, stopWaiting := context.WithCancel(ctx)
+			go func() { <-exited; stopWaiting() }() // podman gone: fail now, not at the timeout
+			waitReady(readyCtx, t, "http://"+httpAddr+"/readyz")
+			stopWaiting()
 			importAndQuery(ctx, t, bin, grpcAddr, httpAddr, run.token)
 		})
 	}
@@ -338,24 +340,4 @@ func runImage(ctx context.Context, t *testing.T, unshare, podman, tag string, ru
 		}
 	})
 	return exited
-}
-
-// waitContainerReady waits for url to answer 200, failing at once if podman exits.
-func waitContainerReady(ctx context.Context, t *testing.T, exited <-chan struct{}, url string) {
-	t.Helper()
-	for {
-		if resp, err := http.Get(url); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-		}
-		select {
-		case <-exited:
-			t.Fatalf("podman run exited before %s was ready", url)
-		case <-ctx.Done():
-			t.Fatalf("%s never became ready", url)
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
 }
