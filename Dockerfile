@@ -1,6 +1,12 @@
 # fleetprof aggregator image: the binary (cgo, for the embedded chDB loader) and
 # libchdb.so for embedded mode, on Debian slim, running as a non-root user.
-# Build: make image (IMAGE=ghcr.io/fleetprof/fleetprof:0.1.0 by default).
+# For machines that can pull from Docker Hub:
+#   docker build -t ghcr.io/fleetprof/fleetprof:0.1.0 .
+# `make image` builds the same image (config and file layout) without Docker Hub or a
+# container engine, from this host's files (scripts/imagebuild); deploy/image_test.go
+# checks that its USER, WORKDIR, VOLUME, EXPOSE, ENTRYPOINT and CMD equal this file's.
+# The entrypoint is the binary so the chart's args ("aggregator ...", "agent ...")
+# replace the default command.
 FROM golang:1.26-bookworm AS build
 WORKDIR /src
 COPY go.mod go.sum ./
@@ -22,4 +28,5 @@ USER 65532:65532
 WORKDIR /data
 VOLUME /data
 EXPOSE 7070 7071
-ENTRYPOINT ["/usr/local/bin/fleetprof", "aggregator", "--grpc", "0.0.0.0:7071", "--http", "0.0.0.0:7070", "--storage", "embedded:/data"]
+ENTRYPOINT ["/usr/local/bin/fleetprof"]
+CMD ["aggregator", "--grpc", "0.0.0.0:7071", "--http", "0.0.0.0:7070", "--storage", "embedded:/data"]

@@ -16,7 +16,7 @@ setup: ## install Debian packages, the chDB library (npm) and Go modules
 build: ## build bin/fleetprof (needs no chDB, no clang)
 	$(GO) build -o $(BIN) ./cmd/fleetprof
 
-image: ## build the aggregator OCI image (IMAGE=ghcr.io/fleetprof/fleetprof:0.1.0) with podman, buildah or docker
+image: ## OCI image from this host's binary + libchdb.so, no engine or registry: bin/fleetprof-image.tar, podman/docker-loaded (IMAGE=ghcr.io/fleetprof/fleetprof:0.1.0)
 	./scripts/build-image.sh
 
 up: setup build ## set up, then run fleetprof up: embedded ClickHouse, agent on this host, UI on http://127.0.0.1:7070

@@ -16,6 +16,7 @@ pkgs=(
   chromium chromium-driver              # UI tests (headless)
   libcap2-bin util-linux                # capsh/setpriv: least-privilege agent tests
   libc6-dbg                             # separate debug files, symbolization tests
+  podman crun netavark iptables         # make image loads into podman; the image test runs it
 )
 missing=()
 # npm fetches chDB; a machine may already have Node.js and npm from another source
