@@ -122,6 +122,11 @@ func (s *Store) commitStaged(ctx context.Context, b *samplebatch.Batch, ids []st
 		if err := s.be.Insert(ctx, s.stageTable("function_rollup"), rec); err != nil {
 			return fmt.Errorf("ingest: stage rollup: %w", err)
 		}
+		marks := withCommitSeq(a.commitMarkers(seq), seq)
+		defer marks.Release()
+		if err := s.be.Insert(ctx, s.stageTable("function_rollup"), marks); err != nil {
+			return fmt.Errorf("ingest: stage rollup commit markers: %w", err)
+		}
 		return nil
 	}()
 	wg.Wait()
@@ -158,14 +163,23 @@ func (s *Store) publish(ctx context.Context, seq uint64, check bool) error {
 		}
 		for _, p := range parts {
 			if check {
-				have, err := s.publishedRows(ctx, t, seq, p)
+				marked := s.markerCond(t, seq)
+				want, err := s.stagedRows(ctx, t, marked, p)
+				if err != nil {
+					return err
+				}
+				if want == 0 {
+					marked = "" // staged before commit markers existed
+				}
+				have, err := s.publishedRows(ctx, t, seq, marked, p)
 				if err != nil {
 					return err
 				}
 				if have > 0 {
-					want, err := s.stagedRows(ctx, t, p)
-					if err != nil {
-						return err
+					if marked == "" {
+						if want, err = s.stagedRows(ctx, t, "", p); err != nil {
+							return err
+						}
 					}
 					if have != want {
 						s.commit.stats.PartialPartitions++
@@ -191,6 +205,15 @@ func (s *Store) stagePartitions(ctx context.Context, t string) ([]string, error)
 	return column0Strings(r), nil
 }
 
+// markerCond restricts a count of the rollup to seq's commit markers ("" for
+// other tables).
+func (s *Store) markerCond(t string, seq uint64) string {
+	if t != "function_rollup" {
+		return ""
+	}
+	return " AND function = " + quote(commitMarkerPrefix+strconv.FormatUint(seq, 10))
+}
+
 // partitionCond selects one partition of t. The partitions are toYYYYMMDD
 // numbers; anything else (a schema this code does not know) selects nothing.
 func (s *Store) partitionCond(t, partition string) string {
@@ -204,9 +227,20 @@ func (s *Store) partitionCond(t, partition string) string {
 	return " AND " + e + " = " + partition
 }
 
-// publishedRows counts the rows of commit seq in partition of public table t.
-func (s *Store) publishedRows(ctx context.Context, t string, seq uint64, partition string) (uint64, error) {
-	r, err := s.be.Query(ctx, fmt.Sprintf("SELECT count() FROM %s WHERE commit_seq = %d%s", s.table(t), seq, s.partitionCond(t, partition)))
+// commitMarkerPrefix starts the function name of a rollup commit marker: a
+// row with service "", zero counts and function commitMarkerPrefix+seq in
+// every bucket a staged commit's rollup covers. SummingMergeTree merges rows
+// of one key and keeps one commit_seq, so the rollup's own rows of a commit
+// may not count as published after a merge; a marker's key is its commit's
+// alone, so it never merges, and it is published by the same ATTACH as the
+// rows of its partition. Readers never see markers: every rollup read
+// selects a service, or the totals rows (function "").
+const commitMarkerPrefix = "[fleetprof commit] "
+
+// publishedRows counts the rows of commit seq in partition of public table t
+// that match cond (for the rollup, markerCond: its commit markers).
+func (s *Store) publishedRows(ctx context.Context, t string, seq uint64, cond, partition string) (uint64, error) {
+	r, err := s.be.Query(ctx, fmt.Sprintf("SELECT count() FROM %s WHERE commit_seq = %d%s%s", s.table(t), seq, cond, s.partitionCond(t, partition)))
 	if err != nil {
 		return 0, fmt.Errorf("ingest: check published %s: %w", t, err)
 	}
@@ -216,8 +250,9 @@ func (s *Store) publishedRows(ctx context.Context, t string, seq uint64, partiti
 	return asUint(r.Data[0][0]), nil
 }
 
-func (s *Store) stagedRows(ctx context.Context, t, partition string) (uint64, error) {
-	r, err := s.be.Query(ctx, fmt.Sprintf("SELECT count() FROM %s WHERE 1%s", s.stageTable(t), s.partitionCond(t, partition)))
+// stagedRows counts the rows of partition in t's stage that match cond.
+func (s *Store) stagedRows(ctx context.Context, t, cond, partition string) (uint64, error) {
+	r, err := s.be.Query(ctx, fmt.Sprintf("SELECT count() FROM %s WHERE 1%s%s", s.stageTable(t), cond, s.partitionCond(t, partition)))
 	if err != nil {
 		return 0, fmt.Errorf("ingest: count staged %s: %w", t, err)
 	}
@@ -248,7 +283,7 @@ func (s *Store) recoverStageLocked(ctx context.Context) error {
 	rolled := false
 	for _, row := range r.Data {
 		seq := asUint(row[0])
-		ids, err := s.publishedRows(ctx, "ingested_batches", seq, "")
+		ids, err := s.publishedRows(ctx, "ingested_batches", seq, "", "")
 		if err != nil {
 			return err
 		}

@@ -5,6 +5,7 @@ import (
 	"hash/fnv"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -240,6 +241,29 @@ func (a *rollupAgg) each(f func(g rollupGroup, bucket int64, fn string, self, in
 			f(g, c.key.bucket, a.funcs[e.fn], e.self, e.incl)
 		}
 	}
+}
+
+// commitMarkers is a record of one commit marker (commitMarkerPrefix) per
+// bucket of the rollup, so every partition it covers holds one.
+func (a *rollupAgg) commitMarkers(seq uint64) arrow.RecordBatch {
+	rb := array.NewRecordBuilder(memory.DefaultAllocator, rollupSchema)
+	defer rb.Release()
+	name := commitMarkerPrefix + strconv.FormatUint(seq, 10)
+	seen := map[int64]bool{}
+	for _, c := range a.cells {
+		if seen[c.key.bucket] {
+			continue
+		}
+		seen[c.key.bucket] = true
+		rb.Field(0).(*array.StringBuilder).Append("")
+		rb.Field(1).(*array.StringBuilder).Append("")
+		rb.Field(2).(*array.Uint8Builder).Append(0)
+		rb.Field(3).(*array.TimestampBuilder).Append(arrow.Timestamp(c.key.bucket))
+		rb.Field(4).(*array.StringBuilder).Append(name)
+		rb.Field(5).(*array.Uint64Builder).Append(0)
+		rb.Field(6).(*array.Uint64Builder).Append(0)
+	}
+	return rb.NewRecordBatch()
 }
 
 // record is the rollup as an Arrow record for function_rollup.
