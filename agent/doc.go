@@ -53,9 +53,10 @@
 // What dominates now is the symbolizer's first parse of each newly sampled
 // binary (Go .gopclntab and DWARF inline trees; on this host every go test
 // run is a new binary) and the GC that its tables cause under the 96 MiB
-// soft limit. In a window where the host happened to be quiet (4 forks/s)
-// the agent used 0.83% of a core at 99 Hz with 81 MiB RSS; with the other
-// engineers' builds running, 5-28%. RSS is 81-125 MiB (peak 112-158 MiB),
+// soft limit. On an otherwise quiet host (BenchmarkAgentCPU, steady
+// processes) the agent used 0.33% of a core at 19 Hz and at 99 Hz, RSS
+// 60 / 100 MiB (peak 98 / 107 MiB); with the other engineers' builds
+// running, 5-28%. RSS is 81-125 MiB (peak 112-158 MiB),
 // ~90 MB of it the symbolizer's tables of the binaries sampled on the host;
 // unwind rows live in kernel maps, not in the agent's heap.
 //
