@@ -35,6 +35,9 @@ type Symbolizer interface {
 	ProcessExited(pid uint32)
 	// Symbolize returns names root first from leaf-first addresses.
 	Symbolize(pid uint32, user, kernel []uint64) []string
+	// NextDrain says a new drain's samples follow: maps read before it may
+	// lack libraries they ran in.
+	NextDrain()
 }
 
 // Stats are the agent's cumulative counters.
@@ -507,6 +510,7 @@ func (a *Agent) Flush(now time.Time) error {
 	a.samplerStats = st
 	a.mu.Unlock()
 
+	a.sym.NextDrain()
 	rows := a.aggregate(samples)
 	for _, pid := range exited {
 		a.resolver.Forget(pid)

@@ -38,6 +38,8 @@ func (f *fakeSymbolizer) ProcessStarted(pid uint32) error {
 	return nil
 }
 
+func (f *fakeSymbolizer) NextDrain() {}
+
 func (f *fakeSymbolizer) ProcessExited(pid uint32) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -115,6 +115,29 @@ func TestLifecycle(t *testing.T) {
 		}
 	})
 
+	t.Run("maps re-read once per drain within MinRefresh", func(t *testing.T) {
+		fp := newFakeProc(t)
+		s := newTestSymbolizer(t, Config{ProcRoot: fp.root, MinRefresh: time.Hour})
+		fp.set(t, 12, 100) // read at exec, before the loader mapped the code
+		if err := s.ProcessStarted(12); err != nil {
+			t.Fatal(err)
+		}
+		fp.set(t, 12, 100, exeLine)
+		if got := sym(s, 12, exeA); got != "[unknown]" {
+			t.Errorf("same drain, within MinRefresh: %q, want [unknown] (no re-read)", got)
+		}
+		s.NextDrain()
+		if got := sym(s, 12, exeA); got != "a" {
+			t.Errorf("next drain: %q, want a (maps re-read)", got)
+		}
+		before := s.Stats().MapsReads
+		sym(s, 12, 0x10)
+		sym(s, 12, 0x20)
+		if got := s.Stats().MapsReads - before; got != 0 {
+			t.Errorf("misses after the drain's re-read read maps %d more times, want 0", got)
+		}
+	})
+
 	t.Run("pid reuse", func(t *testing.T) {
 		fp := newFakeProc(t)
 		s := newTestSymbolizer(t, Config{ProcRoot: fp.root, MinRefresh: time.Nanosecond})

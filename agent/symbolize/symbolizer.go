@@ -24,6 +24,9 @@ type Symbolizer struct {
 	mu     sync.Mutex
 	procs  map[uint32]*process
 	exited *list.List // of *process, in exit order
+	// drain counts NextDrain calls: a miss in a live process whose maps
+	// were read in an earlier drain re-reads them even within MinRefresh.
+	drain uint64
 
 	// Objects are reference counted by the tracked processes that map
 	// them; lru holds the unreferenced ones, most recently used first,
@@ -62,7 +65,9 @@ type process struct {
 	start  uint64 // field 22 of /proc/PID/stat
 	maps   []mapping
 	readAt time.Time
-	exitAt time.Time // zero while running
+	// readDrain is the Symbolizer's drain count when the maps were read.
+	readDrain uint64
+	exitAt    time.Time // zero while running
 }
 
 // New returns a Symbolizer for cfg with defaults filled in.
@@ -92,6 +97,16 @@ func (s *Symbolizer) ProcessStarted(pid uint32) error {
 	s.sweep(time.Now())
 	_, err := s.startLocked(pid, time.Now())
 	return err
+}
+
+// NextDrain starts symbolizing a new drain of samples. Maps read before it
+// may predate libraries its samples ran in (a process's dynamic loader maps
+// libc after the exec that announced it), so its first miss in a live
+// process re-reads them whatever MinRefresh says.
+func (s *Symbolizer) NextDrain() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.drain++
 }
 
 // ProcessExited marks pid as exited; it stays resolvable for
@@ -189,7 +204,7 @@ func (s *Symbolizer) appendUser(dst []string, p *process, pc uint64, now time.Ti
 	var m *mapping
 	if p != nil {
 		m = p.find(pc)
-		if m == nil && p.exitAt.IsZero() && now.Sub(p.readAt) >= s.cfg.MinRefresh {
+		if m == nil && p.exitAt.IsZero() && (now.Sub(p.readAt) >= s.cfg.MinRefresh || p.readDrain < s.drain) {
 			// Maybe a library loaded since the maps were read. Setting
 			// readAt also rate-limits retries when the process is gone.
 			p.readAt = now
@@ -286,7 +301,7 @@ func (s *Symbolizer) startLocked(pid uint32, now time.Time) (*process, error) {
 	if old != nil && old.start != start {
 		old = nil // pid reused by another process
 	}
-	p := &process{pid: pid, start: start, maps: maps, readAt: now}
+	p := &process{pid: pid, start: start, maps: maps, readAt: now, readDrain: s.drain}
 	loaded := map[string]*object{}
 	for i := range p.maps {
 		m := &p.maps[i]
