@@ -145,6 +145,8 @@ func openWAL(s *Server, st walStore, dir string) (*walIngest, error) {
 			s.log.Error("logged batch does not decode; dropped", "batch_id", r.ID, "err", err)
 			continue
 		}
+		w.ids[r.ID] = true // not shared yet: no lock
+		w.bytes += len(r.Data)
 		w.add(walEntry{id: r.ID, batch: b, bytes: len(r.Data)})
 		w.m.replayed.Inc()
 	}
@@ -154,14 +156,13 @@ func openWAL(s *Server, st walStore, dir string) (*walIngest, error) {
 	return w, nil
 }
 
-// add queues e (mu not held).
+// add queues e, whose id and bytes are already counted (reserve, or the
+// replay); mu not held.
 func (w *walIngest) add(e walEntry) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.pending = append(w.pending, e)
-	w.ids[e.id] = true
 	w.rows += len(e.batch.Rows)
-	w.bytes += e.bytes
 	w.m.pendingBytes.Set(float64(w.bytes))
 	if w.rows >= w.maxRows {
 		select {
@@ -195,9 +196,6 @@ func (w *walIngest) ingest(ctx context.Context, id string, data []byte, b *sampl
 		w.release(id, len(data))
 		return 0, false, err
 	}
-	w.mu.Lock()
-	w.bytes -= len(data) // add counts it again
-	w.mu.Unlock()
 	w.add(walEntry{id: id, batch: b, bytes: len(data)})
 	return len(b.Rows), false, nil
 }

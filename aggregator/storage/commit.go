@@ -163,24 +163,20 @@ func (s *Store) publish(ctx context.Context, seq uint64, check bool) error {
 		}
 		for _, p := range parts {
 			if check {
-				marked := s.markerCond(t, seq)
-				want, err := s.stagedRows(ctx, t, marked, p)
+				cond := s.markerCond(t, seq)
+				want, err := s.stagedRows(ctx, t, cond, p)
+				if err == nil && cond != "" && want == 0 {
+					cond = "" // staged before commit markers existed: count its rows
+					want, err = s.stagedRows(ctx, t, cond, p)
+				}
 				if err != nil {
 					return err
 				}
-				if want == 0 {
-					marked = "" // staged before commit markers existed
-				}
-				have, err := s.publishedRows(ctx, t, seq, marked, p)
+				have, err := s.publishedRows(ctx, t, seq, cond, p)
 				if err != nil {
 					return err
 				}
 				if have > 0 {
-					if marked == "" {
-						if want, err = s.stagedRows(ctx, t, "", p); err != nil {
-							return err
-						}
-					}
 					if have != want {
 						s.commit.stats.PartialPartitions++
 					}
