@@ -171,7 +171,8 @@ const fleetDrainLimit = 10 * time.Minute
 // crashBatch batches to one aggregator.
 type fleet struct {
 	cancel   context.CancelFunc
-	wg       sync.WaitGroup
+	wg       sync.WaitGroup // shippers
+	senders  sync.WaitGroup
 	stopping chan struct{}
 	sendErr  chan error
 	shippers []*ship.Shipper
@@ -193,7 +194,7 @@ func startFleet(t *testing.T, addr string, senders int) *fleet {
 		}
 		f.shippers = append(f.shippers, sh)
 		f.wg.Go(func() { _ = sh.Run(ctx) })
-		f.wg.Go(func() {
+		f.senders.Go(func() {
 			rnd := rand.New(rand.NewPCG(uint64(i), 42))
 			for {
 				select {
@@ -241,6 +242,9 @@ func (f *fleet) stats() ship.Stats {
 func (f *fleet) finish(t *testing.T) ship.Stats {
 	t.Helper()
 	close(f.stopping)
+	// A sender may be inside Send when stopping closes: wait until its
+	// batch is spooled (and counted) before waiting for the spool to drain.
+	f.senders.Wait()
 	select {
 	case err := <-f.sendErr:
 		t.Fatalf("send: %v", err)
