@@ -3,6 +3,7 @@ package samplebatch
 import (
 	"bytes"
 	"fmt"
+	"slices"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -39,7 +40,8 @@ func NewProfileBuilder(mem memory.Allocator, profileType string) (*Builder, erro
 // Len is the number of rows appended since the last NewRecord.
 func (b *Builder) Len() int { return b.rows }
 
-// Append adds one row. Frames are written only for the first row of each stack.
+// Append adds one row. Frames are written only for the first row of each stack, and
+// so are its locations, if it has any (Sample.Locations of that row).
 func (b *Builder) Append(s Sample) {
 	f := b.rb.Fields()
 	f[0].(*array.TimestampBuilder).Append(arrow.Timestamp(s.TS))
@@ -58,20 +60,32 @@ func (b *Builder) Append(s Sample) {
 	}
 	id := StackID(s.Frames)
 	f[11].(*array.Uint64Builder).Append(id)
-	frames := f[12].(*array.ListBuilder)
+	frames, locs := f[12].(*array.ListBuilder), f[15].(*array.ListBuilder)
 	if _, ok := b.seen[id]; ok {
 		frames.AppendNull()
+		locs.AppendNull()
 	} else {
 		b.seen[id] = struct{}{}
-		frames.Append(true)
-		fb := frames.ValueBuilder().(*array.BinaryDictionaryBuilder)
-		for _, fn := range s.Frames {
-			_ = fb.AppendString(fn)
+		appendStrings(frames, s.Frames)
+		if len(s.Locations) == len(s.Frames) && slices.ContainsFunc(s.Locations, func(l string) bool { return l != "" }) {
+			appendStrings(locs, s.Locations)
+		} else {
+			locs.AppendNull()
 		}
 	}
 	f[13].(*array.Int64Builder).Append(s.Value)
 	f[14].(*array.Int64Builder).Append(s.PeriodNS)
 	b.rows++
+}
+
+// appendStrings appends one list of vs to a list<dictionary<int32, utf8>> builder.
+func appendStrings(lb *array.ListBuilder, vs []string) {
+	lb.Append(true)
+	vb := lb.ValueBuilder().(*array.BinaryDictionaryBuilder)
+	for _, v := range vs {
+		// Appending a string to a dictionary builder of strings cannot fail.
+		_ = vb.AppendString(v)
+	}
 }
 
 // NewRecord returns the rows appended so far as one record and resets the builder.

@@ -15,14 +15,17 @@ import (
 
 // Limits bound what one batch may hold. The zero value of a field means its default.
 type Limits struct {
-	MaxBytes      int           // encoded size; default 16 MiB
-	MaxRows       int           // default 1,000,000
-	MaxFrames     int           // frames per stack; default 1,024
-	MaxFrameBytes int           // bytes per stored frame name; longer names are shortened (ShortenName), not rejected; default 1,024
-	MaxLabels     int           // extra labels per row; default 64
-	MaxValue      int64         // samples per row; default 1<<40
-	MaxPeriodNS   int64         // default one hour
-	MaxFuture     time.Duration // how far ts may be ahead of Now; default 24h
+	MaxBytes      int // encoded size; default 16 MiB
+	MaxRows       int // default 1,000,000
+	MaxFrames     int // frames per stack; default 1,024
+	MaxFrameBytes int // bytes per stored frame name; longer names are shortened (ShortenName), not rejected; default 1,024
+	MaxLabels     int // extra labels per row; default 64
+	// MaxLocationBytes bounds one frame_locations entry; a longer one rejects the
+	// batch (writers send "" instead); default MaxLocationBytes.
+	MaxLocationBytes int
+	MaxValue         int64         // samples per row; default 1<<40
+	MaxPeriodNS      int64         // default one hour
+	MaxFuture        time.Duration // how far ts may be ahead of Now; default 24h
 	// MaxDecodeBytes bounds the Arrow buffers one Decode may hold (bodies,
 	// decompressed buffers, dictionaries); default decodeMemoryFactor × MaxBytes.
 	MaxDecodeBytes int
@@ -41,6 +44,7 @@ func (l Limits) withDefaults() Limits {
 	def(&l.MaxFrames, 1024)
 	def(&l.MaxFrameBytes, 1024)
 	def(&l.MaxLabels, 64)
+	def(&l.MaxLocationBytes, MaxLocationBytes)
 	if l.MaxValue == 0 {
 		l.MaxValue = 1 << 40
 	}
@@ -75,6 +79,10 @@ type Row struct {
 type Batch struct {
 	Rows   []Row
 	Stacks map[uint64][]string // every stack the rows name, root first
+	// Locations holds, for the stacks sent with frame_locations, each frame's
+	// Location ("" where unknown), parallel to Stacks[id]. Stack ids hash names
+	// only, so a stack sent twice keeps the locations it first came with.
+	Locations map[uint64][]string
 	// ShortenedNames counts frame names over Limits.MaxFrameBytes that were shortened
 	// with ShortenName; stack ids are checked against the names as sent.
 	ShortenedNames int
@@ -137,7 +145,7 @@ func Decode(data []byte, lim Limits) (b *Batch, err error) {
 	if profileType == ProfileCPU {
 		profileType = ""
 	}
-	b = &Batch{Stacks: map[uint64][]string{}}
+	b = &Batch{Stacks: map[uint64][]string{}, Locations: map[uint64][]string{}}
 	d := decoder{lim: lim, maxTS: lim.Now().Add(lim.MaxFuture).Unix(), b: b, dicts: map[arrow.ArrayData][]string{}, profileType: profileType}
 	for rdr.Next() {
 		if err := d.record(rdr.RecordBatch()); err != nil {
@@ -179,6 +187,9 @@ func checkSchema(s *arrow.Schema) (string, error) {
 	}
 	for _, want := range Schema.Fields() {
 		idx := s.FieldIndices(want.Name)
+		if len(idx) == 0 && optionalColumns[want.Name] {
+			continue
+		}
 		if len(idx) == 0 {
 			return "", invalidf("missing column %q", want.Name)
 		}
@@ -228,7 +239,7 @@ func (d *decoder) record(rec arrow.RecordBatch) error {
 		return invalidf("more than %d rows", d.lim.MaxRows)
 	}
 	for _, f := range Schema.Fields() {
-		if f.Nullable {
+		if f.Nullable { // optional columns are nullable
 			continue
 		}
 		if c := rec.Column(rec.Schema().FieldIndices(f.Name)[0]); c.NullN() > 0 {
@@ -252,6 +263,12 @@ func (d *decoder) record(rec arrow.RecordBatch) error {
 	frames := column[*array.List](rec, ColFrames)
 	frameDict := frames.ListValues().(*array.Dictionary)
 	frameName := d.dictStrings(frameDict)
+	var locs *locationColumn
+	if idx := rec.Schema().FieldIndices(ColFrameLocations); len(idx) > 0 {
+		l := rec.Column(idx[0]).(*array.List)
+		dict := l.ListValues().(*array.Dictionary)
+		locs = &locationColumn{list: l, dict: dict, value: d.dictStrings(dict)}
+	}
 	value := column[*array.Int64](rec, ColValue)
 	period := column[*array.Int64](rec, ColPeriodNS)
 
@@ -300,6 +317,11 @@ func (d *decoder) record(rec arrow.RecordBatch) error {
 				return err
 			}
 		}
+		if locs != nil && !locs.list.IsNull(i) {
+			if err := d.locations(row, r.StackID, frames, i, locs); err != nil {
+				return err
+			}
+		}
 		d.b.Rows = append(d.b.Rows, r)
 	}
 	return nil
@@ -333,5 +355,42 @@ func (d *decoder) stack(row int, id uint64, frames *array.List, i int, dict *arr
 		}
 	}
 	d.b.Stacks[id] = fs
+	return nil
+}
+
+// locationColumn is a batch's frame_locations column.
+type locationColumn struct {
+	list  *array.List
+	dict  *array.Dictionary
+	value func(int) string
+}
+
+// locations checks row's frame_locations, which may be set only on a row with
+// frames, one per frame, and keeps them for a stack that has none yet.
+func (d *decoder) locations(row int, id uint64, frames *array.List, i int, c *locationColumn) error {
+	if frames.IsNull(i) {
+		return invalidf("row %d: frame_locations: set on a row without frames", row)
+	}
+	start, end := c.list.ValueOffsets(i)
+	if fs, fe := frames.ValueOffsets(i); end-start != fe-fs {
+		return invalidf("row %d: frame_locations: %d entries for %d frames", row, end-start, fe-fs)
+	}
+	locs := make([]string, 0, end-start)
+	for j := start; j < end; j++ {
+		loc := ""
+		if !c.dict.IsNull(int(j)) {
+			loc = c.value(int(j))
+		}
+		if len(loc) > d.lim.MaxLocationBytes {
+			return invalidf("row %d: frame_locations: %d bytes at depth %d, limit %d", row, len(loc), j-start, d.lim.MaxLocationBytes)
+		}
+		if _, _, ok := SplitLocation(loc); loc != "" && !ok {
+			return invalidf("row %d: frame_locations: %q at depth %d is not FILE:LINE", row, loc, j-start)
+		}
+		locs = append(locs, loc)
+	}
+	if _, ok := d.b.Locations[id]; !ok {
+		d.b.Locations[id] = locs
+	}
 	return nil
 }

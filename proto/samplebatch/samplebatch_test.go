@@ -121,7 +121,7 @@ func TestDecodeRejects(t *testing.T) {
 		{"version 2 without profile type", encodeWith(t, withMeta(SchemaName, SchemaVersionTyped), same), "without schema metadata fleetprof.profile_type"},
 		{"bad profile type", encodeWith(t, withMeta(SchemaName, SchemaVersionTyped, "Heap Bytes"), same), `bad profile type "Heap Bytes"`},
 		{"missing column", encodeWith(t, dropValue, func(c []arrow.Array) []arrow.Array {
-			return append(append([]arrow.Array(nil), c[:13]...), c[14])
+			return append(append([]arrow.Array(nil), c[:13]...), c[14:]...)
 		}), `missing column "value"`},
 		{"negative value", encodeWith(t, Schema, replace(ColValue, int64Col(-3))), "row 0: value: negative (-3)"},
 		{"overflowing value", encodeWith(t, Schema, replace(ColValue, int64Col(1<<62))), "row 0: value: 4611686018427387904 exceeds"},
@@ -137,6 +137,101 @@ func TestDecodeRejects(t *testing.T) {
 				t.Fatalf("error = %v, want it to contain %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// locationsCol is a one-row frame_locations column holding locs (nil: a null row).
+func locationsCol(locs []string) arrow.Array {
+	lb := array.NewListBuilder(memory.DefaultAllocator, dictString)
+	if locs == nil {
+		lb.AppendNull()
+	} else {
+		appendStrings(lb, locs)
+	}
+	return lb.NewArray()
+}
+
+func TestFrameLocations(t *testing.T) {
+	py := sample([]string{"main", "app.outer", "app.inner"}, 3)
+	py.Locations = []string{"", "/srv/app.py:10", "/srv/app.py:14"}
+	native := sample([]string{"main", "f"}, 2)
+	native.Locations = []string{"", ""} // all unknown: sent as null
+	again := py
+	again.Locations = []string{"", "/elsewhere/app.py:1", "/elsewhere/app.py:2"} // same names: the first locations stay
+	data, err := Encode([]Sample{py, native, again})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := Decode(data, Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[uint64][]string{StackID(py.Frames): py.Locations}
+	if !reflect.DeepEqual(got.Locations, want) {
+		t.Fatalf("locations = %v, want %v", got.Locations, want)
+	}
+
+	// A writer from before the column: the batch has no frame_locations.
+	noLocs := func() *arrow.Schema {
+		md := Schema.Metadata()
+		return arrow.NewSchema(Schema.Fields()[:Schema.NumFields()-1], &md)
+	}()
+	old := encodeWith(t, noLocs, func(c []arrow.Array) []arrow.Array { return c[:len(c)-1] })
+	if b, err := Decode(old, Limits{}); err != nil || len(b.Stacks) != 1 || len(b.Locations) != 0 {
+		t.Fatalf("batch without frame_locations: %v, %+v", err, b)
+	}
+
+	replace := func(col arrow.Array) func([]arrow.Array) []arrow.Array {
+		return func(cols []arrow.Array) []arrow.Array {
+			out := append([]arrow.Array(nil), cols...)
+			out[Schema.FieldIndices(ColFrameLocations)[0]] = col
+			return out
+		}
+	}
+	nullFrames := func(cols []arrow.Array) []arrow.Array {
+		out := replace(locationsCol([]string{"a.py:1", "a.py:2"}))(cols)
+		lb := array.NewListBuilder(memory.DefaultAllocator, dictString)
+		lb.AppendNull()
+		out[Schema.FieldIndices(ColFrames)[0]] = lb.NewArray()
+		return out
+	}
+	for _, tc := range []struct {
+		name   string
+		mutate func([]arrow.Array) []arrow.Array
+		want   string
+	}{
+		{"fewer than frames", replace(locationsCol([]string{"a.py:1"})), "row 0: frame_locations: 1 entries for 2 frames"},
+		{"not FILE:LINE", replace(locationsCol([]string{"", "a.py"})), `"a.py" at depth 1 is not FILE:LINE`},
+		{"line 0", replace(locationsCol([]string{"", "a.py:0"})), "is not FILE:LINE"},
+		{"too long", replace(locationsCol([]string{"", strings.Repeat("d/", MaxLocationBytes) + "a.py:1"})), "frame_locations: 2054 bytes at depth 1, limit 1024"},
+		{"without frames", nullFrames, "set on a row without frames"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Decode(encodeWith(t, Schema, tc.mutate), Limits{})
+			if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error = %v, want it to contain %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestSplitLocation(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		file string
+		line int
+		ok   bool
+	}{
+		{Location("/srv/app.py", 14), "/srv/app.py", 14, true},
+		{"C:/x/y.py:3", "C:/x/y.py", 3, true},
+		{"<frozen importlib._bootstrap>:1165", "<frozen importlib._bootstrap>", 1165, true},
+		{"", "", 0, false}, {"a.py", "", 0, false}, {":3", "", 0, false}, {"a.py:", "", 0, false},
+		{"a.py:-1", "", 0, false}, {"a.py:+1", "", 0, false}, {"a.py:1x", "", 0, false},
+	} {
+		file, line, ok := SplitLocation(tc.in)
+		if file != tc.file || line != tc.line || ok != tc.ok {
+			t.Errorf("SplitLocation(%q) = %q, %d, %v; want %q, %d, %v", tc.in, file, line, ok, tc.file, tc.line, tc.ok)
+		}
 	}
 }
 
@@ -211,6 +306,10 @@ func TestStackIDMismatch(t *testing.T) {
 func FuzzDecode(f *testing.F) {
 	good, _ := Encode([]Sample{sample([]string{"main", "a", "b"}, 3), sample([]string{"main"}, 1)})
 	f.Add(good)
+	located := sample([]string{"main", "app.run"}, 2)
+	located.Locations = []string{"", "/srv/app.py:7"}
+	withLocs, _ := Encode([]Sample{located, sample([]string{"main"}, 1), located})
+	f.Add(withLocs)
 	f.Add([]byte{})
 	f.Add(good[:100])
 	// Compressed bodies, size lies in their length prefixes, a shared dictionary.
@@ -230,6 +329,11 @@ func FuzzDecode(f *testing.F) {
 		for _, r := range b.Rows {
 			if r.Value < 0 || len(b.Stacks[r.StackID]) == 0 {
 				t.Fatalf("accepted invalid row %+v", r)
+			}
+		}
+		for id, locs := range b.Locations {
+			if len(locs) != len(b.Stacks[id]) {
+				t.Fatalf("stack %016x: %d locations for %d frames", id, len(locs), len(b.Stacks[id]))
 			}
 		}
 	})

@@ -78,7 +78,13 @@ const (
 	ColFrames      = "frames"
 	ColValue       = "value"
 	ColPeriodNS    = "period_ns"
+	// ColFrameLocations is optional (SCHEMA.md): writers from before it omit it and
+	// readers from before it ignore it, so it needs no new schema version.
+	ColFrameLocations = "frame_locations"
 )
+
+// optionalColumns may be absent from a batch; when present they have Schema's type.
+var optionalColumns = map[string]bool{ColFrameLocations: true}
 
 // labelColumns are the dictionary-encoded string label columns, in schema order.
 var labelColumns = []string{ColService, ColVersion, ColHost, ColNamespace, ColPod, ColContainer, ColComm}
@@ -102,6 +108,7 @@ func schemaFor(profileType string) *arrow.Schema {
 		arrow.Field{Name: ColFrames, Type: arrow.ListOf(dictString), Nullable: true},
 		arrow.Field{Name: ColValue, Type: arrow.PrimitiveTypes.Int64},
 		arrow.Field{Name: ColPeriodNS, Type: arrow.PrimitiveTypes.Int64},
+		arrow.Field{Name: ColFrameLocations, Type: arrow.ListOf(dictString), Nullable: true},
 	)
 	md := arrow.NewMetadata([]string{MetaSchema, MetaSchemaVersion}, []string{SchemaName, SchemaVersion})
 	if profileType != ProfileCPU {
@@ -114,6 +121,27 @@ func schemaFor(profileType string) *arrow.Schema {
 // newlines. Agents and the aggregator compute it the same way, so a stack is stored once.
 func StackID(frames []string) uint64 {
 	return xxhash.Sum64String(strings.Join(frames, "\n"))
+}
+
+// MaxLocationBytes is the default bound of one frame location (Limits.MaxLocationBytes).
+const MaxLocationBytes = 1024
+
+// Location is the frame_locations entry of a frame defined in file at line (> 0).
+func Location(file string, line int) string {
+	return file + ":" + strconv.Itoa(line)
+}
+
+// SplitLocation parses a Location; ok is false for "" and for text not of that form.
+func SplitLocation(loc string) (file string, line int, ok bool) {
+	i := strings.LastIndexByte(loc, ':')
+	if i <= 0 {
+		return "", 0, false
+	}
+	n, err := strconv.Atoi(loc[i+1:])
+	if err != nil || n <= 0 || loc[i+1] == '+' {
+		return "", 0, false
+	}
+	return loc[:i], n, true
 }
 
 // Labels identify where samples come from.
@@ -162,9 +190,12 @@ func (l *Labels) Set(key, value string) error {
 
 // Sample is one row: Value samples of one stack in one time bucket.
 type Sample struct {
-	TS       int64 // bucket start, Unix seconds
-	Labels   Labels
-	Frames   []string // root first
-	Value    int64
-	PeriodNS int64
+	TS     int64 // bucket start, Unix seconds
+	Labels Labels
+	Frames []string // root first
+	// Locations, when not nil, is parallel to Frames: each frame's source
+	// location (Location), "" where unknown.
+	Locations []string
+	Value     int64
+	PeriodNS  int64
 }
