@@ -477,8 +477,11 @@ type row struct {
 	pid    uint32
 	stack  string // frames joined by "\n"
 	frames []string
-	value  int64
-	comm   string // thread comm of a sample, the fallback process name
+	// locations is parallel to frames (interpreter frames' source locations),
+	// nil when none is known.
+	locations []string
+	value     int64
+	comm      string // thread comm of a sample, the fallback process name
 	// mainComm is the comm the kernel reported for the process's main thread
 	// (tid == tgid) when the sample was taken: after an exec it tells a stale
 	// label cache from the process as it was sampled.
@@ -594,7 +597,7 @@ func (a *Agent) aggregate(samples []sampler.Sample) []*row {
 	}
 	byKey := map[key]*row{}
 	for _, s := range samples {
-		frames := a.py.merge(s, a.sym.Symbolize(s.TGID, s.User, s.Kernel))
+		frames, locs := a.py.merge(s, a.sym.Symbolize(s.TGID, s.User, s.Kernel))
 		a.frames.Add(uint64(len(frames)))
 		for _, f := range frames {
 			if strings.HasPrefix(f, "[unknown]") {
@@ -602,13 +605,13 @@ func (a *Agent) aggregate(samples []sampler.Sample) []*row {
 			}
 		}
 		if len(frames) == 0 {
-			frames = []string{"[unknown]"} // the schema needs one frame
+			frames, locs = []string{"[unknown]"}, nil // the schema needs one frame
 		}
 		frames = a.shortenNames(frames)
 		k := key{s.TGID, strings.Join(frames, "\n")}
 		r := byKey[k]
 		if r == nil {
-			r = &row{pid: s.TGID, stack: k.stack, frames: frames, comm: s.Comm}
+			r = &row{pid: s.TGID, stack: k.stack, frames: frames, locations: locs, comm: s.Comm}
 			byKey[k] = r
 		}
 		if s.PID == s.TGID && r.mainComm == "" {
@@ -644,7 +647,7 @@ func (a *Agent) encode(rows []*row, ts int64) ([]byte, int64, error) {
 			l = a.labelsFor(r.pid, r.comm, r.mainComm)
 			infos[k] = l
 		}
-		b.Append(samplebatch.Sample{TS: ts, Labels: l, Frames: r.frames, Value: r.value, PeriodNS: a.period})
+		b.Append(samplebatch.Sample{TS: ts, Labels: l, Frames: r.frames, Locations: r.locations, Value: r.value, PeriodNS: a.period})
 		n += r.value
 	}
 	rec := b.NewRecord()

@@ -12,6 +12,7 @@ import (
 	"github.com/fleetprof/fleetprof/agent/interp"
 	"github.com/fleetprof/fleetprof/agent/interp/python"
 	"github.com/fleetprof/fleetprof/agent/sampler"
+	"github.com/fleetprof/fleetprof/proto/samplebatch"
 )
 
 // pythonEvalFrame is the native function that runs Python frames (3.10-3.13);
@@ -153,9 +154,11 @@ func (ps *pythons) forgetLocked(pid uint32) {
 }
 
 // merge puts the Python frames of sample s into frames (root first, as the
-// symbolizer named them). Processes seen for the first time are detected
-// here, so ones running before the agent are walked from the next samples.
-func (ps *pythons) merge(s sampler.Sample, frames []string) []string {
+// symbolizer named them), and returns the locations of the result's frames
+// too (interp.Merge; nil without Python frames). Processes seen for the first
+// time are detected here, so ones running before the agent are walked from
+// the next samples.
+func (ps *pythons) merge(s sampler.Sample, frames []string) (names, locs []string) {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
 	pp := ps.procs[s.TGID]
@@ -163,10 +166,10 @@ func (ps *pythons) merge(s sampler.Sample, frames []string) []string {
 		if !ps.absent[s.TGID] && !ps.detect(s.TGID) {
 			ps.absent[s.TGID] = true
 		}
-		return frames
+		return frames, nil
 	}
 	if len(s.Interp) == 0 {
-		return frames
+		return frames, nil
 	}
 	var py []interp.Frame
 	truncated := false
@@ -185,17 +188,31 @@ func (ps *pythons) merge(s sampler.Sample, frames []string) []string {
 			continue
 		}
 		lineno, _, entry := sampler.PythonFrame(f)
-		name := "[python]"
+		fr := interp.Frame{Name: "[python]", Entry: entry}
 		c, err := ps.namer.Name(pp.mem, pp.p.Layout, s.TGID, python.RawFrame{Code: f.Addr, FirstLineno: uint32(lineno), Entry: entry})
 		if err == nil {
-			name = c.Name
+			fr.Name = c.Name
+			fr.Location = codeLocation(c)
 			ps.st.frames.Add(1)
 		} else {
 			ps.st.unnamed.Add(1)
 		}
-		py = append(py, interp.Frame{Name: name, Entry: entry})
+		py = append(py, fr)
 	}
 	return interp.Merge(frames, py, truncated, func(n string) bool { return strings.HasPrefix(n, pythonEvalFrame) })
+}
+
+// codeLocation is the frame location of c (samplebatch.Location), "" when c
+// has no file or first line, or the location is over the batch's bound.
+func codeLocation(c python.Code) string {
+	if c.File == "" || c.FirstLineno == 0 {
+		return ""
+	}
+	loc := samplebatch.Location(c.File, int(c.FirstLineno))
+	if len(loc) > samplebatch.MaxLocationBytes {
+		return ""
+	}
+	return loc
 }
 
 func (ps *pythons) stats() PythonStats {

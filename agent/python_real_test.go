@@ -3,7 +3,10 @@ package agent
 import (
 	"bufio"
 	"context"
+	"os"
 	"os/exec"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -65,7 +68,8 @@ func TestRealPythonStacks(t *testing.T) {
 	defer runInBackground(t, a)()
 
 	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, py, "interp/python/testdata/workload.py")
+	const script = "interp/python/testdata/workload.py"
+	cmd := exec.CommandContext(ctx, py, script)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -153,6 +157,26 @@ func TestRealPythonStacks(t *testing.T) {
 			}
 		})
 	}
+	// Each Python frame carries its function's file and first line: CPython
+	// makes the script's path absolute, and inner is defined at "def inner".
+	abs, err := filepath.Abs(script)
+	if err != nil {
+		t.Fatal(err)
+	}
+	source, err := os.ReadFile(script)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, fn := range []string{"inner", "middle", "outer", "spin_a"} {
+		line := slices.IndexFunc(strings.Split(string(source), "\n"), func(l string) bool { return strings.HasPrefix(l, "def "+fn+"(") }) + 1
+		want := samplebatch.Location(abs, line)
+		got := frameLocations(t, srv.Stored(), pid, "workload."+fn)
+		t.Logf("workload.%s locations: %v", fn, got)
+		if len(got) != 1 || got[want] == 0 {
+			t.Errorf("workload.%s: locations %v, want only %s", fn, got, want)
+		}
+	}
+
 	// zlib's C code runs above its Python caller: native frames follow it.
 	var zl, zlNative int64
 	for s, v := range rows {
@@ -227,3 +251,32 @@ shortlived()
 
 // shortAttempts bounds the retries of the short-lived process check.
 const shortAttempts = 10
+
+// frameLocations returns samples per location of the frames named fn in the
+// stacks stored for pid.
+func frameLocations(t *testing.T, stored []shiptest.Batch, pid int, fn string) map[string]int64 {
+	t.Helper()
+	out := map[string]int64{}
+	for _, sb := range stored {
+		b, err := samplebatch.Decode(sb.Data, samplebatch.Limits{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range b.Rows {
+			if int(r.Labels.PID) != pid {
+				continue
+			}
+			for i, f := range b.Stacks[r.StackID] {
+				if f != fn {
+					continue
+				}
+				loc := ""
+				if locs := b.Locations[r.StackID]; locs != nil {
+					loc = locs[i]
+				}
+				out[loc] += r.Value
+			}
+		}
+	}
+	return out
+}

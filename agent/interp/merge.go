@@ -1,6 +1,9 @@
 package interp
 
-import "strings"
+import (
+	"slices"
+	"strings"
+)
 
 // Frame is one interpreter frame, already named.
 type Frame struct {
@@ -9,6 +12,9 @@ type Frame struct {
 	// frames from a leaf up to and including the next Entry frame belong
 	// to one native call of the interpreter loop.
 	Entry bool
+	// Location is where the frame's function is defined
+	// (samplebatch.Location), "" if unknown.
+	Location string
 }
 
 // TruncatedFrame stands for interpreter frames the walk did not read
@@ -31,9 +37,12 @@ const unknownPrefix = "[unknown]"
 // evaluation and unknown frames go and the interpreter frames take the place
 // of the first of them, so the interpreter's order is kept above the native
 // frames that were named.
-func Merge(native []string, frames []Frame, truncated bool, isEval func(string) bool) []string {
+//
+// locs is parallel to names: each interpreter frame's Location, "" for the
+// native ones; it is nil when no frame has a location.
+func Merge(native []string, frames []Frame, truncated bool, isEval func(string) bool) (names, locs []string) {
 	if len(frames) == 0 {
-		return native
+		return native, nil
 	}
 	groups := groupsRootFirst(frames)
 	var evals []int
@@ -42,7 +51,10 @@ func Merge(native []string, frames []Frame, truncated bool, isEval func(string) 
 			evals = append(evals, i)
 		}
 	}
-	out := make([]string, 0, len(native)+len(frames)+1)
+	out := merged{names: make([]string, 0, len(native)+len(frames)+1)}
+	if slices.ContainsFunc(frames, func(f Frame) bool { return f.Location != "" }) {
+		out.locs = make([]string, 0, cap(out.names))
+	}
 	if len(evals) >= len(groups) {
 		// evals[len(evals)-len(groups)+g] takes group g (both root first).
 		first := len(evals) - len(groups)
@@ -51,26 +63,26 @@ func Merge(native []string, frames []Frame, truncated bool, isEval func(string) 
 			if next < len(evals) && evals[next] == i {
 				if next >= first {
 					if next == first && truncated {
-						out = append(out, TruncatedFrame)
+						out.native(TruncatedFrame)
 					}
-					out = append(out, groups[next-first]...)
+					out.interp(groups[next-first])
 				} else {
-					out = append(out, n)
+					out.native(n)
 				}
 				next++
 				continue
 			}
-			out = append(out, n)
+			out.native(n)
 		}
-		return out
+		return out.names, out.locs
 	}
 	placed := false
 	place := func() {
 		if truncated {
-			out = append(out, TruncatedFrame)
+			out.native(TruncatedFrame)
 		}
 		for _, g := range groups {
-			out = append(out, g...)
+			out.interp(g)
 		}
 		placed = true
 	}
@@ -81,21 +93,40 @@ func Merge(native []string, frames []Frame, truncated bool, isEval func(string) 
 			}
 			continue
 		}
-		out = append(out, n)
+		out.native(n)
 	}
 	if !placed {
 		place()
 	}
-	return out
+	return out.names, out.locs
 }
 
-// groupsRootFirst splits leaf-first frames into evaluation groups and
-// returns them root first, each group's names root first.
-func groupsRootFirst(frames []Frame) [][]string {
-	var groups [][]string
-	var cur []string
+// merged is Merge's result; locs is nil when no frame has a location.
+type merged struct{ names, locs []string }
+
+func (m *merged) native(name string) {
+	m.names = append(m.names, name)
+	if m.locs != nil {
+		m.locs = append(m.locs, "")
+	}
+}
+
+func (m *merged) interp(g []Frame) {
+	for _, f := range g {
+		m.names = append(m.names, f.Name)
+		if m.locs != nil {
+			m.locs = append(m.locs, f.Location)
+		}
+	}
+}
+
+// groupsRootFirst splits leaf-first frames into the groups of one native
+// evaluation call each, and returns the groups and their frames root first.
+func groupsRootFirst(frames []Frame) [][]Frame {
+	var groups [][]Frame
+	var cur []Frame
 	for _, f := range frames {
-		cur = append(cur, f.Name)
+		cur = append(cur, f)
 		if f.Entry {
 			groups = append(groups, cur)
 			cur = nil
@@ -104,11 +135,11 @@ func groupsRootFirst(frames []Frame) [][]string {
 	if len(cur) > 0 {
 		groups = append(groups, cur)
 	}
-	out := make([][]string, len(groups))
+	out := make([][]Frame, len(groups))
 	for i, g := range groups {
-		rev := make([]string, len(g))
-		for j, n := range g {
-			rev[len(g)-1-j] = n
+		rev := make([]Frame, len(g))
+		for j, f := range g {
+			rev[len(g)-1-j] = f
 		}
 		out[len(groups)-1-i] = rev
 	}

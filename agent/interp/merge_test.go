@@ -29,16 +29,43 @@ func TestMerge(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got := strings.Join(Merge(strings.Split(tc.native, ";"), tc.frames, tc.truncated, isEval), ";")
-			if got != tc.want {
+			names, locs := Merge(strings.Split(tc.native, ";"), tc.frames, tc.truncated, isEval)
+			if got := strings.Join(names, ";"); got != tc.want {
 				t.Fatalf("Merge = %s, want %s", got, tc.want)
+			}
+			if locs != nil {
+				t.Fatalf("locations %q for frames without any", locs)
+			}
+		})
+	}
+}
+
+func TestMergeLocations(t *testing.T) {
+	isEval := func(s string) bool { return s == "eval" }
+	chain := []Frame{{Name: "m.inner", Location: "m.py:9"}, {Name: "m.middle", Location: "m.py:5", Entry: true}, {Name: "m.outer", Entry: true}}
+	for _, tc := range []struct{ name, native, want string }{
+		{"each eval takes its group", "main;eval;call;eval;zlib", ",,,m.py:5,m.py:9,"},
+		{"fallback", "[unknown];eval;zlib", ",m.py:5,m.py:9,"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			names, locs := Merge(strings.Split(tc.native, ";"), chain, false, isEval)
+			if len(locs) != len(names) || strings.Join(locs, ",") != tc.want {
+				t.Fatalf("Merge = %q, locations %q, want %s", names, locs, tc.want)
 			}
 		})
 	}
 }
 
 func TestGroupsRootFirst(t *testing.T) {
-	got := groupsRootFirst([]Frame{{Name: "a"}, {Name: "b", Entry: true}, {Name: "c"}})
+	groups := groupsRootFirst([]Frame{{Name: "a"}, {Name: "b", Entry: true}, {Name: "c"}})
+	var got [][]string
+	for _, g := range groups {
+		var names []string
+		for _, f := range g {
+			names = append(names, f.Name)
+		}
+		got = append(got, names)
+	}
 	want := [][]string{{"c"}, {"b", "a"}}
 	if !slices.EqualFunc(got, want, slices.Equal[[]string]) {
 		t.Fatalf("got %v, want %v", got, want)

@@ -34,6 +34,11 @@
 //     module.qualname with the module from the file name (dir name for
 //     __init__.py). Cached by (pid, code address), checked against
 //     co_firstlineno read with the frame (the generation check), bounded LRU.
+//   - Locations: the agent sends co_filename:co_firstlineno of each named
+//     frame in the batch's frame_locations column (proto/samplebatch
+//     SCHEMA.md; empty for native frames, "[python]" ones and a location
+//     over samplebatch.MaxLocationBytes). CPython makes a script's path
+//     absolute; modules keep the path they were imported by.
 //
 // Where the offsets come from: every version's table was checked with gdb
 // against pyenv's 3.10.13, 3.11.7, 3.12.1 and 3.13.0 builds (which carry
