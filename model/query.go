@@ -55,7 +55,10 @@ type FlameNode struct {
 // StackCount is one distinct stack with its samples (pprof and folded export).
 type StackCount struct {
 	Frames []string `json:"frames"` // root first
-	Value  int64    `json:"value"`
+	// Locations, when not nil, is parallel to Frames: each frame's
+	// "FILE:LINE" (proto/samplebatch.Location), "" where unknown.
+	Locations []string `json:"locations,omitempty"`
+	Value     int64    `json:"value"`
 }
 
 // Profile is the stacks of a selection with the sampling period, enough to write pprof.

@@ -131,11 +131,11 @@ func (s *Store) Profile(ctx context.Context, sel model.Selection) (*model.Profil
 			p.PeriodNS, best = per, v
 		}
 	}
-	frames := make(map[uint64][]string, len(values))
+	stacks := make(map[uint64]stack, len(values))
 	var missing []uint64
 	for id := range values {
-		if f, ok := s.stacks.get(id); ok {
-			frames[id] = f
+		if st, ok := s.stacks.get(id); ok {
+			stacks[id] = st
 		} else {
 			missing = append(missing, id)
 		}
@@ -149,15 +149,20 @@ func (s *Store) Profile(ctx context.Context, sel model.Selection) (*model.Profil
 			}
 			cond = "stack_id IN (" + strings.Join(ids, ",") + ")"
 		}
-		fr, err := s.read(ctx, fmt.Sprintf("SELECT stack_id, any(frames) FROM %s WHERE %s GROUP BY stack_id", s.table("stacks"), cond))
+		// A stack may be stored with and without locations (written before its
+		// locations were known, or before schema v4): take the row with them.
+		fr, err := s.read(ctx, fmt.Sprintf("SELECT stack_id, any(frames), argMax(locations, length(locations)) FROM %s WHERE %s GROUP BY stack_id", s.table("stacks"), cond))
 		if err != nil {
 			return nil, fmt.Errorf("profile: read stacks: %w", err)
 		}
 		for _, row := range fr.Data {
-			id, f := asUint(row[0]), asStrings(row[1])
+			id, st := asUint(row[0]), stack{frames: asStrings(row[1]), locations: asStrings(row[2])}
+			if len(st.locations) != len(st.frames) {
+				st.locations = nil
+			}
 			if _, want := values[id]; want {
-				frames[id] = f
-				s.stacks.put(id, f)
+				stacks[id] = st
+				s.stacks.put(id, st)
 			}
 		}
 	}
@@ -167,12 +172,12 @@ func (s *Store) Profile(ctx context.Context, sel model.Selection) (*model.Profil
 	}
 	entries := make([]entry, 0, len(values))
 	for id, v := range values {
-		f, ok := frames[id]
-		if !ok || len(f) == 0 {
+		st, ok := stacks[id]
+		if !ok || len(st.frames) == 0 {
 			// Samples whose stack row is lost still count toward the total.
-			f = []string{fmt.Sprintf("[missing stack %016x]", id)}
+			st = stack{frames: []string{fmt.Sprintf("[missing stack %016x]", id)}}
 		}
-		entries = append(entries, entry{id, model.StackCount{Frames: f, Value: v}})
+		entries = append(entries, entry{id, model.StackCount{Frames: st.frames, Locations: st.locations, Value: v}})
 	}
 	// Ties by stack id: deterministic without comparing frames.
 	sort.Slice(entries, func(i, j int) bool {

@@ -8,7 +8,7 @@ import (
 )
 
 // SchemaVersion is the newest schema migration this code applies (SCHEMA.md).
-const SchemaVersion = 3
+const SchemaVersion = 4
 
 // features are the optional ClickHouse features the schema uses when the
 // engine has them; the base schema works on 18.16.
@@ -33,6 +33,11 @@ func featuresFor(v Version) features {
 // changing an existing table's key is not possible on 18.16, and non-CPU data is
 // imported profiles, small next to the agents' CPU samples.
 const profileTypeColumn = "profile_type {LC} DEFAULT 'cpu'"
+
+// locationsColumn holds each frame's source location (samplebatch.Location),
+// parallel to frames; empty for stacks stored without locations (and before
+// schema v4).
+const locationsColumn = "locations Array(String){C:ZSTD(3)}"
 
 // commitSeqColumn marks the rows of one staged commit (commit.go); 0 for
 // rows written without staging (bulk writes, cluster mode, schema v1).
@@ -74,7 +79,7 @@ var tables = []tableDef{
 	},
 	{
 		name:    "stacks",
-		columns: []string{"stack_id UInt64", "frames Array(String){C:ZSTD(3)}"},
+		columns: []string{"stack_id UInt64", "frames Array(String){C:ZSTD(3)}", locationsColumn},
 		engine:  "ReplacingMergeTree ORDER BY stack_id",
 		shard:   "cityHash64(stack_id)",
 	},
@@ -158,7 +163,7 @@ func (l layout) localName(t string) string {
 	return t
 }
 
-// createStatements is the DDL for schema version 3.
+// createStatements is the DDL for schema version 4.
 func (l layout) createStatements(f features, retention time.Duration) []string {
 	var out []string
 	for _, t := range tables {
@@ -211,6 +216,13 @@ func migrate(ctx context.Context, b Backend, l layout, f features, retention tim
 		for _, name := range l.tableNames("samples") {
 			if err := addColumn(ctx, b, l, name, profileTypeColumn, f); err != nil {
 				return fmt.Errorf("migrate schema v2 to v3: %w", err)
+			}
+		}
+	}
+	if have >= 1 && have < 4 {
+		for _, name := range l.tableNames("stacks") {
+			if err := addColumn(ctx, b, l, name, locationsColumn, f); err != nil {
+				return fmt.Errorf("migrate schema v3 to v4: %w", err)
 			}
 		}
 	}

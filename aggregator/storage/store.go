@@ -220,15 +220,20 @@ func (s *Store) IngestBatches(ctx context.Context, items []IngestItem) ([]Ingest
 		newIDs = append(newIDs, it.ID)
 		newRows = append(newRows, uint64(len(it.Batch.Rows)))
 		if len(newIDs) == 1 {
-			merged.Rows, merged.Stacks = it.Batch.Rows, it.Batch.Stacks
+			merged.Rows, merged.Stacks, merged.Locations = it.Batch.Rows, it.Batch.Stacks, it.Batch.Locations
 			continue
 		}
 		if len(newIDs) == 2 { // copy before appending: the first batch is the caller's
 			merged.Rows = slices.Clone(merged.Rows)
 			merged.Stacks = maps.Clone(merged.Stacks)
+			merged.Locations = maps.Clone(merged.Locations)
 		}
 		merged.Rows = append(merged.Rows, it.Batch.Rows...)
 		maps.Copy(merged.Stacks, it.Batch.Stacks)
+		if merged.Locations == nil {
+			merged.Locations = map[uint64][]string{}
+		}
+		maps.Copy(merged.Locations, it.Batch.Locations)
 	}
 	if len(newIDs) == 0 {
 		return res, nil
@@ -346,16 +351,18 @@ func (s *Store) writeData(ctx context.Context, b *samplebatch.Batch) error {
 	return nil
 }
 
-// writeStacks writes the stacks of b not known to be stored.
+// writeStacks writes the stacks of b not known to be stored, and again those
+// stored without locations that b has locations for (readers prefer a row with
+// locations: query.go).
 func (s *Store) writeStacks(ctx context.Context, b *samplebatch.Batch) error {
 	var newIDs []uint64
 	for id := range b.Stacks {
-		if !s.stacks.has(id) {
+		if st, ok := s.stacks.get(id); !ok || (st.locations == nil && b.Locations[id] != nil) {
 			newIDs = append(newIDs, id)
 		}
 	}
 	if len(newIDs) > 0 {
-		rec := stacksRecord(newIDs, b.Stacks)
+		rec := stacksRecord(newIDs, b)
 		err := s.be.Insert(ctx, s.table("stacks"), rec)
 		rec.Release()
 		if err != nil {
@@ -363,7 +370,7 @@ func (s *Store) writeStacks(ctx context.Context, b *samplebatch.Batch) error {
 		}
 		// Only after the insert: a failed one must be retried next time.
 		for _, id := range newIDs {
-			s.stacks.put(id, b.Stacks[id])
+			s.stacks.put(id, stack{frames: b.Stacks[id], locations: b.Locations[id]})
 		}
 	}
 	return nil
@@ -422,6 +429,7 @@ var (
 	stackSchema = arrow.NewSchema([]arrow.Field{
 		{Name: "stack_id", Type: arrow.PrimitiveTypes.Uint64},
 		{Name: "frames", Type: stringList},
+		{Name: "locations", Type: stringList},
 	}, nil)
 	samplesSchema = arrow.NewSchema([]arrow.Field{
 		{Name: "ts", Type: tsType},
@@ -466,20 +474,26 @@ var (
 	}, nil)
 )
 
-func stacksRecord(ids []uint64, stacks map[uint64][]string) arrow.RecordBatch {
+// stacksRecord is the stacks table's rows of b's stacks ids; a stack without
+// locations gets an empty array.
+func stacksRecord(ids []uint64, b *samplebatch.Batch) arrow.RecordBatch {
 	rb := array.NewRecordBuilder(memory.DefaultAllocator, stackSchema)
 	defer rb.Release()
 	idb := rb.Field(0).(*array.Uint64Builder)
-	lb := rb.Field(1).(*array.ListBuilder)
-	vb := lb.ValueBuilder().(*array.StringBuilder)
 	for _, id := range ids {
 		idb.Append(id)
-		lb.Append(true)
-		for _, f := range stacks[id] {
-			vb.Append(f)
-		}
+		appendStringList(rb.Field(1).(*array.ListBuilder), b.Stacks[id])
+		appendStringList(rb.Field(2).(*array.ListBuilder), b.Locations[id])
 	}
 	return rb.NewRecordBatch()
+}
+
+func appendStringList(lb *array.ListBuilder, vs []string) {
+	lb.Append(true)
+	vb := lb.ValueBuilder().(*array.StringBuilder)
+	for _, v := range vs {
+		vb.Append(v)
+	}
 }
 
 // samplesRecord is b's rows for the samples table. A batch of CPU rows only
@@ -552,20 +566,24 @@ func batchIDRecord(ids []string, ts time.Time, rows []uint64) arrow.RecordBatch 
 	return rb.NewRecordBatch()
 }
 
-// stackCache remembers frames of stacks known to be stored, in two
-// generations: when the current one is full the older is dropped, which
-// approximates an LRU at map speed.
+// stack is one stored stack: frames root first, and each frame's location
+// (nil when it has none).
+type stack struct{ frames, locations []string }
+
+// stackCache remembers stacks known to be stored, in two generations: when
+// the current one is full the older is dropped, which approximates an LRU at
+// map speed.
 type stackCache struct {
 	mu        sync.Mutex
 	cap       int
-	cur, prev map[uint64][]string
+	cur, prev map[uint64]stack
 }
 
 func newStackCache(n int) *stackCache {
-	return &stackCache{cap: max(n/2, 1), cur: map[uint64][]string{}, prev: map[uint64][]string{}}
+	return &stackCache{cap: max(n/2, 1), cur: map[uint64]stack{}, prev: map[uint64]stack{}}
 }
 
-func (c *stackCache) get(id uint64) ([]string, bool) {
+func (c *stackCache) get(id uint64) (stack, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if f, ok := c.cur[id]; ok {
@@ -575,25 +593,20 @@ func (c *stackCache) get(id uint64) ([]string, bool) {
 		c.putLocked(id, f)
 		return f, true
 	}
-	return nil, false
+	return stack{}, false
 }
 
-func (c *stackCache) has(id uint64) bool {
-	_, ok := c.get(id)
-	return ok
-}
-
-func (c *stackCache) put(id uint64, frames []string) {
+func (c *stackCache) put(id uint64, st stack) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.putLocked(id, frames)
+	c.putLocked(id, st)
 }
 
-func (c *stackCache) putLocked(id uint64, frames []string) {
+func (c *stackCache) putLocked(id uint64, st stack) {
 	if len(c.cur) >= c.cap {
-		c.prev, c.cur = c.cur, make(map[uint64][]string, c.cap)
+		c.prev, c.cur = c.cur, make(map[uint64]stack, c.cap)
 	}
-	c.cur[id] = frames
+	c.cur[id] = st
 }
 
 // idSet is a bounded two-generation set of strings.
