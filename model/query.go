@@ -33,6 +33,10 @@ type FunctionStat struct {
 	Inclusive    int64   `json:"inclusive"`     // samples whose stack contains it (once per stack, even if recursive)
 	SelfPct      float64 `json:"self_pct"`      // Self / Total × 100
 	InclusivePct float64 `json:"inclusive_pct"` // Inclusive / Total × 100
+	// File and Line are where the function is defined (its first line), when a
+	// stack carried its location (Python frames); empty and 0 otherwise.
+	File string `json:"file,omitempty"`
+	Line int    `json:"line,omitempty"`
 }
 
 // Top is the top-functions result for a selection, sorted by Self descending.
@@ -46,9 +50,13 @@ type Top struct {
 // FlameNode is a node of a flame graph: one function reached by one call path.
 // The root node is named "root" and holds the selection's total.
 type FlameNode struct {
-	Name     string       `json:"name"`
-	Total    int64        `json:"total"` // samples in this subtree (inclusive)
-	Self     int64        `json:"self"`  // samples ending here
+	Name  string `json:"name"`
+	Total int64  `json:"total"` // samples in this subtree (inclusive)
+	Self  int64  `json:"self"`  // samples ending here
+	// File and Line are where the function is defined, when known (as
+	// FunctionStat's).
+	File     string       `json:"file,omitempty"`
+	Line     int          `json:"line,omitempty"`
 	Children []*FlameNode `json:"children,omitempty"`
 }
 

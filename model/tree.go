@@ -3,10 +3,21 @@ package model
 import (
 	"math"
 	"sort"
+
+	"github.com/fleetprof/fleetprof/proto/samplebatch"
 )
 
 // The functions here build the query results from a Profile in Go; they are
 // pure so they are tested without an engine.
+
+// location is where frame i of s is defined; "" and 0 when s has no location for it.
+func (s StackCount) location(i int) (file string, line int) {
+	if i >= len(s.Locations) {
+		return "", 0
+	}
+	file, line, _ = samplebatch.SplitLocation(s.Locations[i])
+	return file, line
+}
 
 func pct(n, total int64) float64 {
 	if total == 0 {
@@ -18,7 +29,11 @@ func pct(n, total int64) float64 {
 // TopFromProfile ranks functions by self samples (then inclusive, then
 // name); limit <= 0 means all. Inclusive counts a function once per stack.
 func TopFromProfile(p *Profile, limit int) *Top {
-	type acc struct{ self, incl int64 }
+	type acc struct {
+		self, incl int64
+		file       string
+		line       int
+	}
 	m := map[string]*acc{}
 	get := func(f string) *acc {
 		a := m[f]
@@ -34,19 +49,23 @@ func TopFromProfile(p *Profile, limit int) *Top {
 			continue
 		}
 		clear(seen)
-		for _, f := range s.Frames {
+		for i, f := range s.Frames {
 			if _, ok := seen[f]; ok {
 				continue
 			}
 			seen[f] = struct{}{}
-			get(f).incl += s.Value
+			a := get(f)
+			a.incl += s.Value
+			if a.file == "" {
+				a.file, a.line = s.location(i)
+			}
 		}
 		get(s.Frames[len(s.Frames)-1]).self += s.Value
 	}
 	t := &Top{Total: p.Total, Count: len(m), PeriodNS: p.PeriodNS, Functions: make([]FunctionStat, 0, len(m))}
 	for f, a := range m {
 		t.Functions = append(t.Functions, FunctionStat{Function: f, Self: a.self, Inclusive: a.incl,
-			SelfPct: pct(a.self, p.Total), InclusivePct: pct(a.incl, p.Total)})
+			SelfPct: pct(a.self, p.Total), InclusivePct: pct(a.incl, p.Total), File: a.file, Line: a.line})
 	}
 	sort.Slice(t.Functions, func(i, j int) bool {
 		a, b := t.Functions[i], t.Functions[j]
@@ -75,7 +94,7 @@ func FlameFromProfile(p *Profile) *FlameNode {
 		}
 		root.Total += s.Value
 		n := root
-		for _, f := range s.Frames {
+		for i, f := range s.Frames {
 			kids := idx[n]
 			if kids == nil {
 				kids = map[string]*FlameNode{}
@@ -86,6 +105,9 @@ func FlameFromProfile(p *Profile) *FlameNode {
 				c = &FlameNode{Name: f}
 				kids[f] = c
 				n.Children = append(n.Children, c)
+			}
+			if c.File == "" {
+				c.File, c.Line = s.location(i)
 			}
 			c.Total += s.Value
 			n = c

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/fleetprof/fleetprof/model"
+	"github.com/fleetprof/fleetprof/proto/samplebatch"
 	"github.com/google/pprof/profile"
 )
 
@@ -16,7 +17,8 @@ import (
 const defaultPeriodNS = 10_000_000
 
 // ToPprof builds a CPU profile from stored stacks: sample types samples/count and
-// cpu/nanoseconds (count × period), one function and one location per frame name.
+// cpu/nanoseconds (count × period), one function and one location per frame name and
+// frame location (model.StackCount.Locations: the function's filename and start line).
 // A profile of another type (p.ProfileType TYPE/UNIT) gets that one sample type.
 // start and dur describe the selection's time range.
 func ToPprof(p *model.Profile, start time.Time, dur time.Duration) *profile.Profile {
@@ -42,17 +44,23 @@ func ToPprof(p *model.Profile, start time.Time, dur time.Duration) *profile.Prof
 		out.DefaultSampleType, out.PeriodType, out.Period = typ, nil, 0
 		values = func(v int64) []int64 { return []int64{v} }
 	}
-	locs := map[string]*profile.Location{}
-	location := func(name string) *profile.Location {
-		if l, ok := locs[name]; ok {
+	type frame struct{ name, loc string }
+	locs := map[frame]*profile.Location{}
+	location := func(f frame) *profile.Location {
+		if l, ok := locs[f]; ok {
 			return l
 		}
 		id := uint64(len(locs) + 1)
-		fn := &profile.Function{ID: id, Name: name, SystemName: name}
-		l := &profile.Location{ID: id, Line: []profile.Line{{Function: fn}}}
+		fn := &profile.Function{ID: id, Name: f.name, SystemName: f.name}
+		// A stored location is the function's file and first line; the line
+		// running is not known, so the frame's line is the first one too.
+		if file, line, ok := samplebatch.SplitLocation(f.loc); ok {
+			fn.Filename, fn.StartLine = file, int64(line)
+		}
+		l := &profile.Location{ID: id, Line: []profile.Line{{Function: fn, Line: fn.StartLine}}}
 		out.Function = append(out.Function, fn)
 		out.Location = append(out.Location, l)
-		locs[name] = l
+		locs[f] = l
 		return l
 	}
 	for _, s := range p.Stacks {
@@ -60,7 +68,11 @@ func ToPprof(p *model.Profile, start time.Time, dur time.Duration) *profile.Prof
 			continue
 		}
 		ls := make([]*profile.Location, len(s.Frames))
-		for i, f := range s.Frames {
+		for i, name := range s.Frames {
+			f := frame{name: name}
+			if i < len(s.Locations) {
+				f.loc = s.Locations[i]
+			}
 			// pprof stacks are leaf first.
 			ls[len(s.Frames)-1-i] = location(f)
 		}

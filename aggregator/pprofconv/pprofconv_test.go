@@ -165,6 +165,48 @@ func TestExportRoundTrip(t *testing.T) {
 	}
 }
 
+// TestExportLocations: a frame with a location exports its function's filename
+// and start line (and the line, the first one); one without has none, and the
+// same name with and without a location gets two functions.
+func TestExportLocations(t *testing.T) {
+	sp := &model.Profile{
+		Stacks: []model.StackCount{
+			{Frames: []string{"main", "app.outer", "app.inner"}, Locations: []string{"", "/srv/app.py:10", "/srv/app.py:14"}, Value: 3},
+			{Frames: []string{"main", "app.outer"}, Value: 1},
+		},
+		Total:    4,
+		PeriodNS: 1_000_000,
+	}
+	var buf bytes.Buffer
+	if err := WritePprof(&buf, sp, time.Unix(1_750_000_000, 0), time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	p, err := profile.Parse(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.CheckValid(); err != nil {
+		t.Fatalf("exported pprof invalid: %v", err)
+	}
+	type fn struct {
+		file       string
+		start, row int64
+	}
+	got := map[string][]fn{}
+	for _, l := range p.Location {
+		ln := l.Line[0]
+		got[ln.Function.Name] = append(got[ln.Function.Name], fn{ln.Function.Filename, ln.Function.StartLine, ln.Line})
+	}
+	want := map[string][]fn{
+		"main":      {{}},
+		"app.outer": {{"/srv/app.py", 10, 10}, {}},
+		"app.inner": {{"/srv/app.py", 14, 14}},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("functions = %+v, want %+v", got, want)
+	}
+}
+
 func checkDecodes(t testing.TB, samples []samplebatch.Sample) {
 	t.Helper()
 	data, err := samplebatch.Encode(samples)
