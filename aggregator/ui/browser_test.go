@@ -69,6 +69,12 @@ func TestMain(m *testing.M) {
 }
 
 // setup starts the browser and, unless storeless, the aggregator with test data.
+// parseFile and parseLine are the location the test data gives frame parse.
+const (
+	parseFile = "/srv/shop/parse.py"
+	parseLine = 12
+)
+
 func setup(tb testing.TB, storeless bool) {
 	tb.Helper()
 	if _, err := os.Stat(chromiumPath); err != nil {
@@ -145,11 +151,16 @@ func startServer() error {
 				Container: "app", Comm: "checkout", PID: 42, Extra: []samplebatch.Label{{Key: "region", Value: "eu"}}}}
 	}
 	b1, b2 := t0.Add(10*time.Minute), t0.Add(40*time.Minute)
+	// parse has a source location, as a Python frame would.
+	located := func(s samplebatch.Sample) samplebatch.Sample {
+		s.Locations = []string{"", "", "", samplebatch.Location(parseFile, parseLine)}
+		return s
+	}
 	samples := []samplebatch.Sample{
-		row(b1, "v1", "h1", 500, "main", "serve", "handle", "parse"),
+		located(row(b1, "v1", "h1", 500, "main", "serve", "handle", "parse")),
 		row(b1, "v1", "h1", 300, "main", "serve", "handle", "render"),
 		row(b1, "v1", "h1", 200, "main", "serve", "gc"),
-		row(b2, "v2", "h2", 600, "main", "serve", "handle", "parse"),
+		located(row(b2, "v2", "h2", 600, "main", "serve", "handle", "parse")),
 		row(b2, "v2", "h2", 300, "main", "serve", "handle", "render"),
 		row(b2, "v2", "h2", 100, "main", "serve", "gc"),
 	}
@@ -356,10 +367,10 @@ func TestBrowserFlame(t *testing.T) {
 		t.Errorf("children are not laid out by name: parse x %.0f, render x %.0f", rs["parse"].X, rs["render"].X)
 	}
 
-	// Hovering shows total and self samples with their shares.
+	// Hovering shows the file and first line, total and self samples with their shares.
 	p.hoverFrame("flame", rs["parse"])
 	p.waitFor(`!document.getElementById('tooltip').hidden`)
-	if tip := evalJS[string](p, `document.getElementById('tooltip').textContent`); tip != "parsetotal 1,100 (55.0%)self 1,100 (55.0%)click: zoom · right-click or S: sandwich view" {
+	if tip := evalJS[string](p, `document.getElementById('tooltip').textContent`); tip != "parse"+samplebatch.Location(parseFile, parseLine)+"total 1,100 (55.0%)self 1,100 (55.0%)click: zoom · right-click or S: sandwich view" {
 		t.Errorf("tooltip %q", tip)
 	}
 	p.screenshot("tooltip")

@@ -236,7 +236,11 @@ func printTop(w io.Writer, t *model.Top) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "SELF%\tSELF\tINCL%\tINCL\t FUNCTION")
 	for _, f := range t.Functions {
-		fmt.Fprintf(tw, "%.2f\t%d\t%.2f\t%d\t %s\n", f.SelfPct, f.Self, f.InclusivePct, f.Inclusive, f.Function)
+		name := f.Function
+		if f.File != "" {
+			name += "  " + samplebatch.Location(f.File, f.Line)
+		}
+		fmt.Fprintf(tw, "%.2f\t%d\t%.2f\t%d\t %s\n", f.SelfPct, f.Self, f.InclusivePct, f.Inclusive, name)
 	}
 	return tw.Flush()
 }

@@ -206,3 +206,20 @@ func TestQueryUsageErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestPrintTopLocation: a function with a known location shows it after its
+// name; one without shows the name alone.
+func TestPrintTopLocation(t *testing.T) {
+	var buf bytes.Buffer
+	err := printTop(&buf, &model.Top{Total: 4, Functions: []model.FunctionStat{
+		{Function: "app.inner", Self: 3, Inclusive: 3, SelfPct: 75, InclusivePct: 75, File: "/srv/app.py", Line: 14},
+		{Function: "main", Self: 1, Inclusive: 4, SelfPct: 25, InclusivePct: 100},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	if len(lines) != 4 || !strings.HasSuffix(lines[2], " app.inner  /srv/app.py:14") || !strings.HasSuffix(lines[3], " main") {
+		t.Fatalf("top output:\n%s", buf.String())
+	}
+}

@@ -93,6 +93,7 @@
   // ---------- helpers ----------
   const esc = (s) => String(s).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' }[c]));
   const fmtInt = (n) => Number(n).toLocaleString('en-US');
+  const fmtLine = (n) => String(Number(n) || 0);
   const fmtPct = (p) => (Math.abs(p) >= 10 ? p.toFixed(1) : Math.abs(p) >= 0.01 || p === 0 ? p.toFixed(2) : p.toExponential(1)) + '%';
   const fmtDelta = (p) => (p > 0 ? '+' : '') + fmtPct(p);
   // Long function names may break after a path or package separator, never mid-word.
@@ -435,7 +436,7 @@
     colorOf: (i, f) => warm(f.name[i]),
     tooltip: (i, f, z) => {
       const n = f.ref[i], tot = f.w[0];
-      return `<b>${wbr(n.name)}</b><br>total ${fmtInt(n.total)} (${fmtPct((100 * n.total) / tot)}${z ? ', ' + fmtPct((100 * n.total) / f.w[z]) + ' of zoom' : ''})<br>self ${fmtInt(n.self)} (${fmtPct((100 * n.self) / tot)})` +
+      return `<b>${wbr(n.name)}</b>${n.file ? `<br><small>${wbr(n.file)}:${fmtLine(n.line)}</small>` : ''}<br>total ${fmtInt(n.total)} (${fmtPct((100 * n.total) / tot)}${z ? ', ' + fmtPct((100 * n.total) / f.w[z]) + ' of zoom' : ''})<br>self ${fmtInt(n.self)} (${fmtPct((100 * n.self) / tot)})` +
         '<br><small>click: zoom · right-click or S: sandwich view</small>';
     },
     onZoom: (p) => update({ zoom: p }),
