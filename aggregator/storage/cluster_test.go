@@ -2,6 +2,7 @@ package storage
 
 import (
 	"context"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -79,5 +80,10 @@ func TestCluster(t *testing.T) {
 	rows, err = s2.Rollup(ctx, model.RollupQuery{Service: "api", From: t0, To: t0.Add(time.Hour), MinShare: 0.5})
 	if err != nil || len(rows) == 0 {
 		t.Fatalf("rollup min share = %v, %v", rows, err)
+	}
+	// Frame locations go through the Distributed stacks table.
+	ingest(t, s, "c2", pyBatch(t, false))
+	if got := profileLocations(t, Config{URI: uri}); !reflect.DeepEqual(got["app.inner"], stackPyLocs) {
+		t.Fatalf("locations through the cluster = %v", got)
 	}
 }
