@@ -56,4 +56,9 @@
 // last hour. A diff takes base_service/base_from/base_to/base_filter and
 // cmp_service/cmp_from/cmp_to/cmp_filter; an unprefixed parameter applies to both
 // sides (side filters are added to the shared ones).
+//
+// Frames with a source location (Python frames: proto/samplebatch's
+// frame_locations) carry it: top rows and flame nodes have "file" and "line"
+// (the function's first line), profile stacks (format=json) "locations", and
+// format=pprof sets Function.filename, start_line and Line.line.
 package aggregator
