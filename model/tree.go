@@ -3,8 +3,6 @@ package model
 import (
 	"math"
 	"sort"
-
-	"github.com/fleetprof/fleetprof/proto/samplebatch"
 )
 
 // The functions here build the query results from a Profile in Go; they are
@@ -15,7 +13,7 @@ func (s StackCount) location(i int) (file string, line int) {
 	if i >= len(s.Locations) {
 		return "", 0
 	}
-	file, line, _ = samplebatch.SplitLocation(s.Locations[i])
+	file, line, _ = SplitLocation(s.Locations[i])
 	return file, line
 }
 

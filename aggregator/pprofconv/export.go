@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/fleetprof/fleetprof/model"
-	"github.com/fleetprof/fleetprof/proto/samplebatch"
 	"github.com/google/pprof/profile"
 )
 
@@ -54,7 +53,7 @@ func ToPprof(p *model.Profile, start time.Time, dur time.Duration) *profile.Prof
 		fn := &profile.Function{ID: id, Name: f.name, SystemName: f.name}
 		// A stored location is the function's file and first line; the line
 		// running is not known, so the frame's line is the first one too.
-		if file, line, ok := samplebatch.SplitLocation(f.loc); ok {
+		if file, line, ok := model.SplitLocation(f.loc); ok {
 			fn.Filename, fn.StartLine = file, int64(line)
 		}
 		l := &profile.Location{ID: id, Line: []profile.Line{{Function: fn, Line: fn.StartLine}}}

@@ -11,6 +11,8 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/ipc"
 	"github.com/apache/arrow-go/v18/arrow/memory"
+
+	"github.com/fleetprof/fleetprof/model"
 )
 
 // Limits bound what one batch may hold. The zero value of a field means its default.
@@ -384,7 +386,7 @@ func (d *decoder) locations(row int, id uint64, frames *array.List, i int, c *lo
 		if len(loc) > d.lim.MaxLocationBytes {
 			return invalidf("row %d: frame_locations: %d bytes at depth %d, limit %d", row, len(loc), j-start, d.lim.MaxLocationBytes)
 		}
-		if _, _, ok := SplitLocation(loc); loc != "" && !ok {
+		if _, _, ok := model.SplitLocation(loc); loc != "" && !ok {
 			return invalidf("row %d: frame_locations: %q at depth %d is not FILE:LINE", row, loc, j-start)
 		}
 		locs = append(locs, loc)

@@ -8,6 +8,8 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/cespare/xxhash/v2"
+
+	"github.com/fleetprof/fleetprof/model"
 )
 
 // Schema metadata keys and the values of this version.
@@ -127,22 +129,7 @@ func StackID(frames []string) uint64 {
 const MaxLocationBytes = 1024
 
 // Location is the frame_locations entry of a frame defined in file at line (> 0).
-func Location(file string, line int) string {
-	return file + ":" + strconv.Itoa(line)
-}
-
-// SplitLocation parses a Location; ok is false for "" and for text not of that form.
-func SplitLocation(loc string) (file string, line int, ok bool) {
-	i := strings.LastIndexByte(loc, ':')
-	if i <= 0 {
-		return "", 0, false
-	}
-	n, err := strconv.Atoi(loc[i+1:])
-	if err != nil || n <= 0 || loc[i+1] == '+' {
-		return "", 0, false
-	}
-	return loc[:i], n, true
-}
+func Location(file string, line int) string { return model.Location(file, line) }
 
 // Labels identify where samples come from.
 type Labels struct {
