@@ -80,6 +80,18 @@
 // build through /proc/PID/map_files of the sampled process or, when that
 // process is gone, by its path if the file there has the same build id.
 //
+// The vDSO ("[vdso]" in /proc/PID/maps: clock_gettime, gettimeofday) has
+// no file to open, but the kernel maps one image into every 64-bit process,
+// so the loader reads the agent's own copy once (agent/vdso, which the
+// symbolizer uses for its names too), identifies it by its build id like a
+// file, and points every process's [vdso] mapping (bias: its start) at that
+// one table, built lazily at its first sample as any other. A [vdso] mapping
+// of another size (a 32-bit process's image) is written without a table
+// (frame pointers). Without the mapping, every sample in the vDSO was a pc
+// outside the process's mappings: the walk went on by frame pointers (the
+// vDSO keeps them, except in its prologues), and each such sample asked for
+// the maps again (EVENT_REFRESH, up to 5 a second per process).
+//
 // The agent refreshes a process at exec, for fork children (10 ms after the
 // fork unless they exec'd meanwhile: agent Config.ForkReadDelay), and whenever the
 // walker sends EVENT_REFRESH (a pc outside the process's known mappings, at

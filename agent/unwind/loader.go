@@ -16,6 +16,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/fleetprof/fleetprof/agent/vdso"
 )
 
 // Defaults and limits of Config.
@@ -192,6 +194,7 @@ type file struct {
 	sampled     bool // a sample has landed in it
 	path        string
 	buildID     string
+	image       []byte // the vDSO's: compiled from this copy, not opened
 }
 
 // job asks the builder for f's table, opening it through the mapping m
@@ -212,7 +215,7 @@ type Loader struct {
 	tab Tables
 
 	mu      sync.Mutex
-	byKey   map[string]*file     // dev:inode of the mapping
+	byKey   map[string]*file     // dev:inode of the mapping; the vDSO: vdso.Path
 	byBuild map[string]*file     // GNU build id
 	byID    []*file              // by file id
 	procs   map[uint32][]*file   // files of each process's last refresh
@@ -229,6 +232,9 @@ type Loader struct {
 	queue  map[*file]job    // files waiting for their table
 	wake   [2]chan struct{} // a job was queued, by lane
 	cache  *diskCache       // nil: none
+	// vdso is the vDSO's file, from the agent's own image (vdsoRead: tried).
+	vdso     *file
+	vdsoRead bool
 }
 
 // NewLoader returns a Loader writing to tab.
@@ -559,6 +565,9 @@ func (f *file) bias(m procMap) (uint64, bool) {
 
 // fileFor returns the file of m, identifying it on first sight, or nil.
 func (l *Loader) fileFor(dir string, m procMap) *file {
+	if m.path == vdso.Path {
+		return l.vdsoFile(m)
+	}
 	key := m.dev + ":" + strconv.FormatUint(m.inode, 10)
 	f := l.byKey[key]
 	if f == nil {
@@ -582,6 +591,32 @@ func openELF(dir string, m procMap) (*elf.File, error) {
 	return elf.Open(filepath.Join(dir, "root", m.path))
 }
 
+// vdsoFile returns the vDSO's file for a process's [vdso] mapping m, or nil
+// if the agent's own vDSO cannot be read or m is not the same image (a
+// 32-bit process maps another): the kernel maps one vDSO image into every
+// 64-bit process, so the agent's copy stands for theirs.
+func (l *Loader) vdsoFile(m procMap) *file {
+	if !l.vdsoRead {
+		l.vdsoRead = true
+		img, err := vdso.Image(l.cfg.ProcRoot)
+		if err != nil {
+			return nil
+		}
+		ef, err := elf.NewFile(bytes.NewReader(img))
+		if err != nil {
+			return nil
+		}
+		l.vdso = l.identify(ef, vdso.Path)
+		l.vdso.image = img
+		l.byKey[vdso.Path] = l.vdso
+	}
+	if l.vdso == nil || m.off != 0 || m.end-m.start != uint64(len(l.vdso.image)) {
+		return nil
+	}
+	l.vdso.lastUse = l.tick
+	return l.vdso
+}
+
 // open identifies a new file (by build id where it has one) without
 // building its table.
 func (l *Loader) open(dir string, m procMap) *file {
@@ -590,13 +625,19 @@ func (l *Loader) open(dir string, m procMap) *file {
 		return nil // gone or not ELF: next refresh tries again
 	}
 	defer ef.Close()
+	return l.identify(ef, m.path)
+}
+
+// identify returns the file of ef (found at path), known by its build id or
+// given a file id now.
+func (l *Loader) identify(ef *elf.File, path string) *file {
 	bid := buildID(ef)
 	if bid != "" {
 		if f := l.byBuild[bid]; f != nil {
 			return f
 		}
 	}
-	f := &file{path: m.path, buildID: bid, cfiBytes: cfiSize(ef)}
+	f := &file{path: path, buildID: bid, cfiBytes: cfiSize(ef)}
 	// Both known before any build, so the process's mappings never change
 	// from "table coming" to "frame pointers".
 	if !hasCFI(ef) {
@@ -693,8 +734,11 @@ type compiled struct {
 
 // openJob opens j's file through the sampled process, or when it is gone
 // (a short-lived process) by its path, if the file there has the same
-// build id.
+// build id; the vDSO from the agent's copy.
 func openJob(j job, procRoot string) (*elf.File, error) {
+	if j.f.image != nil {
+		return elf.NewFile(bytes.NewReader(j.f.image))
+	}
 	dir := filepath.Join(procRoot, strconv.FormatUint(uint64(j.pid), 10))
 	ef, err := openELF(dir, procMap{start: j.m.Start, end: j.m.End, path: j.f.path})
 	if err == nil || j.f.buildID == "" {
@@ -869,14 +913,14 @@ type procMap struct {
 }
 
 // parseExecMaps returns the executable file-backed mappings of a maps
-// file, sorted by start (as the kernel lists them).
+// file and the vDSO's, sorted by start (as the kernel lists them).
 func parseExecMaps(b []byte) []procMap {
 	var out []procMap
 	sc := bufio.NewScanner(bytes.NewReader(b))
 	sc.Buffer(nil, 1<<20)
 	for sc.Scan() {
 		f := bytes.Fields(sc.Bytes())
-		if len(f) < 6 || len(f[1]) < 3 || f[1][2] != 'x' || f[5][0] != '/' {
+		if len(f) < 6 || len(f[1]) < 3 || f[1][2] != 'x' || f[5][0] != '/' && string(f[5]) != vdso.Path {
 			continue
 		}
 		addr := bytes.SplitN(f[0], []byte("-"), 2)

@@ -3,6 +3,8 @@ package unwind
 import (
 	"slices"
 	"testing"
+
+	"github.com/fleetprof/fleetprof/agent/vdso"
 )
 
 func TestParseExecMaps(t *testing.T) {
@@ -17,6 +19,7 @@ bad line
 	want := []procMap{
 		{start: 0x55d0c0a01000, end: 0x55d0c0a02000, off: 0x1000, dev: "fd:01", inode: 1234, path: "/tmp/chain"},
 		{start: 0x7f0000000000, end: 0x7f0000020000, off: 0x28000, dev: "fd:01", inode: 99, path: "/usr/lib/x86_64-linux-gnu/libc.so.6"},
+		{start: 0x7f1000000000, end: 0x7f1000001000, dev: "00:00", path: "[vdso]"},
 		{start: 0x7f2000000000, end: 0x7f2000001000, dev: "fd:01", inode: 7, path: "/tmp/with space (deleted)"},
 	}
 	if len(got) != len(want) {
@@ -61,7 +64,7 @@ func FuzzParseExecMaps(f *testing.F) {
 	f.Add([]byte("x-y r-xp z fd 1 /\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		for _, m := range parseExecMaps(b) {
-			if m.end <= m.start || m.path == "" || m.path[0] != '/' {
+			if m.end <= m.start || m.path == "" || m.path[0] != '/' && m.path != vdso.Path {
 				t.Fatalf("bad mapping %+v", m)
 			}
 		}

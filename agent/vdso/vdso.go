@@ -25,7 +25,7 @@ func Image(procRoot string) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read own maps: %w", err)
 	}
-	start, end, err := mapping(maps)
+	start, end, err := Find(maps)
 	if err != nil {
 		return nil, err
 	}
@@ -41,8 +41,9 @@ func Image(procRoot string) ([]byte, error) {
 	return img, nil
 }
 
-// mapping returns the address range of the vDSO line of a maps file.
-func mapping(maps []byte) (start, end uint64, err error) {
+// Find returns the address range of the vDSO in maps, the contents of a
+// /proc/PID/maps file.
+func Find(maps []byte) (start, end uint64, err error) {
 	sc := bufio.NewScanner(bytes.NewReader(maps))
 	sc.Buffer(nil, 1<<20)
 	for sc.Scan() {

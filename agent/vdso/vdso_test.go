@@ -10,7 +10,7 @@ import (
 	"github.com/fleetprof/fleetprof/internal/testenv"
 )
 
-func TestMapping(t *testing.T) {
+func TestFind(t *testing.T) {
 	tests := []struct {
 		name       string
 		maps       string
@@ -27,7 +27,7 @@ func TestMapping(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			start, end, err := mapping([]byte(tt.maps))
+			start, end, err := Find([]byte(tt.maps))
 			if tt.bad {
 				if err == nil {
 					t.Errorf("got %#x-%#x, want an error", start, end)
