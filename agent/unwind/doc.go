@@ -101,10 +101,19 @@
 //
 // Memory bound: all rows live in one array (unwind_rows) of
 // Config.MaxRowBytes bytes (default 32 MiB, kernel memory, preallocated).
-// When a new table does not fit in a free range, least recently used tables
-// (last use: a sample in the file, or a refresh of a process mapping it) are
-// evicted until it fits; an evicted file keeps its id with zero rows (walks
-// there use frame pointers) and is rebuilt at its next sample.
+// A new table takes the first free range long enough. When there is none,
+// the loader evicts the tables of one run of adjacent free ranges and
+// tables long enough for it: the run whose most recently used table (last
+// use: a sample in the file, or a refresh of a process mapping it) is the
+// least recent, the fewest rows on a tie. When the least recently used
+// table's rows (with the free rows beside it) suffice, that is least
+// recently used eviction; otherwise a new table takes neighbours instead of
+// least recently used tables scattered over the array (which left the freed
+// rows in pieces too short for it and evicted far more than it needed).
+// Tables are never moved, so the free rows still fragment under churn
+// (TestEvictionChurn logs the loads against those of a budget that does not
+// fragment). An evicted file keeps its id with zero rows (walks there use
+// frame pointers) and is rebuilt at its next sample.
 // Files whose CFI exceeds Config.MaxCFIBytes (default 16 MiB), whose table
 // alone exceeds the budget, or that fail to compile are left to frame
 // pointers and counted (Stats.CompileErrors); Go binaries (.gopclntab) are

@@ -820,36 +820,131 @@ func (l *Loader) load(f *file, rows []Row) {
 	l.stats.Rows += len(rows)
 }
 
-// alloc finds n contiguous free rows (first fit), evicting least recently
-// used tables other than keep until they exist.
+// alloc finds n contiguous free rows (first fit). When no free range is
+// long enough it evicts the tables of one window of n rows (see
+// evictWindow), never keep's, and takes the range they leave.
 func (l *Loader) alloc(n uint32, keep *file) (uint32, bool) {
-	for {
-		for i, s := range l.free {
-			if s.n >= n {
-				l.free[i] = span{s.first + n, s.n - n}
-				if l.free[i].n == 0 {
-					l.free = slices.Delete(l.free, i, i+1)
-				}
-				return s.first, true
-			}
-		}
-		if !l.evictOne(keep) {
-			return 0, false
-		}
+	if first, ok := l.firstFit(n); ok {
+		return first, true
 	}
+	if !l.evictWindow(n, keep) {
+		return 0, false
+	}
+	return l.firstFit(n)
 }
 
-// evictOne drops the least recently used loaded table.
-func (l *Loader) evictOne(keep *file) bool {
-	var victim *file
-	for _, f := range l.byKey {
-		if f.rows > 0 && f != keep && (victim == nil || f.lastUse < victim.lastUse) {
-			victim = f
+// firstFit takes n rows from the first free range long enough.
+func (l *Loader) firstFit(n uint32) (uint32, bool) {
+	for i, s := range l.free {
+		if s.n >= n {
+			l.free[i] = span{s.first + n, s.n - n}
+			if l.free[i].n == 0 {
+				l.free = slices.Delete(l.free, i, i+1)
+			}
+			return s.first, true
 		}
 	}
-	if victim == nil {
+	return 0, false
+}
+
+// region is a free range (f nil) or a loaded table of unwind_rows.
+type region struct {
+	first, n uint32
+	f        *file
+	barrier  bool // keep's table, or rows neither free nor a table's
+}
+
+// evictWindow evicts the tables of the run of adjacent regions (free
+// ranges and tables) that holds n rows and whose most recently used table
+// is the least recent, fewest rows evicted on a tie: for a table that fits
+// in one victim's rows that is least recently used eviction, and a larger
+// table takes neighbours instead of least recently used tables all over
+// the array, which left free ranges scattered between the tables in use
+// and evicted many more rows than it needed (TestEvictionChurn).
+func (l *Loader) evictWindow(n uint32, keep *file) bool {
+	regs := l.regions(keep)
+	const none = ^uint64(0)
+	var (
+		bestI, bestJ         = -1, -1
+		bestUse, bestEvicted = none, uint32(0)
+		j                    int
+		have, evicted        uint32
+		newest               []int // tables of regs[i:j], lastUse decreasing
+	)
+	for i := range regs {
+		if j < i { // regs[i-1] was a barrier
+			j, have, evicted, newest = i, 0, 0, newest[:0]
+		}
+		if regs[i].barrier {
+			continue
+		}
+		for have < n && j < len(regs) && !regs[j].barrier {
+			r := regs[j]
+			have += r.n
+			if r.f != nil {
+				evicted += r.n
+				for len(newest) > 0 && regs[newest[len(newest)-1]].f.lastUse <= r.f.lastUse {
+					newest = newest[:len(newest)-1]
+				}
+				newest = append(newest, j)
+			}
+			j++
+		}
+		if have >= n {
+			use := uint64(0)
+			if len(newest) > 0 {
+				use = regs[newest[0]].f.lastUse
+			}
+			if use < bestUse || use == bestUse && evicted < bestEvicted {
+				bestI, bestJ, bestUse, bestEvicted = i, j, use, evicted
+			}
+		}
+		have -= regs[i].n
+		if regs[i].f != nil {
+			evicted -= regs[i].n
+		}
+		if len(newest) > 0 && newest[0] == i {
+			newest = newest[1:]
+		}
+	}
+	if bestI < 0 {
 		return false
 	}
+	for _, r := range regs[bestI:bestJ] {
+		if r.f != nil && !l.evict(r.f) {
+			return false
+		}
+	}
+	return true
+}
+
+// regions returns unwind_rows as free ranges and tables in row order, keep's
+// table and any rows unaccounted for as barriers.
+func (l *Loader) regions(keep *file) []region {
+	regs := make([]region, 0, len(l.free)+l.stats.Files)
+	for _, s := range l.free {
+		regs = append(regs, region{first: s.first, n: s.n})
+	}
+	for _, f := range l.byID[1:] {
+		if f.rows > 0 {
+			regs = append(regs, region{first: f.first, n: f.rows, f: f, barrier: f == keep})
+		}
+	}
+	slices.SortFunc(regs, func(a, b region) int { return cmpU32(a.first, b.first) })
+	out := regs[:0:0]
+	next := uint32(0)
+	for _, r := range regs {
+		if r.first > next {
+			out = append(out, region{first: next, n: r.first - next, barrier: true})
+		}
+		out = append(out, r)
+		next = r.first + r.n
+	}
+	return out
+}
+
+// evict unloads victim's table.
+func (l *Loader) evict(victim *file) bool {
 	// Unlink before the rows are reused so no walk follows foreign rows.
 	if err := l.tab.SetFile(victim.id, 0, 0); err != nil {
 		return false
