@@ -313,3 +313,91 @@ func TestEvictWindow(t *testing.T) {
 		})
 	}
 }
+
+// TestEvictWindowBest compares the window evictWindow takes with every run
+// of adjacent regions on random layouts: none holding n rows has an older
+// newest table, or as old with fewer rows evicted.
+func TestEvictWindowBest(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for round := range 500 {
+		l, err := NewLoader(Config{MaxRowBytes: 1000 * RowSize, CacheDir: CacheOff}, nopTables{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		l.free = nil
+		var keep *file
+		for first := uint32(0); first < 1000; {
+			size := min(1+rng.Uint32N(80), 1000-first)
+			switch rng.IntN(4) {
+			case 0:
+				l.release(first, size)
+			case 1: // rows of neither (a failed write's)
+			default:
+				f := &file{id: uint32(len(l.byID)), first: first, rows: size, lastUse: rng.Uint64N(20)}
+				l.byID = append(l.byID, f)
+				l.byKey[strconv.Itoa(int(f.id))] = f
+				l.stats.Files++
+				l.stats.Rows += int(size)
+				if keep == nil && rng.IntN(8) == 0 {
+					keep = f
+				}
+			}
+			first += size
+		}
+		n := 1 + rng.Uint32N(300)
+		regs := l.regions(keep)
+		score := func(rs []region) (uint64, uint32, bool) {
+			var have, evicted uint32
+			var newest uint64
+			for _, r := range rs {
+				if r.barrier {
+					return 0, 0, false
+				}
+				have += r.n
+				if r.f != nil {
+					evicted += r.n
+					newest = max(newest, r.f.lastUse)
+				}
+			}
+			return newest, evicted, have >= n
+		}
+		bestUse, bestEvicted, found := uint64(0), uint32(0), false
+		for i := range regs {
+			for j := i + 1; j <= len(regs); j++ {
+				use, evicted, ok := score(regs[i:j])
+				if ok && (!found || use < bestUse || use == bestUse && evicted < bestEvicted) {
+					bestUse, bestEvicted, found = use, evicted, true
+				}
+			}
+		}
+		before := map[*file]bool{}
+		for _, f := range l.byID[1:] {
+			before[f] = f.rows > 0
+		}
+		ok := l.evictWindow(n, keep)
+		var use uint64
+		var evicted uint32
+		for f, loaded := range before {
+			if loaded && f.rows == 0 {
+				use = max(use, f.lastUse)
+				evicted += rowsIn(f, regs)
+			}
+		}
+		if ok != found || ok && (use != bestUse || evicted != bestEvicted) {
+			t.Fatalf("round %d, n %d: took %v (newest %d, %d rows), best %v (newest %d, %d rows)", round, n, ok, use, evicted, found, bestUse, bestEvicted)
+		}
+		if _, fits := l.firstFit(n); ok && !fits {
+			t.Fatalf("round %d: no free range of %d rows after evicting", round, n)
+		}
+	}
+}
+
+// rowsIn is f's row count in regs (its rows are 0 once evicted).
+func rowsIn(f *file, regs []region) uint32 {
+	for _, r := range regs {
+		if r.f == f {
+			return r.n
+		}
+	}
+	return 0
+}
