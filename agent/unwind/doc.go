@@ -101,7 +101,7 @@
 //
 // Memory bound: all rows live in one array (unwind_rows) of
 // Config.MaxRowBytes bytes (default 32 MiB, kernel memory, preallocated).
-// A new table takes the first free range long enough. When there is none,
+// A new table takes the shortest free range long enough. When there is none,
 // the loader evicts the tables of one run of adjacent free ranges and
 // tables long enough for it: the run whose most recently used table (last
 // use: a sample in the file, or a refresh of a process mapping it) is the

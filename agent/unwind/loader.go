@@ -820,31 +820,37 @@ func (l *Loader) load(f *file, rows []Row) {
 	l.stats.Rows += len(rows)
 }
 
-// alloc finds n contiguous free rows (first fit). When no free range is
-// long enough it evicts the tables of one window of n rows (see
-// evictWindow), never keep's, and takes the range they leave.
+// alloc finds n contiguous free rows. When no free range is long enough it
+// evicts the tables of one window of n rows (see evictWindow), never
+// keep's, and takes the range they leave.
 func (l *Loader) alloc(n uint32, keep *file) (uint32, bool) {
-	if first, ok := l.firstFit(n); ok {
+	if first, ok := l.bestFit(n); ok {
 		return first, true
 	}
 	if !l.evictWindow(n, keep) {
 		return 0, false
 	}
-	return l.firstFit(n)
+	return l.bestFit(n)
 }
 
-// firstFit takes n rows from the first free range long enough.
-func (l *Loader) firstFit(n uint32) (uint32, bool) {
+// bestFit takes n rows from the shortest free range long enough, keeping
+// the long ones for large tables.
+func (l *Loader) bestFit(n uint32) (uint32, bool) {
+	best := -1
 	for i, s := range l.free {
-		if s.n >= n {
-			l.free[i] = span{s.first + n, s.n - n}
-			if l.free[i].n == 0 {
-				l.free = slices.Delete(l.free, i, i+1)
-			}
-			return s.first, true
+		if s.n >= n && (best < 0 || s.n < l.free[best].n) {
+			best = i
 		}
 	}
-	return 0, false
+	if best < 0 {
+		return 0, false
+	}
+	s := l.free[best]
+	l.free[best] = span{s.first + n, s.n - n}
+	if l.free[best].n == 0 {
+		l.free = slices.Delete(l.free, best, best+1)
+	}
+	return s.first, true
 }
 
 // region is a free range (f nil) or a loaded table of unwind_rows.

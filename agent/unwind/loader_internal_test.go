@@ -386,7 +386,7 @@ func TestEvictWindowBest(t *testing.T) {
 		if ok != found || ok && (use != bestUse || evicted != bestEvicted) {
 			t.Fatalf("round %d, n %d: took %v (newest %d, %d rows), best %v (newest %d, %d rows)", round, n, ok, use, evicted, found, bestUse, bestEvicted)
 		}
-		if _, fits := l.firstFit(n); ok && !fits {
+		if _, fits := l.bestFit(n); ok && !fits {
 			t.Fatalf("round %d: no free range of %d rows after evicting", round, n)
 		}
 	}
