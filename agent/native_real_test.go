@@ -1,7 +1,10 @@
 package agent
 
 import (
+	"bytes"
 	"context"
+	"debug/elf"
+	"errors"
 	"fmt"
 	"maps"
 	"os"
@@ -9,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -16,6 +20,7 @@ import (
 	"github.com/fleetprof/fleetprof/agent/ship/shiptest"
 	"github.com/fleetprof/fleetprof/agent/symbolize"
 	"github.com/fleetprof/fleetprof/agent/unwind"
+	"github.com/fleetprof/fleetprof/agent/vdso"
 	"github.com/fleetprof/fleetprof/internal/testenv"
 	"github.com/fleetprof/fleetprof/proto/samplebatch"
 )
@@ -75,7 +80,7 @@ func buildNative(tb testing.TB, fx nativeFixture, dir string) string {
 // of files to compile; until then the walker uses frame pointers), then
 // lets it run to the end. The share measured is the steady state's;
 // TestLazyNative covers the way there.
-func runWhenReady(t *testing.T, a *Agent, bin string, args ...string) {
+func runWhenReady(t *testing.T, a *Agent, bin string, args ...string) (pid uint32) {
 	t.Helper()
 	cmd := exec.CommandContext(context.Background(), bin, append([]string{fixtureMillis}, args...)...)
 	cmd.Env = append(os.Environ(), "FIXTURE_WAIT=1")
@@ -86,7 +91,7 @@ func runWhenReady(t *testing.T, a *Agent, bin string, args ...string) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	pid := uint32(cmd.Process.Pid)
+	pid = uint32(cmd.Process.Pid)
 	deadline := time.Now().Add(readyTimeout)
 	for {
 		// Refreshed here too: blocked in read, the process sends no
@@ -115,6 +120,7 @@ func runWhenReady(t *testing.T, a *Agent, bin string, args ...string) {
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("%s: %v", bin, err)
 	}
+	return pid
 }
 
 // leafShare returns the samples of comm whose stack contains leaf at the
@@ -150,6 +156,12 @@ func leafShare(tb testing.TB, stored []shiptest.Batch, comm, leaf, chain string)
 // next to its spool).
 func startNativeAgent(t *testing.T, cacheDir string) (*Agent, *shiptest.Server) {
 	t.Helper()
+	return startNativeAgentOn(t, cacheDir, func(s *sampler.Sampler) sampler.Source { return s })
+}
+
+// startNativeAgentOn is startNativeAgent with the sampler seen through wrap.
+func startNativeAgentOn(t *testing.T, cacheDir string, wrap func(*sampler.Sampler) sampler.Source) (*Agent, *shiptest.Server) {
+	t.Helper()
 	srv := shiptest.NewServer()
 	srv.Rows = rowsOf
 	addr, err := srv.Serve("127.0.0.1:0")
@@ -171,7 +183,7 @@ func startNativeAgent(t *testing.T, cacheDir string) (*Agent, *shiptest.Server) 
 		// Room for every file a busy CI host runs meanwhile, so the
 		// fixtures measure unwinding, not eviction (TestLoaderEviction).
 		Unwind: unwind.Config{MaxRowBytes: testRowBytes, CacheDir: cacheDir},
-	}, src, sym)
+	}, wrap(src), sym)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -455,4 +467,167 @@ func TestNativeUnwind(t *testing.T) {
 	}
 	st := a.Stats()
 	t.Logf("unwind stats %+v", st.Unwind)
+}
+
+// Thresholds of TestVDSOUnwind.
+const (
+	// minVDSOChainShare is the share of the fixture's samples whose leaf is
+	// in the vDSO that must be named and carry main;a;b down to it.
+	minVDSOChainShare = 0.95
+	// vdsoFixture is the fixture's binary name and comm.
+	vdsoFixture = "vdso-clock"
+	// maxVDSORefreshes bounds the fixture's EVENT_REFRESH requests while it
+	// runs: its maps are read before it starts, so only a pc outside its
+	// mappings (the vDSO's, before they were written) sends any.
+	maxVDSORefreshes = 0
+)
+
+// refreshCounter passes a sampler's events on, counting EVENT_REFRESH by
+// process.
+type refreshCounter struct {
+	*sampler.Sampler
+	out chan sampler.ProcEvent
+	mu  sync.Mutex
+	n   map[uint32]int
+}
+
+func countRefreshes(s *sampler.Sampler) *refreshCounter {
+	c := &refreshCounter{Sampler: s, out: make(chan sampler.ProcEvent, 64), n: map[uint32]int{}}
+	go func() {
+		defer close(c.out)
+		for ev := range s.Events() {
+			if ev.Kind == sampler.EventRefresh {
+				c.mu.Lock()
+				c.n[ev.PID]++
+				c.mu.Unlock()
+			}
+			c.out <- ev
+		}
+	}()
+	return c
+}
+
+func (c *refreshCounter) Events() <-chan sampler.ProcEvent { return c.out }
+
+func (c *refreshCounter) of(pid uint32) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.n[pid]
+}
+
+// vdsoFunctions returns the names the symbolizer gives the functions of
+// this process's vDSO (the same image as every process's): the global ones
+// (__vdso_clock_gettime), preferred to their weak aliases (clock_gettime),
+// which share their names with libc's functions.
+func vdsoFunctions(t *testing.T) map[string]bool {
+	t.Helper()
+	img, err := vdso.Image("/proc")
+	if errors.Is(err, vdso.ErrNotMapped) {
+		testenv.Skip(t, testenv.KernelFeature, "no [vdso] mapping in this process")
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	ef, err := elf.NewFile(bytes.NewReader(img))
+	if err != nil {
+		t.Fatal(err)
+	}
+	syms, err := ef.DynamicSymbols()
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := map[string]bool{}
+	for _, s := range syms {
+		if elf.ST_TYPE(s.Info) == elf.STT_FUNC && elf.ST_BIND(s.Info) == elf.STB_GLOBAL {
+			names[s.Name] = true
+		}
+	}
+	return names
+}
+
+// vdsoCounts are the fixture's samples with their leaf in the vDSO.
+type vdsoCounts struct {
+	leaf    int64            // leaf in the vDSO
+	chain   int64            // of those, named and with the exact chain
+	main    int64            // of those, reaching main at all
+	byLeaf  map[string]int64 // leaf names
+	example string           // a stack without the chain
+}
+
+// countVDSO counts the fixture's samples whose leaf is in the vDSO. The
+// exact chain is main;a;b;LEAF (gettimeofday: glibc binds it to the vDSO)
+// or main;a;b;W;LEAF with W libc's clock_gettime wrapper.
+func countVDSO(tb testing.TB, stored []shiptest.Batch, funcs map[string]bool) vdsoCounts {
+	tb.Helper()
+	c := vdsoCounts{byLeaf: map[string]int64{}}
+	for _, sb := range stored {
+		b, err := samplebatch.Decode(sb.Data, samplebatch.Limits{})
+		if err != nil {
+			tb.Fatal(err)
+		}
+		for _, r := range b.Rows {
+			st := b.Stacks[r.StackID]
+			if r.Labels.Comm != vdsoFixture || len(st) == 0 {
+				continue
+			}
+			leaf := st[len(st)-1]
+			named := funcs[leaf]
+			if !named && !strings.HasPrefix(leaf, "[unknown] "+vdso.Path) {
+				continue
+			}
+			c.leaf += r.Value
+			c.byLeaf[leaf] += r.Value
+			if slices.Contains(st, "main") {
+				c.main += r.Value
+			}
+			callers := st[:len(st)-1]
+			if n := len(callers); n > 0 && strings.Contains(callers[n-1], "clock_gettime") && !funcs[callers[n-1]] {
+				callers = callers[:n-1] // libc's wrapper
+			}
+			if named && len(callers) >= 3 && slices.Equal(callers[len(callers)-3:], []string{"main", "a", "b"}) {
+				c.chain += r.Value
+			} else if c.example == "" {
+				c.example = strings.Join(st, ";")
+			}
+		}
+	}
+	return c
+}
+
+// TestVDSOUnwind runs a gcc -O2 fixture (no frame pointers) that spends its
+// time in the vDSO's clock_gettime and gettimeofday: the vDSO has no file,
+// so the loader compiles the agent's own copy of its .eh_frame for every
+// process's [vdso] mapping, and the walk goes on from the vDSO into libc and
+// the fixture.
+func TestVDSOUnwind(t *testing.T) {
+	needRoot(t)
+	funcs := vdsoFunctions(t)
+	fx := nativeFixture{name: vdsoFixture, cc: "gcc", src: "testdata/native/vdso.c", flags: []string{"-O2"}}
+	bin := buildNative(t, fx, t.TempDir())
+	var refreshes *refreshCounter
+	a, srv := startNativeAgentOn(t, "", func(s *sampler.Sampler) sampler.Source {
+		refreshes = countRefreshes(s)
+		return refreshes
+	})
+	pid := runWhenReady(t, a, bin)
+	srv.WaitFor(30*time.Second, func(stored []shiptest.Batch) bool {
+		return countVDSO(t, stored, funcs).leaf > 0
+	})
+	// One more flush so the fixture's final samples are in.
+	time.Sleep(2 * time.Second)
+	c := countVDSO(t, srv.Stored(), funcs)
+	share := float64(c.chain) / float64(max(c.leaf, 1))
+	t.Logf("%d samples with their leaf in the vDSO %v: %.1f%% named with main;a;b, %.1f%% reach main",
+		c.leaf, c.byLeaf, 100*share, 100*float64(c.main)/float64(max(c.leaf, 1)))
+	if c.leaf == 0 || share < minVDSOChainShare {
+		t.Errorf("%d of %d vDSO samples carry main;a;b and a vDSO name (want >= %.0f%%), e.g. %q",
+			c.chain, c.leaf, 100*minVDSOChainShare, c.example)
+	}
+	// Before its vDSO mapping was written, every vDSO sample asked for the
+	// maps again (EVENT_REFRESH, up to 5 a second per process).
+	t.Logf("EVENT_REFRESH from the fixture: %d", refreshes.of(pid))
+	if n := refreshes.of(pid); n > maxVDSORefreshes {
+		t.Errorf("the fixture sent EVENT_REFRESH %d times (want <= %d): a pc outside its mappings", n, maxVDSORefreshes)
+	}
+	t.Logf("unwind stats %+v", a.Stats().Unwind)
 }

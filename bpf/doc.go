@@ -45,7 +45,8 @@
 // process's mappings when it is refreshed (exec, fork, EVENT_REFRESH) and
 // compiles a file's table once per build id when samples land in it (at a
 // drain, or at once on EVENT_WANT_TABLE); Go binaries get file id 0 and are
-// walked by frame pointers.
+// walked by frame pointers. The vDSO is one more mapping there, its file id
+// shared by every process (one table, from the agent's own vDSO image).
 // # Python frames
 //
 // python.bpf.h holds python_walk, the INTERP_PYTHON tail call. User space

@@ -24,7 +24,7 @@
 //     objects (or their debug files) that carry DWARF; agrees with
 //     addr2line -i. DWARF bigger than Config.MaxDWARFBytes is skipped.
 //   - C++ and Rust names, demangled lazily (ianlancetaylor/demangle).
-//   - The vDSO, parsed once from this process's own mapping (the kernel maps
+//   - The vDSO, parsed once from this process's own mapping (agent/vdso; the kernel maps
 //     the same image into every process).
 //   - Kernel frames from /proc/kallsyms (module symbols included), suffixed
 //     "_[k]" as perf and FlameGraph do.

@@ -14,6 +14,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/fleetprof/fleetprof/agent/vdso"
 )
 
 // Symbolizer resolves sampled addresses to function names. Create it with
@@ -333,7 +335,7 @@ func (s *Symbolizer) startLocked(pid uint32, now time.Time) (*process, error) {
 
 // objectFor returns the parsed object behind m, or nil if it cannot be read.
 func (s *Symbolizer) objectFor(pid uint32, m *mapping) *object {
-	if m.path == "[vdso]" {
+	if m.path == vdso.Path {
 		return s.vdsoObject()
 	}
 	if m.inode == 0 {
@@ -565,37 +567,18 @@ func (s *Symbolizer) vdsoObject() *object {
 		return s.vdso
 	}
 	s.vdsoLoaded = true
-	b, err := os.ReadFile(s.cfg.ProcRoot + "/self/maps")
+	img, err := vdso.Image(s.cfg.ProcRoot)
 	if err != nil {
 		return nil
 	}
-	for line := range strings.Lines(string(b)) {
-		if !strings.HasSuffix(strings.TrimSpace(line), "[vdso]") {
-			continue
-		}
-		ms, err := parseMaps(strings.NewReader(line))
-		if err != nil || len(ms) != 1 {
-			return nil
-		}
-		mem, err := os.Open(s.cfg.ProcRoot + "/self/mem")
-		if err != nil {
-			return nil
-		}
-		defer mem.Close()
-		img := make([]byte, ms[0].end-ms[0].start)
-		if _, err := mem.ReadAt(img, int64(ms[0].start)); err != nil {
-			return nil
-		}
-		ef, err := elf.NewFile(bytes.NewReader(img))
-		if err != nil {
-			return nil
-		}
-		o, err := parseObject(&elfInput{f: ef, name: "[vdso]"}, nil, s.cfg.MaxDWARFBytes)
-		if err != nil {
-			return nil
-		}
-		s.vdso = o
-		return o
+	ef, err := elf.NewFile(bytes.NewReader(img))
+	if err != nil {
+		return nil
 	}
-	return nil
+	o, err := parseObject(&elfInput{f: ef, name: vdso.Path}, nil, s.cfg.MaxDWARFBytes)
+	if err != nil {
+		return nil
+	}
+	s.vdso = o
+	return o
 }

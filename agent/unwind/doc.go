@@ -80,6 +80,18 @@
 // build through /proc/PID/map_files of the sampled process or, when that
 // process is gone, by its path if the file there has the same build id.
 //
+// The vDSO ("[vdso]" in /proc/PID/maps: clock_gettime, gettimeofday) has
+// no file to open, but the kernel maps one image into every 64-bit process,
+// so the loader reads the agent's own copy once (agent/vdso, which the
+// symbolizer uses for its names too), identifies it by its build id like a
+// file, and points every process's [vdso] mapping (bias: its start) at that
+// one table, built lazily at its first sample as any other. A [vdso] mapping
+// of another size (a 32-bit process's image) is written without a table
+// (frame pointers). Without the mapping, every sample in the vDSO was a pc
+// outside the process's mappings: the walk went on by frame pointers (the
+// vDSO keeps them, except in its prologues), and each such sample asked for
+// the maps again (EVENT_REFRESH, up to 5 a second per process).
+//
 // The agent refreshes a process at exec, for fork children (10 ms after the
 // fork unless they exec'd meanwhile: agent Config.ForkReadDelay), and whenever the
 // walker sends EVENT_REFRESH (a pc outside the process's known mappings, at
@@ -89,10 +101,19 @@
 //
 // Memory bound: all rows live in one array (unwind_rows) of
 // Config.MaxRowBytes bytes (default 32 MiB, kernel memory, preallocated).
-// When a new table does not fit in a free range, least recently used tables
-// (last use: a sample in the file, or a refresh of a process mapping it) are
-// evicted until it fits; an evicted file keeps its id with zero rows (walks
-// there use frame pointers) and is rebuilt at its next sample.
+// A new table takes the shortest free range long enough. When there is none,
+// the loader evicts the tables of one run of adjacent free ranges and
+// tables long enough for it: the run whose most recently used table (last
+// use: a sample in the file, or a refresh of a process mapping it) is the
+// least recent, the fewest rows on a tie. When the least recently used
+// table's rows (with the free rows beside it) suffice, that is least
+// recently used eviction; otherwise a new table takes neighbours instead of
+// least recently used tables scattered over the array (which left the freed
+// rows in pieces too short for it and evicted far more than it needed).
+// Tables are never moved, so the free rows still fragment under churn
+// (TestEvictionChurn logs the loads against those of a budget that does not
+// fragment). An evicted file keeps its id with zero rows (walks there use
+// frame pointers) and is rebuilt at its next sample.
 // Files whose CFI exceeds Config.MaxCFIBytes (default 16 MiB), whose table
 // alone exceeds the budget, or that fail to compile are left to frame
 // pointers and counted (Stats.CompileErrors); Go binaries (.gopclntab) are

@@ -16,6 +16,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/fleetprof/fleetprof/agent/vdso"
 )
 
 // Defaults and limits of Config.
@@ -192,6 +194,7 @@ type file struct {
 	sampled     bool // a sample has landed in it
 	path        string
 	buildID     string
+	image       []byte // the vDSO's: compiled from this copy, not opened
 }
 
 // job asks the builder for f's table, opening it through the mapping m
@@ -212,7 +215,7 @@ type Loader struct {
 	tab Tables
 
 	mu      sync.Mutex
-	byKey   map[string]*file     // dev:inode of the mapping
+	byKey   map[string]*file     // dev:inode of the mapping; the vDSO: vdso.Path
 	byBuild map[string]*file     // GNU build id
 	byID    []*file              // by file id
 	procs   map[uint32][]*file   // files of each process's last refresh
@@ -229,6 +232,9 @@ type Loader struct {
 	queue  map[*file]job    // files waiting for their table
 	wake   [2]chan struct{} // a job was queued, by lane
 	cache  *diskCache       // nil: none
+	// vdso is the vDSO's file, from the agent's own image (vdsoRead: tried).
+	vdso     *file
+	vdsoRead bool
 }
 
 // NewLoader returns a Loader writing to tab.
@@ -559,6 +565,9 @@ func (f *file) bias(m procMap) (uint64, bool) {
 
 // fileFor returns the file of m, identifying it on first sight, or nil.
 func (l *Loader) fileFor(dir string, m procMap) *file {
+	if m.path == vdso.Path {
+		return l.vdsoFile(m)
+	}
 	key := m.dev + ":" + strconv.FormatUint(m.inode, 10)
 	f := l.byKey[key]
 	if f == nil {
@@ -582,6 +591,32 @@ func openELF(dir string, m procMap) (*elf.File, error) {
 	return elf.Open(filepath.Join(dir, "root", m.path))
 }
 
+// vdsoFile returns the vDSO's file for a process's [vdso] mapping m, or nil
+// if the agent's own vDSO cannot be read or m is not the same image (a
+// 32-bit process maps another): the kernel maps one vDSO image into every
+// 64-bit process, so the agent's copy stands for theirs.
+func (l *Loader) vdsoFile(m procMap) *file {
+	if !l.vdsoRead {
+		l.vdsoRead = true
+		img, err := vdso.Image(l.cfg.ProcRoot)
+		if err != nil {
+			return nil
+		}
+		ef, err := elf.NewFile(bytes.NewReader(img))
+		if err != nil {
+			return nil
+		}
+		l.vdso = l.identify(ef, vdso.Path)
+		l.vdso.image = img
+		l.byKey[vdso.Path] = l.vdso
+	}
+	if l.vdso == nil || m.off != 0 || m.end-m.start != uint64(len(l.vdso.image)) {
+		return nil
+	}
+	l.vdso.lastUse = l.tick
+	return l.vdso
+}
+
 // open identifies a new file (by build id where it has one) without
 // building its table.
 func (l *Loader) open(dir string, m procMap) *file {
@@ -590,13 +625,19 @@ func (l *Loader) open(dir string, m procMap) *file {
 		return nil // gone or not ELF: next refresh tries again
 	}
 	defer ef.Close()
+	return l.identify(ef, m.path)
+}
+
+// identify returns the file of ef (found at path), known by its build id or
+// given a file id now.
+func (l *Loader) identify(ef *elf.File, path string) *file {
 	bid := buildID(ef)
 	if bid != "" {
 		if f := l.byBuild[bid]; f != nil {
 			return f
 		}
 	}
-	f := &file{path: m.path, buildID: bid, cfiBytes: cfiSize(ef)}
+	f := &file{path: path, buildID: bid, cfiBytes: cfiSize(ef)}
 	// Both known before any build, so the process's mappings never change
 	// from "table coming" to "frame pointers".
 	if !hasCFI(ef) {
@@ -693,8 +734,11 @@ type compiled struct {
 
 // openJob opens j's file through the sampled process, or when it is gone
 // (a short-lived process) by its path, if the file there has the same
-// build id.
+// build id; the vDSO from the agent's copy.
 func openJob(j job, procRoot string) (*elf.File, error) {
+	if j.f.image != nil {
+		return elf.NewFile(bytes.NewReader(j.f.image))
+	}
 	dir := filepath.Join(procRoot, strconv.FormatUint(uint64(j.pid), 10))
 	ef, err := openELF(dir, procMap{start: j.m.Start, end: j.m.End, path: j.f.path})
 	if err == nil || j.f.buildID == "" {
@@ -776,36 +820,137 @@ func (l *Loader) load(f *file, rows []Row) {
 	l.stats.Rows += len(rows)
 }
 
-// alloc finds n contiguous free rows (first fit), evicting least recently
-// used tables other than keep until they exist.
+// alloc finds n contiguous free rows. When no free range is long enough it
+// evicts the tables of one window of n rows (see evictWindow), never
+// keep's, and takes the range they leave.
 func (l *Loader) alloc(n uint32, keep *file) (uint32, bool) {
-	for {
-		for i, s := range l.free {
-			if s.n >= n {
-				l.free[i] = span{s.first + n, s.n - n}
-				if l.free[i].n == 0 {
-					l.free = slices.Delete(l.free, i, i+1)
-				}
-				return s.first, true
-			}
-		}
-		if !l.evictOne(keep) {
-			return 0, false
-		}
+	if first, ok := l.bestFit(n); ok {
+		return first, true
 	}
+	if !l.evictWindow(n, keep) {
+		return 0, false
+	}
+	return l.bestFit(n)
 }
 
-// evictOne drops the least recently used loaded table.
-func (l *Loader) evictOne(keep *file) bool {
-	var victim *file
-	for _, f := range l.byKey {
-		if f.rows > 0 && f != keep && (victim == nil || f.lastUse < victim.lastUse) {
-			victim = f
+// bestFit takes n rows from the shortest free range long enough, keeping
+// the long ones for large tables.
+func (l *Loader) bestFit(n uint32) (uint32, bool) {
+	best := -1
+	for i, s := range l.free {
+		if s.n >= n && (best < 0 || s.n < l.free[best].n) {
+			best = i
 		}
 	}
-	if victim == nil {
+	if best < 0 {
+		return 0, false
+	}
+	s := l.free[best]
+	l.free[best] = span{s.first + n, s.n - n}
+	if l.free[best].n == 0 {
+		l.free = slices.Delete(l.free, best, best+1)
+	}
+	return s.first, true
+}
+
+// region is a free range (f nil) or a loaded table of unwind_rows.
+type region struct {
+	first, n uint32
+	f        *file
+	barrier  bool // keep's table, or rows neither free nor a table's
+}
+
+// evictWindow evicts the tables of the run of adjacent regions (free
+// ranges and tables) that holds n rows and whose most recently used table
+// is the least recent, fewest rows evicted on a tie: for a table that fits
+// in one victim's rows that is least recently used eviction, and a larger
+// table takes neighbours instead of least recently used tables all over
+// the array, which left free ranges scattered between the tables in use
+// and evicted many more rows than it needed (TestEvictionChurn).
+func (l *Loader) evictWindow(n uint32, keep *file) bool {
+	regs := l.regions(keep)
+	const none = ^uint64(0)
+	var (
+		bestI, bestJ         = -1, -1
+		bestUse, bestEvicted = none, uint32(0)
+		j                    int
+		have, evicted        uint32
+		newest               []int // tables of regs[i:j], lastUse decreasing
+	)
+	for i := range regs {
+		if j < i { // regs[i-1] was a barrier
+			j, have, evicted, newest = i, 0, 0, newest[:0]
+		}
+		if regs[i].barrier {
+			continue
+		}
+		for have < n && j < len(regs) && !regs[j].barrier {
+			r := regs[j]
+			have += r.n
+			if r.f != nil {
+				evicted += r.n
+				for len(newest) > 0 && regs[newest[len(newest)-1]].f.lastUse <= r.f.lastUse {
+					newest = newest[:len(newest)-1]
+				}
+				newest = append(newest, j)
+			}
+			j++
+		}
+		if have >= n {
+			use := uint64(0)
+			if len(newest) > 0 {
+				use = regs[newest[0]].f.lastUse
+			}
+			if use < bestUse || use == bestUse && evicted < bestEvicted {
+				bestI, bestJ, bestUse, bestEvicted = i, j, use, evicted
+			}
+		}
+		have -= regs[i].n
+		if regs[i].f != nil {
+			evicted -= regs[i].n
+		}
+		if len(newest) > 0 && newest[0] == i {
+			newest = newest[1:]
+		}
+	}
+	if bestI < 0 {
 		return false
 	}
+	for _, r := range regs[bestI:bestJ] {
+		if r.f != nil && !l.evict(r.f) {
+			return false
+		}
+	}
+	return true
+}
+
+// regions returns unwind_rows as free ranges and tables in row order, keep's
+// table and any rows unaccounted for as barriers.
+func (l *Loader) regions(keep *file) []region {
+	regs := make([]region, 0, len(l.free)+l.stats.Files)
+	for _, s := range l.free {
+		regs = append(regs, region{first: s.first, n: s.n})
+	}
+	for _, f := range l.byID[1:] {
+		if f.rows > 0 {
+			regs = append(regs, region{first: f.first, n: f.rows, f: f, barrier: f == keep})
+		}
+	}
+	slices.SortFunc(regs, func(a, b region) int { return cmpU32(a.first, b.first) })
+	out := regs[:0:0]
+	next := uint32(0)
+	for _, r := range regs {
+		if r.first > next {
+			out = append(out, region{first: next, n: r.first - next, barrier: true})
+		}
+		out = append(out, r)
+		next = r.first + r.n
+	}
+	return out
+}
+
+// evict unloads victim's table.
+func (l *Loader) evict(victim *file) bool {
 	// Unlink before the rows are reused so no walk follows foreign rows.
 	if err := l.tab.SetFile(victim.id, 0, 0); err != nil {
 		return false
@@ -869,14 +1014,14 @@ type procMap struct {
 }
 
 // parseExecMaps returns the executable file-backed mappings of a maps
-// file, sorted by start (as the kernel lists them).
+// file and the vDSO's, sorted by start (as the kernel lists them).
 func parseExecMaps(b []byte) []procMap {
 	var out []procMap
 	sc := bufio.NewScanner(bytes.NewReader(b))
 	sc.Buffer(nil, 1<<20)
 	for sc.Scan() {
 		f := bytes.Fields(sc.Bytes())
-		if len(f) < 6 || len(f[1]) < 3 || f[1][2] != 'x' || f[5][0] != '/' {
+		if len(f) < 6 || len(f[1]) < 3 || f[1][2] != 'x' || f[5][0] != '/' && string(f[5]) != vdso.Path {
 			continue
 		}
 		addr := bytes.SplitN(f[0], []byte("-"), 2)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"debug/elf"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/fleetprof/fleetprof/agent/sampler/samplertest"
 	"github.com/fleetprof/fleetprof/agent/unwind"
+	"github.com/fleetprof/fleetprof/agent/vdso"
 	"github.com/fleetprof/fleetprof/internal/testenv"
 )
 
@@ -177,4 +179,62 @@ func BenchmarkBuildLibc(b *testing.B) {
 	}
 	b.ReportMetric(float64(len(rows))*float64(b.N)/b.Elapsed().Seconds(), "rows/s")
 	b.ReportMetric(float64(len(rows)*unwind.RowSize), "table_bytes")
+}
+
+// TestLoaderVDSO checks that the [vdso] mappings of two processes (a C
+// fixture and this test) point at one table, the rows Build makes from the
+// agent's own copy of the vDSO.
+func TestLoaderVDSO(t *testing.T) {
+	img, err := vdso.Image("/proc")
+	if errors.Is(err, vdso.ErrNotMapped) {
+		testenv.Skip(t, testenv.KernelFeature, "no [vdso] mapping in this process")
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	ef, err := elf.NewFile(bytes.NewReader(img))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := unwind.Build(ef)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, chain := startChain(t)
+	fake := samplertest.New(1)
+	l, err := unwind.NewLoader(unwind.Config{CacheDir: unwind.CacheOff}, fake)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []uint32
+	for _, pid := range []uint32{chain, uint32(os.Getpid())} {
+		raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/maps", pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		start, end, err := vdso.Find(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := l.Refresh(pid); err != nil {
+			t.Fatal(err)
+		}
+		sampleAll(l, pid)
+		l.BuildPending()
+		maps, _ := fake.Process(pid)
+		i := slices.IndexFunc(maps, func(m unwind.Mapping) bool { return m.Start == start })
+		if i < 0 || maps[i].End != end || maps[i].Bias != start || maps[i].FileID == 0 {
+			t.Fatalf("process %d: no table-backed mapping of the vDSO at %#x-%#x: %+v", pid, start, end, maps)
+		}
+		if got := fake.FileRows(maps[i].FileID); !slices.Equal(got, want) {
+			t.Errorf("process %d: vDSO rows %v, want %v", pid, got, want)
+		}
+		ids = append(ids, maps[i].FileID)
+	}
+	if ids[0] != ids[1] {
+		t.Errorf("vDSO file ids %v, want one table for every process", ids)
+	}
+	if st := l.Stats(); st.Builds == 0 {
+		t.Errorf("vDSO table never built: %+v", st)
+	}
 }

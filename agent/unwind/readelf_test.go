@@ -5,12 +5,15 @@ import (
 	"bytes"
 	"context"
 	"debug/elf"
+	"errors"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/fleetprof/fleetprof/agent/vdso"
 	"github.com/fleetprof/fleetprof/internal/testenv"
 )
 
@@ -148,8 +151,8 @@ func mismatch(want readelfRow, got Row, ok bool) string {
 	return ""
 }
 
-// TestAgainstReadelf checks Debian's libc and a gcc -O2 fixture (PIE and
-// not) against binutils' own CFI interpreter.
+// TestAgainstReadelf checks Debian's libc, a gcc -O2 fixture (PIE and
+// not) and the running kernel's vDSO against binutils' own CFI interpreter.
 func TestAgainstReadelf(t *testing.T) {
 	gcc := testenv.LookPath(t, "gcc", "gcc")
 	dir := t.TempDir()
@@ -170,4 +173,18 @@ func TestAgainstReadelf(t *testing.T) {
 	for _, p := range paths {
 		t.Run(filepath.Base(p), func(t *testing.T) { checkAgainstReadelf(t, p) })
 	}
+	t.Run("vdso", func(t *testing.T) {
+		img, err := vdso.Image("/proc")
+		if errors.Is(err, vdso.ErrNotMapped) {
+			testenv.Skip(t, testenv.KernelFeature, "no [vdso] mapping in this process")
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := filepath.Join(dir, "vdso.so")
+		if err := os.WriteFile(p, img, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		checkAgainstReadelf(t, p)
+	})
 }
