@@ -7,10 +7,13 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"slices"
 	"sort"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // benchSeries is one benchmark history: which kernel, how many runs, the work
@@ -74,11 +77,35 @@ func benchSchedule() []benchSeries {
 
 var benchSink uint64
 
+// cpuMetric is the benchmark metric of the thread CPU time per op, next to ns/op (wall
+// time, which on this host mostly measures how long the run waited for a core).
+const cpuMetric = "cpu-ns/op"
+
+// cpuPerOp pins the benchmark goroutine to its thread and returns the function that
+// reports the thread's CPU time per op.
+func cpuPerOp(b *testing.B) func() {
+	runtime.LockOSThread()
+	start := threadCPU()
+	return func() {
+		b.ReportMetric(float64(threadCPU()-start)/float64(b.N), cpuMetric)
+		runtime.UnlockOSThread()
+	}
+}
+
+func threadCPU() int64 {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &ts); err != nil {
+		panic(fmt.Sprintf("thread CPU clock: %v", err))
+	}
+	return ts.Nano()
+}
+
 func kernelSHA(b *testing.B, reps int) {
 	buf := make([]byte, 1024)
 	for i := range buf {
 		buf[i] = byte(i)
 	}
+	defer cpuPerOp(b)()
 	for b.Loop() {
 		for r := range reps {
 			buf[0] = byte(r)
@@ -95,6 +122,7 @@ func kernelSort(b *testing.B, reps int) {
 		src[i] = rng.Int()
 	}
 	xs := make([]int, len(src))
+	defer cpuPerOp(b)()
 	for b.Loop() {
 		for range reps {
 			copy(xs, src)
@@ -105,6 +133,7 @@ func kernelSort(b *testing.B, reps int) {
 }
 
 func kernelMap(b *testing.B, reps int) {
+	defer cpuPerOp(b)()
 	for b.Loop() {
 		for r := range reps {
 			m := make(map[int]int, 8)
@@ -124,18 +153,22 @@ func recordBench(ctx context.Context, benchTime time.Duration) ([]Series, error)
 		return nil, fmt.Errorf("set benchtime: %w", err)
 	}
 	sched := benchSchedule()
-	out := make([]Series, len(sched))
+	// out[2i] is series i's CPU time per op, out[2i+1] its wall time per op.
+	out := make([]Series, 2*len(sched))
 	longest := 0
 	for i, s := range sched {
 		longest = max(longest, len(s.work))
-		out[i] = Series{
-			Name:        s.name,
-			License:     "CC0 (recorded by the fleetprof project)",
-			Annotations: map[string][]int{annotator: slices.Clone(s.changes)},
-			HeldOut:     s.heldOut,
+		ann := slices.Clone(s.changes)
+		if ann == nil {
+			ann = []int{}
 		}
-		if out[i].Annotations[annotator] == nil {
-			out[i].Annotations[annotator] = []int{}
+		for j, suffix := range []string{"", "-wall"} {
+			out[2*i+j] = Series{
+				Name:        s.name + suffix,
+				License:     "CC0 (recorded by the fleetprof project)",
+				Annotations: map[string][]int{annotator: ann},
+				HeldOut:     s.heldOut,
+			}
 		}
 	}
 	start := time.Now().UTC()
@@ -153,7 +186,8 @@ func recordBench(ctx context.Context, benchTime time.Duration) ([]Series, error)
 			if r.N == 0 {
 				return nil, fmt.Errorf("benchmark %s run %d did not run", s.name, run)
 			}
-			out[i].Values = append(out[i].Values, val(float64(r.T.Nanoseconds())/float64(r.N)))
+			out[2*i].Values = append(out[2*i].Values, val(r.Extra[cpuMetric]))
+			out[2*i+1].Values = append(out[2*i+1].Values, val(float64(r.T.Nanoseconds())/float64(r.N)))
 		}
 		if run%20 == 19 {
 			logf("bench: run %d done", run+1)
@@ -162,8 +196,10 @@ func recordBench(ctx context.Context, benchTime time.Duration) ([]Series, error)
 	end := time.Now().UTC()
 	logf("bench: done (checksum %d)", benchSink)
 	for i, s := range sched {
-		out[i].Provenance = fmt.Sprintf("ns/op of %d runs of a Go benchmark (testing.Benchmark, benchtime %s, %d kernel repetitions per op at the base), %s; runs of all bench-* series interleaved, %s to %s",
+		what := fmt.Sprintf("of %d runs of a Go benchmark (testing.Benchmark, benchtime %s, %d kernel repetitions per op at the base), %s; runs of all bench-* series interleaved, %s to %s",
 			len(s.work), benchTime, benchBase, s.what, start.Format(time.RFC3339), end.Format(time.RFC3339))
+		out[2*i].Provenance = "thread CPU time per op (the benchmark's " + cpuMetric + " metric, CLOCK_THREAD_CPUTIME_ID) " + what
+		out[2*i+1].Provenance = "wall ns/op " + what
 	}
 	return out, nil
 }

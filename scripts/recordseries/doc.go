@@ -7,9 +7,10 @@
 //
 // Three kinds of series, recorded in one run (`make record-series`, about 40 minutes):
 //
-//   - bench-*: ns/op of repeated runs of a real Go micro-benchmark (testing.Benchmark)
-//     whose work is switched at known run indices (+3%, +8%, +20%, a ramp, reverts),
-//     on this shared host with its real noise;
+//   - bench-*: repeated runs of a real Go micro-benchmark (testing.Benchmark) whose
+//     work is switched at known run indices (+3%, +8%, +20%, a ramp, reverts), on this
+//     shared host with its real noise: bench-NAME is the thread CPU time per op (a
+//     benchmark metric), bench-NAME-wall the wall-clock ns/op of the same runs;
 //   - share-*: a function's self share (%) per bucket, read with `fleetprof query top`
 //     from a real `fleetprof up` (eBPF agent, embedded ClickHouse) profiling two
 //     workload processes of this program whose mix of functions changes at known
