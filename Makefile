@@ -35,8 +35,12 @@ bench: setup build ## benchmarks (ingest incl. the pprof stream and fleet sender
 	set -o pipefail; $(GO) test -run '^$$' -bench . -benchmem -benchtime 1x -timeout 60m $$($(GO) list ./... | grep -v /analyzer/evaluate) | tee bench.txt
 	set -o pipefail; $(GO) test -run '^$$' -bench Evaluate -benchtime 1x -timeout 60m -v ./analyzer/evaluate | tee -a bench.txt
 
-eval-real: ## change-point core vs binary segmentation and PELT on 22 annotated TCPD series (F1, cover; tuning and held-out halves), ~5 s
+eval-real: ## change-point core vs binary segmentation and PELT on 22 annotated TCPD series and 18 recorded on this machine (F1, cover; tuning and held-out halves), ~10 s
 	$(GO) test -count=1 -run '^TestRealSeries$$' -v ./analyzer/evaluate | grep -v '^=== '
+
+record-series: build ## re-record analyzer/evaluate/testdata/recorded.json on this host (benchmark histories, shares from a real fleetprof up, load averages; root, ~40 min)
+	$(GO) build -o bin/recordseries ./scripts/recordseries
+	nice -n 10 bin/recordseries -fleetprof $(BIN) -out analyzer/evaluate/testdata/recorded.json
 
 generate: ## regenerate protobuf (buf) and eBPF (bpf2go) code
 	cd proto && $(TOOL) buf generate && $(TOOL) buf lint

@@ -9,8 +9,10 @@ import (
 	"strings"
 )
 
-// LabeledSeries is one real-world series with human-annotated change points (from the
-// Turing Change Point Dataset, testdata/tcpd.json; see testdata/TCPD.md).
+// LabeledSeries is one real-world series with annotated change points: human
+// annotations from the Turing Change Point Dataset (testdata/tcpd.json, TCPD.md), or
+// interventions at recorded times in series recorded on this project's machine
+// (testdata/recorded.json, RECORDED.md).
 type LabeledSeries struct {
 	Name    string `json:"name"`
 	License string `json:"license"`
@@ -21,6 +23,8 @@ type LabeledSeries struct {
 	Annotations map[string][]int `json:"annotations"`
 	// HeldOut marks the half of the series no default was tuned on.
 	HeldOut bool `json:"held_out"`
+	// Provenance says how a recorded series was made (empty for TCPD).
+	Provenance string `json:"provenance,omitempty"`
 }
 
 // LoadLabeled reads a JSON array of labeled series.

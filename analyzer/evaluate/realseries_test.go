@@ -2,6 +2,7 @@ package evaluate
 
 import (
 	"math"
+	"strings"
 	"testing"
 
 	"github.com/fleetprof/fleetprof/analyzer/changepoint"
@@ -64,44 +65,95 @@ func fleetprofMethod(cfg changepoint.Config) func([]float64) ([]int, error) {
 	}
 }
 
-// TestRealSeries scores the change-point core against the TCPD series with human
-// annotations, next to binary segmentation and PELT. Held-out figures are the ones
-// reported; tuning ones are what defaults were chosen on.
+// realSets are the labeled sets TestRealSeries scores: public series with human
+// annotations, and series recorded on this machine with interventions at known times
+// (scripts/recordseries).
+var realSets = []struct{ name, path string }{
+	{"TCPD", "testdata/tcpd.json"},
+	{"recorded", "testdata/recorded.json"},
+}
+
+// TestRealSeries scores the change-point core against every real set, next to binary
+// segmentation and PELT. Held-out figures are the ones reported; tuning ones are what
+// defaults were chosen on.
 func TestRealSeries(t *testing.T) {
-	series, err := LoadLabeled("testdata/tcpd.json")
-	if err != nil {
-		t.Fatal(err)
-	}
 	methods := []Method{
 		{"fleetprof changepoints (defaults)", fleetprofMethod(changepoint.DefaultConfig())},
 		{"fleetprof changepoints --trend", fleetprofMethod(changepoint.TrendConfig())},
 		{"binary segmentation", BinSeg},
 		{"PELT", PELT},
 	}
-	for _, part := range []struct {
-		name string
-		keep func(LabeledSeries) bool
-	}{
-		{"tuning", func(s LabeledSeries) bool { return !s.HeldOut }},
-		{"held-out", func(s LabeledSeries) bool { return s.HeldOut }},
-		{"all", func(LabeledSeries) bool { return true }},
-	} {
-		scores := ScoreMethods(series, methods, part.keep)
-		t.Logf("%s series:\n%s", part.name, ScoreTable(scores))
-		if scores[0].Failed > 0 {
-			t.Errorf("%s: fleetprof failed on %d series", part.name, scores[0].Failed)
+	for _, set := range realSets {
+		series, err := LoadLabeled(set.path)
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
-	if testing.Verbose() {
-		for _, s := range series {
-			var line string
-			for _, m := range methods {
-				cps, _ := m.Detect(s.Values)
-				line += "  " + m.Name[:4] + ":" + fmtInts(cps)
+		checkLabeled(t, set.name, series)
+		parts := []struct {
+			name string
+			keep func(LabeledSeries) bool
+		}{
+			{"tuning", func(s LabeledSeries) bool { return !s.HeldOut }},
+			{"held-out", func(s LabeledSeries) bool { return s.HeldOut }},
+			{"all", func(LabeledSeries) bool { return true }},
+		}
+		// Recorded series also by kind (bench-, share-, load-), all of them.
+		if set.name == "recorded" {
+			for _, kind := range []string{"bench-", "share-", "load-"} {
+				parts = append(parts, struct {
+					name string
+					keep func(LabeledSeries) bool
+				}{"all " + kind + "*", func(s LabeledSeries) bool { return strings.HasPrefix(s.Name, kind) }})
 			}
-			t.Logf("%-18s n=%3d %s", s.Name, len(s.Values), line)
+		}
+		for _, part := range parts {
+			scores := ScoreMethods(series, methods, part.keep)
+			t.Logf("%s, %s series:\n%s", set.name, part.name, ScoreTable(scores))
+			if scores[0].Failed > 0 {
+				t.Errorf("%s %s: fleetprof failed on %d series", set.name, part.name, scores[0].Failed)
+			}
+		}
+		if testing.Verbose() {
+			for _, s := range series {
+				line := "  truth:" + fmtInts(annotationUnion(s.Annotations))
+				for _, m := range methods {
+					cps, _ := m.Detect(s.Values)
+					line += "  " + m.Name[:4] + ":" + fmtInts(cps)
+				}
+				t.Logf("%-34s n=%3d %s", s.Name, len(s.Values), line)
+			}
 		}
 	}
+}
+
+// checkLabeled fails on a set that cannot report a figure: a half empty, or an
+// annotation outside its series.
+func checkLabeled(t *testing.T, set string, series []LabeledSeries) {
+	t.Helper()
+	held := 0
+	for _, s := range series {
+		if s.HeldOut {
+			held++
+		}
+		for a, cps := range s.Annotations {
+			for _, c := range cps {
+				if c < 0 || c >= len(s.Values) {
+					t.Errorf("%s %s: annotator %s marks %d outside [0, %d)", set, s.Name, a, c, len(s.Values))
+				}
+			}
+		}
+	}
+	if held == 0 || held == len(series) {
+		t.Errorf("%s: %d of %d series held out, want both halves", set, held, len(series))
+	}
+}
+
+func annotationUnion(ann map[string][]int) []int {
+	var out []int
+	for _, a := range ann {
+		out = append(out, a...)
+	}
+	return withZero(out)[1:]
 }
 
 func fmtInts(xs []int) string {
