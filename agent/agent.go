@@ -20,6 +20,7 @@ import (
 	"github.com/oklog/run"
 
 	"github.com/fleetprof/fleetprof/agent/labels"
+	"github.com/fleetprof/fleetprof/agent/procmaps"
 	"github.com/fleetprof/fleetprof/agent/sampler"
 	"github.com/fleetprof/fleetprof/agent/ship"
 	"github.com/fleetprof/fleetprof/agent/symbolize"
@@ -29,8 +30,8 @@ import (
 
 // Symbolizer names the frames of a sample (agent/symbolize implements it).
 type Symbolizer interface {
-	// ProcessStarted reads a new process's maps while it is alive.
-	ProcessStarted(pid uint32) error
+	// ProcessMapped takes a new process's maps (read while it is alive).
+	ProcessMapped(pid uint32, maps []procmaps.Mapping) error
 	// ProcessExited lets the symbolizer forget pid after a grace period.
 	ProcessExited(pid uint32)
 	// Symbolize returns names root first from leaf-first addresses.
@@ -56,7 +57,7 @@ type Stats struct {
 	BatchSplits     uint64 // batches split in two for exceeding Config.MaxBatchBytes
 	OversizeDropped uint64 // samples in single rows bigger than Config.MaxBatchBytes, dropped
 	EventsHandled   uint64 // process events handled
-	StartErrors     uint64 // ProcessStarted failures (process already gone)
+	StartErrors     uint64 // processes whose maps could not be read (already gone)
 	ForksDropped    uint64 // fork children not read because the queue was full
 	Python          PythonStats
 	LastFlushError  string
@@ -334,7 +335,6 @@ func (a *Agent) handleEvents(batch []sampler.ProcEvent) {
 		switch ev.Kind {
 		case sampler.EventExec:
 			st.exec, st.exited = true, false
-			a.py.execed(ev.PID) // a new image: detected again by startProcess
 			// Exec keeps the start time but changes comm and environment.
 			a.resolver.Forget(ev.PID)
 		case sampler.EventFork:
@@ -346,12 +346,26 @@ func (a *Agent) handleEvents(batch []sampler.ProcEvent) {
 			exits = append(exits, ev.PID)
 		}
 	}
-	// Walker mappings of every new image first: each sample until then
-	// walks without tables, and reading symbols can take much longer.
+	// Maps of every new image first, read once for the walker, the
+	// symbolizer and the Python detector; the walker's mappings are
+	// written at once: each sample until then walks without tables, and
+	// reading symbols can take much longer.
+	maps := map[uint32][]procmaps.Mapping{}
 	for _, pid := range order {
-		if st := procs[pid]; !st.exited && (st.exec || st.refresh) {
-			_, _ = a.loader.Refresh(pid) // errors are counted in the loader's stats
+		st := procs[pid]
+		if st.exited || !st.exec && !st.refresh {
+			continue
 		}
+		ms, err := procmaps.Read(a.cfg.Unwind.ProcRoot, pid)
+		if err != nil {
+			a.startErrs.Add(1) // gone already
+			continue
+		}
+		maps[pid] = ms
+		if st.exec {
+			a.py.execed(pid, ms) // a new image: detected again
+		}
+		_, _ = a.loader.SetMaps(pid, ms) // errors are counted in the loader's stats
 	}
 	for _, pid := range order {
 		st := procs[pid]
@@ -360,7 +374,9 @@ func (a *Agent) handleEvents(batch []sampler.ProcEvent) {
 			a.unqueueFork(pid) // gone: its maps cannot be read any more
 		case st.exec:
 			a.unqueueFork(pid)
-			a.readProcess(pid)
+			if ms, ok := maps[pid]; ok {
+				a.readProcess(pid, ms)
+			}
 			for _, d := range a.cfg.ExecRefreshDelays {
 				time.AfterFunc(d, func() {
 					select {
@@ -371,7 +387,9 @@ func (a *Agent) handleEvents(batch []sampler.ProcEvent) {
 			}
 		case st.refresh:
 			a.unqueueFork(pid)
-			a.readProcess(pid)
+			if ms, ok := maps[pid]; ok {
+				a.readProcess(pid, ms)
+			}
 		default:
 			a.queueFork(pid)
 		}
@@ -389,29 +407,36 @@ func (a *Agent) handleEvents(batch []sampler.ProcEvent) {
 // startProcess reads maps and labels now: the process may be gone by the
 // next flush.
 func (a *Agent) startProcess(pid uint32) {
+	ms, err := procmaps.Read(a.cfg.Unwind.ProcRoot, pid)
+	if err != nil {
+		a.startErrs.Add(1) // gone already
+		return
+	}
 	// Python first: the kernel walks a process only once it is handed over,
 	// and the loader's mappings keep the interpreter kind set here.
-	a.py.started(pid)
+	a.py.started(pid, ms)
 	// Mappings for the walker next: until they are in, its samples have
 	// no tables; reading symbols can take much longer. Errors are counted
-	// in the loader's stats (the process is gone).
-	_, _ = a.loader.Refresh(pid)
-	a.readProcess(pid)
+	// in the loader's stats.
+	_, _ = a.loader.SetMaps(pid, ms)
+	a.readProcess(pid, ms)
 }
 
-// readProcess reads pid's symbols and labels.
-func (a *Agent) readProcess(pid uint32) {
-	if err := a.sym.ProcessStarted(pid); err != nil {
-		a.startErrs.Add(1)
-	}
+// readProcess hands pid's maps to the symbolizer and reads its labels.
+func (a *Agent) readProcess(pid uint32, maps []procmaps.Mapping) {
+	_ = a.sym.ProcessMapped(pid, maps)
 	a.resolver.Resolve(pid)
 }
 
-// refreshLate reads an exec'd process's maps again, and its symbols if its
-// code changed; it may be gone, which is no error.
+// refreshLate reads an exec'd process's maps again, and hands them to the
+// symbolizer if its code changed; it may be gone, which is no error.
 func (a *Agent) refreshLate(pid uint32) {
-	if changed, err := a.loader.Refresh(pid); err == nil && changed {
-		_ = a.sym.ProcessStarted(pid)
+	ms, err := procmaps.Read(a.cfg.Unwind.ProcRoot, pid)
+	if err != nil {
+		return
+	}
+	if changed, err := a.loader.SetMaps(pid, ms); err == nil && changed {
+		_ = a.sym.ProcessMapped(pid, ms)
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 func TestForkReadDelay(t *testing.T) {
 	cfg := testConfig(t, freeAddr(t), t.TempDir())
 	cfg.ForkReadDelay = 10 * time.Millisecond
+	cfg.Unwind.ProcRoot = fakeProcRoot(t, 5, 6)
 	a, _, sym := newTestAgent(t, cfg)
 	a.handleEvents([]sampler.ProcEvent{{Kind: sampler.EventFork, PID: 5}, {Kind: sampler.EventFork, PID: 6}})
 	at := a.forkSet[5]
