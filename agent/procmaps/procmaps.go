@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"sync"
+	"syscall"
 )
 
 // Mapping is one line of /proc/PID/maps.
@@ -28,7 +30,10 @@ func (m Mapping) FileBacked() bool { return len(m.Path) > 0 && m.Path[0] == '/' 
 
 // Read reads and parses the maps of pid under procRoot (/proc).
 func Read(procRoot string, pid uint32) ([]Mapping, error) {
-	b, err := os.ReadFile(procRoot + "/" + strconv.FormatUint(uint64(pid), 10) + "/maps")
+	bp := bufs.Get().(*[]byte)
+	defer bufs.Put(bp)
+	b, err := readFile(procRoot+"/"+strconv.FormatUint(uint64(pid), 10)+"/maps", (*bp)[:0])
+	*bp = b[:0]
 	if err != nil {
 		return nil, fmt.Errorf("read maps of %d: %w", pid, err)
 	}
@@ -37,6 +42,65 @@ func Read(procRoot string, pid uint32) ([]Mapping, error) {
 		return nil, fmt.Errorf("maps of %d: %w", pid, err)
 	}
 	return ms, nil
+}
+
+// bufs holds read buffers: Parse copies what it keeps out of them.
+var bufs = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &b }}
+
+// readFile appends the contents of path to buf, with bare system calls:
+// os.ReadFile adds an fstat and a poller registration to each read, and
+// the agent reads thousands of maps files a second on a host that execs
+// many short processes.
+func readFile(path string, buf []byte) ([]byte, error) {
+	fd, err := syscall.Open(path, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return buf, &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	defer syscall.Close(fd)
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := syscall.Read(fd, buf[len(buf):cap(buf)])
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			return buf, &os.PathError{Op: "read", Path: path, Err: err}
+		}
+		if n == 0 {
+			return buf, nil
+		}
+		buf = buf[:len(buf)+n]
+	}
+}
+
+// The paths and devices of maps lines repeat across processes (every
+// process maps libc): strings are interned so parsing a maps file does not
+// allocate them again. maxInterned bounds the table; it is emptied when
+// full.
+const maxInterned = 4096
+
+var interned struct {
+	sync.Mutex
+	m map[string]string
+}
+
+func intern(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	interned.Lock()
+	defer interned.Unlock()
+	if s, ok := interned.m[string(b)]; ok {
+		return s
+	}
+	if interned.m == nil || len(interned.m) >= maxInterned {
+		interned.m = make(map[string]string, 256)
+	}
+	s := string(b)
+	interned.m[s] = s
+	return s
 }
 
 // Parse returns the mappings of a maps file in its order (the kernel lists
@@ -94,8 +158,8 @@ func parseLine(line []byte) (Mapping, error) {
 	return Mapping{
 		Start: start, End: end, Offset: off,
 		Exec: len(f[1]) >= 3 && f[1][2] == 'x',
-		Dev:  string(f[3]), Inode: inode,
+		Dev:  intern(f[3]), Inode: inode,
 		// The path runs to the end of the line and may contain spaces.
-		Path: string(bytes.TrimLeft(rest, " ")),
+		Path: intern(bytes.TrimLeft(rest, " ")),
 	}, nil
 }

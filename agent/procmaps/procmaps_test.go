@@ -85,3 +85,14 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkRead reads and parses this process's maps.
+func BenchmarkRead(b *testing.B) {
+	pid := uint32(os.Getpid())
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Read("/proc", pid); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
