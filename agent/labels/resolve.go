@@ -373,7 +373,7 @@ func readEnviron(path string, keys ...string) ([]string, error) {
 		return nil, err
 	}
 	out := make([]string, len(keys))
-	for _, kv := range bytes.Split(b, []byte{0}) {
+	for kv := range bytes.SplitSeq(b, []byte{0}) {
 		for i, k := range keys {
 			if len(kv) > len(k) && kv[len(k)] == '=' && string(kv[:len(k)]) == k {
 				out[i] = string(kv[len(k)+1:])
