@@ -28,11 +28,32 @@ type Mapping struct {
 // or a pseudo-file such as [vdso]).
 func (m Mapping) FileBacked() bool { return len(m.Path) > 0 && m.Path[0] == '/' }
 
-// Read reads and parses the maps of pid under procRoot (/proc).
+// Read reads and parses the maps of pid under procRoot (/proc). Where the
+// kernel answers PROCMAP_QUERY (Linux 6.11+) it returns only the
+// executable mappings; otherwise every mapping. Callers that need only
+// executable ones filter on Exec either way.
 func Read(procRoot string, pid uint32) ([]Mapping, error) {
+	path := procRoot + "/" + strconv.FormatUint(uint64(pid), 10) + "/maps"
+	fd, err := syscall.Open(path, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("read maps of %d: %w", pid, &os.PathError{Op: "open", Path: path, Err: err})
+	}
+	defer syscall.Close(fd)
+	ms, err := queryExec(fd)
+	switch {
+	case err == nil:
+		return ms, nil
+	case !errors.Is(err, errNoQuery):
+		return nil, fmt.Errorf("read maps of %d: %w", pid, err)
+	}
+	return readText(fd, pid)
+}
+
+// readText reads and parses the text of the maps file open as fd.
+func readText(fd int, pid uint32) ([]Mapping, error) {
 	bp := bufs.Get().(*[]byte)
 	defer bufs.Put(bp)
-	b, err := readFile(procRoot+"/"+strconv.FormatUint(uint64(pid), 10)+"/maps", (*bp)[:0])
+	b, err := readAll(fd, (*bp)[:0])
 	*bp = b[:0]
 	if err != nil {
 		return nil, fmt.Errorf("read maps of %d: %w", pid, err)
@@ -47,16 +68,11 @@ func Read(procRoot string, pid uint32) ([]Mapping, error) {
 // bufs holds read buffers: Parse copies what it keeps out of them.
 var bufs = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &b }}
 
-// readFile appends the contents of path to buf, with bare system calls:
-// os.ReadFile adds an fstat and a poller registration to each read, and
-// the agent reads thousands of maps files a second on a host that execs
-// many short processes.
-func readFile(path string, buf []byte) ([]byte, error) {
-	fd, err := syscall.Open(path, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
-	if err != nil {
-		return buf, &os.PathError{Op: "open", Path: path, Err: err}
-	}
-	defer syscall.Close(fd)
+// readAll appends what is left to read of fd to buf, with bare system
+// calls: os.ReadFile adds an fstat and a poller registration to each read,
+// and the agent reads thousands of maps files a second on a host that
+// execs many short processes.
+func readAll(fd int, buf []byte) ([]byte, error) {
 	for {
 		if len(buf) == cap(buf) {
 			buf = append(buf, 0)[:len(buf)]
@@ -66,7 +82,7 @@ func readFile(path string, buf []byte) ([]byte, error) {
 			continue
 		}
 		if err != nil {
-			return buf, &os.PathError{Op: "read", Path: path, Err: err}
+			return buf, fmt.Errorf("read: %w", err)
 		}
 		if n == 0 {
 			return buf, nil

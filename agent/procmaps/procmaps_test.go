@@ -1,9 +1,18 @@
 package procmaps
 
 import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
 	"os"
+	"os/exec"
 	"slices"
+	"syscall"
 	"testing"
+	"time"
+
+	"github.com/fleetprof/fleetprof/internal/testenv"
 )
 
 func TestParse(t *testing.T) {
@@ -54,6 +63,48 @@ func TestParse(t *testing.T) {
 	}
 }
 
+// TestQueryMatchesText checks the PROCMAP_QUERY read against the text of
+// the same maps: the same executable mappings, devices formatted alike.
+func TestQueryMatchesText(t *testing.T) {
+	sleep := testenv.LookPath(t, "sleep", "coreutils")
+	cmd := exec.CommandContext(context.Background(), sleep, "100")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	waitSleeping(t, cmd.Process.Pid)
+	for _, pid := range []int{os.Getpid(), cmd.Process.Pid} {
+		path := fmt.Sprintf("/proc/%d/maps", pid)
+		fd, err := syscall.Open(path, syscall.O_RDONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Both reads see the same maps: sleep's are complete once it
+		// sleeps (libraries mapped), and this process maps no code
+		// meanwhile.
+		q, qerr := queryExec(fd)
+		syscall.Close(fd)
+		if errors.Is(qerr, errNoQuery) {
+			testenv.Skip(t, testenv.KernelFeature, "PROCMAP_QUERY (Linux 6.11+)")
+		}
+		if qerr != nil {
+			t.Fatal(qerr)
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		all, err := Parse(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		text := slices.DeleteFunc(all, func(m Mapping) bool { return !m.Exec || m.Path == "[vsyscall]" })
+		if !slices.Equal(q, text) {
+			t.Errorf("pid %d: query %+v\ntext  %+v", pid, q, text)
+		}
+	}
+}
+
 // TestReadSelf reads this process's maps: its own executable is mapped
 // executable and file-backed.
 func TestReadSelf(t *testing.T) {
@@ -94,5 +145,45 @@ func BenchmarkRead(b *testing.B) {
 		if _, err := Read("/proc", pid); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// waitSleeping waits until pid is in an interruptible sleep (state S).
+func waitSleeping(t *testing.T, pid int) {
+	t.Helper()
+	for range 500 {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i := bytes.LastIndexByte(b, ')'); i > 0 && bytes.HasPrefix(b[i:], []byte(") S")) {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("process %d never slept", pid)
+}
+
+// TestReadText reads a maps file that does not answer PROCMAP_QUERY (a
+// regular file, as on kernels before 6.11): the text is parsed.
+func TestReadText(t *testing.T) {
+	root := t.TempDir()
+	if err := os.Mkdir(root+"/7", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	text := "1000-2000 r--p 00000000 fd:01 7 /x\n2000-3000 r-xp 00001000 fd:01 7 /x\n"
+	if err := os.WriteFile(root+"/7/maps", []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got, err := Read(root, 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Mapping{
+		{Start: 0x1000, End: 0x2000, Dev: "fd:01", Inode: 7, Path: "/x"},
+		{Start: 0x2000, End: 0x3000, Offset: 0x1000, Exec: true, Dev: "fd:01", Inode: 7, Path: "/x"},
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("got  %+v\nwant %+v", got, want)
 	}
 }
