@@ -83,8 +83,13 @@ type Agent struct {
 	// read; only the event loop touches them.
 	forks   []uint32
 	forkSet map[uint32]time.Time
-	// late receives exec'd processes to read again (ExecRefreshDelays).
-	late chan uint32
+	// late receives exec'd processes to read again (ExecRefreshDelays);
+	// lateTimers are the timers still to fire for each, stopped at its
+	// exit: most processes of a churning host are gone before the first,
+	// and a re-read that finds the process gone still costs a timer, a
+	// wake-up and a failed open. Only the event loop touches lateTimers.
+	late       chan uint32
+	lateTimers map[uint32]*lateRefresh
 
 	mu           sync.Mutex // guards the fields below
 	samplerStats sampler.Stats
@@ -160,7 +165,7 @@ func New(cfg Config, src sampler.Source, sym Symbolizer) (*Agent, error) {
 		}
 		token = strings.TrimSpace(string(b))
 	}
-	a := &Agent{cfg: cfg, src: src, sym: sym, period: cfg.periodNS(), mem: memory.DefaultAllocator, lastFlush: time.Now(), forkSet: map[uint32]time.Time{}, late: make(chan uint32, maxPendingForks), py: newPythons(src)}
+	a := &Agent{cfg: cfg, src: src, sym: sym, period: cfg.periodNS(), mem: memory.DefaultAllocator, lastFlush: time.Now(), forkSet: map[uint32]time.Time{}, late: make(chan uint32, maxPendingForks), lateTimers: map[uint32]*lateRefresh{}, py: newPythons(src)}
 	loader, err := unwind.NewLoader(cfg.Unwind, src)
 	if err != nil {
 		return nil, err
@@ -344,6 +349,7 @@ func (a *Agent) handleEvents(batch []sampler.ProcEvent) {
 		case sampler.EventExit:
 			st.exited = true
 			exits = append(exits, ev.PID)
+			a.cancelLate(ev.PID) // now: a reused pid's exec later in the batch arms its own
 		}
 	}
 	// Maps of every new image first, read once for the walker, the
@@ -374,16 +380,9 @@ func (a *Agent) handleEvents(batch []sampler.ProcEvent) {
 			a.unqueueFork(pid) // gone: its maps cannot be read any more
 		case st.exec:
 			a.unqueueFork(pid)
-			if ms, ok := maps[pid]; ok {
+			if ms, ok := maps[pid]; ok { // else gone already
 				a.readProcess(pid, ms)
-			}
-			for _, d := range a.cfg.ExecRefreshDelays {
-				time.AfterFunc(d, func() {
-					select {
-					case a.late <- pid:
-					default: // backlog: the walker's refresh request remains
-					}
-				})
+				a.scheduleLate(pid)
 			}
 		case st.refresh:
 			a.unqueueFork(pid)
@@ -428,9 +427,48 @@ func (a *Agent) readProcess(pid uint32, maps []procmaps.Mapping) {
 	a.resolver.Resolve(pid)
 }
 
+// lateRefresh is an exec'd process's pending ExecRefreshDelays re-reads.
+type lateRefresh struct {
+	timers []*time.Timer
+	left   int // re-reads not yet run
+}
+
+// scheduleLate arms pid's ExecRefreshDelays re-reads, replacing those of
+// an earlier exec.
+func (a *Agent) scheduleLate(pid uint32) {
+	a.cancelLate(pid)
+	lr := &lateRefresh{left: len(a.cfg.ExecRefreshDelays)}
+	for _, d := range a.cfg.ExecRefreshDelays {
+		lr.timers = append(lr.timers, time.AfterFunc(d, func() {
+			select {
+			case a.late <- pid:
+			default: // backlog: the walker's refresh request remains
+			}
+		}))
+	}
+	a.lateTimers[pid] = lr
+}
+
+// cancelLate stops pid's pending re-reads (it exited or exec'd again).
+func (a *Agent) cancelLate(pid uint32) {
+	lr := a.lateTimers[pid]
+	if lr == nil {
+		return
+	}
+	for _, t := range lr.timers {
+		t.Stop()
+	}
+	delete(a.lateTimers, pid)
+}
+
 // refreshLate reads an exec'd process's maps again, and hands them to the
 // symbolizer if its code changed; it may be gone, which is no error.
 func (a *Agent) refreshLate(pid uint32) {
+	if lr := a.lateTimers[pid]; lr != nil {
+		if lr.left--; lr.left <= 0 {
+			delete(a.lateTimers, pid) // the last one: nothing left to stop
+		}
+	}
 	ms, err := procmaps.Read(a.cfg.Unwind.ProcRoot, pid)
 	if err != nil {
 		return
