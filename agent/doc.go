@@ -86,19 +86,21 @@
 // own bookkeeping is about 4%.
 //
 // The whole agent under churn (BenchmarkAgentCPU, a shell loop at 250-680
-// execs/s, load 21-31, old and new binaries alternated over 7 rounds, the
-// first 4 new ones before PROCMAP_QUERY) does
-// not resolve this: its churn window measured 32-55% of a core before and
-// 23-55% after (medians 37 / 36% at 19 Hz, 39 / 33% at 99 Hz), and its
-// derived per-exec figure spread 98-1168 µs, because other engineers'
-// binaries being parsed and the GC that follows (0.1-2 CPU-s of each 6 s
-// window) swamp it. The churn-window CPU profiles
-// (FLEETPROF_BENCH_PPROF) show the event loop's share: 76-431 µs per host
-// fork before (median 288 at 19 Hz, 219 at 99 Hz), 61-241 after (133, 152;
-// a loop that lags skips processes that exited before it got to them, so
-// both understate), its top items the symbolizer's ProcessStarted, labels,
-// the Python detector's and the loader's maps reads before, the shared
-// maps read and labels after.
+// execs/s, load 21-31, old and new binaries alternated over 9 rounds, the
+// first 4 new ones before PROCMAP_QUERY) does not resolve this: its churn
+// window measured 32-55% of a core before and 23-55% after (medians 37 /
+// 36% at 19 Hz, 39 / 33% at 99 Hz), and its derived per-exec figure spread
+// 98-1168 µs, because other engineers' binaries being parsed and the GC
+// that follows (0.1-2 CPU-s of each 6 s window) swamp it. The churn-window
+// CPU profiles (FLEETPROF_BENCH_PPROF) show the event loop's share: 76-437
+// µs per host fork before (median 288 at 19 Hz, 240 at 99 Hz), 61-241
+// after (133, 152; a loop that lags skips processes that exited before it
+// got to them, so both understate), its top items the symbolizer's
+// ProcessStarted, labels, the Python detector's and the loader's maps
+// reads before, the shared maps read, labels and the event ring's reader
+// after. An exit also stops its process's pending ExecRefreshDelays
+// re-reads, which for most processes of such a loop would only find it
+// gone (not measured separately).
 //
 // Agreement with perf record on a C workload: AGREEMENT.md.
 //
