@@ -20,6 +20,7 @@ import (
 	"github.com/oklog/run"
 
 	"github.com/fleetprof/fleetprof/agent/labels"
+	"github.com/fleetprof/fleetprof/agent/procmaps"
 	"github.com/fleetprof/fleetprof/agent/sampler"
 	"github.com/fleetprof/fleetprof/agent/ship"
 	"github.com/fleetprof/fleetprof/agent/symbolize"
@@ -29,8 +30,8 @@ import (
 
 // Symbolizer names the frames of a sample (agent/symbolize implements it).
 type Symbolizer interface {
-	// ProcessStarted reads a new process's maps while it is alive.
-	ProcessStarted(pid uint32) error
+	// ProcessMapped takes a new process's maps (read while it is alive).
+	ProcessMapped(pid uint32, maps []procmaps.Mapping) error
 	// ProcessExited lets the symbolizer forget pid after a grace period.
 	ProcessExited(pid uint32)
 	// Symbolize returns names root first from leaf-first addresses.
@@ -56,7 +57,7 @@ type Stats struct {
 	BatchSplits     uint64 // batches split in two for exceeding Config.MaxBatchBytes
 	OversizeDropped uint64 // samples in single rows bigger than Config.MaxBatchBytes, dropped
 	EventsHandled   uint64 // process events handled
-	StartErrors     uint64 // ProcessStarted failures (process already gone)
+	StartErrors     uint64 // processes whose maps could not be read (already gone)
 	ForksDropped    uint64 // fork children not read because the queue was full
 	Python          PythonStats
 	LastFlushError  string
@@ -82,8 +83,13 @@ type Agent struct {
 	// read; only the event loop touches them.
 	forks   []uint32
 	forkSet map[uint32]time.Time
-	// late receives exec'd processes to read again (ExecRefreshDelays).
-	late chan uint32
+	// late receives exec'd processes to read again (ExecRefreshDelays);
+	// lateTimers are the timers still to fire for each, stopped at its
+	// exit: most processes of a churning host are gone before the first,
+	// and a re-read that finds the process gone still costs a timer, a
+	// wake-up and a failed open. Only the event loop touches lateTimers.
+	late       chan uint32
+	lateTimers map[uint32]*lateRefresh
 
 	mu           sync.Mutex // guards the fields below
 	samplerStats sampler.Stats
@@ -159,7 +165,7 @@ func New(cfg Config, src sampler.Source, sym Symbolizer) (*Agent, error) {
 		}
 		token = strings.TrimSpace(string(b))
 	}
-	a := &Agent{cfg: cfg, src: src, sym: sym, period: cfg.periodNS(), mem: memory.DefaultAllocator, lastFlush: time.Now(), forkSet: map[uint32]time.Time{}, late: make(chan uint32, maxPendingForks), py: newPythons(src)}
+	a := &Agent{cfg: cfg, src: src, sym: sym, period: cfg.periodNS(), mem: memory.DefaultAllocator, lastFlush: time.Now(), forkSet: map[uint32]time.Time{}, late: make(chan uint32, maxPendingForks), lateTimers: map[uint32]*lateRefresh{}, py: newPythons(src)}
 	loader, err := unwind.NewLoader(cfg.Unwind, src)
 	if err != nil {
 		return nil, err
@@ -334,7 +340,6 @@ func (a *Agent) handleEvents(batch []sampler.ProcEvent) {
 		switch ev.Kind {
 		case sampler.EventExec:
 			st.exec, st.exited = true, false
-			a.py.execed(ev.PID) // a new image: detected again by startProcess
 			// Exec keeps the start time but changes comm and environment.
 			a.resolver.Forget(ev.PID)
 		case sampler.EventFork:
@@ -344,14 +349,29 @@ func (a *Agent) handleEvents(batch []sampler.ProcEvent) {
 		case sampler.EventExit:
 			st.exited = true
 			exits = append(exits, ev.PID)
+			a.cancelLate(ev.PID) // now: a reused pid's exec later in the batch arms its own
 		}
 	}
-	// Walker mappings of every new image first: each sample until then
-	// walks without tables, and reading symbols can take much longer.
+	// Maps of every new image first, read once for the walker, the
+	// symbolizer and the Python detector; the walker's mappings are
+	// written at once: each sample until then walks without tables, and
+	// reading symbols can take much longer.
+	maps := map[uint32][]procmaps.Mapping{}
 	for _, pid := range order {
-		if st := procs[pid]; !st.exited && (st.exec || st.refresh) {
-			_, _ = a.loader.Refresh(pid) // errors are counted in the loader's stats
+		st := procs[pid]
+		if st.exited || !st.exec && !st.refresh {
+			continue
 		}
+		ms, err := procmaps.Read(a.cfg.Unwind.ProcRoot, pid)
+		if err != nil {
+			a.startErrs.Add(1) // gone already
+			continue
+		}
+		maps[pid] = ms
+		if st.exec {
+			a.py.execed(pid, ms) // a new image: detected again
+		}
+		_, _ = a.loader.SetMaps(pid, ms) // errors are counted in the loader's stats
 	}
 	for _, pid := range order {
 		st := procs[pid]
@@ -360,18 +380,15 @@ func (a *Agent) handleEvents(batch []sampler.ProcEvent) {
 			a.unqueueFork(pid) // gone: its maps cannot be read any more
 		case st.exec:
 			a.unqueueFork(pid)
-			a.readProcess(pid)
-			for _, d := range a.cfg.ExecRefreshDelays {
-				time.AfterFunc(d, func() {
-					select {
-					case a.late <- pid:
-					default: // backlog: the walker's refresh request remains
-					}
-				})
+			if ms, ok := maps[pid]; ok { // else gone already
+				a.readProcess(pid, ms)
+				a.scheduleLate(pid)
 			}
 		case st.refresh:
 			a.unqueueFork(pid)
-			a.readProcess(pid)
+			if ms, ok := maps[pid]; ok {
+				a.readProcess(pid, ms)
+			}
 		default:
 			a.queueFork(pid)
 		}
@@ -389,29 +406,75 @@ func (a *Agent) handleEvents(batch []sampler.ProcEvent) {
 // startProcess reads maps and labels now: the process may be gone by the
 // next flush.
 func (a *Agent) startProcess(pid uint32) {
+	ms, err := procmaps.Read(a.cfg.Unwind.ProcRoot, pid)
+	if err != nil {
+		a.startErrs.Add(1) // gone already
+		return
+	}
 	// Python first: the kernel walks a process only once it is handed over,
 	// and the loader's mappings keep the interpreter kind set here.
-	a.py.started(pid)
+	a.py.started(pid, ms)
 	// Mappings for the walker next: until they are in, its samples have
 	// no tables; reading symbols can take much longer. Errors are counted
-	// in the loader's stats (the process is gone).
-	_, _ = a.loader.Refresh(pid)
-	a.readProcess(pid)
+	// in the loader's stats.
+	_, _ = a.loader.SetMaps(pid, ms)
+	a.readProcess(pid, ms)
 }
 
-// readProcess reads pid's symbols and labels.
-func (a *Agent) readProcess(pid uint32) {
-	if err := a.sym.ProcessStarted(pid); err != nil {
-		a.startErrs.Add(1)
-	}
+// readProcess hands pid's maps to the symbolizer and reads its labels.
+func (a *Agent) readProcess(pid uint32, maps []procmaps.Mapping) {
+	_ = a.sym.ProcessMapped(pid, maps)
 	a.resolver.Resolve(pid)
 }
 
-// refreshLate reads an exec'd process's maps again, and its symbols if its
-// code changed; it may be gone, which is no error.
+// lateRefresh is an exec'd process's pending ExecRefreshDelays re-reads.
+type lateRefresh struct {
+	timers []*time.Timer
+	left   int // re-reads not yet run
+}
+
+// scheduleLate arms pid's ExecRefreshDelays re-reads, replacing those of
+// an earlier exec.
+func (a *Agent) scheduleLate(pid uint32) {
+	a.cancelLate(pid)
+	lr := &lateRefresh{left: len(a.cfg.ExecRefreshDelays)}
+	for _, d := range a.cfg.ExecRefreshDelays {
+		lr.timers = append(lr.timers, time.AfterFunc(d, func() {
+			select {
+			case a.late <- pid:
+			default: // backlog: the walker's refresh request remains
+			}
+		}))
+	}
+	a.lateTimers[pid] = lr
+}
+
+// cancelLate stops pid's pending re-reads (it exited or exec'd again).
+func (a *Agent) cancelLate(pid uint32) {
+	lr := a.lateTimers[pid]
+	if lr == nil {
+		return
+	}
+	for _, t := range lr.timers {
+		t.Stop()
+	}
+	delete(a.lateTimers, pid)
+}
+
+// refreshLate reads an exec'd process's maps again, and hands them to the
+// symbolizer if its code changed; it may be gone, which is no error.
 func (a *Agent) refreshLate(pid uint32) {
-	if changed, err := a.loader.Refresh(pid); err == nil && changed {
-		_ = a.sym.ProcessStarted(pid)
+	if lr := a.lateTimers[pid]; lr != nil {
+		if lr.left--; lr.left <= 0 {
+			delete(a.lateTimers, pid) // the last one: nothing left to stop
+		}
+	}
+	ms, err := procmaps.Read(a.cfg.Unwind.ProcRoot, pid)
+	if err != nil {
+		return
+	}
+	if changed, err := a.loader.SetMaps(pid, ms); err == nil && changed {
+		_ = a.sym.ProcessMapped(pid, ms)
 	}
 }
 

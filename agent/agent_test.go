@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
+	"github.com/fleetprof/fleetprof/agent/procmaps"
 	"github.com/fleetprof/fleetprof/agent/sampler"
 	"github.com/fleetprof/fleetprof/agent/sampler/samplertest"
 	"github.com/fleetprof/fleetprof/agent/ship"
@@ -31,7 +33,7 @@ type fakeSymbolizer struct {
 	exited  []uint32
 }
 
-func (f *fakeSymbolizer) ProcessStarted(pid uint32) error {
+func (f *fakeSymbolizer) ProcessMapped(pid uint32, _ []procmaps.Mapping) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.started = append(f.started, pid)
@@ -309,7 +311,9 @@ func TestHandleEventsCoalesces(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			a, _, sym := newTestAgent(t, testConfig(t, freeAddr(t), t.TempDir()))
+			cfg := testConfig(t, freeAddr(t), t.TempDir())
+			cfg.Unwind.ProcRoot = fakeProcRoot(t, 1, 2, 3, 5, 7, 8, 9)
+			a, _, sym := newTestAgent(t, cfg)
 			var batch []sampler.ProcEvent
 			for _, e := range tt.events {
 				batch = append(batch, sampler.ProcEvent{Kind: e.kind, PID: e.pid})
@@ -520,4 +524,20 @@ func TestFlushSplitsOversizeBatches(t *testing.T) {
 	if total != want || st.OversizeDropped != 3 || st.BatchSplits == 0 || len(batches) < 2 {
 		t.Fatalf("%d batches with %d samples (want %d), stats %+v", len(batches), total, want, st)
 	}
+}
+
+// fakeProcRoot returns a proc root where each of pids has empty maps.
+func fakeProcRoot(t *testing.T, pids ...uint32) string {
+	t.Helper()
+	dir := t.TempDir()
+	for _, pid := range pids {
+		d := filepath.Join(dir, strconv.FormatUint(uint64(pid), 10))
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(d, "maps"), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
 }

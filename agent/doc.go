@@ -60,12 +60,47 @@
 // ~90 MB of it the symbolizer's tables of the binaries sampled on the host;
 // unwind rows live in kernel maps, not in the agent's heap.
 //
-// Churn (a shell loop at 400-650 execs/s) costs the agent about 0.3-0.7 ms
-// of CPU per exec'd process, nearly all opening and reading /proc files:
-// per exec about 140 µs in the symbolizer's ProcessStarted (maps, stat,
-// and opening every mapped file before its dev:inode cache is consulted),
-// 115 µs in label resolution (environ, cgroup, stat) and 110 µs in the
-// unwind loader's three maps reads (at exec and ExecRefreshDelays later).
+// Churn: what a new process costs the agent is reading /proc while it
+// runs. BenchmarkExecEvent measures the user-space part deterministically
+// (the exec, the two ExecRefreshDelays re-reads and the exit of a live
+// Debian sleep, the real symbolizer and unwind loader, CPU from getrusage;
+// five rounds alternated on the busy host, load 21-31):
+//
+//	per exec'd process     before      after
+//	CPU                    492-584 µs  106-155 µs (medians 560 / 138)
+//	allocated              142 KB      13.9 KB
+//	maps reads             5           3
+//
+// Before, the maps were read by the loader (at exec and at each late
+// refresh), the symbolizer (again, with stat, opening and fstat'ing every
+// mapped file before its cache was consulted) and the Python detector:
+// 41% of the CPU was the loader's reads, 20% the symbolizer, 15% the
+// detector, 10% labels. Now the agent reads a process's maps once per
+// event (agent/procmaps) and hands them to all three; a mapped file is
+// found by the dev:inode of its maps line without being opened; on Linux
+// 6.11+ the read asks PROCMAP_QUERY for the executable mappings only
+// (about a third of the kernel's cost of the text); labels take comm from
+// stat and parse each distinct cgroup file once. What dominates now is
+// kernel time in /proc: the three maps reads (45%) and the labels' reads of
+// environ (16%) and stat (11%) and cgroup; the loader's and symbolizer's
+// own bookkeeping is about 4%.
+//
+// The whole agent under churn (BenchmarkAgentCPU, a shell loop at 250-680
+// execs/s, load 21-31, old and new binaries alternated over 9 rounds, the
+// first 4 new ones before PROCMAP_QUERY) does not resolve this: its churn
+// window measured 32-55% of a core before and 23-55% after (medians 37 /
+// 36% at 19 Hz, 39 / 33% at 99 Hz), and its derived per-exec figure spread
+// 98-1168 µs, because other engineers' binaries being parsed and the GC
+// that follows (0.1-2 CPU-s of each 6 s window) swamp it. The churn-window
+// CPU profiles (FLEETPROF_BENCH_PPROF) show the event loop's share: 76-437
+// µs per host fork before (median 288 at 19 Hz, 240 at 99 Hz), 61-241
+// after (133, 152; a loop that lags skips processes that exited before it
+// got to them, so both understate), its top items the symbolizer's
+// ProcessStarted, labels, the Python detector's and the loader's maps
+// reads before, the shared maps read, labels and the event ring's reader
+// after. An exit also stops its process's pending ExecRefreshDelays
+// re-reads, which for most processes of such a loop would only find it
+// gone (not measured separately).
 //
 // Agreement with perf record on a C workload: AGREEMENT.md.
 //

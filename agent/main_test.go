@@ -7,6 +7,7 @@ import (
 	"os/signal"
 	"runtime/pprof"
 	"strconv"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -19,7 +20,9 @@ const (
 	envChildHz    = "FLEETPROF_TEST_AGENT_HZ"
 	envChildSpool = "FLEETPROF_TEST_AGENT_SPOOL"
 	// envChildProfile is a path prefix: the child writes its CPU profile
-	// to PREFIX.cpu.pprof and its heap profile to PREFIX.heap.pprof.
+	// to PREFIX-0.cpu.pprof and its heap profile to PREFIX.heap.pprof at
+	// exit. Each SIGUSR1 ends the current CPU profile and starts the next
+	// (PREFIX-1.cpu.pprof, ...), so a benchmark can profile one phase.
 	envChildProfile = "FLEETPROF_TEST_AGENT_PROFILE"
 )
 
@@ -47,21 +50,16 @@ func runChildAgent() int {
 	defer stop()
 	prof := os.Getenv(envChildProfile)
 	if prof != "" {
-		f, err := os.Create(prof + ".cpu.pprof")
+		stopProfile, err := profileWindows(prof)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
 		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
+		defer stopProfile()
 	}
 	fmt.Println("ready")
 	err = a.Run(ctx)
 	if prof != "" {
-		pprof.StopCPUProfile()
 		if f, ferr := os.Create(prof + ".heap.pprof"); ferr == nil {
 			_ = pprof.WriteHeapProfile(f)
 			_ = f.Close()
@@ -72,4 +70,59 @@ func runChildAgent() int {
 		return 1
 	}
 	return 0
+}
+
+// profileWindows starts CPU profiling to prefix-0.cpu.pprof and moves on to
+// the next file at each SIGUSR1; stop ends the last window.
+func profileWindows(prefix string) (stop func(), err error) {
+	var mu sync.Mutex
+	var cur *os.File
+	next := func(n int) error {
+		if cur != nil {
+			pprof.StopCPUProfile()
+			cur.Close()
+			cur = nil
+		}
+		f, err := os.Create(fmt.Sprintf("%s-%d.cpu.pprof", prefix, n))
+		if err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			f.Close()
+			return err
+		}
+		cur = f
+		return nil
+	}
+	if err := next(0); err != nil {
+		return nil, err
+	}
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGUSR1)
+	done := make(chan struct{})
+	go func() {
+		for n := 1; ; n++ {
+			select {
+			case <-done:
+				return
+			case <-sig:
+				mu.Lock()
+				if err := next(n); err != nil {
+					fmt.Fprintln(os.Stderr, err)
+				}
+				mu.Unlock()
+			}
+		}
+	}()
+	return func() {
+		signal.Stop(sig)
+		close(done)
+		mu.Lock()
+		defer mu.Unlock()
+		if cur != nil {
+			pprof.StopCPUProfile()
+			cur.Close()
+			cur = nil
+		}
+	}, nil
 }

@@ -42,7 +42,9 @@ const (
 // processes, then with a shell loop exec'ing short commands, after a
 // warm-up. Each child keeps its unwind-table cache in a fresh directory.
 // FLEETPROF_BENCH_PPROF=dir writes each child's CPU and heap profiles
-// there (go tool pprof). One iteration takes ~45 s.
+// there (go tool pprof), a CPU profile per phase: DIR/<hz>hz-1.cpu.pprof
+// is the steady window, -3 the churn window (-0 warm-up, -2 settling, -4
+// shutdown). One iteration takes ~45 s.
 func BenchmarkAgentCPU(b *testing.B) {
 	needRoot(b)
 	sh := testenv.LookPath(b, "sh", "sh")
@@ -81,9 +83,11 @@ func BenchmarkAgentCPU(b *testing.B) {
 			time.Sleep(cpuWarmup)
 			measure := func(scenario string) (time.Duration, int64) {
 				name := fmt.Sprintf("%s-%dhz", scenario, hz)
+				c.nextProfile(b, profDir)
 				cpu0, forks0 := procCPU(b, c.cmd.Process.Pid), procForks(b)
 				time.Sleep(cpuWindow)
 				cpu, forks := procCPU(b, c.cmd.Process.Pid)-cpu0, procForks(b)-forks0
+				c.nextProfile(b, profDir)
 				rss := procRSS(b, c.cmd.Process.Pid)
 				frac := cpu.Seconds() / cpuWindow.Seconds()
 				b.ReportMetric(frac, "cpu-frac-"+name)
@@ -140,4 +144,16 @@ func procStatusKB(tb testing.TB, path, key string) int64 {
 	}
 	tb.Fatalf("no %s in %s", key, path)
 	return 0
+}
+
+// nextProfile makes a profiling child agent (profDir set) start its next
+// CPU profile window.
+func (c *childAgent) nextProfile(b *testing.B, profDir string) {
+	b.Helper()
+	if profDir == "" {
+		return
+	}
+	if err := c.cmd.Process.Signal(syscall.SIGUSR1); err != nil {
+		b.Fatal(err)
+	}
 }

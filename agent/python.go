@@ -11,6 +11,7 @@ import (
 
 	"github.com/fleetprof/fleetprof/agent/interp"
 	"github.com/fleetprof/fleetprof/agent/interp/python"
+	"github.com/fleetprof/fleetprof/agent/procmaps"
 	"github.com/fleetprof/fleetprof/agent/sampler"
 	"github.com/fleetprof/fleetprof/proto/samplebatch"
 )
@@ -57,12 +58,19 @@ func newPythons(src sampler.Source) *pythons {
 }
 
 // detect checks pid for CPython; true when it is one now being walked.
+// maps are pid's maps if the caller read them already (nil: read them).
 // Called with mu held.
-func (ps *pythons) detect(pid uint32) bool {
+func (ps *pythons) detect(pid uint32, maps []procmaps.Mapping) bool {
 	if _, ok := ps.procs[pid]; ok {
 		return true
 	}
-	p, err := ps.det.Detect("/proc", pid)
+	var p python.Process
+	var err error
+	if maps != nil {
+		p, err = ps.det.DetectMaps("/proc", pid, maps)
+	} else {
+		p, err = ps.det.Detect("/proc", pid)
+	}
 	if errors.Is(err, python.ErrUnsupported) {
 		ps.st.unsupported.Add(1)
 		slog.Warn("python version not supported, its frames are not walked", "pid", pid, "err", err)
@@ -88,20 +96,19 @@ func (ps *pythons) detect(pid uint32) bool {
 // started runs on exec and fork discovery: a CPython executable is mapped
 // by then (a libpython may not be yet; the first flush with samples of the
 // process looks again).
-func (ps *pythons) started(pid uint32) {
+func (ps *pythons) started(pid uint32, maps []procmaps.Mapping) {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
 	ps.forgetLocked(pid)
-	ps.detect(pid)
+	ps.detect(pid, maps)
 }
 
-// execed forgets pid's old image and detects the new one at once: the
-// agent handles an exec before it reads the process's maps, and a process
-// detected only at the next flush is gone by then if it lives a few hundred
-// milliseconds. A python3.X executable is mapped by exec; a libpython
+// execed forgets pid's old image and detects the new one at once, from the
+// maps read at the exec: a process detected only at the next flush is gone
+// by then if it lives a few hundred milliseconds. A python3.X executable is mapped by exec; a libpython
 // mapped later by the loader is found at the first flush with samples of
 // the process.
-func (ps *pythons) execed(pid uint32) { ps.started(pid) }
+func (ps *pythons) execed(pid uint32, maps []procmaps.Mapping) { ps.started(pid, maps) }
 
 // exited forgets pid after the next flush (see dead).
 func (ps *pythons) exited(pid uint32) {
@@ -163,7 +170,7 @@ func (ps *pythons) merge(s sampler.Sample, frames []string) (names, locs []strin
 	defer ps.mu.Unlock()
 	pp := ps.procs[s.TGID]
 	if pp == nil {
-		if !ps.absent[s.TGID] && !ps.detect(s.TGID) {
+		if !ps.absent[s.TGID] && !ps.detect(s.TGID, nil) {
 			ps.absent[s.TGID] = true
 		}
 		return frames, nil

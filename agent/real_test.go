@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fleetprof/fleetprof/agent/procmaps"
 	"github.com/fleetprof/fleetprof/agent/sampler"
 	"github.com/fleetprof/fleetprof/agent/ship/shiptest"
 	"github.com/fleetprof/fleetprof/agent/symbolize"
@@ -63,9 +64,9 @@ type recordingSymbolizer struct {
 	start map[uint32]string
 }
 
-func (r *recordingSymbolizer) ProcessStarted(pid uint32) error {
+func (r *recordingSymbolizer) ProcessMapped(pid uint32, maps []procmaps.Mapping) error {
 	t0 := time.Now()
-	err := r.Symbolizer.ProcessStarted(pid)
+	err := r.Symbolizer.ProcessMapped(pid, maps)
 	r.mu.Lock()
 	if r.start == nil {
 		r.start = map[uint32]string{}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -44,6 +45,9 @@ const (
 	userHZ = 100
 	// pfKthread is the PF_KTHREAD bit of /proc/PID/stat's flags.
 	pfKthread = 0x00200000
+	// maxCgroups bounds the cache of parsed cgroup files (one entry per
+	// distinct cgroup, i.e. per container or service, not per process).
+	maxCgroups = 4096
 )
 
 // DefaultOrder is pod labels, then environment, then executable name.
@@ -140,6 +144,11 @@ type Resolver struct {
 
 	mu    sync.Mutex
 	procs map[uint32]*proc
+	// cgroups caches ParseCgroup by the cgroup file's content: the
+	// processes of one container share it, and its regular expressions
+	// were a measurable share of the work per exec'd process.
+	cgroups map[string]Cgroup
+	useEnv  bool // Config.Order has RuleEnv: read environ
 }
 
 // NewResolver returns a Resolver for cfg with defaults filled in.
@@ -148,7 +157,7 @@ func NewResolver(cfg Config) (*Resolver, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("invalid label config: %w", err)
 	}
-	return &Resolver{cfg: cfg, procs: map[uint32]*proc{}}, nil
+	return &Resolver{cfg: cfg, procs: map[uint32]*proc{}, cgroups: map[string]Cgroup{}, useEnv: slices.Contains(cfg.Order, RuleEnv)}, nil
 }
 
 // Resolve labels process pid. A process that is gone resolves from the cache
@@ -268,16 +277,15 @@ func (r *Resolver) proc(pid uint32) (*proc, bool) {
 	if cached != nil && cached.start == st.start {
 		return cached, true
 	}
-	p := &proc{start: st.start, ppid: st.ppid, kthread: st.flags&pfKthread != 0}
-	if b, err := os.ReadFile(filepath.Join(dir, "comm")); err == nil {
-		p.comm = strings.TrimSpace(string(b))
+	// comm is stat's second field (the same task name as the comm file).
+	p := &proc{start: st.start, ppid: st.ppid, kthread: st.flags&pfKthread != 0, comm: st.comm}
+	if b, err := os.ReadFile(filepath.Join(dir, "cgroup")); err == nil {
+		p.cgroup = r.parseCgroup(b)
 	}
-	if f, err := os.Open(filepath.Join(dir, "cgroup")); err == nil {
-		p.cgroup, _ = ParseCgroup(f)
-		f.Close()
-	}
-	if env, err := readEnviron(filepath.Join(dir, "environ"), r.cfg.ServiceEnv, r.cfg.VersionEnv); err == nil {
-		p.envService, p.envVers = env[0], env[1]
+	if r.useEnv {
+		if env, err := readEnviron(filepath.Join(dir, "environ"), r.cfg.ServiceEnv, r.cfg.VersionEnv); err == nil {
+			p.envService, p.envVers = env[0], env[1]
+		}
 	}
 	r.mu.Lock()
 	r.procs[pid] = p
@@ -285,10 +293,33 @@ func (r *Resolver) proc(pid uint32) (*proc, bool) {
 	return p, true
 }
 
-// stat is what the resolver reads from /proc/PID/stat: the start time (field 22,
-// clock ticks after boot; it tells a reused pid from the process cached under
-// it), the parent pid (field 4) and the flags (field 9).
+// parseCgroup returns ParseCgroup of a cgroup file's content, cached.
+func (r *Resolver) parseCgroup(b []byte) Cgroup {
+	r.mu.Lock()
+	cg, ok := r.cgroups[string(b)]
+	r.mu.Unlock()
+	if ok {
+		return cg
+	}
+	cg, err := ParseCgroup(bytes.NewReader(b))
+	if err != nil {
+		return Cgroup{}
+	}
+	r.mu.Lock()
+	if len(r.cgroups) >= maxCgroups {
+		clear(r.cgroups)
+	}
+	r.cgroups[string(b)] = cg
+	r.mu.Unlock()
+	return cg
+}
+
+// stat is what the resolver reads from /proc/PID/stat: the comm (field 2),
+// the start time (field 22, clock ticks after boot; it tells a reused pid
+// from the process cached under it), the parent pid (field 4) and the flags
+// (field 9).
 type stat struct {
+	comm  string
 	start uint64
 	ppid  uint32
 	flags uint64
@@ -305,15 +336,16 @@ func readStat(dir string) (stat, error) {
 func parseStat(b []byte) (stat, error) {
 	// comm (field 2) may contain spaces and parentheses: split after the last ')'.
 	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return stat{}, errors.New("stat: no ')' after comm")
+	j := bytes.IndexByte(b, '(')
+	if i < 0 || j < 0 || j > i {
+		return stat{}, errors.New("stat: no '(comm)'")
 	}
 	fields := strings.Fields(string(b[i+1:]))
 	// fields[0] is field 3 (state), so field N is fields[N-3].
 	if len(fields) < 20 {
 		return stat{}, fmt.Errorf("stat: %d fields after comm, want at least 20", len(fields))
 	}
-	var st stat
+	st := stat{comm: string(b[j+1 : i])}
 	var err error
 	if st.start, err = strconv.ParseUint(fields[19], 10, 64); err != nil {
 		return stat{}, fmt.Errorf("stat: start time: %w", err)
@@ -341,7 +373,7 @@ func readEnviron(path string, keys ...string) ([]string, error) {
 		return nil, err
 	}
 	out := make([]string, len(keys))
-	for _, kv := range bytes.Split(b, []byte{0}) {
+	for kv := range bytes.SplitSeq(b, []byte{0}) {
 		for i, k := range keys {
 			if len(kv) > len(k) && kv[len(k)] == '=' && string(kv[:len(k)]) == k {
 				out[i] = string(kv[len(k)+1:])

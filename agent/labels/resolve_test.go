@@ -38,11 +38,9 @@ func fakeProcStat(t *testing.T, root string, pid, ppid int, flags, start uint64,
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	// A comm with spaces and ')' checks the stat parser.
-	stat := fmt.Sprintf("%d (%s) S %d 1 1 0 -1 %d 100 0 0 0 5 3 0 0 20 0 1 0 %d 1000 100", pid, comm+") x", ppid, flags, start)
+	stat := fmt.Sprintf("%d (%s) S %d 1 1 0 -1 %d 100 0 0 0 5 3 0 0 20 0 1 0 %d 1000 100", pid, comm, ppid, flags, start)
 	files := map[string]string{
 		"stat":    stat,
-		"comm":    comm + "\n",
 		"cgroup":  cgroup + "\n",
 		"environ": strings.Join(env, "\x00") + "\x00",
 	}
@@ -341,6 +339,29 @@ func TestResolveShortLived(t *testing.T) {
 				if uint32(p.pid) == tt.pid && got.Comm != p.comm {
 					t.Errorf("Resolve(%d).Comm = %q, want its own %q", tt.pid, got.Comm, p.comm)
 				}
+			}
+		})
+	}
+}
+
+func TestParseStat(t *testing.T) {
+	rest := " S 7 1 1 0 -1 4194560 100 0 0 0 5 3 0 0 20 0 1 0 4242 1000 100"
+	tests := []struct {
+		name    string
+		in      string
+		want    stat
+		wantErr bool
+	}{
+		{"plain", "17 (bash)" + rest, stat{comm: "bash", start: 4242, ppid: 7, flags: 4194560}, false},
+		{"comm with spaces and parens", "17 (a) b (c)" + rest, stat{comm: "a) b (c", start: 4242, ppid: 7, flags: 4194560}, false},
+		{"no comm", "17 bash S 0", stat{}, true},
+		{"short", "17 (bash) S 1 2 3", stat{}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := parseStat([]byte(tt.in))
+			if (err != nil) != tt.wantErr || got != tt.want {
+				t.Errorf("parseStat = %+v, %v; want %+v, err %v", got, err, tt.want, tt.wantErr)
 			}
 		})
 	}

@@ -118,12 +118,15 @@ func (s *Sampler) SetPython(p python.Process) error {
 	if err := s.objs.PythonProcs.Update(p.PID, &rec, ebpf.UpdateAny); err != nil {
 		return fmt.Errorf("set python process %d: %w", p.PID, err)
 	}
-	var pm bpf.ProfilerProcMaps
-	if err := s.objs.PidMaps.Lookup(p.PID, &pm); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+	s.procMapsMu.Lock() // SetProcess rewrites the same entry
+	defer s.procMapsMu.Unlock()
+	pm := &s.procMaps
+	*pm = bpf.ProfilerProcMaps{}
+	if err := s.objs.PidMaps.Lookup(p.PID, pm); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
 		return fmt.Errorf("read mappings of %d: %w", p.PID, err)
 	}
 	pm.Interp = uint32(bpf.ProfilerInterpKindINTERP_PYTHON)
-	if err := s.objs.PidMaps.Update(p.PID, &pm, ebpf.UpdateAny); err != nil {
+	if err := s.objs.PidMaps.Update(p.PID, pm, ebpf.UpdateAny); err != nil {
 		return fmt.Errorf("mark python process %d: %w", p.PID, err)
 	}
 	return nil

@@ -71,6 +71,13 @@ type Sampler struct {
 	missing   uint64
 
 	malformed atomic.Uint64 // written by the event goroutine
+
+	// procMaps is the pid_maps value buffer of SetProcess and SetPython
+	// (guarded by procMapsMu, which also keeps their read-modify-writes of
+	// one entry apart): the value is 8 KiB, and SetProcess runs for every
+	// exec'd process.
+	procMapsMu sync.Mutex
+	procMaps   bpf.ProfilerProcMaps
 }
 
 // ErrUnavailable is wrapped by every error of New that comes from the host rather

@@ -63,17 +63,20 @@ func (s *Sampler) SetFile(id, first, count uint32) error {
 
 // SetProcess replaces pid's mappings, keeping the interpreter kind set for it.
 func (s *Sampler) SetProcess(pid uint32, maps []unwind.Mapping) error {
-	var pm bpf.ProfilerProcMaps
-	if err := s.objs.PidMaps.Lookup(pid, &pm); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+	s.procMapsMu.Lock()
+	defer s.procMapsMu.Unlock()
+	pm := &s.procMaps
+	*pm = bpf.ProfilerProcMaps{}
+	if err := s.objs.PidMaps.Lookup(pid, pm); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
 		return fmt.Errorf("read mappings of %d: %w", pid, err)
 	}
-	pm = bpf.ProfilerProcMaps{Interp: pm.Interp}
+	*pm = bpf.ProfilerProcMaps{Interp: pm.Interp}
 	n := min(len(maps), len(pm.M))
 	for i, m := range maps[:n] {
 		pm.M[i].Start, pm.M[i].End, pm.M[i].Bias, pm.M[i].FileId = m.Start, m.End, m.Bias, m.FileID
 	}
 	pm.N = uint32(n)
-	if err := s.objs.PidMaps.Update(pid, &pm, ebpf.UpdateAny); err != nil {
+	if err := s.objs.PidMaps.Update(pid, pm, ebpf.UpdateAny); err != nil {
 		return fmt.Errorf("write mappings of %d: %w", pid, err)
 	}
 	return nil

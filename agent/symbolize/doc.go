@@ -36,17 +36,23 @@
 // the leaf is a return address, so 1 is subtracted before the lookup to land
 // on the call instruction (right function and inline context).
 //
-// Process lifecycle: ProcessStarted reads /proc/PID/maps and opens the
-// executable objects at once (the open files stay readable after the
-// process is gone), so processes that exit before their samples are
-// symbolized still resolve. The start time (field 22 of /proc/PID/stat)
-// detects pid reuse. An address outside every known mapping of a live
-// process re-reads its maps (at most every Config.MinRefresh): libraries
-// mapped by ld.so after the exec event, or dlopen. ProcessExited keeps the
-// process for Config.ExitGrace for late samples. Objects are cached by build
-// id (or dev+inode+size+mtime without one) and reference counted by the
-// tracked processes that map them; unreferenced ones stay in an LRU bounded
-// by Config.MaxFiles, so a library shared by many processes is parsed once.
+// Process lifecycle: ProcessStarted reads /proc/PID/maps (ProcessMapped
+// takes maps the caller read) and opens the executable objects at once (the
+// open files stay readable after the process is gone), so processes that
+// exit before their samples are symbolized still resolve. A mapped file is
+// first looked up by the dev and inode of its maps line, so a file already
+// known is not opened again for each new process: the cache holds each such
+// file open (its inode cannot be reused by another file meanwhile), and an
+// fstat of that descriptor checks size and modification time (a file
+// rewritten in place is opened and parsed again). A pid reused by another
+// process maps other lines, so only unchanged lines keep their objects. An
+// address outside every known mapping of a live process re-reads its maps
+// (at most every Config.MinRefresh): libraries mapped by ld.so after the
+// exec event, or dlopen. ProcessExited keeps the process for
+// Config.ExitGrace for late samples. Objects are cached by build id (or
+// dev+inode+size+mtime without one) and reference counted by the tracked
+// processes that map them; unreferenced ones stay in an LRU bounded by
+// Config.MaxFiles, so a library shared by many processes is parsed once.
 //
 // Memory: an object is opened at ProcessStarted but parsed only when a sample
 // first needs it (most processes of a busy host are never sampled), and

@@ -145,8 +145,8 @@ func TestLifecycle(t *testing.T) {
 		if got := sym(s, 11, exeA); got != "a" {
 			t.Fatalf("first process: %q", got)
 		}
-		// Same pid, new process (other start time) without an exec event:
-		// the miss-triggered re-read notices the new start time.
+		// Same pid, new process without an exec event: the miss-triggered
+		// re-read maps the new image.
 		fp.set(t, 11, 200, pieLine)
 		if got := sym(s, 11, pieA); got != "a" {
 			t.Errorf("second process: %q", got)
@@ -264,6 +264,51 @@ func TestLifecycle(t *testing.T) {
 		}
 	})
 
+	t.Run("known file found by dev and inode", func(t *testing.T) {
+		bin := filepath.Join(t.TempDir(), "chain")
+		copyFile(t, exe, bin)
+		line, _, _ := mapsLine(t, bin, bin, 0)
+		fp := newFakeProc(t)
+		s := newTestSymbolizer(t, Config{ProcRoot: fp.root})
+		fp.set(t, 30, 100, line)
+		if err := s.ProcessStarted(30); err != nil {
+			t.Fatal(err)
+		}
+		// Gone by its path: only the maps line's dev and inode can find it
+		// (the cache holds it open, so the inode is not reused meanwhile).
+		if err := os.Remove(bin); err != nil {
+			t.Fatal(err)
+		}
+		fp.set(t, 31, 100, line)
+		if got := sym(s, 31, exeA); got != "a" {
+			t.Errorf("second process of a known file: %q", got)
+		}
+		if st := s.Stats(); st.FileMisses != 1 || st.FileHits != 1 || st.FileErrors != 0 {
+			t.Errorf("stats = %+v, want 1 miss, 1 hit, 0 errors", st)
+		}
+	})
+
+	t.Run("file rewritten in place read again", func(t *testing.T) {
+		bin := filepath.Join(t.TempDir(), "chain")
+		copyFile(t, exe, bin)
+		line, _, _ := mapsLine(t, bin, bin, 0)
+		fp := newFakeProc(t)
+		s := newTestSymbolizer(t, Config{ProcRoot: fp.root})
+		fp.set(t, 32, 100, line)
+		if got := sym(s, 32, exeA); got != "a" {
+			t.Fatalf("before the rewrite: %q", got)
+		}
+		copyFile(t, pie, bin) // same inode, other contents
+		line, _, _ = mapsLine(t, bin, bin, pieBias)
+		fp.set(t, 33, 100, line)
+		if got := sym(s, 33, pieA); got != "a" {
+			t.Errorf("after the rewrite: %q (the old contents' symbols?)", got)
+		}
+		if st := s.Stats(); st.FileMisses != 2 {
+			t.Errorf("stats = %+v, want 2 misses (the file parsed again)", st)
+		}
+	})
+
 	t.Run("frame order", func(t *testing.T) {
 		fp := newFakeProc(t)
 		s := newTestSymbolizer(t, Config{ProcRoot: fp.root, NoKernel: true})
@@ -350,5 +395,18 @@ func TestVDSO(t *testing.T) {
 	got := s.Symbolize(pid, []uint64{vdso.start + fileOff - vdso.offset + 2}, nil)
 	if len(got) != 1 || !strings.Contains(got[0], "clock_gettime") {
 		t.Errorf("vDSO address = %q, want *clock_gettime", got)
+	}
+}
+
+// copyFile writes src's contents to dst, in place if dst exists (its inode
+// stays).
+func copyFile(t *testing.T, src, dst string) {
+	t.Helper()
+	b, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dst, b, 0o755); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -30,7 +30,7 @@ type object struct {
 	segments []segment
 	syms     []symbol // sorted by addr, one per addr
 	inl      inlineTable
-	statKeys []string // file identities that resolved to this object
+	inodes   []string // Symbolizer.byInode keys that resolve to this object
 
 	ready  chan struct{} // closed once loaded is set
 	loaded bool          // tables set (or failed)

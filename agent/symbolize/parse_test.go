@@ -10,9 +10,11 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/fleetprof/fleetprof/agent/procmaps"
 )
 
-func TestParseMaps(t *testing.T) {
+func TestExecMappings(t *testing.T) {
 	tests := []struct {
 		name    string
 		in      string
@@ -41,39 +43,13 @@ func TestParseMaps(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := parseMaps(strings.NewReader(tt.in))
+			all, err := procmaps.Parse([]byte(tt.in))
+			got := execMappings(all)
 			if (err != nil) != tt.wantErr {
 				t.Fatalf("err = %v, wantErr %v", err, tt.wantErr)
 			}
 			if !slices.Equal(got, tt.want) {
 				t.Errorf("got  %+v\nwant %+v", got, tt.want)
-			}
-		})
-	}
-}
-
-func TestParseStartTime(t *testing.T) {
-	fields := func(comm string) string {
-		// pid (comm) state, then fields 4..21 as "0", then 22 = 4242.
-		return "17 (" + comm + ") S" + strings.Repeat(" 0", 18) + " 4242 1 2 3\n"
-	}
-	tests := []struct {
-		name    string
-		in      string
-		want    uint64
-		wantErr bool
-	}{
-		{"plain", fields("bash"), 4242, false},
-		{"comm with spaces and parens", fields("a) b (c"), 4242, false},
-		{"no comm", "17 bash S 0", 0, true},
-		{"short", "17 (bash) S 1 2 3", 0, true},
-		{"not a number", "17 (x) S" + strings.Repeat(" 0", 18) + " x", 0, true},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := parseStartTime([]byte(tt.in))
-			if (err != nil) != tt.wantErr || got != tt.want {
-				t.Errorf("parseStartTime = %d, %v; want %d, err %v", got, err, tt.want, tt.wantErr)
 			}
 		})
 	}

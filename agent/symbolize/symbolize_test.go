@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fleetprof/fleetprof/agent/procmaps"
 	"github.com/fleetprof/fleetprof/internal/testenv"
 )
 
@@ -534,16 +535,11 @@ func TestDebugFileByBuildID(t *testing.T) {
 
 func readTestMaps(t testing.TB, pid uint32) []mapping {
 	t.Helper()
-	f, err := os.Open(fmt.Sprintf("/proc/%d/maps", pid))
+	ms, err := procmaps.Read("/proc", pid)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	m, err := parseMaps(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m
+	return execMappings(ms)
 }
 
 // BenchmarkSymbolize measures warm-cache throughput on a 32-frame stack of

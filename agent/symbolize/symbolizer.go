@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/fleetprof/fleetprof/agent/procmaps"
 	"github.com/fleetprof/fleetprof/agent/vdso"
 )
 
@@ -33,9 +34,13 @@ type Symbolizer struct {
 	// Objects are reference counted by the tracked processes that map
 	// them; lru holds the unreferenced ones, most recently used first,
 	// bounded by Config.MaxFiles.
-	lru    *list.List
-	byKey  map[string]*object // build id or file identity -> object
-	byStat map[string]*object // file identity -> object
+	lru   *list.List
+	byKey map[string]*object // build id or file identity -> object
+	// byInode finds the object of a mapped file by the dev and inode of
+	// its maps line, without opening it. Each entry holds the file open,
+	// so its inode cannot be freed and reused by another file while the
+	// entry exists.
+	byInode map[string]*inodeRef
 
 	// parsing admits one object parse at a time: parsing runs outside mu,
 	// and running several at once would multiply the agent's peak memory.
@@ -57,14 +62,13 @@ type Stats struct {
 	FileHits      uint64 // object found in the cache
 	FileMisses    uint64 // object opened from disk (parsed when first needed)
 	FileErrors    uint64 // object could not be opened or parsed
-	MapsReads     uint64 // /proc/PID/maps reads
+	MapsReads     uint64 // process maps read here or handed to ProcessMapped
 	FilesCached   int    // objects known: referenced by processes, or unreferenced in the LRU (parsed or not)
 	Processes     int    // processes tracked (exited ones in grace included)
 }
 
 type process struct {
 	pid    uint32
-	start  uint64 // field 22 of /proc/PID/stat
 	maps   []mapping
 	readAt time.Time
 	// readDrain is the Symbolizer's drain count when the maps were read.
@@ -84,7 +88,7 @@ func New(cfg Config) (*Symbolizer, error) {
 		exited:  list.New(),
 		lru:     list.New(),
 		byKey:   map[string]*object{},
-		byStat:  map[string]*object{},
+		byInode: map[string]*inodeRef{},
 		parsing: make(chan struct{}, 1),
 	}, nil
 }
@@ -94,11 +98,23 @@ func New(cfg Config) (*Symbolizer, error) {
 // events; calling it again for a known pid re-reads the maps (exec replaces
 // them).
 func (s *Symbolizer) ProcessStarted(pid uint32) error {
+	ms, err := procmaps.Read(s.cfg.ProcRoot, pid)
+	if err != nil {
+		return fmt.Errorf("process %d: %w", pid, err)
+	}
+	return s.ProcessMapped(pid, ms)
+}
+
+// ProcessMapped is ProcessStarted with pid's maps already read
+// (procmaps.Read), so one read serves the symbolizer and the unwind loader.
+func (s *Symbolizer) ProcessMapped(pid uint32, maps []procmaps.Mapping) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.sweep(time.Now())
-	_, err := s.startLocked(pid, time.Now())
-	return err
+	s.stats.MapsReads++
+	now := time.Now()
+	s.sweep(now)
+	s.mapLocked(pid, execMappings(maps), now)
+	return nil
 }
 
 // NextDrain starts symbolizing a new drain of samples. Maps read before it
@@ -283,27 +299,23 @@ func (s *Symbolizer) sweep(now time.Time) {
 	}
 }
 
-// startLocked (re)reads pid's maps and loads its objects, reusing the
-// objects of unchanged mappings when the pid still names the same process.
+// startLocked (re)reads pid's maps and loads its objects.
 func (s *Symbolizer) startLocked(pid uint32, now time.Time) (*process, error) {
-	start, err := readStartTime(s.cfg.ProcRoot, pid)
+	ms, err := procmaps.Read(s.cfg.ProcRoot, pid)
 	if err != nil {
 		return nil, fmt.Errorf("process %d: %w", pid, err)
-	}
-	b, err := os.ReadFile(fmt.Sprintf("%s/%d/maps", s.cfg.ProcRoot, pid))
-	if err != nil {
-		return nil, fmt.Errorf("process %d: read maps: %w", pid, err)
 	}
 	s.stats.MapsReads++
-	maps, err := parseMaps(bytes.NewReader(b))
-	if err != nil {
-		return nil, fmt.Errorf("process %d: %w", pid, err)
-	}
+	return s.mapLocked(pid, execMappings(ms), now), nil
+}
+
+// mapLocked makes maps pid's mappings and loads their objects, reusing the
+// objects of mappings unchanged since pid's last maps. An unchanged line
+// (same range, offset, dev, inode and path) maps the same file even if the
+// pid was reused: while an object is cached its inode cannot be reused.
+func (s *Symbolizer) mapLocked(pid uint32, maps []mapping, now time.Time) *process {
 	old := s.procs[pid]
-	if old != nil && old.start != start {
-		old = nil // pid reused by another process
-	}
-	p := &process{pid: pid, start: start, maps: maps, readAt: now, readDrain: s.drain}
+	p := &process{pid: pid, maps: maps, readAt: now, readDrain: s.drain}
 	loaded := map[string]*object{}
 	for i := range p.maps {
 		m := &p.maps[i]
@@ -314,7 +326,7 @@ func (s *Symbolizer) startLocked(pid uint32, now time.Time) (*process, error) {
 				continue
 			}
 		}
-		key := m.dev + " " + strconv.FormatUint(m.inode, 10) + " " + m.path
+		key := m.inodeKey() + " " + m.path
 		if o, ok := loaded[key]; ok {
 			m.obj = o
 			continue
@@ -324,13 +336,41 @@ func (s *Symbolizer) startLocked(pid uint32, now time.Time) (*process, error) {
 	}
 	// An exited predecessor's entry in s.exited no longer matches
 	// s.procs[pid], so sweep leaves p alone.
-	prev := s.procs[pid]
 	s.procs[pid] = p
 	s.retain(p)
-	if prev != nil {
-		s.release(prev)
+	if old != nil {
+		s.release(old)
 	}
-	return p, nil
+	return p
+}
+
+// inodeRef is a byInode entry: the open file and the size and modification
+// time it had when its object was found (a file rewritten in place keeps
+// its inode).
+type inodeRef struct {
+	f           *os.File
+	size, mtime int64
+	obj         *object
+}
+
+// known returns the cached object of m's file if it is unchanged since it
+// was cached, dropping a stale entry.
+func (s *Symbolizer) known(m *mapping) *object {
+	key := m.inodeKey()
+	ref := s.byInode[key]
+	if ref == nil {
+		return nil
+	}
+	var st syscall.Stat_t
+	if err := syscall.Fstat(int(ref.f.Fd()), &st); err == nil && st.Size == ref.size && st.Mtim.Nano() == ref.mtime {
+		return ref.obj
+	}
+	// Changed: opened again below. An object keyed by the old size and
+	// modification time ("f:" keys) stays cached until it is evicted.
+	ref.f.Close()
+	delete(s.byInode, key)
+	ref.obj.inodes = slices.DeleteFunc(ref.obj.inodes, func(k string) bool { return k == key })
+	return nil
 }
 
 // objectFor returns the parsed object behind m, or nil if it cannot be read.
@@ -341,12 +381,17 @@ func (s *Symbolizer) objectFor(pid uint32, m *mapping) *object {
 	if m.inode == 0 {
 		return nil // anonymous or special mapping (JIT code, [vsyscall])
 	}
+	if o := s.known(m); o != nil {
+		s.stats.FileHits++
+		s.touch(o)
+		return o
+	}
 	f, err := s.openMapped(pid, m)
 	if err != nil {
 		s.stats.FileErrors++
 		return nil
 	}
-	keep := false // the loader closes f
+	keep := false // byInode keeps f open
 	defer func() {
 		if !keep {
 			f.Close()
@@ -357,18 +402,14 @@ func (s *Symbolizer) objectFor(pid uint32, m *mapping) *object {
 		s.stats.FileErrors++
 		return nil
 	}
-	statKey := fmt.Sprintf("%d:%d:%d:%d", st.Dev, st.Ino, st.Size, st.Mtim.Nano())
-	if o, ok := s.byStat[statKey]; ok {
-		s.stats.FileHits++
-		s.touch(o)
-		return o
-	}
+	ref := &inodeRef{f: f, size: st.Size, mtime: st.Mtim.Nano()}
+	ikey := m.inodeKey()
 	ef, err := elf.NewFile(f)
 	if err != nil {
 		s.stats.FileErrors++
 		return nil
 	}
-	key := "f:" + statKey
+	key := fmt.Sprintf("f:%d:%d:%d:%d", st.Dev, st.Ino, st.Size, st.Mtim.Nano())
 	id, idErr := buildID(ef)
 	if idErr == nil {
 		key = "b:" + id
@@ -376,8 +417,10 @@ func (s *Symbolizer) objectFor(pid uint32, m *mapping) *object {
 	if o, ok := s.byKey[key]; ok {
 		s.stats.FileHits++
 		s.touch(o)
-		o.statKeys = append(o.statKeys, statKey)
-		s.byStat[statKey] = o
+		keep = true
+		ref.obj = o
+		o.inodes = append(o.inodes, ikey)
+		s.byInode[ikey] = ref
 		return o
 	}
 	s.stats.FileMisses++
@@ -392,25 +435,25 @@ func (s *Symbolizer) objectFor(pid uint32, m *mapping) *object {
 	// processes (whose maps must be read before they exit) must not queue
 	// behind a 1 s DWARF parse. The open files keep the object readable
 	// after the process is gone.
-	o := &object{key: key, statKeys: []string{statKey}, ready: make(chan struct{}),
-		src: &objectSource{f: f, file: &elfInput{f: ef, name: m.path}, debug: debug}}
+	o := &object{key: key, inodes: []string{ikey}, ready: make(chan struct{}),
+		src: &objectSource{file: &elfInput{f: ef, name: m.path}, debug: debug}}
 	keep = true
+	ref.obj = o
 	s.byKey[key] = o
-	s.byStat[statKey] = o
+	s.byInode[ikey] = ref
 	// Not in the LRU: startLocked retains it at once, and evicting it
 	// before (a process mapping more than MaxFiles new objects) would
 	// lose it.
 	return o
 }
 
-// objectSource is the open files of an object not parsed yet.
+// objectSource is the files of an object not parsed yet (the mapped file
+// itself stays open in the object's byInode entry).
 type objectSource struct {
-	f           *os.File
 	file, debug *elfInput
 }
 
 func (src *objectSource) close() {
-	src.f.Close()
 	if src.debug != nil {
 		src.debug.f.Close()
 	}
@@ -473,10 +516,13 @@ func (s *Symbolizer) evict() {
 	for s.lru.Len() > s.cfg.MaxFiles {
 		old := s.lru.Remove(s.lru.Back()).(*object)
 		old.elem = nil
-		delete(s.byKey, old.key)
-		for _, k := range old.statKeys {
-			if s.byStat[k] == old {
-				delete(s.byStat, k)
+		if s.byKey[old.key] == old {
+			delete(s.byKey, old.key)
+		}
+		for _, k := range old.inodes {
+			if ref := s.byInode[k]; ref != nil && ref.obj == old {
+				ref.f.Close()
+				delete(s.byInode, k)
 			}
 		}
 		if old.src != nil { // never parsed: nobody needs it any more

@@ -58,8 +58,10 @@
 // Loader keeps one table per file, shared by every process mapping it and
 // keyed by the file's GNU build id (dev:inode of the mapping first, so a
 // known file is not even opened again). Loader.Refresh(pid) reads
-// /proc/PID/maps and writes the process's executable mappings (start, end,
-// load bias, file id; at most MaxMappings) to pid_maps at once; files it has
+// /proc/PID/maps (Loader.SetMaps takes them as the agent read them, once for
+// the loader, the symbolizer and the Python detector) and writes the
+// process's executable mappings (start, end, load bias, file id; at most
+// MaxMappings) to pid_maps at once; files it has
 // not seen are opened once for their build id, load segments and CFI size
 // and get a file id. Nothing is compiled then.
 //

@@ -1,15 +1,14 @@
 package unwind
 
 import (
-	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"debug/elf"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"iter"
-	"os"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -17,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/fleetprof/fleetprof/agent/procmaps"
 	"github.com/fleetprof/fleetprof/agent/vdso"
 )
 
@@ -166,8 +166,8 @@ type Stats struct {
 	Evictions     uint64        // tables evicted to fit the row budget
 	CompileErrors uint64        // files whose CFI could not be compiled or did not fit
 	NoCFI         uint64        // files without CFI (frame pointers)
-	Refreshes     uint64        // process maps read
-	RefreshErrors uint64        // process maps that could not be read or written
+	Refreshes     uint64        // process maps refreshed (Refresh, SetMaps)
+	RefreshErrors uint64        // process maps that Refresh could not read, or that could not be written
 	OutOfIDs      uint64        // files left without a table because every file id is taken
 	Pending       int           // sampled files waiting for their table
 	Queued        uint64        // tables asked for because a sample landed in a file without one
@@ -504,23 +504,33 @@ func (l *Loader) BuildPending() {
 // mapped or unmapped since). Call it when a process
 // starts and whenever the walker reports a pc outside its known mappings.
 func (l *Loader) Refresh(pid uint32) (changed bool, err error) {
+	ms, err := procmaps.Read(l.cfg.ProcRoot, pid)
+	if err != nil {
+		l.mu.Lock()
+		l.stats.Refreshes++
+		l.stats.RefreshErrors++
+		l.mu.Unlock()
+		return false, err
+	}
+	return l.SetMaps(pid, ms)
+}
+
+// SetMaps is Refresh with pid's maps already read (procmaps.Read), so the
+// agent reads them once for the loader and the symbolizer.
+func (l *Loader) SetMaps(pid uint32, maps []procmaps.Mapping) (changed bool, err error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.stats.Refreshes++
-	changed, err = l.refresh(pid)
+	changed, err = l.refresh(pid, maps)
 	if err != nil {
 		l.stats.RefreshErrors++
 	}
 	return changed, err
 }
 
-func (l *Loader) refresh(pid uint32) (bool, error) {
+func (l *Loader) refresh(pid uint32, maps []procmaps.Mapping) (bool, error) {
 	dir := filepath.Join(l.cfg.ProcRoot, strconv.FormatUint(uint64(pid), 10))
-	raw, err := os.ReadFile(filepath.Join(dir, "maps"))
-	if err != nil {
-		return false, fmt.Errorf("read maps of %d: %w", pid, err)
-	}
-	ms := parseExecMaps(raw)
+	ms := execMaps(maps)
 	l.tick++
 	var out []Mapping
 	var files []*file
@@ -1013,39 +1023,16 @@ type procMap struct {
 	path            string
 }
 
-// parseExecMaps returns the executable file-backed mappings of a maps
-// file and the vDSO's, sorted by start (as the kernel lists them).
-func parseExecMaps(b []byte) []procMap {
+// execMaps returns the executable file-backed mappings of ms and the
+// vDSO's, sorted by start (as the kernel lists them).
+func execMaps(ms []procmaps.Mapping) []procMap {
 	var out []procMap
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		f := bytes.Fields(sc.Bytes())
-		if len(f) < 6 || len(f[1]) < 3 || f[1][2] != 'x' || f[5][0] != '/' && string(f[5]) != vdso.Path {
+	for _, m := range ms {
+		if !m.Exec || !m.FileBacked() && m.Path != vdso.Path || m.End <= m.Start {
 			continue
 		}
-		addr := bytes.SplitN(f[0], []byte("-"), 2)
-		if len(addr) != 2 {
-			continue
-		}
-		start, err1 := strconv.ParseUint(string(addr[0]), 16, 64)
-		end, err2 := strconv.ParseUint(string(addr[1]), 16, 64)
-		off, err3 := strconv.ParseUint(string(f[2]), 16, 64)
-		inode, err4 := strconv.ParseUint(string(f[4]), 10, 64)
-		if err := errors.Join(err1, err2, err3, err4); err != nil || end <= start {
-			continue
-		}
-		out = append(out, procMap{start: start, end: end, off: off, dev: string(f[3]), inode: inode,
-			path: string(bytes.Join(f[5:], []byte(" ")))})
+		out = append(out, procMap{start: m.Start, end: m.End, off: m.Offset, dev: m.Dev, inode: m.Inode, path: m.Path})
 	}
-	slices.SortFunc(out, func(a, b procMap) int {
-		switch {
-		case a.start < b.start:
-			return -1
-		case a.start > b.start:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(out, func(a, b procMap) int { return cmp.Compare(a.start, b.start) })
 	return out
 }

@@ -1,11 +1,9 @@
 package python
 
 import (
-	"bufio"
 	"debug/elf"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -13,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+
+	"github.com/fleetprof/fleetprof/agent/procmaps"
 )
 
 // ErrNotPython is returned by Detect for a process that maps no CPython.
@@ -46,15 +46,22 @@ func Detect(procRoot string, pid uint32) (Process, error) {
 
 // Detect is Detect, with the Detector's cache.
 func (d *Detector) Detect(procRoot string, pid uint32) (Process, error) {
-	dir := filepath.Join(procRoot, strconv.FormatUint(uint64(pid), 10))
-	f, err := os.Open(filepath.Join(dir, "maps"))
-	if err != nil {
-		return Process{}, fmt.Errorf("open maps: %w", err)
-	}
-	defer f.Close()
-	entries, err := parseMaps(f)
+	maps, err := procmaps.Read(procRoot, pid)
 	if err != nil {
 		return Process{}, err
+	}
+	return d.DetectMaps(procRoot, pid, maps)
+}
+
+// DetectMaps is Detect with pid's maps already read (procmaps.Read): the
+// agent reads them once for the unwind loader, the symbolizer and here.
+func (d *Detector) DetectMaps(procRoot string, pid uint32, maps []procmaps.Mapping) (Process, error) {
+	dir := filepath.Join(procRoot, strconv.FormatUint(uint64(pid), 10))
+	var entries []mapEntry
+	for _, m := range maps {
+		if m.FileBacked() {
+			entries = append(entries, mapEntry{start: m.Start, offset: m.Offset, path: m.Path})
+		}
 	}
 	// A libpython beats the executable: a binary named python3.X may be a
 	// thin launcher linked against it.
@@ -187,30 +194,6 @@ func readFile(ef *elf.File, path string, minor int) (fileData, error) {
 		return fileData{}, err
 	}
 	return fileData{version: v, runtime: rt.Value, layout: layout}, nil
-}
-
-func parseMaps(r io.Reader) ([]mapEntry, error) {
-	var out []mapEntry
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 4096), 1<<20)
-	for sc.Scan() {
-		f := strings.Fields(sc.Text())
-		if len(f) < 6 || !strings.HasPrefix(f[5], "/") {
-			continue
-		}
-		lo, _, _ := strings.Cut(f[0], "-")
-		start, err1 := strconv.ParseUint(lo, 16, 64)
-		off, err2 := strconv.ParseUint(f[2], 16, 64)
-		if err1 != nil || err2 != nil {
-			return nil, fmt.Errorf("parse maps line %q", sc.Text())
-		}
-		// The path may contain spaces.
-		out = append(out, mapEntry{start: start, offset: off, path: strings.Join(f[5:], " ")})
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("read maps: %w", err)
-	}
-	return out, nil
 }
 
 func findSymbols(f *elf.File, names ...string) map[string]elf.Symbol {
