@@ -383,6 +383,7 @@ func BuildService(name string, rows []model.RollupRow, prof *model.Profile, from
 		if r.Version != "" {
 			add(&sr.VersionInclusive, r.Version, i, v)
 			addCell(&sr.CellInclusive, cell, i, v)
+			addCell(&sr.CellSelf, cell, i, float64(r.Self))
 		}
 	}
 	names := make([]string, 0, len(series))
@@ -401,6 +402,7 @@ func BuildService(name string, rows []model.RollupRow, prof *model.Profile, from
 		}
 		for c := range cells {
 			addCell(&sr.CellInclusive, c, 0, 0)
+			addCell(&sr.CellSelf, c, 0, 0)
 		}
 		svc.Series = append(svc.Series, *sr)
 	}

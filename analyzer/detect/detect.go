@@ -77,9 +77,12 @@ type candidate struct {
 	before, after   estimate
 	abs, rel, p     float64
 	vBefore, vAfter string
-	filters         []string // stages passed (pass), in any order
-	group           []string
-	self            bool
+	// overlap are the buckets a version-paired candidate compared vBefore and
+	// vAfter in (nil for the time path).
+	overlap []int
+	filters []string // stages passed (pass), in any order
+	group   []string
+	self    bool
 	// selfPart is the same function's self-share rise at the same change, folded
 	// into this inclusive candidate by preferInclusive.
 	selfPart *candidate

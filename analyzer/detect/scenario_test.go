@@ -52,7 +52,8 @@ type scenarioStack struct {
 // seasonal (×(1+amplitude·sin) with a daily period), move (fraction of stack's weight
 // moves to stack to, from at), rollout (version "new" takes a share of traffic rising
 // linearly from 10% at at to 100% after len buckets — or, with stages, the share
-// stages[i] from at+i·stage_len — and in it stack's weight ×factor).
+// stages[i] from at+i·stage_len — and in it stack's weight ×factor, or with fraction
+// set, that fraction of stack's weight moves to stack to).
 type scenarioEvent struct {
 	Kind      string    `json:"kind"`
 	Stack     int       `json:"stack"`
@@ -106,7 +107,12 @@ func (sc *scenario) generate(tb testing.TB) *Service {
 					w[e.To] += moved
 				}
 			case "rollout":
-				if newVersion {
+				switch {
+				case newVersion && e.Fraction > 0:
+					moved := e.Fraction * w[e.Stack]
+					w[e.Stack] -= moved
+					w[e.To] += moved
+				case newVersion:
 					w[e.Stack] *= e.Factor
 				}
 			}
@@ -327,5 +333,26 @@ func TestStagedRolloutPeriodic(t *testing.T) {
 	// The stack's weight grows ×1.1 with the rest unchanged: +8.5% share at 100%.
 	if last.RelativeChange < 0.07 {
 		t.Errorf("relative change %.3f, want ≈0.085 (the full rollout)", last.RelativeChange)
+	}
+}
+
+// TestPairedCostShiftPeriodic analyses a cost shift made by a release during its 10%
+// stage after every bucket of the stage, as a loop would: no run may report it (the
+// version-paired rise must be matched by the version-paired fall of its source, which
+// the fleet-wide share shows only a tenth of).
+func TestPairedCostShiftPeriodic(t *testing.T) {
+	sc := loadScenario(t, filepath.Join("testdata", "scenarios", "paired_cost_shift.json"))
+	ev := sc.Events[0]
+	full := sc.Buckets
+	for end := ev.At + 2; end <= full; end++ {
+		sc.Buckets = end
+		res, err := Run(sc.generate(t), DefaultConfig())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range res.Findings {
+			t.Errorf("run to bucket %d: %s %+.2f%% (%s → %s) filters %v", end, f.Function, 100*f.RelativeChange,
+				f.VersionBefore, f.VersionAfter, f.FiltersPassed)
+		}
 	}
 }
