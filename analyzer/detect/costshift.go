@@ -80,6 +80,11 @@ func costShift(svc *Service, w windows, ups, downs []*candidate, g *callGraph, c
 			if w.seasonal[d.fn] {
 				continue
 			}
+			// A version-paired fall is the full difference between the versions,
+			// which a fleet-wide rise during a partial stage shows only in part.
+			if d.overlap != nil && c.overlap == nil {
+				continue
+			}
 			if d.domain != c.domain || !near(c, d, tol) || g.related(c.fn, d.fn) || (hasSelf[d.fn] && !d.self) || shrank[d.fn] {
 				continue
 			}
