@@ -195,11 +195,11 @@ func Analyze(ctx context.Context, st Store, cfg Config) (*Report, error) {
 }
 
 // mergeService gives fs, the service's new findings, the ids of the stored findings
-// they found again (mergeStored). Only step findings stored since the earliest change
+// they found again (MergeStored). Only step findings stored since the earliest change
 // this run can report (minus the tolerance) can match: a record's time is when a run
 // last stored it, never before its change. A ramp may begin anywhere in the data.
 func mergeService(ctx context.Context, st Store, cfg Config, dc detect.Config, name string, fs []findings.Finding, from, to time.Time) error {
-	tol := mergeTolerance(dc)
+	tol := MergeTolerance(dc)
 	var stored []findings.Finding
 	for _, q := range []struct {
 		kind  findings.Kind
@@ -214,7 +214,7 @@ func mergeService(ctx context.Context, st Store, cfg Config, dc detect.Config, n
 		}
 		stored = append(stored, decodeStored(recs)...)
 	}
-	mergeStored(fs, stored, tol, cfg.now().UTC().Truncate(time.Second))
+	MergeStored(fs, stored, tol, cfg.now().UTC().Truncate(time.Second))
 	return nil
 }
 
@@ -383,6 +383,7 @@ func BuildService(name string, rows []model.RollupRow, prof *model.Profile, from
 		if r.Version != "" {
 			add(&sr.VersionInclusive, r.Version, i, v)
 			addCell(&sr.CellInclusive, cell, i, v)
+			addCell(&sr.CellSelf, cell, i, float64(r.Self))
 		}
 	}
 	names := make([]string, 0, len(series))
@@ -401,6 +402,7 @@ func BuildService(name string, rows []model.RollupRow, prof *model.Profile, from
 		}
 		for c := range cells {
 			addCell(&sr.CellInclusive, c, 0, 0)
+			addCell(&sr.CellSelf, c, 0, 0)
 		}
 		svc.Series = append(svc.Series, *sr)
 	}

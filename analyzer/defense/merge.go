@@ -18,10 +18,10 @@ import (
 // newest first, and only findings of the last analysis window can match.
 const storedLimit = 1000
 
-// mergeTolerance is how far apart two runs may place the same regression's change:
+// MergeTolerance is how far apart two runs may place the same regression's change:
 // a change point moves by a bucket or two as data arrives, and the detector's
 // merge tolerance already counts changes that close as one event.
-func mergeTolerance(dc detect.Config) time.Duration {
+func MergeTolerance(dc detect.Config) time.Duration {
 	return max(dc.MergeTolerance, dc.ExtendedWindow)
 }
 
@@ -72,14 +72,15 @@ func decodeStored(recs []model.FindingRecord) []findings.Finding {
 	return out
 }
 
-// mergeStored gives each new finding of one service that is the same regression as
+// MergeStored gives each new finding of one service that is the same regression as
 // a stored one (sameRegression) the stored ID and FirstSeen, so storing it replaces
 // the stored record; others are first seen now. Pairs are matched closest change
 // time first, and every stored ID goes to at most one new finding, so two findings
 // of one run never share an ID; a new finding whose own ID is taken (by a stored,
 // different regression or another new finding) gets a derived one, which later
-// runs then match.
-func mergeStored(fs []findings.Finding, stored []findings.Finding, tol time.Duration, now time.Time) {
+// runs then match. The analyzer loop stores findings this way; the staged-rollout
+// evaluation (analyzer/evaluate) replays it over periodic runs.
+func MergeStored(fs []findings.Finding, stored []findings.Finding, tol time.Duration, now time.Time) {
 	type pair struct {
 		i, j int
 		d    time.Duration

@@ -63,7 +63,7 @@ func TestMergeStored(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			fs := append([]findings.Finding(nil), tt.new...)
-			mergeStored(fs, tt.stored, tol, now)
+			MergeStored(fs, tt.stored, tol, now)
 			ids := map[string]int{}
 			for i, f := range fs {
 				if prev, dup := ids[f.ID]; dup {
@@ -101,7 +101,7 @@ func TestMergeStoredStable(t *testing.T) {
 	incl.ID, self.ID = findings.ComputeID(&incl), findings.ComputeID(&self) // the same
 	run := func(stored []findings.Finding, now time.Time) []findings.Finding {
 		fs := []findings.Finding{self, incl}
-		mergeStored(fs, stored, 30*time.Minute, now)
+		MergeStored(fs, stored, 30*time.Minute, now)
 		return fs
 	}
 	first := run(nil, t0.Add(time.Hour))

@@ -32,6 +32,7 @@ func costShift(svc *Service, w windows, ups, downs []*candidate, g *callGraph, c
 		if _, ok := dilAt[c.change]; !ok {
 			dilAt[c.change] = dilutionAt(svc, c.change, w)
 		}
+		dilSum := dil
 		dil = math.Min(math.Max(dil, dilAt[c.change]), 1)
 		// Moved cost balances: falls far larger than the rise are another event
 		// (a bigger change elsewhere), not where this rise came from.
@@ -79,6 +80,11 @@ func costShift(svc *Service, w windows, ups, downs []*candidate, g *callGraph, c
 			if w.seasonal[d.fn] {
 				continue
 			}
+			// A version-paired fall is the full difference between the versions,
+			// which a fleet-wide rise during a partial stage shows only in part.
+			if d.overlap != nil && c.overlap == nil {
+				continue
+			}
 			if d.domain != c.domain || !near(c, d, tol) || g.related(c.fn, d.fn) || (hasSelf[d.fn] && !d.self) || shrank[d.fn] {
 				continue
 			}
@@ -111,44 +117,18 @@ func costShift(svc *Service, w windows, ups, downs []*candidate, g *callGraph, c
 				note(d, beyondDilution(svc, xs, c.change, w, dil, ch))
 			}
 		}
-		// A fall explains the rise it balances best: when another function of the
-		// domain rose at the same time by an amount closer to it (the target of a
-		// cost shift or the new name of a renamed function, in the same release),
-		// the fall is that function's source, not this rise's.
-		for name, f := range falls {
-			if f <= 0 {
-				continue
-			}
-			own := math.Min(math.Abs(math.Log(f/riseLo)), math.Abs(math.Log(f/rise)))
-			for rival, r := range rivals {
-				if rival != name && math.Abs(math.Log(f/r)) < own {
-					delete(falls, name)
-					break
-				}
-			}
-		}
-		fell := 0.0
-		var from []string
-		for _, name := range sortedKeys(falls) {
-			if falls[name] > 0 {
-				fell += falls[name]
-				from = append(from, name)
-			}
-		}
-		balances := func(f float64) bool {
-			return f > 0 && f >= cfg.CostShiftFraction*riseLo && (cfg.CostShiftFraction == 0 || f <= rise/cfg.CostShiftFraction)
-		}
-		// All falls together, or one function alone (its fall balances the rise while
-		// an unrelated change at the same time makes the sum too large).
-		shift := balances(fell)
-		for _, name := range from {
-			if !shift && balances(falls[name]) {
-				shift, fell, from = true, falls[name], []string{name}
+		shift, fell, from := balancing(falls, rivals, rise, riseLo, cfg.CostShiftFraction)
+		how := "beyond dilution"
+		if !shift && c.overlap != nil {
+			// Like with like: a version-paired rise against the paired falls.
+			pf, pr := pairedChanges(svc, c, g, cfg, w, math.Min(math.Max(dilSum, pairedDilution(svc, c, w)), 1))
+			if shift, fell, from = balancing(pf, pr, c.abs, c.abs, cfg.CostShiftFraction); shift {
+				how = "beyond dilution between the host groups of " + c.vBefore + " and " + c.vAfter
 			}
 		}
 		if shift {
 			res.Dropped = append(res.Dropped, Dropped{Function: c.fn, Stage: StageCostShift,
-				Reason: fmt.Sprintf("rise %+.3g matched by falls %.3g beyond dilution in %s", c.abs, fell, strings.Join(from, ", "))})
+				Reason: fmt.Sprintf("rise %+.3g matched by falls %.3g %s in %s", c.abs, fell, how, strings.Join(from, ", "))})
 			shifted = append(shifted, c)
 			continue
 		}
@@ -177,6 +157,128 @@ outer:
 		kept = append(kept, c)
 	}
 	return kept
+}
+
+// balancing reports whether falls (per moved-from function, beyond dilution) balance
+// a rise estimated as rise and riseLo (its own test's and a second measure), with the
+// falls counted and their functions. A fall explains the rise it balances best: when
+// a rival (another function of the domain) rose at the same time by an amount closer
+// to it (the target of a cost shift or the new name of a renamed function, in the
+// same release), the fall is the rival's source, not this rise's. All falls together,
+// or one function alone (its fall balances the rise while an unrelated change at the
+// same time makes the sum too large), must be within frac (Config.CostShiftFraction)
+// of the rise.
+func balancing(falls, rivals map[string]float64, rise, riseLo, frac float64) (bool, float64, []string) {
+	for name, f := range falls {
+		if f <= 0 {
+			continue
+		}
+		own := math.Min(math.Abs(math.Log(f/riseLo)), math.Abs(math.Log(f/rise)))
+		for rival, r := range rivals {
+			if rival != name && math.Abs(math.Log(f/r)) < own {
+				delete(falls, name)
+				break
+			}
+		}
+	}
+	fell := 0.0
+	var from []string
+	for _, name := range sortedKeys(falls) {
+		if falls[name] > 0 {
+			fell += falls[name]
+			from = append(from, name)
+		}
+	}
+	balances := func(f float64) bool {
+		return f > 0 && f >= frac*riseLo && (frac == 0 || f <= rise/frac)
+	}
+	if balances(fell) {
+		return true, fell, from
+	}
+	for _, name := range from {
+		if balances(falls[name]) {
+			return true, falls[name], []string{name}
+		}
+	}
+	return false, fell, from
+}
+
+// pairedChanges measures the other functions of a version-paired rise c's domain as
+// c was measured: per host group over c's overlap buckets, new version against old
+// (groupTest), the self share (or, where self is unknown, the inclusive share of a
+// function unrelated to c). A staged rollout shows a moved cost in full only there: a
+// 10% stage moves fleet-wide shares by a tenth of it. Changes within
+// Tuning.PairedChangeSEs standard errors are none. Falls beyond the dilution dil are
+// sources, except from functions that shrank as a whole (Tuning.ShrinkFactor) or have
+// a daily wave of their own; rises are rivals (balancing).
+func pairedChanges(svc *Service, c *candidate, g *callGraph, cfg Config, w windows, dil float64) (falls, rivals map[string]float64) {
+	cells := sortedCells(svc.CellTotal)
+	change := func(counts map[Cell][]float64) (before, diff float64) {
+		ia, ta := poolCells(svc, counts, cells, c.vBefore, c.overlap)
+		ib, tb := poolCells(svc, counts, cells, c.vAfter, c.overlap)
+		ea, _, d, z := groupTest(ia, ta, ib, tb)
+		if !(math.Abs(z) >= cfg.Tuning.PairedChangeSEs) {
+			return ea.P, 0
+		}
+		return ea.P, d
+	}
+	falls, rivals = map[string]float64{}, map[string]float64{}
+	for i := range svc.Series {
+		sr := &svc.Series[i]
+		d := sr.Function
+		if d == c.fn || findings.DomainOf(d) != c.domain || len(sr.CellInclusive) == 0 {
+			continue
+		}
+		xs := sr.CellSelf
+		if xs == nil {
+			if g.related(d, c.fn) {
+				continue
+			}
+			xs = sr.CellInclusive
+		}
+		p, ch := change(xs)
+		switch {
+		case ch > 0:
+			rivals[d] = ch
+		case ch < 0 && !w.seasonal[d]:
+			if pi, inc := change(sr.CellInclusive); -inc-pi*dil > cfg.Tuning.ShrinkFactor*c.abs {
+				continue
+			}
+			if f := -ch - p*dil; f > 0 {
+				falls[d] = f
+			}
+		}
+	}
+	return falls, rivals
+}
+
+// pairedDilution is the typical relative fall of inclusive shares between a
+// version-paired candidate's versions over its overlap buckets (as dilutionAt over
+// time), over functions with Tuning.DilutionMinShare..DilutionMaxShare of the service.
+func pairedDilution(svc *Service, c *candidate, w windows) float64 {
+	pooled := func(xs []float64, v string) float64 {
+		var si, st float64
+		for _, t := range c.overlap {
+			si += xs[t]
+			st += svc.VersionTotal[v][t]
+		}
+		return si / math.Max(1, st)
+	}
+	var rels []float64
+	for i := range svc.Series {
+		sr := &svc.Series[i]
+		a, b := sr.VersionInclusive[c.vBefore], sr.VersionInclusive[c.vAfter]
+		if a == nil || b == nil {
+			continue
+		}
+		if pa := pooled(a, c.vBefore); pa >= w.tun.DilutionMinShare && pa < w.tun.DilutionMaxShare {
+			rels = append(rels, pooled(b, c.vAfter)/pa-1)
+		}
+	}
+	if len(rels) < w.tun.MinDilutionSeries {
+		return 0
+	}
+	return math.Max(0, -median(rels))
 }
 
 // dilutionAt is the typical relative fall of inclusive shares around bucket t

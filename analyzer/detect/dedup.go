@@ -9,14 +9,15 @@ import (
 
 // preferInclusive folds a self-share rise into the same function's inclusive rise at
 // the same time: one change, one finding, which reports the self shares when they
-// explain the rise (candidate.finding).
+// explain the rise (candidate.finding). A version-paired rise spans its rollout: a
+// rise of the other share dated at a later stage of it is the same change.
 func preferInclusive(ups []*candidate, tol int) []*candidate {
 	out := ups[:0]
 outer:
 	for _, c := range ups {
 		if c.self {
 			for _, d := range ups {
-				if !d.self && d.fn == c.fn && near(c, d, tol) {
+				if !d.self && d.fn == c.fn && (near(c, d, tol) || inRollout(c, d, tol) || inRollout(d, c, tol)) {
 					if d.selfPart == nil || c.abs > d.selfPart.abs {
 						d.selfPart = c
 					}
@@ -27,6 +28,12 @@ outer:
 		out = append(out, c)
 	}
 	return out
+}
+
+// inRollout reports whether b is dated within version-paired candidate a's rollout
+// (from its first stage to the end of its comparison), give or take tol buckets.
+func inRollout(a, b *candidate, tol int) bool {
+	return a.overlap != nil && b.change >= a.change-tol && b.change <= a.hi+tol
 }
 
 // callGraph answers "is a a (transitive) caller of b".

@@ -77,9 +77,12 @@ type candidate struct {
 	before, after   estimate
 	abs, rel, p     float64
 	vBefore, vAfter string
-	filters         []string // stages passed (pass), in any order
-	group           []string
-	self            bool
+	// overlap are the buckets a version-paired candidate compared vBefore and
+	// vAfter in (nil for the time path).
+	overlap []int
+	filters []string // stages passed (pass), in any order
+	group   []string
+	self    bool
 	// selfPart is the same function's self-share rise at the same change, folded
 	// into this inclusive candidate by preferInclusive.
 	selfPart *candidate
@@ -211,7 +214,7 @@ func Run(svc *Service, cfg Config) (*Result, error) {
 				ss += sr.Self[t]
 			}
 			if ss > 0 && ss < cfg.Tuning.SelfSeriesMaxRatio*si {
-				series = append(series, &Series{Function: sr.Function, Inclusive: sr.Self})
+				series = append(series, selfSeries(sr))
 				isSelf = append(isSelf, true)
 			}
 		}
@@ -322,6 +325,28 @@ func Run(svc *Service, cfg Config) (*Result, error) {
 		res.Findings = dropStaircase(res.Findings, g, cfg.Gradual.StaircaseMargin, res)
 	}
 	return res, nil
+}
+
+// selfSeries is sr's self share as a series of its own. With self counts per
+// (version, host group) it carries them and their per-version sums, so the
+// version-paired test compares the function's own code between versions too: a
+// self-code regression in a staged rollout is then dated at its first stage and
+// sized as the difference between the versions, not by the fraction of hosts
+// running the new one at each stage.
+func selfSeries(sr *Series) *Series {
+	s := &Series{Function: sr.Function, Inclusive: sr.Self}
+	if len(sr.CellSelf) == 0 {
+		return s
+	}
+	s.CellInclusive = sr.CellSelf
+	for _, c := range sortedCells(sr.CellSelf) {
+		xs := sr.CellSelf[c]
+		v := mapSlice(&s.VersionInclusive, c.Version, len(xs))
+		for t, x := range xs {
+			v[t] += x
+		}
+	}
+	return s
 }
 
 // dropStaircase removes step findings of a function dated within one of its ramps

@@ -46,6 +46,9 @@ func TestBuilderCountsRecursionOnce(t *testing.T) {
 		if !slices.Equal(s.VersionInclusive["v1"], tt.inc) || !slices.Equal(s.GroupInclusive["g0"], tt.inc) {
 			t.Errorf("%s: version/group breakdown %v %v", tt.fn, s.VersionInclusive, s.GroupInclusive)
 		}
+		if c := (Cell{"v1", "g0"}); !slices.Equal(s.CellInclusive[c], tt.inc) || !slices.Equal(s.CellSelf[c], tt.self) {
+			t.Errorf("%s: cell breakdown %v self %v", tt.fn, s.CellInclusive, s.CellSelf)
+		}
 	}
 	if !slices.Equal(svc.Total, []float64{15, 7}) {
 		t.Errorf("total %v", svc.Total)
@@ -81,6 +84,11 @@ func TestServiceValidate(t *testing.T) {
 		{"NaN", func(s *Service) { s.Series[0].Inclusive[0] = math.NaN() }, "f inclusive bucket 0: bad count NaN"},
 		{"inclusive above total", func(s *Service) { s.Series[0].Inclusive[1] = 3 }, "f bucket 1: inclusive 3 exceeds total 2"},
 		{"unknown group", func(s *Service) { s.Series[0].GroupInclusive = map[string][]float64{"g": {1, 1}} }, `group "g" has no group total`},
+		{"unknown self cell", func(s *Service) { s.Series[0].CellSelf = map[Cell][]float64{{"v", "g"}: {1, 1}} }, "self cell v/g has no cell total"},
+		{"negative self cell", func(s *Service) {
+			s.CellTotal = map[Cell][]float64{{"v", "g"}: {1, 2}}
+			s.Series[0].CellSelf = map[Cell][]float64{{"v", "g"}: {1, -1}}
+		}, "f self cell v/g bucket 1: bad count -1"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -47,6 +47,9 @@
 //     (scaled to each cell's samples), or Welch's test without history; so one host
 //     in a 1% stage never makes its host effect a "regression". Its level is
 //     Bonferroni-corrected too: min(PairedAlpha, FamilyAlpha / (series × rollouts)).
+//     Self shares are compared too (Series.CellSelf), so a rise of a function's own
+//     code is dated at its rollout's first stage and sized as the version difference;
+//     it folds into the same function's inclusive rise anywhere in that rollout.
 //     Went-away later: a change whose level is gone again after the series' last
 //     event (a revert) or in the last half extended window (a transient the search
 //     could not end) is dropped. A time-path change is dated at a rollout start
@@ -65,6 +68,10 @@
 //     best: when another function of the domain rose by an amount closer to it (a
 //     cost shift's target, a renamed function's new name), it is that one's source.
 //     The windows around the change leave out buckets five robust SDs off (spikes).
+//     A version-paired rise is also compared with like: the self shares of the
+//     domain's other functions between the same versions and host groups over the
+//     same buckets (a 10% stage shows a tenth of a moved cost in fleet-wide shares);
+//     a fleet-wide rise is never balanced by a paired fall.
 //  8. dedup again on the survivors.
 //
 // Each event of a series is a candidate, so one function can regress in two releases

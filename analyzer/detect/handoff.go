@@ -28,6 +28,12 @@ func (c *candidate) finding(svc *Service, cfg Config) findings.Finding {
 	}
 	if sp := c.selfPart; sp != nil && sp.abs >= cfg.Tuning.SelfRiseFraction*c.abs {
 		// The function's own code: its self size, the inclusive one beside it.
+		if sp.overlap != nil && c.overlap == nil {
+			// The self rise compared the versions: dated at the rollout's first
+			// stage, where the inclusive time path saw a later stage.
+			f.ChangeTime, f.WindowStart, f.WindowEnd = at(sp.change), at(sp.lo), at(sp.hi)
+			f.VersionBefore, f.VersionAfter = sp.vBefore, sp.vAfter
+		}
 		incBefore, incAfter := f.Before, f.After
 		f.InclusiveBefore, f.InclusiveAfter = &incBefore, &incAfter
 		f.Before, f.After = sp.before.share(), sp.after.share()

@@ -40,8 +40,8 @@ type Service struct {
 	Stacks []Stack
 }
 
-// Series is one function's counts. Group and version maps, when set, have the same
-// keys as the service's GroupTotal/VersionTotal.
+// Series is one function's counts. Group, version and cell maps, when set, have the
+// same keys as the service's GroupTotal/VersionTotal/CellTotal.
 type Series struct {
 	Function         string
 	Inclusive        []float64
@@ -49,6 +49,11 @@ type Series struct {
 	GroupInclusive   map[string][]float64
 	VersionInclusive map[string][]float64
 	CellInclusive    map[Cell][]float64
+	// CellSelf is Self per (version, host group): the cost-shift check of a
+	// version-paired rise compares the self shares of its possible sources between
+	// the same host groups and versions, since a moved cost shows in full only
+	// there (a 10% stage shows a tenth of it in fleet-wide shares).
+	CellSelf map[Cell][]float64
 }
 
 // Cell is one (version, host group) pair.
@@ -142,12 +147,17 @@ func (s *Service) Validate() error {
 				return err
 			}
 		}
-		for k, xs := range sr.CellInclusive {
-			if _, ok := s.CellTotal[k]; !ok {
-				return fmt.Errorf("service %s: %s: cell %s/%s has no cell total", s.Name, sr.Function, k.Version, k.Group)
-			}
-			if err := check(sr.Function+" cell "+k.Version+"/"+k.Group, xs); err != nil {
-				return err
+		for _, m := range []struct {
+			what string
+			xs   map[Cell][]float64
+		}{{"cell", sr.CellInclusive}, {"self cell", sr.CellSelf}} {
+			for _, k := range sortedCells(m.xs) {
+				if _, ok := s.CellTotal[k]; !ok {
+					return fmt.Errorf("service %s: %s: %s %s/%s has no cell total", s.Name, sr.Function, m.what, k.Version, k.Group)
+				}
+				if err := check(sr.Function+" "+m.what+" "+k.Version+"/"+k.Group, m.xs[k]); err != nil {
+					return err
+				}
 			}
 		}
 	}
@@ -238,6 +248,9 @@ func (b *Builder) Add(bucket int, version, group string, frames []string, count 
 	}
 	leaf := b.series[frames[len(frames)-1]]
 	leaf.Self[bucket] += count
+	if version != "" && group != "" {
+		addAt(mapSlice(&leaf.CellSelf, cell, n), bucket, count)
+	}
 	key := fmt.Sprintf("%q", frames)
 	st := b.stacks[key]
 	if st == nil {
@@ -264,6 +277,7 @@ func (b *Builder) Service() *Service {
 		}
 		for c := range s.CellTotal {
 			mapSlice(&sr.CellInclusive, c, len(s.Total))
+			mapSlice(&sr.CellSelf, c, len(s.Total))
 		}
 		s.Series = append(s.Series, sr)
 	}

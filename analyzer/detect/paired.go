@@ -48,24 +48,8 @@ func versionCandidate(svc *Service, sr *Series, cfg Config, w windows) (*candida
 		if len(overlap) < cfg.MinOverlapBuckets || overlap[len(overlap)-1] < w.winLo {
 			continue
 		}
-		pool := func(v string) (inc, tot []float64) {
-			for _, c := range cells {
-				if c.Version != v {
-					continue
-				}
-				var si, st float64
-				for _, t := range overlap {
-					si += sr.CellInclusive[c][t]
-					st += svc.CellTotal[c][t]
-				}
-				if st > 0 {
-					inc, tot = append(inc, si), append(tot, st)
-				}
-			}
-			return inc, tot
-		}
-		ia, ta := pool(a)
-		ib, tb := pool(b)
+		ia, ta := poolCells(svc, sr.CellInclusive, cells, a, overlap)
+		ib, tb := poolCells(svc, sr.CellInclusive, cells, b, overlap)
 		before, after, diff, z := groupTest(ia, ta, ib, tb)
 		// With history, the host groups' spread before the rollout (many windows)
 		// measures host effects far better than the few groups in the rollout.
@@ -96,7 +80,7 @@ func versionCandidate(svc *Service, sr *Series, cfg Config, w windows) (*candida
 		best = &candidate{
 			fn: sr.Function, domain: findings.DomainOf(sr.Function),
 			change: start, lo: overlap[0], hi: overlap[len(overlap)-1] + 1,
-			before: before, after: after, abs: diff, p: p, vBefore: a, vAfter: b,
+			before: before, after: after, abs: diff, p: p, vBefore: a, vAfter: b, overlap: overlap,
 			filters: []string{findings.FilterVersionPair, findings.FilterSignificance},
 		}
 		// The pooled shares differ slightly from the mean group difference; report
@@ -107,6 +91,26 @@ func versionCandidate(svc *Service, sr *Series, cfg Config, w windows) (*candida
 		}
 	}
 	return best, nil
+}
+
+// poolCells sums counts (a function's per-cell counts) and the service's cell totals
+// over the buckets of overlap, per host group running version v; groups without
+// samples there are left out.
+func poolCells(svc *Service, counts map[Cell][]float64, cells []Cell, v string, overlap []int) (inc, tot []float64) {
+	for _, c := range cells {
+		if c.Version != v {
+			continue
+		}
+		var si, st float64
+		for _, t := range overlap {
+			si += counts[c][t]
+			st += svc.CellTotal[c][t]
+		}
+		if st > 0 {
+			inc, tot = append(inc, si), append(tot, st)
+		}
+	}
+	return inc, tot
 }
 
 // versionStarts maps each version of the service to its first bucket with samples

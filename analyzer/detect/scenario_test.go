@@ -52,7 +52,8 @@ type scenarioStack struct {
 // seasonal (×(1+amplitude·sin) with a daily period), move (fraction of stack's weight
 // moves to stack to, from at), rollout (version "new" takes a share of traffic rising
 // linearly from 10% at at to 100% after len buckets — or, with stages, the share
-// stages[i] from at+i·stage_len — and in it stack's weight ×factor).
+// stages[i] from at+i·stage_len — and in it stack's weight ×factor, or with fraction
+// set, that fraction of stack's weight moves to stack to).
 type scenarioEvent struct {
 	Kind      string    `json:"kind"`
 	Stack     int       `json:"stack"`
@@ -106,7 +107,12 @@ func (sc *scenario) generate(tb testing.TB) *Service {
 					w[e.To] += moved
 				}
 			case "rollout":
-				if newVersion {
+				switch {
+				case newVersion && e.Fraction > 0:
+					moved := e.Fraction * w[e.Stack]
+					w[e.Stack] -= moved
+					w[e.To] += moved
+				case newVersion:
 					w[e.Stack] *= e.Factor
 				}
 			}
@@ -287,45 +293,92 @@ func TestScenarios(t *testing.T) {
 	}
 }
 
-// TestStagedRolloutPeriodic analyses the staged rollout as a loop would, at the end of
-// each stage: every run reports at most one finding for the regressed function, and
-// the last one is dated at the first stage and sized to the full rollout.
+// TestStagedRolloutPeriodic analyses staged rollouts as a loop would, at the end of
+// each stage and at the end of the data: every run reports at most one finding for
+// the regressed function, and the last one is dated at the first stage and sized to
+// the full rollout (self-sized for a rise of a function's own code).
 func TestStagedRolloutPeriodic(t *testing.T) {
-	sc := loadScenario(t, filepath.Join("testdata", "scenarios", "staged_rollout.json"))
+	tests := []struct {
+		file string
+		// minRel is the smallest relative change accepted for the last finding;
+		// self whether it must report the self shares.
+		minRel float64
+		self   bool
+	}{
+		// Marshal's weight ×1.1 with the rest unchanged: +8.5% share at 100%.
+		{"staged_rollout.json", 0.07, false},
+		// Handle's own code ×1.2 (stages 3 h apart, longer than the merge
+		// tolerance): +19% self share, +1.9% inclusive.
+		{"staged_self.json", 0.15, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.file, func(t *testing.T) {
+			sc := loadScenario(t, filepath.Join("testdata", "scenarios", tt.file))
+			ev := sc.Events[0]
+			full := sc.Buckets
+			var last *findings.Finding
+			ends := []int{}
+			for i := range ev.Stages {
+				if end := ev.At + (i+1)*ev.StageLen; end < full {
+					ends = append(ends, end)
+				}
+			}
+			for _, end := range append(ends, full) {
+				sc.Buckets = end
+				res, err := Run(sc.generate(t), DefaultConfig())
+				if err != nil {
+					t.Fatal(err)
+				}
+				var hits []findings.Finding
+				for _, f := range res.Findings {
+					if f.Function == sc.Expect[0] {
+						hits = append(hits, f)
+					}
+				}
+				for _, f := range hits {
+					t.Logf("run to bucket %d: %s %+.2f%% at %s filters %v", end, f.Function, 100*f.RelativeChange, f.ChangeTime.Format(time.RFC3339), f.FiltersPassed)
+				}
+				if len(hits) > 1 {
+					t.Errorf("run to bucket %d: %d findings for %s, want at most 1", end, len(hits), sc.Expect[0])
+				}
+				if len(hits) == 1 {
+					last = &hits[0]
+				}
+			}
+			if last == nil {
+				t.Fatal("no finding after the full rollout")
+			}
+			wantAt := scenarioStart.Add(time.Duration(ev.At*sc.StepMinutes) * time.Minute)
+			if d := last.ChangeTime.Sub(wantAt); d < -30*time.Minute || d > 30*time.Minute {
+				t.Errorf("change time %s, want the first stage %s", last.ChangeTime, wantAt)
+			}
+			if last.RelativeChange < tt.minRel {
+				t.Errorf("relative change %.3f, want at least %.3f (the full rollout)", last.RelativeChange, tt.minRel)
+			}
+			if self := slices.Contains(last.FiltersPassed, FilterSelfShare); self != tt.self {
+				t.Errorf("self-sized %v, want %v", self, tt.self)
+			}
+		})
+	}
+}
+
+// TestPairedCostShiftPeriodic analyses a cost shift made by a release during its 10%
+// stage after every bucket of the stage, as a loop would: no run may report it (the
+// version-paired rise must be matched by the version-paired fall of its source, which
+// the fleet-wide share shows only a tenth of).
+func TestPairedCostShiftPeriodic(t *testing.T) {
+	sc := loadScenario(t, filepath.Join("testdata", "scenarios", "paired_cost_shift.json"))
 	ev := sc.Events[0]
 	full := sc.Buckets
-	var last *findings.Finding
-	for _, end := range []int{ev.At + ev.StageLen, ev.At + 2*ev.StageLen, full} {
+	for end := ev.At + 2; end <= full; end++ {
 		sc.Buckets = end
 		res, err := Run(sc.generate(t), DefaultConfig())
 		if err != nil {
 			t.Fatal(err)
 		}
-		var hits []findings.Finding
 		for _, f := range res.Findings {
-			if f.Function == sc.Expect[0] {
-				hits = append(hits, f)
-			}
+			t.Errorf("run to bucket %d: %s %+.2f%% (%s → %s) filters %v", end, f.Function, 100*f.RelativeChange,
+				f.VersionBefore, f.VersionAfter, f.FiltersPassed)
 		}
-		for _, f := range hits {
-			t.Logf("run to bucket %d: %s %+.2f%% at %s", end, f.Function, 100*f.RelativeChange, f.ChangeTime.Format(time.RFC3339))
-		}
-		if len(hits) > 1 {
-			t.Errorf("run to bucket %d: %d findings for %s, want at most 1", end, len(hits), sc.Expect[0])
-		}
-		if len(hits) == 1 {
-			last = &hits[0]
-		}
-	}
-	if last == nil {
-		t.Fatal("no finding after the full rollout")
-	}
-	wantAt := scenarioStart.Add(time.Duration(ev.At*sc.StepMinutes) * time.Minute)
-	if d := last.ChangeTime.Sub(wantAt); d < -30*time.Minute || d > 30*time.Minute {
-		t.Errorf("change time %s, want the first stage %s", last.ChangeTime, wantAt)
-	}
-	// The stack's weight grows ×1.1 with the rest unchanged: +8.5% share at 100%.
-	if last.RelativeChange < 0.07 {
-		t.Errorf("relative change %.3f, want ≈0.085 (the full rollout)", last.RelativeChange)
 	}
 }

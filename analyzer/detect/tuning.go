@@ -67,6 +67,10 @@ type Tuning struct {
 	// WindowChangeSEs: a change measured in those windows counts only beyond this
 	// many standard errors.
 	WindowChangeSEs float64
+	// PairedChangeSEs: the cost-shift check of a version-paired rise counts a
+	// function's change between the same versions and host groups (its paired
+	// fall, or a rival's paired rise) only beyond this many standard errors.
+	PairedChangeSEs float64
 	// TrimRobustSDs: buckets whose share is further than this many robust standard
 	// deviations (1.4826 × MAD) from the window's median are left out of those
 	// windows (a spike of the function must not hide or fake moved cost).
@@ -98,6 +102,7 @@ func DefaultTuning() Tuning {
 		AroundSpan:               6,
 		AroundSettle:             2,
 		WindowChangeSEs:          3,
+		PairedChangeSEs:          3,
 		TrimRobustSDs:            5,
 		MinTrimBuckets:           5,
 		DilutionMinShare:         1e-3,
@@ -125,7 +130,8 @@ func (t Tuning) Validate() error {
 		v    float64
 	}{
 		{"season profile SDs", t.SeasonProfileSDs}, {"shrink factor", t.ShrinkFactor},
-		{"window change SEs", t.WindowChangeSEs}, {"trim robust SDs", t.TrimRobustSDs},
+		{"window change SEs", t.WindowChangeSEs}, {"paired change SEs", t.PairedChangeSEs},
+		{"trim robust SDs", t.TrimRobustSDs},
 	} {
 		if !(f.v > 0) || math.IsInf(f.v, 0) {
 			return fmt.Errorf("%s %v: want > 0", f.name, f.v)

@@ -25,4 +25,13 @@
 // -benchtime 1x -v`; `-args -seeds 0,1000` chooses them, `-sizes 0.2` the sizes). It
 // logs every false positive (with the injections that touched its function) and every
 // regression at ≥ 2× the noise floor that was missed (with the stage that dropped it).
+//
+// Staged rollouts (RunStaged, BenchmarkEvaluateStaged): releases rolled out 10% → 50%
+// → 100% with stages hours apart (longer than the merge tolerance), analysed every
+// 10 minutes through each rollout with the analyzer loop's window, each run's
+// findings stored as the loop stores them (defense.MergeStored). It scores the stored
+// findings per regression (one is the aim), whether the last one is dated at the
+// first stage and sized on the full rollout (self-sized for a function with
+// callees), and how many runs report the cost shift made in the first release, in
+// its 10% stage and through its whole rollout.
 package evaluate

@@ -455,6 +455,7 @@ func truncate(svc *detect.Service, n int) *detect.Service {
 		s.GroupInclusive = cutMap(s.GroupInclusive, n)
 		s.VersionInclusive = cutMap(s.VersionInclusive, n)
 		s.CellInclusive = cutMap(s.CellInclusive, n)
+		s.CellSelf = cutMap(s.CellSelf, n)
 		c.Series[i] = s
 	}
 	c.Stacks = make([]detect.Stack, len(svc.Stacks))
