@@ -134,7 +134,7 @@ func (s *Store) Profile(ctx context.Context, sel model.Selection) (*model.Profil
 	frames := make(map[uint64][]string, len(values))
 	var missing []uint64
 	for id := range values {
-		if f, ok := s.stacks.get(id); ok {
+		if f, ok := s.stacks.Get(id); ok {
 			frames[id] = f
 		} else {
 			missing = append(missing, id)
@@ -157,7 +157,7 @@ func (s *Store) Profile(ctx context.Context, sel model.Selection) (*model.Profil
 			id, f := asUint(row[0]), asStrings(row[1])
 			if _, want := values[id]; want {
 				frames[id] = f
-				s.stacks.put(id, f)
+				s.stacks.Put(id, f)
 			}
 		}
 	}

@@ -28,7 +28,7 @@ type Store struct {
 	version Version
 	feat    features
 
-	stacks *stackCache
+	stacks *samplebatch.StackCache
 	locks  keyedLocks
 	recent *idSet // batch ids ingested by this process
 
@@ -56,7 +56,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	s := &Store{
 		cfg:    cfg,
 		lay:    layout{db: tgt.database, cluster: tgt.cluster, onCluster: tgt.onCluster},
-		stacks: newStackCache(cfg.StackCache),
+		stacks: samplebatch.NewStackCache(cfg.StackCache),
 		recent: newIDSet(100_000),
 	}
 	if tgt.embedded {
@@ -210,6 +210,10 @@ func (s *Store) IngestBatches(ctx context.Context, items []IngestItem) ([]Ingest
 	merged := &samplebatch.Batch{}
 	var newIDs []string
 	var newRows []uint64
+	total := 0
+	for _, it := range items {
+		total += len(it.Batch.Rows)
+	}
 	for i, it := range items {
 		if known[it.ID] {
 			res[i].Duplicate = true
@@ -224,7 +228,7 @@ func (s *Store) IngestBatches(ctx context.Context, items []IngestItem) ([]Ingest
 			continue
 		}
 		if len(newIDs) == 2 { // copy before appending: the first batch is the caller's
-			merged.Rows = slices.Clone(merged.Rows)
+			merged.Rows = append(make([]samplebatch.Row, 0, total), merged.Rows...)
 			merged.Stacks = maps.Clone(merged.Stacks)
 		}
 		merged.Rows = append(merged.Rows, it.Batch.Rows...)
@@ -350,7 +354,7 @@ func (s *Store) writeData(ctx context.Context, b *samplebatch.Batch) error {
 func (s *Store) writeStacks(ctx context.Context, b *samplebatch.Batch) error {
 	var newIDs []uint64
 	for id := range b.Stacks {
-		if !s.stacks.has(id) {
+		if !s.stacks.Has(id) {
 			newIDs = append(newIDs, id)
 		}
 	}
@@ -363,7 +367,7 @@ func (s *Store) writeStacks(ctx context.Context, b *samplebatch.Batch) error {
 		}
 		// Only after the insert: a failed one must be retried next time.
 		for _, id := range newIDs {
-			s.stacks.put(id, b.Stacks[id])
+			s.stacks.Put(id, b.Stacks[id])
 		}
 	}
 	return nil
@@ -550,50 +554,6 @@ func batchIDRecord(ids []string, ts time.Time, rows []uint64) arrow.RecordBatch 
 		rb.Field(2).(*array.Uint64Builder).Append(rows[i])
 	}
 	return rb.NewRecordBatch()
-}
-
-// stackCache remembers frames of stacks known to be stored, in two
-// generations: when the current one is full the older is dropped, which
-// approximates an LRU at map speed.
-type stackCache struct {
-	mu        sync.Mutex
-	cap       int
-	cur, prev map[uint64][]string
-}
-
-func newStackCache(n int) *stackCache {
-	return &stackCache{cap: max(n/2, 1), cur: map[uint64][]string{}, prev: map[uint64][]string{}}
-}
-
-func (c *stackCache) get(id uint64) ([]string, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if f, ok := c.cur[id]; ok {
-		return f, true
-	}
-	if f, ok := c.prev[id]; ok {
-		c.putLocked(id, f)
-		return f, true
-	}
-	return nil, false
-}
-
-func (c *stackCache) has(id uint64) bool {
-	_, ok := c.get(id)
-	return ok
-}
-
-func (c *stackCache) put(id uint64, frames []string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.putLocked(id, frames)
-}
-
-func (c *stackCache) putLocked(id uint64, frames []string) {
-	if len(c.cur) >= c.cap {
-		c.prev, c.cur = c.cur, make(map[uint64][]string, c.cap)
-	}
-	c.cur[id] = frames
 }
 
 // idSet is a bounded two-generation set of strings.
