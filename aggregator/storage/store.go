@@ -420,6 +420,10 @@ func (w *BulkWriter) Flush(ctx context.Context) error {
 	return nil
 }
 
+// labelDictType carries the samples' label columns: the engine reads each
+// distinct value once into its LowCardinality column instead of once per row.
+var labelDictType = &arrow.DictionaryType{IndexType: arrow.PrimitiveTypes.Int32, ValueType: arrow.BinaryTypes.String}
+
 var (
 	tsType      = &arrow.TimestampType{Unit: arrow.Second, TimeZone: "UTC"}
 	stringList  = arrow.ListOf(arrow.BinaryTypes.String)
@@ -429,13 +433,13 @@ var (
 	}, nil)
 	samplesSchema = arrow.NewSchema([]arrow.Field{
 		{Name: "ts", Type: tsType},
-		{Name: "service", Type: arrow.BinaryTypes.String},
-		{Name: "version", Type: arrow.BinaryTypes.String},
-		{Name: "host", Type: arrow.BinaryTypes.String},
-		{Name: "namespace", Type: arrow.BinaryTypes.String},
-		{Name: "pod", Type: arrow.BinaryTypes.String},
-		{Name: "container", Type: arrow.BinaryTypes.String},
-		{Name: "comm", Type: arrow.BinaryTypes.String},
+		{Name: "service", Type: labelDictType},
+		{Name: "version", Type: labelDictType},
+		{Name: "host", Type: labelDictType},
+		{Name: "namespace", Type: labelDictType},
+		{Name: "pod", Type: labelDictType},
+		{Name: "container", Type: labelDictType},
+		{Name: "comm", Type: labelDictType},
 		{Name: "pid", Type: arrow.PrimitiveTypes.Uint32},
 		{Name: "label_keys", Type: stringList},
 		{Name: "label_values", Type: stringList},
@@ -498,9 +502,10 @@ func samplesRecord(b *samplebatch.Batch) arrow.RecordBatch {
 	defer rb.Release()
 	rb.Reserve(len(b.Rows))
 	ts := rb.Field(0).(*array.TimestampBuilder)
-	strs := make([]*array.StringBuilder, 7)
+	var strs [7]labelDict // fields 1-7
 	for i := range strs {
-		strs[i] = rb.Field(1 + i).(*array.StringBuilder)
+		strs[i].init(len(b.Rows))
+		defer strs[i].release()
 	}
 	pid := rb.Field(8).(*array.Uint32Builder)
 	lk := rb.Field(9).(*array.ListBuilder)
@@ -514,16 +519,17 @@ func samplesRecord(b *samplebatch.Batch) arrow.RecordBatch {
 	if typed {
 		typ = rb.Field(14).(*array.StringBuilder)
 	}
-	for _, r := range b.Rows {
+	for i := range b.Rows {
+		r := &b.Rows[i]
 		l := &r.Labels
 		ts.UnsafeAppend(arrow.Timestamp(r.TS))
-		strs[0].Append(l.Service)
-		strs[1].Append(l.Version)
-		strs[2].Append(l.Host)
-		strs[3].Append(l.Namespace)
-		strs[4].Append(l.Pod)
-		strs[5].Append(l.Container)
-		strs[6].Append(l.Comm)
+		strs[0].append(l.Service)
+		strs[1].append(l.Version)
+		strs[2].append(l.Host)
+		strs[3].append(l.Namespace)
+		strs[4].append(l.Pod)
+		strs[5].append(l.Container)
+		strs[6].append(l.Comm)
 		pid.UnsafeAppend(l.PID)
 		lk.Append(true)
 		lv.Append(true)
@@ -542,7 +548,60 @@ func samplesRecord(b *samplebatch.Batch) arrow.RecordBatch {
 			}
 		}
 	}
-	return rb.NewRecordBatch()
+	cols := make([]arrow.Array, len(rb.Fields()))
+	for i := range strs {
+		cols[1+i] = strs[i].array()
+	}
+	for i, f := range rb.Fields() {
+		if cols[i] == nil { // the label fields' own builders stay unused
+			cols[i] = f.NewArray()
+		}
+		defer cols[i].Release()
+	}
+	return array.NewRecordBatch(schema, cols, int64(len(b.Rows)))
+}
+
+// labelDict builds one labelDictType column. Rows of one agent repeat their
+// labels, so a value equal to the previous row's skips the map.
+type labelDict struct {
+	idx    *array.Int32Builder
+	vals   *array.StringBuilder
+	ids    map[string]int32
+	last   string
+	lastID int32
+}
+
+func (d *labelDict) init(rows int) {
+	d.idx = array.NewInt32Builder(memory.DefaultAllocator)
+	d.idx.Reserve(rows)
+	d.vals = array.NewStringBuilder(memory.DefaultAllocator)
+	d.ids = map[string]int32{}
+	d.lastID = -1
+}
+
+func (d *labelDict) append(v string) {
+	if d.lastID < 0 || v != d.last {
+		id, ok := d.ids[v]
+		if !ok {
+			id = int32(len(d.ids))
+			d.ids[v] = id
+			d.vals.Append(v)
+		}
+		d.last, d.lastID = v, id
+	}
+	d.idx.UnsafeAppend(d.lastID)
+}
+
+func (d *labelDict) array() arrow.Array {
+	idx, vals := d.idx.NewArray(), d.vals.NewArray()
+	defer idx.Release()
+	defer vals.Release()
+	return array.NewDictionaryArray(labelDictType, idx, vals)
+}
+
+func (d *labelDict) release() {
+	d.idx.Release()
+	d.vals.Release()
 }
 
 func batchIDRecord(ids []string, ts time.Time, rows []uint64) arrow.RecordBatch {
