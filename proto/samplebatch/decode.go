@@ -273,6 +273,10 @@ func (d *decoder) record(rec arrow.RecordBatch) error {
 	keyStr, valStr := keys.ListValues().(*array.String), vals.ListValues().(*array.String)
 	stackID := column[*array.Uint64](rec, ColStackID)
 	frames := column[*array.List](rec, ColFrames)
+	if len(d.b.Stacks) == 0 {
+		// Each stack's first row carries its frames: sized once, no rehashing.
+		d.b.Stacks = make(map[uint64][]string, n-frames.NullN())
+	}
 	frameDict := frames.ListValues().(*array.Dictionary)
 	frameName := d.dictStrings(frameDict)
 	value := column[*array.Int64](rec, ColValue)
