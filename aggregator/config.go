@@ -60,6 +60,12 @@ type Config struct {
 	WALFlushInterval   time.Duration
 	WALMaxPendingBytes int
 	WALMaxWait         time.Duration
+	// StackCache is how many verified stacks ingest remembers across batches
+	// (samplebatch.DecodeCached), so that a stack an agent sends again in every
+	// batch is neither rebuilt nor re-hashed. Its frame slices are shared with
+	// the decoded batches and the store's own cache. Default DefaultStackCache;
+	// -1 turns it off.
+	StackCache int
 	// Pprof serves the Go runtime's profiles under /debug/pprof/ on the HTTP port
 	// (off by default: they expose process internals).
 	Pprof bool
@@ -91,6 +97,9 @@ const (
 	DefaultCommitInterval   = 5 * time.Millisecond
 	DefaultMaxCommitBatches = 256
 	DefaultMaxCommitRows    = 1_000_000
+	// DefaultStackCache holds the distinct stacks of a large fleet service
+	// (BenchmarkIngestFleetSenders: 2,000 per agent batch).
+	DefaultStackCache = 100_000
 	// DefaultQueryTimeout is long enough for a day's flame graph of a large service.
 	DefaultQueryTimeout = 30 * time.Second
 	// DefaultMaxConcurrentQueries leaves the store's other connections and the
@@ -155,6 +164,9 @@ func (c Config) WithDefaults() Config {
 	if c.WALMaxWait == 0 {
 		c.WALMaxWait = DefaultWALMaxWait
 	}
+	if c.StackCache == 0 {
+		c.StackCache = DefaultStackCache
+	}
 	return c
 }
 
@@ -204,6 +216,9 @@ func (c Config) Validate() error {
 	}
 	if c.WALFlushInterval < 0 || c.WALMaxPendingBytes < 0 || c.WALMaxWait < 0 {
 		return fmt.Errorf("wal flush interval %v, max pending bytes %d, max wait %v: must not be negative", c.WALFlushInterval, c.WALMaxPendingBytes, c.WALMaxWait)
+	}
+	if c.StackCache < -1 {
+		return fmt.Errorf("stack cache %d: must be at least 1, or -1 for none", c.StackCache)
 	}
 	return nil
 }

@@ -3,6 +3,11 @@
 // through a Store (aggregator/storage), and it serves the JSON query API under
 // /api/v1/, Prometheus metrics, health checks and, optionally, the web UI.
 //
+// Every ingest path decodes through one function (Server.decode) with a bounded
+// cache of stacks verified in earlier batches (Config.StackCache): an agent sends
+// the same stacks in every batch, and a cached one is neither rebuilt nor re-hashed
+// (the rule for a cached id sent with other frames is in proto/samplebatch/SCHEMA.md).
+//
 // Server.Run composes the gRPC server, the HTTP server and any extra actors (such as
 // the analyzer loop) with github.com/oklog/run: when one stops, all stop. Shutdown is
 // graceful: the servers stop accepting, batches being stored are finished and acked.

@@ -186,6 +186,12 @@ func (g *groupCommit) write(group []*commitReq) {
 	}
 }
 
+// decode decodes a received (or logged) batch with the configured limits,
+// taking stacks verified in earlier batches from the server's stack cache.
+func (s *Server) decode(data []byte) (*samplebatch.Batch, error) {
+	return samplebatch.DecodeCached(data, samplebatch.Limits{MaxBytes: s.cfg.MaxMessageBytes, Now: s.now}, s.stacks)
+}
+
 // drain makes every stream return after the batch it is storing, if any.
 func (is *ingestService) drain() { is.drainOnce.Do(func() { close(is.draining) }) }
 
@@ -217,7 +223,7 @@ func (is *ingestService) Write(stream ingestv1.IngestService_WriteServer) error 
 			}
 			d := decoded{req: req, start: time.Now()}
 			if req.GetBatchId() != "" {
-				d.batch, d.err = samplebatch.Decode(req.GetArrowIpc(), samplebatch.Limits{MaxBytes: is.s.cfg.MaxMessageBytes, Now: is.s.now})
+				d.batch, d.err = is.s.decode(req.GetArrowIpc())
 			}
 			select {
 			case reqs <- d:

@@ -50,7 +50,7 @@ func (s *Server) ingestSamples(ctx context.Context, batchID string, samples []sa
 		return 0, false, fmt.Errorf("encode samples: %w", err)
 	}
 	d := decoded{req: &ingestv1.WriteRequest{BatchId: batchID, ArrowIpc: data}, start: start}
-	d.batch, d.err = samplebatch.Decode(data, samplebatch.Limits{MaxBytes: s.cfg.MaxMessageBytes, Now: s.now})
+	d.batch, d.err = s.decode(data)
 	resp := s.ingest.write(ctx, d)
 	switch resp.Status {
 	case ingestv1.WriteResponse_STATUS_ACKED:

@@ -50,6 +50,7 @@ type Server struct {
 	now      func() time.Time
 	grpc     *grpc.Server
 	ingest   *ingestService
+	stacks   *samplebatch.StackCache // verified stacks for decode; nil: off
 	handler  http.Handler
 	writes   *writeHealth
 	// querySlots is a semaphore of cfg.MaxConcurrentQueries HTTP queries.
@@ -108,6 +109,9 @@ func New(cfg Config, store Store, logger *slog.Logger, opts ...Option) (*Server,
 			return nil, fmt.Errorf("load tls key pair: %w", err)
 		}
 		s.tls = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	if cfg.StackCache > 0 {
+		s.stacks = samplebatch.NewStackCache(cfg.StackCache)
 	}
 	s.metrics = newMetrics()
 	s.writes = &writeHealth{threshold: cfg.UnreadyAfterWriteFailures}

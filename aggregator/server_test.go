@@ -394,6 +394,8 @@ func TestConfigValidate(t *testing.T) {
 		{"tiny messages", Config{MaxMessageBytes: 10}, "max message bytes"},
 		{"negative timeout", Config{ShutdownTimeout: -time.Second}, "shutdown timeout"},
 		{"server uri", Config{Storage: "clickhouse://127.0.0.1:9000/fleetprof"}, ""},
+		{"stack cache off", Config{StackCache: -1}, ""},
+		{"bad stack cache", Config{StackCache: -2}, "stack cache"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := tc.cfg.Validate()

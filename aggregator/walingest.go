@@ -139,7 +139,7 @@ func openWAL(s *Server, st walStore, dir string) (*walIngest, error) {
 		m: newWALMetrics(s.metrics.reg), ids: map[string]bool{}, room: make(chan struct{}), kick: make(chan struct{}, 1)}
 	w.m.tornBytes.Add(float64(rs.TornBytes))
 	for _, r := range recs {
-		b, err := samplebatch.Decode(r.Data, samplebatch.Limits{MaxBytes: s.cfg.MaxMessageBytes, Now: s.now})
+		b, err := s.decode(r.Data)
 		if err != nil {
 			w.m.replayBad.Inc()
 			s.log.Error("logged batch does not decode; dropped", "batch_id", r.ID, "err", err)

@@ -282,7 +282,7 @@ func BenchmarkProfile10MCold(b *testing.B) {
 	s := bigStore(b)
 	defer reportQueryCPU(b, cpuTime())
 	for b.Loop() {
-		s.stacks = newStackCache(s.cfg.StackCache)
+		s.stacks = samplebatch.NewIDCache[stack](s.cfg.StackCache)
 		p, err := s.Profile(context.Background(), benchSel())
 		if err != nil || p.Total == 0 {
 			b.Fatal(err)

@@ -134,7 +134,7 @@ func (s *Store) Profile(ctx context.Context, sel model.Selection) (*model.Profil
 	stacks := make(map[uint64]stack, len(values))
 	var missing []uint64
 	for id := range values {
-		if st, ok := s.stacks.get(id); ok {
+		if st, ok := s.stacks.Get(id); ok {
 			stacks[id] = st
 		} else {
 			missing = append(missing, id)
@@ -162,7 +162,7 @@ func (s *Store) Profile(ctx context.Context, sel model.Selection) (*model.Profil
 			}
 			if _, want := values[id]; want {
 				stacks[id] = st
-				s.stacks.put(id, st)
+				s.stacks.Put(id, st)
 			}
 		}
 	}

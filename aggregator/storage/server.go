@@ -149,6 +149,16 @@ func goColumn(a arrow.Array) (any, error) {
 			out[i] = x.Value(i)
 		}
 		return out, nil
+	case *array.Dictionary:
+		dict, ok := x.Dictionary().(*array.String)
+		if !ok {
+			return nil, fmt.Errorf("dictionary of %s not supported", x.Dictionary().DataType())
+		}
+		out := make([]string, n)
+		for i := range out {
+			out[i] = dict.Value(x.GetValueIndex(i))
+		}
+		return out, nil
 	case *array.Timestamp:
 		out := make([]time.Time, n)
 		for i := range out {

@@ -28,7 +28,7 @@ type Store struct {
 	version Version
 	feat    features
 
-	stacks *stackCache
+	stacks *samplebatch.IDCache[stack]
 	locks  keyedLocks
 	recent *idSet // batch ids ingested by this process
 
@@ -56,7 +56,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	s := &Store{
 		cfg:    cfg,
 		lay:    layout{db: tgt.database, cluster: tgt.cluster, onCluster: tgt.onCluster},
-		stacks: newStackCache(cfg.StackCache),
+		stacks: samplebatch.NewIDCache[stack](cfg.StackCache),
 		recent: newIDSet(100_000),
 	}
 	if tgt.embedded {
@@ -210,6 +210,10 @@ func (s *Store) IngestBatches(ctx context.Context, items []IngestItem) ([]Ingest
 	merged := &samplebatch.Batch{}
 	var newIDs []string
 	var newRows []uint64
+	total := 0
+	for _, it := range items {
+		total += len(it.Batch.Rows)
+	}
 	for i, it := range items {
 		if known[it.ID] {
 			res[i].Duplicate = true
@@ -224,7 +228,7 @@ func (s *Store) IngestBatches(ctx context.Context, items []IngestItem) ([]Ingest
 			continue
 		}
 		if len(newIDs) == 2 { // copy before appending: the first batch is the caller's
-			merged.Rows = slices.Clone(merged.Rows)
+			merged.Rows = append(make([]samplebatch.Row, 0, total), merged.Rows...)
 			merged.Stacks = maps.Clone(merged.Stacks)
 			merged.Locations = maps.Clone(merged.Locations)
 		}
@@ -357,7 +361,7 @@ func (s *Store) writeData(ctx context.Context, b *samplebatch.Batch) error {
 func (s *Store) writeStacks(ctx context.Context, b *samplebatch.Batch) error {
 	var newIDs []uint64
 	for id := range b.Stacks {
-		if st, ok := s.stacks.get(id); !ok || (st.locations == nil && b.Locations[id] != nil) {
+		if st, ok := s.stacks.Get(id); !ok || (st.locations == nil && b.Locations[id] != nil) {
 			newIDs = append(newIDs, id)
 		}
 	}
@@ -370,7 +374,7 @@ func (s *Store) writeStacks(ctx context.Context, b *samplebatch.Batch) error {
 		}
 		// Only after the insert: a failed one must be retried next time.
 		for _, id := range newIDs {
-			s.stacks.put(id, stack{frames: b.Stacks[id], locations: b.Locations[id]})
+			s.stacks.Put(id, stack{frames: b.Stacks[id], locations: b.Locations[id]})
 		}
 	}
 	return nil
@@ -423,6 +427,10 @@ func (w *BulkWriter) Flush(ctx context.Context) error {
 	return nil
 }
 
+// labelDictType carries the samples' label columns: the engine reads each
+// distinct value once into its LowCardinality column instead of once per row.
+var labelDictType = &arrow.DictionaryType{IndexType: arrow.PrimitiveTypes.Int32, ValueType: arrow.BinaryTypes.String}
+
 var (
 	tsType      = &arrow.TimestampType{Unit: arrow.Second, TimeZone: "UTC"}
 	stringList  = arrow.ListOf(arrow.BinaryTypes.String)
@@ -433,13 +441,13 @@ var (
 	}, nil)
 	samplesSchema = arrow.NewSchema([]arrow.Field{
 		{Name: "ts", Type: tsType},
-		{Name: "service", Type: arrow.BinaryTypes.String},
-		{Name: "version", Type: arrow.BinaryTypes.String},
-		{Name: "host", Type: arrow.BinaryTypes.String},
-		{Name: "namespace", Type: arrow.BinaryTypes.String},
-		{Name: "pod", Type: arrow.BinaryTypes.String},
-		{Name: "container", Type: arrow.BinaryTypes.String},
-		{Name: "comm", Type: arrow.BinaryTypes.String},
+		{Name: "service", Type: labelDictType},
+		{Name: "version", Type: labelDictType},
+		{Name: "host", Type: labelDictType},
+		{Name: "namespace", Type: labelDictType},
+		{Name: "pod", Type: labelDictType},
+		{Name: "container", Type: labelDictType},
+		{Name: "comm", Type: labelDictType},
 		{Name: "pid", Type: arrow.PrimitiveTypes.Uint32},
 		{Name: "label_keys", Type: stringList},
 		{Name: "label_values", Type: stringList},
@@ -508,9 +516,10 @@ func samplesRecord(b *samplebatch.Batch) arrow.RecordBatch {
 	defer rb.Release()
 	rb.Reserve(len(b.Rows))
 	ts := rb.Field(0).(*array.TimestampBuilder)
-	strs := make([]*array.StringBuilder, 7)
+	var strs [7]labelDict // fields 1-7
 	for i := range strs {
-		strs[i] = rb.Field(1 + i).(*array.StringBuilder)
+		strs[i].init(len(b.Rows))
+		defer strs[i].release()
 	}
 	pid := rb.Field(8).(*array.Uint32Builder)
 	lk := rb.Field(9).(*array.ListBuilder)
@@ -524,16 +533,17 @@ func samplesRecord(b *samplebatch.Batch) arrow.RecordBatch {
 	if typed {
 		typ = rb.Field(14).(*array.StringBuilder)
 	}
-	for _, r := range b.Rows {
+	for i := range b.Rows {
+		r := &b.Rows[i]
 		l := &r.Labels
 		ts.UnsafeAppend(arrow.Timestamp(r.TS))
-		strs[0].Append(l.Service)
-		strs[1].Append(l.Version)
-		strs[2].Append(l.Host)
-		strs[3].Append(l.Namespace)
-		strs[4].Append(l.Pod)
-		strs[5].Append(l.Container)
-		strs[6].Append(l.Comm)
+		strs[0].append(l.Service)
+		strs[1].append(l.Version)
+		strs[2].append(l.Host)
+		strs[3].append(l.Namespace)
+		strs[4].append(l.Pod)
+		strs[5].append(l.Container)
+		strs[6].append(l.Comm)
 		pid.UnsafeAppend(l.PID)
 		lk.Append(true)
 		lv.Append(true)
@@ -552,7 +562,60 @@ func samplesRecord(b *samplebatch.Batch) arrow.RecordBatch {
 			}
 		}
 	}
-	return rb.NewRecordBatch()
+	cols := make([]arrow.Array, len(rb.Fields()))
+	for i := range strs {
+		cols[1+i] = strs[i].array()
+	}
+	for i, f := range rb.Fields() {
+		if cols[i] == nil { // the label fields' own builders stay unused
+			cols[i] = f.NewArray()
+		}
+		defer cols[i].Release()
+	}
+	return array.NewRecordBatch(schema, cols, int64(len(b.Rows)))
+}
+
+// labelDict builds one labelDictType column. Rows of one agent repeat their
+// labels, so a value equal to the previous row's skips the map.
+type labelDict struct {
+	idx    *array.Int32Builder
+	vals   *array.StringBuilder
+	ids    map[string]int32
+	last   string
+	lastID int32
+}
+
+func (d *labelDict) init(rows int) {
+	d.idx = array.NewInt32Builder(memory.DefaultAllocator)
+	d.idx.Reserve(rows)
+	d.vals = array.NewStringBuilder(memory.DefaultAllocator)
+	d.ids = map[string]int32{}
+	d.lastID = -1
+}
+
+func (d *labelDict) append(v string) {
+	if d.lastID < 0 || v != d.last {
+		id, ok := d.ids[v]
+		if !ok {
+			id = int32(len(d.ids))
+			d.ids[v] = id
+			d.vals.Append(v)
+		}
+		d.last, d.lastID = v, id
+	}
+	d.idx.UnsafeAppend(d.lastID)
+}
+
+func (d *labelDict) array() arrow.Array {
+	idx, vals := d.idx.NewArray(), d.vals.NewArray()
+	defer idx.Release()
+	defer vals.Release()
+	return array.NewDictionaryArray(labelDictType, idx, vals)
+}
+
+func (d *labelDict) release() {
+	d.idx.Release()
+	d.vals.Release()
 }
 
 func batchIDRecord(ids []string, ts time.Time, rows []uint64) arrow.RecordBatch {
@@ -569,45 +632,6 @@ func batchIDRecord(ids []string, ts time.Time, rows []uint64) arrow.RecordBatch 
 // stack is one stored stack: frames root first, and each frame's location
 // (nil when it has none).
 type stack struct{ frames, locations []string }
-
-// stackCache remembers stacks known to be stored, in two generations: when
-// the current one is full the older is dropped, which approximates an LRU at
-// map speed.
-type stackCache struct {
-	mu        sync.Mutex
-	cap       int
-	cur, prev map[uint64]stack
-}
-
-func newStackCache(n int) *stackCache {
-	return &stackCache{cap: max(n/2, 1), cur: map[uint64]stack{}, prev: map[uint64]stack{}}
-}
-
-func (c *stackCache) get(id uint64) (stack, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if f, ok := c.cur[id]; ok {
-		return f, true
-	}
-	if f, ok := c.prev[id]; ok {
-		c.putLocked(id, f)
-		return f, true
-	}
-	return stack{}, false
-}
-
-func (c *stackCache) put(id uint64, st stack) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.putLocked(id, st)
-}
-
-func (c *stackCache) putLocked(id uint64, st stack) {
-	if len(c.cur) >= c.cap {
-		c.prev, c.cur = c.cur, make(map[uint64]stack, c.cap)
-	}
-	c.cur[id] = st
-}
 
 // idSet is a bounded two-generation set of strings.
 type idSet struct {

@@ -178,7 +178,7 @@ func TestIngestDuplicate(t *testing.T) {
 		// Frames come from the stacks table when the process has not seen them,
 		// by literal id list or by subquery.
 		for _, inline := range []int{5000, 1} {
-			s2.stacks = newStackCache(10)
+			s2.stacks = samplebatch.NewIDCache[stack](10)
 			defer func(v int) { maxInlineIDs = v }(maxInlineIDs)
 			maxInlineIDs = inline
 			p, err := s2.Profile(ctx, all())

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -112,7 +114,17 @@ func invalidf(format string, args ...any) error {
 
 // Decode reads and validates one encoded batch. Every error wraps ErrInvalid and names
 // the column and row at fault.
-func Decode(data []byte, lim Limits) (b *Batch, err error) {
+func Decode(data []byte, lim Limits) (*Batch, error) {
+	return DecodeCached(data, lim, nil)
+}
+
+// DecodeCached is Decode with a cache of stacks verified by earlier decodes (nil:
+// none). A row whose stack_id is in known, with as many frames as the cached stack,
+// takes the cached frames: its frame names are neither read nor hashed again. Any
+// other stack is read and its stack_id checked against its frames as in Decode, then
+// added to known. So a stack_id names the frames first verified for it, and frames
+// sent later with the same id and depth are not compared (SCHEMA.md, "Stack cache").
+func DecodeCached(data []byte, lim Limits, known *StackCache) (b *Batch, err error) {
 	lim = lim.withDefaults()
 	// The Arrow IPC reader panics on some corrupt inputs (out-of-range offsets);
 	// a batch from the network must never take the aggregator down.
@@ -148,7 +160,7 @@ func Decode(data []byte, lim Limits) (b *Batch, err error) {
 		profileType = ""
 	}
 	b = &Batch{Stacks: map[uint64][]string{}, Locations: map[uint64][]string{}}
-	d := decoder{lim: lim, maxTS: lim.Now().Add(lim.MaxFuture).Unix(), b: b, dicts: map[arrow.ArrayData][]string{}, profileType: profileType}
+	d := decoder{lim: lim, maxTS: lim.Now().Add(lim.MaxFuture).Unix(), b: b, dicts: map[arrow.ArrayData][]string{}, profileType: profileType, known: known}
 	for rdr.Next() {
 		if err := d.record(rdr.RecordBatch()); err != nil {
 			return nil, err
@@ -212,6 +224,7 @@ type decoder struct {
 	dicts map[arrow.ArrayData][]string
 	// profileType is set on every row; "" for CPU.
 	profileType string
+	known       *StackCache // nil: every stack is read and checked
 }
 
 func column[T arrow.Array](rec arrow.RecordBatch, name string) T {
@@ -221,17 +234,26 @@ func column[T arrow.Array](rec arrow.RecordBatch, name string) T {
 // dictStrings returns the value of row i of a dictionary<int32, utf8> column.
 func (d *decoder) dictStrings(a *array.Dictionary) func(i int) string {
 	key := a.Data().Dictionary()
+	dict := a.Dictionary().(*array.String)
 	vals, ok := d.dicts[key]
 	if !ok {
-		dict := a.Dictionary().(*array.String)
-		// Copy each dictionary entry once: rows outlive the IPC buffers.
 		vals = make([]string, dict.Len())
-		for i := range vals {
-			vals[i] = string([]byte(dict.Value(i)))
-		}
 		d.dicts[key] = vals
 	}
-	return func(i int) string { return vals[a.GetValueIndex(i)] }
+	// The schema fixes int32 indices; reading them directly skips
+	// GetValueIndex's per-call type switch.
+	idx := a.Indices().(*array.Int32)
+	return func(i int) string {
+		k := int(idx.Value(i))
+		v := vals[k]
+		if v == "" && dict.ValueLen(k) > 0 {
+			// Copied on first use, once: rows outlive the IPC buffers, and
+			// names of cached stacks are never used.
+			v = strings.Clone(dict.Value(k))
+			vals[k] = v
+		}
+		return v
+	}
 }
 
 func (d *decoder) record(rec arrow.RecordBatch) error {
@@ -240,6 +262,7 @@ func (d *decoder) record(rec arrow.RecordBatch) error {
 	if base+n > d.lim.MaxRows {
 		return invalidf("more than %d rows", d.lim.MaxRows)
 	}
+	d.b.Rows = slices.Grow(d.b.Rows, n)
 	for _, f := range Schema.Fields() {
 		if f.Nullable { // optional columns are nullable
 			continue
@@ -263,6 +286,10 @@ func (d *decoder) record(rec arrow.RecordBatch) error {
 	keyStr, valStr := keys.ListValues().(*array.String), vals.ListValues().(*array.String)
 	stackID := column[*array.Uint64](rec, ColStackID)
 	frames := column[*array.List](rec, ColFrames)
+	if len(d.b.Stacks) == 0 {
+		// Each stack's first row carries its frames: sized once, no rehashing.
+		d.b.Stacks = make(map[uint64][]string, n-frames.NullN())
+	}
 	frameDict := frames.ListValues().(*array.Dictionary)
 	frameName := d.dictStrings(frameDict)
 	var locs *locationColumn
@@ -340,6 +367,12 @@ func (d *decoder) stack(row int, id uint64, frames *array.List, i int, dict *arr
 	if _, ok := d.b.Stacks[id]; ok {
 		return nil // repeated frames for a known stack: allowed, checked once
 	}
+	if d.known != nil {
+		if fs, ok := d.known.Get(id); ok && len(fs) == int(end-start) {
+			d.b.Stacks[id] = fs
+			return nil
+		}
+	}
 	fs := make([]string, 0, end-start)
 	for j := start; j < end; j++ {
 		if dict.IsNull(int(j)) {
@@ -357,6 +390,9 @@ func (d *decoder) stack(row int, id uint64, frames *array.List, i int, dict *arr
 		}
 	}
 	d.b.Stacks[id] = fs
+	if d.known != nil {
+		d.known.Put(id, fs)
+	}
 	return nil
 }
 

@@ -122,7 +122,17 @@ func schemaFor(profileType string) *arrow.Schema {
 // StackID is the identity of a stack: xxhash64 of its frame names (root first) joined by
 // newlines. Agents and the aggregator compute it the same way, so a stack is stored once.
 func StackID(frames []string) uint64 {
-	return xxhash.Sum64String(strings.Join(frames, "\n"))
+	// Streamed rather than joined: the same hash without building the string
+	// (a Digest's writes never fail).
+	var d xxhash.Digest
+	d.Reset()
+	for i, f := range frames {
+		if i > 0 {
+			_, _ = d.WriteString("\n")
+		}
+		_, _ = d.WriteString(f)
+	}
+	return d.Sum64()
 }
 
 // MaxLocationBytes is the default bound of one frame location (Limits.MaxLocationBytes).
