@@ -98,6 +98,9 @@ func TestDiskFullExactlyOnce(t *testing.T) {
 	if agg.logsContain("storage write failed") == 0 || agg.logsContain("storage writes recovered") == 0 {
 		t.Fatal("aggregator did not log the storage failure and its recovery")
 	}
+	if agg.logsContain("storage merges paused") == 0 || agg.logsContain("storage merges resumed") == 0 {
+		t.Fatal("aggregator did not pause the engine's merges while the disk was full, or did not resume them")
+	}
 	// Known bug: in 1 of 3 CI runs (2 of 22 here) a merged part (stacks or
 	// samples) written while the disk was full was set aside as broken at the
 	// next start (its stack names are lost; sample counts stay exact). Every

@@ -1,0 +1,66 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+)
+
+func TestNoSpace(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"nil", nil, false},
+		{"chdb reservation", errors.New("insert fleetprof.stacks: Code: 243. DB::Exception: Cannot reserve 1.00 MiB, not enough space. (NOT_ENOUGH_SPACE)"), true},
+		{"write met ENOSPC", errors.New("Code: 75. DB::Exception: Cannot write to file /d/tmp_insert_1/data.bin, errno: 28, strerror: No space left on device. (CANNOT_WRITE_TO_FILE_DESCRIPTOR)"), true},
+		{"server exception", fmt.Errorf("commit: %w", &clickhouse.Exception{Code: notEnoughSpace, Message: "Cannot reserve 1.00 MiB"}), true},
+		{"other server exception", &clickhouse.Exception{Code: 60, Message: "Table fleetprof.x doesn't exist"}, false},
+		{"other io error", errors.New("Code: 75. DB::Exception: Cannot write to file x, errno: 5, strerror: Input/output error"), false},
+		{"timeout", context.DeadlineExceeded, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := NoSpace(tc.err); got != tc.want {
+				t.Fatalf("NoSpace(%v) = %v, want %v", tc.err, got, tc.want)
+			}
+		})
+	}
+}
+
+// TestPauseMerges: while paused, a merge of the store's tables is refused
+// (OPTIMIZE, which the background merges share the blocker with); resumed, it
+// runs again. FreeSpace reports the data disk where the engine can.
+func TestPauseMerges(t *testing.T) {
+	eachBackend(t, Config{}, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		ingest(t, s, "a", knownBatch())
+		b := knownBatch()
+		b.Rows[0].Labels.Host = "h2"
+		ingest(t, s, "b", b)
+		optimize := func() error { return s.be.Exec(ctx, "OPTIMIZE TABLE "+s.table("samples")+" FINAL") }
+		if err := s.PauseMerges(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := optimize(); err == nil {
+			t.Fatal("OPTIMIZE ran while merges were paused")
+		}
+		if err := s.ResumeMerges(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := optimize(); err != nil {
+			t.Fatalf("OPTIMIZE after resuming merges: %v", err)
+		}
+		free, err := s.FreeSpace(ctx)
+		switch {
+		case errors.Is(err, errors.ErrUnsupported) && !s.version.AtLeast(19, 15):
+		case err != nil:
+			t.Fatal(err)
+		case free == 0:
+			t.Fatal("free space 0 on the test's data disk")
+		}
+	})
+}
