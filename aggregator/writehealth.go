@@ -184,7 +184,7 @@ func (s *Server) storageStatus(r *http.Request, _ url.Values, _ time.Time) (any,
 func (s *Server) detachedPartsGauge() prometheus.Collector {
 	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "fleetprof_storage_detached_parts",
-		Help: "Data parts the storage engine set aside (e.g. broken at start): their rows are missing from queries. -1 = unknown.",
+		Help: "Data parts the storage engine set aside (e.g. broken at start) whose rows are missing from queries (not covered by active parts). -1 = unknown.",
 	}, func() float64 {
 		dl, ok := s.store.(detachedLister)
 		if !ok {
@@ -196,6 +196,6 @@ func (s *Server) detachedPartsGauge() prometheus.Collector {
 		if err != nil {
 			return -1
 		}
-		return float64(len(parts))
+		return float64(len(storage.Uncovered(parts)))
 	})
 }

@@ -64,3 +64,26 @@ func TestPauseMerges(t *testing.T) {
 		}
 	})
 }
+
+func TestCovers(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		ranges []blockRange
+		lo, hi int64
+		want   bool
+	}{
+		{"sources of a merge", []blockRange{{9, 9}, {7, 7}, {8, 8}, {10, 12}}, 7, 12, true},
+		{"one covering part", []blockRange{{1, 20}}, 7, 12, true},
+		{"overlapping", []blockRange{{7, 9}, {8, 12}}, 7, 12, true},
+		{"a source missing", []blockRange{{7, 8}, {10, 12}}, 7, 12, false},
+		{"the first source missing", []blockRange{{8, 12}}, 7, 12, false},
+		{"the last source missing", []blockRange{{7, 11}}, 7, 12, false},
+		{"nothing active", nil, 7, 12, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := covers(tc.ranges, tc.lo, tc.hi); got != tc.want {
+				t.Fatalf("covers(%v, %d, %d) = %v, want %v", tc.ranges, tc.lo, tc.hi, got, tc.want)
+			}
+		})
+	}
+}
