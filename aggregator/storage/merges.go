@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
 )
@@ -55,14 +56,38 @@ func (s *Store) ResumeMerges(ctx context.Context) error { return s.systemMerges(
 // store's database (the stage tables included) on the node the store talks
 // to; other databases of a shared server are left alone.
 func (s *Store) systemMerges(ctx context.Context, verb string) error {
+	if err := s.eachMergeTree(ctx, func(table string) string { return "SYSTEM " + verb + " MERGES " + table }); err != nil {
+		return fmt.Errorf("%s merges: %w", strings.ToLower(verb), err)
+	}
+	return nil
+}
+
+// EmbeddedOldPartsLifetime is how long embedded tables keep the source parts
+// of a merge on disk (MergeTree old_parts_lifetime; chDB 26.5 defaults to 0,
+// the server to 8 minutes). A merge result found broken at the next start
+// is then set aside and its sources served again (DetachedPart.Covered), if
+// that start comes within this time.
+const EmbeddedOldPartsLifetime = 8 * time.Minute
+
+// keepMergeSources sets EmbeddedOldPartsLifetime on the store's tables.
+func (s *Store) keepMergeSources(ctx context.Context) error {
+	secs := int(EmbeddedOldPartsLifetime / time.Second)
+	return s.eachMergeTree(ctx, func(table string) string {
+		return fmt.Sprintf("ALTER TABLE %s MODIFY SETTING old_parts_lifetime = %d", table, secs)
+	})
+}
+
+// eachMergeTree runs stmt(table) for every MergeTree table of the store's
+// database.
+func (s *Store) eachMergeTree(ctx context.Context, stmt func(table string) string) error {
 	r, err := s.be.Query(ctx, fmt.Sprintf("SELECT name FROM system.tables WHERE database = %s AND engine LIKE '%%MergeTree' ORDER BY name", quote(s.lay.db)))
 	if err != nil {
-		return fmt.Errorf("%s merges: list tables: %w", strings.ToLower(verb), err)
+		return fmt.Errorf("list tables: %w", err)
 	}
 	var errs []error
 	for _, row := range r.Data {
-		if err := s.be.Exec(ctx, "SYSTEM "+verb+" MERGES "+s.table(asString(row[0]))); err != nil {
-			errs = append(errs, fmt.Errorf("%s merges %s: %w", strings.ToLower(verb), asString(row[0]), err))
+		if err := s.be.Exec(ctx, stmt(s.table(asString(row[0])))); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", asString(row[0]), err))
 		}
 	}
 	return errors.Join(errs...)

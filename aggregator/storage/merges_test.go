@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
 )
@@ -53,6 +54,13 @@ func TestPauseMerges(t *testing.T) {
 		}
 		if err := optimize(); err != nil {
 			t.Fatalf("OPTIMIZE after resuming merges: %v", err)
+		}
+		if _, ok := s.be.(*embedded); ok {
+			r, err := s.be.Query(ctx, fmt.Sprintf("SELECT name FROM system.tables WHERE database = %s AND engine LIKE '%%MergeTree' AND create_table_query NOT LIKE '%%old_parts_lifetime = %d%%'",
+				quote(s.lay.db), int(EmbeddedOldPartsLifetime/time.Second)))
+			if err != nil || len(r.Data) > 0 {
+				t.Fatalf("embedded tables without old_parts_lifetime %v: %v %v", EmbeddedOldPartsLifetime, r, err)
+			}
 		}
 		free, err := s.FreeSpace(ctx)
 		switch {

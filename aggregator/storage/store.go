@@ -87,6 +87,12 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 			s.be.Close()
 			return nil, err
 		}
+		if tgt.embedded {
+			if err := s.keepMergeSources(ctx); err != nil {
+				s.be.Close()
+				return nil, fmt.Errorf("keep merge sources: %w", err)
+			}
+		}
 		// Finish or drop what a crashed process left in the stage before any
 		// batch id is checked.
 		if err := s.recoverStage(ctx); err != nil {
