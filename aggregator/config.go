@@ -40,6 +40,10 @@ type Config struct {
 	// UnreadyAfterWriteFailures is how many storage write failures in a row
 	// make /readyz answer 503 (until a write succeeds); default 3.
 	UnreadyAfterWriteFailures int
+	// ResumeMergesFreeBytes: background merges, paused while writes fail
+	// for lack of space, resume once a write succeeds and the data disk has
+	// this much free (when the engine reports it); default 64 MiB.
+	ResumeMergesFreeBytes int64
 	// Group commit (stores that write several batches at once): batches
 	// arriving on any streams are written together, at most MaxCommitBatches
 	// batches and MaxCommitRows rows per write, waiting up to CommitInterval
@@ -149,6 +153,9 @@ func (c Config) WithDefaults() Config {
 	if c.UnreadyAfterWriteFailures == 0 {
 		c.UnreadyAfterWriteFailures = DefaultUnreadyAfterWriteFailures
 	}
+	if c.ResumeMergesFreeBytes == 0 {
+		c.ResumeMergesFreeBytes = DefaultResumeMergesFreeBytes
+	}
 	if c.QueryTimeout == 0 {
 		c.QueryTimeout = DefaultQueryTimeout
 	}
@@ -204,6 +211,9 @@ func (c Config) Validate() error {
 	}
 	if c.UnreadyAfterWriteFailures < 1 {
 		return fmt.Errorf("unready after write failures %d: must be at least 1", c.UnreadyAfterWriteFailures)
+	}
+	if c.ResumeMergesFreeBytes < 0 {
+		return fmt.Errorf("resume merges free bytes %d: must not be negative", c.ResumeMergesFreeBytes)
 	}
 	if c.ShutdownTimeout < 0 {
 		return fmt.Errorf("shutdown timeout %v: must not be negative", c.ShutdownTimeout)

@@ -301,7 +301,7 @@ func (is *ingestService) write(ctx context.Context, d decoded) *ingestv1.WriteRe
 	case err != nil:
 		resp.Status, resp.Error = ingestv1.WriteResponse_STATUS_FAILED, "store batch: "+err.Error()
 		is.s.metrics.writeErrors.Inc()
-		if logNow, n := is.s.writes.failed(time.Now()); logNow {
+		if logNow, n := is.s.writes.failed(ctx, time.Now(), err); logNow {
 			is.s.log.Error("storage write failed", "err", err, "failures", n, "batch_id", d.req.GetBatchId())
 		}
 		return resp
@@ -314,7 +314,7 @@ func (is *ingestService) write(ctx context.Context, d decoded) *ingestv1.WriteRe
 	if is.wal != nil {
 		return resp // the log's flushes report the store's health
 	}
-	if n := is.s.writes.succeeded(); n > 0 {
+	if n := is.s.writes.succeeded(ctx); n > 0 {
 		is.s.log.Info("storage writes recovered", "failures", n)
 	}
 	return resp

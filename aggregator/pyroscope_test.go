@@ -9,7 +9,10 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	"github.com/fleetprof/fleetprof/aggregator/pyroscope"
 	"github.com/fleetprof/fleetprof/model"
+	ingestv1 "github.com/fleetprof/fleetprof/proto/fleetprof/ingest/v1"
+	"github.com/fleetprof/fleetprof/proto/samplebatch"
 	pyroscopego "github.com/grafana/pyroscope-go"
 	querierv1 "github.com/grafana/pyroscope/api/gen/proto/go/querier/v1"
 	"github.com/grafana/pyroscope/api/gen/proto/go/querier/v1/querierv1connect"
@@ -136,6 +139,113 @@ func TestPyroscopeSDKPushAndQuery(t *testing.T) {
 				ProfileTypeID: samplesType, LabelSelector: `{service_name="` + svc + `", region=~"us.*"}`, Start: startMS, End: endMS}))
 			if err != nil || none.Msg.GetFlamegraph().GetTotal() != 0 {
 				t.Errorf("non-matching selector: %v, %v", none, err)
+			}
+		})
+	}
+}
+
+// TestPyroscopeProfileTypes: a service with CPU samples and an imported heap
+// profile (alloc_space/bytes) lists both CPU types and Pyroscope's
+// memory:alloc_space:bytes:space:bytes to the real Connect querier client, and
+// each type's flame graph, series, pprof and __name__ see only its own rows.
+// Stores that keep profile types only (the fake stores everything as CPU).
+func TestPyroscopeProfileTypes(t *testing.T) {
+	const heapID = "memory:alloc_space:bytes:space:bytes"
+	for _, be := range backends {
+		st := be.open(t)
+		if _, ok := st.(pyroscope.ProfileTyper); !ok {
+			continue
+		}
+		t.Run(be.name, func(t *testing.T) {
+			ts := startServer(t, st, Config{})
+			svc := uniqueService(t)
+			at := time.Now().Truncate(time.Minute)
+			heap := []samplebatch.Sample{
+				{TS: at.Unix(), Labels: samplebatch.Labels{Service: svc, Host: "h1"}, Frames: []string{"main", "alloc"}, Value: 3 << 20, PeriodNS: 1},
+				{TS: at.Unix(), Labels: samplebatch.Labels{Service: svc, Host: "h1"}, Frames: []string{"main", "parse"}, Value: 1 << 20, PeriodNS: 1},
+			}
+			heapIPC, err := samplebatch.EncodeProfile("alloc_space/bytes", heap)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx := context.Background()
+			resps, err := write(ctx, ts.conn, "", &ingestv1.WriteRequest{BatchId: "cpu", ArrowIpc: encode(t, dataset(svc, at))},
+				&ingestv1.WriteRequest{BatchId: "heap", ArrowIpc: heapIPC})
+			if err != nil || resps[0].Status != ingestv1.WriteResponse_STATUS_ACKED || resps[1].Status != ingestv1.WriteResponse_STATUS_ACKED {
+				t.Fatalf("write: %v, %v", resps, err)
+			}
+			qc := querierv1connect.NewQuerierServiceClient(http.DefaultClient, ts.httpURL)
+			startMS, endMS := at.Add(-time.Minute).UnixMilli(), at.Add(time.Minute).UnixMilli()
+			selector := `{service_name="` + svc + `"}`
+			pts, err := qc.ProfileTypes(ctx, connect.NewRequest(&querierv1.ProfileTypesRequest{Start: startMS, End: endMS}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var ids []string
+			for _, pt := range pts.Msg.GetProfileTypes() {
+				ids = append(ids, pt.GetID())
+			}
+			if want := []string{"process_cpu:cpu:nanoseconds:cpu:nanoseconds", "process_cpu:samples:count:cpu:nanoseconds", heapID}; !slices.Equal(ids, want) {
+				t.Fatalf("ProfileTypes = %v, want %v", ids, want)
+			}
+			series, err := qc.Series(ctx, connect.NewRequest(&querierv1.SeriesRequest{Matchers: []string{selector}, Start: startMS, End: endMS}))
+			if err != nil || len(series.Msg.GetLabelsSet()) != 3 {
+				t.Fatalf("Series = %v, %v; want 3 label sets", series, err)
+			}
+			names, err := qc.LabelValues(ctx, connect.NewRequest(&typesv1.LabelValuesRequest{Name: "__name__", Matchers: []string{selector}, Start: startMS, End: endMS}))
+			if err != nil || !slices.Equal(names.Msg.GetNames(), []string{"memory", "process_cpu"}) {
+				t.Fatalf("__name__ values = %v, %v", names, err)
+			}
+			for _, tc := range []struct {
+				name, typeID, selector string
+				total                  int64
+				has, lacks             string
+			}{
+				{"heap", heapID, selector, 4 << 20, "alloc", "b"},
+				{"heap by __name__", heapID, `{service_name="` + svc + `", __name__="memory"}`, 4 << 20, "alloc", "b"},
+				{"heap with cpu's __name__", heapID, `{service_name="` + svc + `", __name__="process_cpu"}`, 0, "", "alloc"},
+				{"cpu samples", "process_cpu:samples:count:cpu:nanoseconds", selector, 14, "b", "alloc"},
+			} {
+				t.Run(tc.name, func(t *testing.T) {
+					req := &querierv1.SelectMergeStacktracesRequest{ProfileTypeID: tc.typeID, LabelSelector: tc.selector, Start: startMS, End: endMS}
+					fg, err := qc.SelectMergeStacktraces(ctx, connect.NewRequest(req))
+					if err != nil {
+						t.Fatal(err)
+					}
+					fns := fg.Msg.GetFlamegraph().GetNames()
+					if got := fg.Msg.GetFlamegraph().GetTotal(); got != tc.total || (tc.has != "" && !slices.Contains(fns, tc.has)) || slices.Contains(fns, tc.lacks) {
+						t.Fatalf("flame graph total %d names %v; want %d with %q, without %q", got, fns, tc.total, tc.has, tc.lacks)
+					}
+					ser, err := qc.SelectSeries(ctx, connect.NewRequest(&querierv1.SelectSeriesRequest{ProfileTypeID: tc.typeID, LabelSelector: tc.selector, Start: startMS, End: endMS, Step: 60}))
+					if err != nil {
+						t.Fatal(err)
+					}
+					var sum float64
+					for _, s := range ser.Msg.GetSeries() {
+						for _, p := range s.GetPoints() {
+							sum += p.GetValue()
+						}
+					}
+					if int64(sum) != tc.total {
+						t.Fatalf("SelectSeries sums to %v, want %d", sum, tc.total)
+					}
+				})
+			}
+			prof, err := qc.SelectMergeProfile(ctx, connect.NewRequest(&querierv1.SelectMergeProfileRequest{ProfileTypeID: heapID, //nolint:staticcheck // the pprof RPC Grafana's data source calls, and the one fleetprof serves
+				LabelSelector: selector, Start: startMS, End: endMS}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var total int64
+			for _, s := range prof.Msg.GetSample() {
+				total += s.GetValue()[0]
+			}
+			st := prof.Msg.GetSampleType()
+			if total != 4<<20 || len(st) != 1 || prof.Msg.GetStringTable()[st[0].GetType()] != "alloc_space" || prof.Msg.GetStringTable()[st[0].GetUnit()] != "bytes" {
+				t.Fatalf("heap pprof: total %d, sample types %v", total, st)
+			}
+			if _, err := qc.SelectMergeStacktraces(ctx, connect.NewRequest(&querierv1.SelectMergeStacktracesRequest{ProfileTypeID: "memory:alloc_space:bytes:cpu:nanoseconds", LabelSelector: selector, Start: startMS, End: endMS})); connect.CodeOf(err) != connect.CodeInvalidArgument {
+				t.Fatalf("a type id fleetprof does not serve: %v, want InvalidArgument", err)
 			}
 		})
 	}

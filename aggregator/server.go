@@ -114,7 +114,7 @@ func New(cfg Config, store Store, logger *slog.Logger, opts ...Option) (*Server,
 		s.stacks = samplebatch.NewStackCache(cfg.StackCache)
 	}
 	s.metrics = newMetrics()
-	s.writes = &writeHealth{threshold: cfg.UnreadyAfterWriteFailures}
+	s.writes = newWriteHealth(cfg, store, logger)
 	s.metrics.reg.MustRegister(s.detachedPartsGauge())
 	if s.analyzer != nil {
 		s.metrics.reg.MustRegister(s.analyzer.Collector())

@@ -383,12 +383,12 @@ func (w *walIngest) flushReport(ctx context.Context) {
 		return
 	}
 	if err := w.flush(ctx); err != nil {
-		if logNow, n := w.health.failed(time.Now()); logNow {
+		if logNow, n := w.health.failed(ctx, time.Now(), err); logNow {
 			w.logger.Error("storage write failed", "err", err, "failures", n)
 		}
 		return
 	}
-	if n := w.health.succeeded(); n > 0 {
+	if n := w.health.succeeded(ctx); n > 0 {
 		w.logger.Info("storage writes recovered", "failures", n)
 	}
 }

@@ -20,10 +20,14 @@ import (
 type writeFailStore struct {
 	Store
 	fail atomic.Bool
+	err  atomic.Pointer[error] // the failure; nil: "no space left on device"
 }
 
 func (s *writeFailStore) Ingest(ctx context.Context, id string, b *samplebatch.Batch) (int, bool, error) {
 	if s.fail.Load() {
+		if err := s.err.Load(); err != nil && *err != nil {
+			return 0, false, *err
+		}
 		return 0, false, errors.New("no space left on device")
 	}
 	return s.Store.Ingest(ctx, id, b)
@@ -62,6 +66,61 @@ func TestReadyzFollowsWriteFailures(t *testing.T) {
 	}
 	if got := metricValue(t, ts.httpURL, "fleetprof_storage_write_errors_total"); got != threshold {
 		t.Fatalf("write errors metric = %v, want %d", got, threshold)
+	}
+}
+
+// mergeStore is a writeFailStore whose engine merges can be paused: it
+// counts the pauses and resumes and reports free bytes.
+type mergeStore struct {
+	*writeFailStore
+	pauses, resumes atomic.Int32
+	free            atomic.Uint64
+}
+
+func (s *mergeStore) PauseMerges(context.Context) error         { s.pauses.Add(1); return nil }
+func (s *mergeStore) ResumeMerges(context.Context) error        { s.resumes.Add(1); return nil }
+func (s *mergeStore) FreeSpace(context.Context) (uint64, error) { return s.free.Load(), nil }
+
+// TestMergesPausedWhileDiskFull: a write failing for lack of space pauses the
+// store's merges once; they resume with the first write that succeeds once
+// ResumeMergesFreeBytes are free, not before; other failures leave merges
+// alone.
+func TestMergesPausedWhileDiskFull(t *testing.T) {
+	st := &mergeStore{writeFailStore: &writeFailStore{Store: newMemStore()}}
+	const resumeFree = 1 << 30
+	ts := startServer(t, st, Config{ResumeMergesFreeBytes: resumeFree})
+	data := encode(t, dataset(uniqueService(t), time.Now().Truncate(time.Minute)))
+	n := 0
+	noSpace := errors.New("insert fleetprof.samples: Code: 243. DB::Exception: Cannot reserve 1.00 MiB, not enough space. (NOT_ENOUGH_SPACE)")
+	for _, step := range []struct {
+		name            string
+		fail            error
+		free            uint64
+		pauses, resumes int32
+	}{
+		{"disk full", noSpace, 0, 1, 0},
+		{"still full", noSpace, 0, 1, 0},
+		{"a write lands, little free", nil, resumeFree - 1, 1, 0},
+		{"room again", nil, resumeFree, 1, 1},
+		{"another failure", errors.New("Code: 164. DB::Exception: Table is in readonly mode"), resumeFree, 1, 1},
+		{"full again", noSpace, 0, 2, 1},
+		{"freed", nil, resumeFree, 2, 2},
+	} {
+		st.fail.Store(step.fail != nil)
+		st.err.Store(&step.fail)
+		st.free.Store(step.free)
+		want := ingestv1.WriteResponse_STATUS_ACKED
+		if step.fail != nil {
+			want = ingestv1.WriteResponse_STATUS_FAILED
+		}
+		n++
+		resps, err := write(context.Background(), ts.conn, "", &ingestv1.WriteRequest{BatchId: "b" + strconv.Itoa(n), ArrowIpc: data})
+		if err != nil || resps[0].Status != want {
+			t.Fatalf("%s: %v %v, want %v", step.name, resps, err, want)
+		}
+		if p, r := st.pauses.Load(), st.resumes.Load(); p != step.pauses || r != step.resumes {
+			t.Fatalf("%s: %d pauses, %d resumes; want %d, %d", step.name, p, r, step.pauses, step.resumes)
+		}
 	}
 }
 

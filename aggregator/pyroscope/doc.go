@@ -21,12 +21,19 @@
 // Query (Querier): querier.v1.QuerierService over Connect (binary and JSON),
 // the API Grafana's Pyroscope data source and profilecli use:
 //
-//	ProfileTypes            process_cpu:cpu:nanoseconds:cpu:nanoseconds and
-//	                        process_cpu:samples:count:cpu:nanoseconds
-//	LabelNames, LabelValues service_name is fleetprof's service; __name__ is
-//	                        process_cpu; label keys that are not Prometheus names
-//	                        are left out
-//	Series                  the distinct label sets of the services in range
+//	ProfileTypes            the types stored in range: CPU samples as
+//	                        process_cpu:cpu:nanoseconds:cpu:nanoseconds and
+//	                        process_cpu:samples:count:cpu:nanoseconds; other
+//	                        types (fleetprof import --sample-type) by the id
+//	                        Pyroscope gives Go's profiles (alloc_space/bytes is
+//	                        memory:alloc_space:bytes:space:bytes, goroutine/count
+//	                        goroutines:goroutine:count:goroutine:count), else
+//	                        T:T:U:T:U for T/U (block and mutex share their types)
+//	LabelNames, LabelValues service_name is fleetprof's service; __name__ is the
+//	                        type's name (process_cpu, memory, ...); label keys
+//	                        that are not Prometheus names are left out
+//	Series                  the distinct label sets of the services in range,
+//	                        one per stored profile type
 //	SelectMergeStacktraces  flame graph (FORMAT_FLAMEGRAPH) with max_nodes
 //	SelectMergeProfile      pprof (google.v1.Profile)
 //	SelectSeries            totals per step, grouped by up to MaxGroups label
@@ -35,7 +42,9 @@
 //	Diff                    left/right flame graph diff
 //
 // Values: the cpu:nanoseconds type is samples × the selection's most common
-// sampling period; samples:count is fleetprof's sample count. Label selectors
+// sampling period; samples:count is fleetprof's sample count; another type's
+// values are stored ones, in its unit. Every Select names its type; label
+// queries use a selector's __profile_type__ equality, else CPU. Label selectors
 // ({service_name="api", version=~"v2.*"}) are parsed here and turned into
 // fleetprof filters: = is an equality filter, and =~, != and !~ are resolved
 // against the label's stored values (RE2, anchored, at most MaxMatcherValues

@@ -124,3 +124,30 @@ func FuzzFromText(f *testing.F) {
 }
 
 func labelsFor(svc string) samplebatch.Labels { return samplebatch.Labels{Service: svc} }
+
+// TestProfileTypeIDs: stored types map to the ids Pyroscope gives Go's
+// profiles (or the generic form), and each id reads back to its stored type.
+func TestProfileTypeIDs(t *testing.T) {
+	for _, c := range []struct{ stored, id string }{
+		{"cpu", "process_cpu:cpu:nanoseconds:cpu:nanoseconds"},
+		{"alloc_space/bytes", "memory:alloc_space:bytes:space:bytes"},
+		{"alloc_objects/count", "memory:alloc_objects:count:space:bytes"},
+		{"inuse_space/bytes", "memory:inuse_space:bytes:space:bytes"},
+		{"inuse_objects/count", "memory:inuse_objects:count:space:bytes"},
+		{"goroutine/count", "goroutines:goroutine:count:goroutine:count"},
+		{"contentions/count", "contentions:contentions:count:contentions:count"},
+		{"delay/nanoseconds", "delay:delay:nanoseconds:delay:nanoseconds"},
+	} {
+		if got := pyroscopeTypes(c.stored)[0].GetID(); got != c.id {
+			t.Errorf("%s: id %s, want %s", c.stored, got, c.id)
+		}
+		if pt, err := parseProfileType(c.id); err != nil || pt.stored != c.stored {
+			t.Errorf("%s: parsed %+v, %v; want %s", c.id, pt, err, c.stored)
+		}
+	}
+	for _, bad := range []string{"", "process_cpu", "memory:alloc_space:bytes:cpu:nanoseconds", "x:cpu:nanoseconds:cpu:nanoseconds", "memory:Alloc:bytes:space:bytes"} {
+		if pt, err := parseProfileType(bad); err == nil {
+			t.Errorf("%q: parsed as %+v, want an error", bad, pt)
+		}
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"slices"
 	"sort"
@@ -14,6 +15,7 @@ import (
 	"connectrpc.com/connect"
 	"github.com/fleetprof/fleetprof/aggregator/pprofconv"
 	"github.com/fleetprof/fleetprof/model"
+	"github.com/fleetprof/fleetprof/proto/samplebatch"
 	googlev1 "github.com/grafana/pyroscope/api/gen/proto/go/google/v1"
 	querierv1 "github.com/grafana/pyroscope/api/gen/proto/go/querier/v1"
 	"github.com/grafana/pyroscope/api/gen/proto/go/querier/v1/querierv1connect"
@@ -42,13 +44,6 @@ const (
 	// MaxGroups bounds the series of one SelectSeries group_by.
 	MaxGroups = 100
 )
-
-// The profile types fleetprof serves: both are the stored CPU samples, one in
-// nanoseconds (samples × period) and one counted.
-var profileTypes = []*typesv1.ProfileType{
-	{ID: cpuProfileName + ":cpu:nanoseconds:cpu:nanoseconds", Name: cpuProfileName, SampleType: "cpu", SampleUnit: "nanoseconds", PeriodType: "cpu", PeriodUnit: "nanoseconds"},
-	{ID: cpuProfileName + ":samples:count:cpu:nanoseconds", Name: cpuProfileName, SampleType: "samples", SampleUnit: "count", PeriodType: "cpu", PeriodUnit: "nanoseconds"},
-}
 
 // Querier serves querier.v1.QuerierService over a Store.
 type Querier struct {
@@ -80,17 +75,6 @@ func invalid(err error) error { return connect.NewError(connect.CodeInvalidArgum
 
 func storeErr(err error) error {
 	return connect.NewError(connect.CodeInternal, fmt.Errorf("storage: %w", err))
-}
-
-// scale is what one sample is worth in the profile type's unit.
-func scale(typeID string, periodNS int64) (int64, error) {
-	switch typeID {
-	case profileTypes[0].ID:
-		return max(periodNS, 1), nil
-	case profileTypes[1].ID:
-		return 1, nil
-	}
-	return 0, invalid(fmt.Errorf("profile type %q is not stored: fleetprof has %s and %s", typeID, profileTypes[0].ID, profileTypes[1].ID))
 }
 
 // timeRange reads a request's [start, end) in milliseconds; zero means the last DefaultRange.
@@ -127,8 +111,13 @@ func apiName(key string) string {
 // errEmpty marks a selector that no stored data can satisfy.
 var errEmpty = errors.New("selector selects nothing")
 
-// selection turns a selector into a fleetprof selection (see the package doc).
-func (q *Querier) selection(ctx context.Context, selector string, startMS, endMS int64) (model.Selection, error) {
+// labelProfileType is the label Grafana names a query's profile type with.
+const labelProfileType = "__profile_type__"
+
+// selection turns a selector into a fleetprof selection (see the package doc)
+// of profile type typ; nil means the selector's __profile_type__ if it has an
+// equality on one, else CPU.
+func (q *Querier) selection(ctx context.Context, typ *profileType, selector string, startMS, endMS int64) (model.Selection, error) {
 	from, to, err := q.timeRange(startMS, endMS)
 	if err != nil {
 		return model.Selection{}, err
@@ -138,11 +127,26 @@ func (q *Querier) selection(ctx context.Context, selector string, startMS, endMS
 	if err != nil {
 		return sel, invalid(err)
 	}
+	if typ == nil {
+		typ = &profileType{stored: samplebatch.ProfileCPU, name: cpuProfileName}
+		for _, m := range ms {
+			if m.Name == labelProfileType && m.Op == "=" {
+				t, err := parseProfileType(m.Value)
+				if err != nil {
+					return sel, err
+				}
+				typ = &t
+			}
+		}
+	}
+	if typ.stored != samplebatch.ProfileCPU {
+		sel.ProfileType = typ.stored
+	}
 	byKey := map[string][]Matcher{}
 	var keys []string
 	for _, m := range ms {
 		if m.Name == labelName {
-			if !m.Matches(cpuProfileName) {
+			if !m.Matches(typ.name) {
 				return sel, errEmpty
 			}
 			continue
@@ -217,7 +221,7 @@ func (q *Querier) matchersSelections(ctx context.Context, matchers []string, sta
 	}
 	var out []model.Selection
 	for _, m := range matchers {
-		sel, err := q.selection(ctx, m, startMS, endMS)
+		sel, err := q.selection(ctx, nil, m, startMS, endMS)
 		if errors.Is(err, errEmpty) {
 			continue
 		}
@@ -229,18 +233,31 @@ func (q *Querier) matchersSelections(ctx context.Context, matchers []string, sta
 	return out, nil
 }
 
+// ProfileTypes lists the Pyroscope types of every profile type stored in
+// range, CPU's first.
 func (s querierService) ProfileTypes(ctx context.Context, req *connect.Request[querierv1.ProfileTypesRequest]) (*connect.Response[querierv1.ProfileTypesResponse], error) {
-	sel, err := s.q.selection(ctx, "", req.Msg.GetStart(), req.Msg.GetEnd())
+	sel, err := s.q.selection(ctx, nil, "", req.Msg.GetStart(), req.Msg.GetEnd())
 	if err != nil {
 		return nil, err
 	}
-	svcs, err := s.q.st.LabelValues(ctx, sel, "service")
+	types, err := s.q.storedTypes(ctx, sel)
 	if err != nil {
 		return nil, storeErr(err)
 	}
+	stored := map[string]bool{}
+	for _, ts := range types {
+		for _, t := range ts {
+			stored[t] = true
+		}
+	}
 	resp := &querierv1.ProfileTypesResponse{}
-	if len(svcs) > 0 {
-		resp.ProfileTypes = profileTypes
+	for _, t := range sortedKeys(stored) {
+		pts := pyroscopeTypes(t)
+		if t == samplebatch.ProfileCPU {
+			resp.ProfileTypes = append(pts, resp.ProfileTypes...)
+			continue
+		}
+		resp.ProfileTypes = append(resp.ProfileTypes, pts...)
 	}
 	return connect.NewResponse(resp), nil
 }
@@ -278,7 +295,15 @@ func (s querierService) LabelValues(ctx context.Context, req *connect.Request[ty
 	set := map[string]bool{}
 	for _, sel := range sels {
 		if name == labelName {
-			set[cpuProfileName] = true
+			types, err := s.q.storedTypes(ctx, sel)
+			if err != nil {
+				return nil, storeErr(err)
+			}
+			for _, ts := range types {
+				for _, t := range ts {
+					set[pyroscopeTypes(t)[0].Name] = true
+				}
+			}
 			continue
 		}
 		vals, err := s.q.st.LabelValues(ctx, sel, storeKey(name))
@@ -301,23 +326,32 @@ func (s querierService) Series(ctx context.Context, req *connect.Request[querier
 	if err != nil {
 		return nil, err
 	}
-	svcs := map[string]bool{}
+	svcs := map[string]map[string]bool{} // service → stored types
 	for _, sel := range sels {
-		vals, err := s.q.st.LabelValues(ctx, sel, "service")
+		types, err := s.q.storedTypes(ctx, sel)
 		if err != nil {
 			return nil, storeErr(err)
 		}
-		for _, v := range vals {
-			svcs[v] = true
+		for svc, ts := range types {
+			if svcs[svc] == nil {
+				svcs[svc] = map[string]bool{}
+			}
+			for _, t := range ts {
+				svcs[svc][t] = true
+			}
 		}
 	}
 	want := req.Msg.GetLabelNames()
 	keep := func(n string) bool { return len(want) == 0 || slices.Contains(want, n) }
 	resp := &querierv1.SeriesResponse{}
-	for _, svc := range sortedKeys(svcs) {
-		for _, pt := range profileTypes {
+	for _, svc := range slices.Sorted(maps.Keys(svcs)) {
+		var pts []*typesv1.ProfileType
+		for _, t := range sortedKeys(svcs[svc]) {
+			pts = append(pts, pyroscopeTypes(t)...)
+		}
+		for _, pt := range pts {
 			var ls []*typesv1.LabelPair
-			for _, p := range [][2]string{{labelName, pt.Name}, {"__profile_type__", pt.ID}, {labelServiceName, svc}} {
+			for _, p := range [][2]string{{labelName, pt.Name}, {labelProfileType, pt.ID}, {labelServiceName, svc}} {
 				if keep(p[0]) {
 					ls = append(ls, &typesv1.LabelPair{Name: p[0], Value: p[1]})
 				}
@@ -330,10 +364,11 @@ func (s querierService) Series(ctx context.Context, req *connect.Request[querier
 
 // profile reads the stacks of a merge request, keeping those under the call site.
 func (q *Querier) profile(ctx context.Context, typeID, selector string, startMS, endMS int64, sts *typesv1.StackTraceSelector) (*model.Profile, int64, error) {
-	if _, err := scale(typeID, 0); err != nil {
+	typ, err := parseProfileType(typeID)
+	if err != nil {
 		return nil, 0, err
 	}
-	sel, err := q.selection(ctx, selector, startMS, endMS)
+	sel, err := q.selection(ctx, &typ, selector, startMS, endMS)
 	if errors.Is(err, errEmpty) {
 		return &model.Profile{}, 1, nil
 	}
@@ -355,8 +390,7 @@ func (q *Querier) profile(ctx context.Context, typeID, selector string, startMS,
 		}
 		p.Stacks = kept
 	}
-	sc, _ := scale(typeID, p.PeriodNS)
-	return p, sc, nil
+	return p, typ.scale(p.PeriodNS), nil
 }
 
 func callSite(sts *typesv1.StackTraceSelector) []string {
@@ -434,14 +468,15 @@ const totalOnly = "\x00"
 
 func (s querierService) SelectSeries(ctx context.Context, req *connect.Request[querierv1.SelectSeriesRequest]) (*connect.Response[querierv1.SelectSeriesResponse], error) {
 	m := req.Msg
-	if _, err := scale(m.GetProfileTypeID(), 0); err != nil {
+	typ, err := parseProfileType(m.GetProfileTypeID())
+	if err != nil {
 		return nil, err
 	}
 	step := DefaultStep
 	if m.GetStep() > 0 {
 		step = max(time.Duration(m.GetStep()*float64(time.Second)).Truncate(time.Second), time.Second)
 	}
-	sel, err := s.q.selection(ctx, m.GetLabelSelector(), m.GetStart(), m.GetEnd())
+	sel, err := s.q.selection(ctx, &typ, m.GetLabelSelector(), m.GetStart(), m.GetEnd())
 	if errors.Is(err, errEmpty) {
 		return connect.NewResponse(&querierv1.SelectSeriesResponse{}), nil
 	}
@@ -461,7 +496,7 @@ func (s querierService) SelectSeries(ctx context.Context, req *connect.Request[q
 	}
 	// The period that turns samples into nanoseconds is the selection's.
 	period := int64(1)
-	if m.GetProfileTypeID() == profileTypes[0].ID {
+	if typ.nanos {
 		p, err := s.q.st.Profile(ctx, sel)
 		if err != nil {
 			return nil, storeErr(err)

@@ -75,6 +75,10 @@ func TestProfileTypes(t *testing.T) {
 		if err != nil || !reflect.DeepEqual(keys, []string{"h1"}) {
 			t.Fatalf("heap hosts = %v, %v", keys, err)
 		}
+		types, err := s.ProfileTypes(ctx, heap)
+		if want := map[string][]string{"api": {heapType, samplebatch.ProfileCPU}}; err != nil || !reflect.DeepEqual(types, want) {
+			t.Fatalf("profile types = %v, %v; want %v", types, err, want)
+		}
 		rows, err := s.Rollup(ctx, model.RollupQuery{Service: "api", From: t0, To: t0.Add(time.Hour)})
 		if err != nil {
 			t.Fatal(err)

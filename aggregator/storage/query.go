@@ -100,6 +100,26 @@ func (s *Store) LabelValues(ctx context.Context, sel model.Selection, key string
 	return column0Strings(r), nil
 }
 
+// ProfileTypes lists the profile types stored for each service of sel (its
+// ProfileType ignored): service → types, sorted, "cpu" for CPU samples.
+func (s *Store) ProfileTypes(ctx context.Context, sel model.Selection) (map[string][]string, error) {
+	where, err := selectionWhereOf(sel, false)
+	if err != nil {
+		return nil, fmt.Errorf("profile types: %w", err)
+	}
+	r, err := s.read(ctx, fmt.Sprintf("SELECT DISTINCT service, profile_type FROM %s WHERE %s ORDER BY service, profile_type LIMIT 10000",
+		s.table("samples"), where))
+	if err != nil {
+		return nil, fmt.Errorf("profile types: %w", err)
+	}
+	out := map[string][]string{}
+	for _, row := range r.Data {
+		svc := asString(row[0])
+		out[svc] = append(out[svc], asString(row[1]))
+	}
+	return out, nil
+}
+
 // Profile returns the selection's distinct stacks with their samples, the
 // largest first. Aggregation by stack_id runs in the engine; frames come from
 // the stacks table (or the in-process cache).

@@ -71,19 +71,25 @@ func timeRange(col string, from, to time.Time) []string {
 
 // selectionWhere renders a Selection as a WHERE condition on samples.
 // Filters on one key are ORed, keys are ANDed.
-func selectionWhere(sel model.Selection) (string, error) {
+func selectionWhere(sel model.Selection) (string, error) { return selectionWhereOf(sel, true) }
+
+// selectionWhereOf is selectionWhere, without the profile type condition
+// unless typed.
+func selectionWhereOf(sel model.Selection, typed bool) (string, error) {
 	if !sel.From.IsZero() && !sel.To.IsZero() && !sel.From.Before(sel.To) {
 		return "", fmt.Errorf("selection: from %s is not before to %s", sel.From.Format(time.RFC3339), sel.To.Format(time.RFC3339))
 	}
 	conds := timeRange("ts", sel.From, sel.To)
-	profileType := sel.ProfileType
-	if profileType == "" {
-		profileType = samplebatch.ProfileCPU
+	if typed {
+		profileType := sel.ProfileType
+		if profileType == "" {
+			profileType = samplebatch.ProfileCPU
+		}
+		if err := samplebatch.CheckProfileType(profileType); err != nil {
+			return "", fmt.Errorf("selection: profile_type: %w", err)
+		}
+		conds = append(conds, "profile_type = "+quote(profileType))
 	}
-	if err := samplebatch.CheckProfileType(profileType); err != nil {
-		return "", fmt.Errorf("selection: profile_type: %w", err)
-	}
-	conds = append(conds, "profile_type = "+quote(profileType))
 	if sel.Service != "" {
 		conds = append(conds, "service = "+quote(sel.Service))
 	}

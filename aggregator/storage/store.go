@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -85,6 +86,12 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		if err := s.createStages(ctx); err != nil {
 			s.be.Close()
 			return nil, err
+		}
+		if tgt.embedded {
+			if err := s.keepMergeSources(ctx); err != nil {
+				s.be.Close()
+				return nil, fmt.Errorf("keep merge sources: %w", err)
+			}
 		}
 		// Finish or drop what a crashed process left in the stage before any
 		// batch id is checked.
@@ -702,11 +709,29 @@ type DetachedPart struct {
 	Table  string `json:"table"`
 	Name   string `json:"name"`
 	Reason string `json:"reason"`
+	// Covered: every block of the part is in an active part, so no row is
+	// missing. It is a merge result set aside while its source parts, still
+	// on disk, were loaded instead (seen after the disk filled during a
+	// merge: the engine had published a result none of whose writes landed).
+	Covered bool `json:"covered"`
+}
+
+// Uncovered returns the parts whose rows are missing from queries (not
+// Covered).
+func Uncovered(parts []DetachedPart) []DetachedPart {
+	var out []DetachedPart
+	for _, p := range parts {
+		if !p.Covered {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // DetachedParts lists the detached parts of the store's tables. Their rows
-// are missing from every query until an operator repairs or drops them.
-// Engines without system.detached_parts (before 19.x) return ErrUnsupported.
+// are missing from every query until an operator repairs or drops them,
+// unless Covered. Engines without system.detached_parts (before 19.x)
+// return ErrUnsupported.
 func (s *Store) DetachedParts(ctx context.Context) ([]DetachedPart, error) {
 	r, err := s.be.Query(ctx, "SELECT count() FROM system.tables WHERE database = 'system' AND name = 'detached_parts'")
 	if err != nil {
@@ -715,13 +740,62 @@ func (s *Store) DetachedParts(ctx context.Context) ([]DetachedPart, error) {
 	if len(r.Data) != 1 || asUint(r.Data[0][0]) == 0 {
 		return nil, fmt.Errorf("list detached parts: %w", errors.ErrUnsupported)
 	}
-	r, err = s.be.Query(ctx, fmt.Sprintf("SELECT table, name, ifNull(reason, '') FROM system.detached_parts WHERE database = %s ORDER BY table, name", quote(s.lay.db)))
+	r, err = s.be.Query(ctx, fmt.Sprintf(`SELECT table, name, ifNull(reason, ''), ifNull(partition_id, ''),
+    ifNull(min_block_number, -1), ifNull(max_block_number, -1)
+FROM system.detached_parts WHERE database = %s ORDER BY table, name`, quote(s.lay.db)))
+	if err != nil {
+		return nil, fmt.Errorf("list detached parts: %w", err)
+	}
+	if len(r.Data) == 0 {
+		return []DetachedPart{}, nil
+	}
+	active, err := s.activeBlocks(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("list detached parts: %w", err)
 	}
 	out := make([]DetachedPart, 0, len(r.Data))
 	for _, row := range r.Data {
-		out = append(out, DetachedPart{Table: asString(row[0]), Name: asString(row[1]), Reason: asString(row[2])})
+		p := DetachedPart{Table: asString(row[0]), Name: asString(row[1]), Reason: asString(row[2])}
+		lo, hi := asInt(row[4]), asInt(row[5])
+		p.Covered = lo >= 0 && covers(active[[2]string{p.Table, asString(row[3])}], lo, hi)
+		out = append(out, p)
 	}
 	return out, nil
+}
+
+// blockRange is the block numbers [lo, hi] of a part.
+type blockRange struct{ lo, hi int64 }
+
+// activeBlocks is the block ranges of the active parts per table and
+// partition id.
+func (s *Store) activeBlocks(ctx context.Context) (map[[2]string][]blockRange, error) {
+	r, err := s.be.Query(ctx, fmt.Sprintf("SELECT table, partition_id, min_block_number, max_block_number FROM system.parts WHERE database = %s AND active",
+		quote(s.lay.db)))
+	if err != nil {
+		return nil, err
+	}
+	out := map[[2]string][]blockRange{}
+	for _, row := range r.Data {
+		k := [2]string{asString(row[0]), asString(row[1])}
+		out[k] = append(out[k], blockRange{asInt(row[2]), asInt(row[3])})
+	}
+	return out, nil
+}
+
+// covers reports whether ranges hold every block of [lo, hi]. Blocks that
+// were never written leave gaps too, so a gap means not covered.
+func covers(ranges []blockRange, lo, hi int64) bool {
+	rs := slices.Clone(ranges)
+	slices.SortFunc(rs, func(a, b blockRange) int { return cmp.Compare(a.lo, b.lo) })
+	next := lo
+	for _, r := range rs {
+		if r.lo > next {
+			break
+		}
+		next = max(next, r.hi+1)
+		if next > hi {
+			return true
+		}
+	}
+	return false
 }

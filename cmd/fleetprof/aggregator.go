@@ -42,6 +42,7 @@ func runAggregator(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.DurationVar(&cfg.CommitInterval, "commit-interval", aggregator.DefaultCommitInterval, "group commit: wait this long for more batches before a write")
 	fs.IntVar(&cfg.MaxCommitBatches, "max-commit-batches", aggregator.DefaultMaxCommitBatches, "group commit: most batches per write (1 = one write per batch)")
 	fs.IntVar(&cfg.UnreadyAfterWriteFailures, "unready-after-write-failures", aggregator.DefaultUnreadyAfterWriteFailures, "storage write failures in a row that make /readyz unready")
+	fs.Int64Var(&cfg.ResumeMergesFreeBytes, "resume-merges-free-bytes", aggregator.DefaultResumeMergesFreeBytes, "free bytes on the data disk before the engine's merges, paused while writes fail for lack of space, resume")
 	walFlag := fs.String("wal", "auto", "ingest write-ahead log directory (acks once logged, writes the store in large groups): auto (inside an embedded store's directory; off for a ClickHouse server), off, or DIR")
 	fs.DurationVar(&cfg.WALFlushInterval, "wal-flush-interval", aggregator.DefaultWALFlushInterval, "write logged batches to the store this often (queries flush first)")
 	fs.BoolVar(&cfg.Pprof, "pprof", false, "serve Go runtime profiles under /debug/pprof/ on the HTTP port")
@@ -80,9 +81,14 @@ func runAggregator(ctx context.Context, args []string, stdout io.Writer) error {
 		log.Warn("storage recovered an interrupted commit", "rolled_forward", r.RolledForward, "discarded", r.Discarded, "partial_partitions", r.PartialPartitions)
 	}
 	// A part the engine set aside at start (truncated, bad checksum) is rows
-	// missing from every answer: say so, it is also on /api/v1/storage.
+	// missing from every answer, unless active parts cover it: say so, it is
+	// also on /api/v1/storage.
 	if parts, err := store.DetachedParts(ctx); err == nil {
 		for _, p := range parts {
+			if p.Covered {
+				log.Warn("storage part detached: its rows are still served by the active parts that cover it", "table", p.Table, "part", p.Name, "reason", p.Reason)
+				continue
+			}
 			log.Warn("storage part detached: its rows are missing from queries", "table", p.Table, "part", p.Name, "reason", p.Reason)
 		}
 	}

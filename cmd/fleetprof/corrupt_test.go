@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -152,4 +153,123 @@ func TestCorruptMetadataNamed(t *testing.T) {
 		t.Fatalf("start on corrupt metadata: want a message naming %s and the samples table, no install hint; got:\n%s", dataDir, msg)
 	}
 	t.Logf("message: %s", strings.TrimSpace(msg))
+}
+
+// TestEmptyMergeResultCovered recreates what a disk filling during a merge
+// left behind: a merged samples part whose every file is empty, while its
+// source parts are still on disk (outdated, not yet removed). At the next
+// start the engine sets the merged part aside and serves its sources: the
+// part is reported as covered, nothing counts as missing, and the stored
+// totals are exact.
+func TestEmptyMergeResultCovered(t *testing.T) {
+	if testing.Short() {
+		testenv.Skip(t, testenv.Short, "builds the binary")
+	}
+	if !chdbInstalled() {
+		testenv.Skip(t, testenv.MissingTool, "chDB library not installed: run scripts/fetch-chdb.sh (or make setup)")
+	}
+	bin := filepath.Join(t.TempDir(), "fleetprof")
+	if out, err := exec.CommandContext(context.Background(), "go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	dataDir := filepath.Join(t.TempDir(), "data")
+	uri := "embedded:" + dataDir
+	agg := newAggProc(t, bin, uri)
+	agg.start(t)
+	start := time.Now()
+	f := startFleet(t, agg.grpc, 2)
+	var victim string
+	waitFor(t, "a merged samples part with its sources on disk", func() bool {
+		victim = mergedPartWithSources(t, dataDir, "samples")
+		return victim != ""
+	})
+	f.finish(t)
+	agg.stop(t)
+	// The merged part found may be merged again before the stop; empty the
+	// one that still has its sources.
+	if victim = mergedPartWithSources(t, dataDir, "samples"); victim == "" {
+		t.Fatal("no merged part with its sources on disk after the stop")
+	}
+	files, err := os.ReadDir(victim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, fe := range files {
+		if err := os.Truncate(filepath.Join(victim, fe.Name()), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	agg.start(t)
+	var st struct {
+		DetachedParts []struct {
+			Table, Name, Reason string
+			Covered             bool
+		} `json:"detached_parts"`
+	}
+	getJSONInto(t, agg.http, "/api/v1/storage", &st)
+	agg.stop(t)
+	if len(st.DetachedParts) != 1 || !st.DetachedParts[0].Covered {
+		t.Fatalf("emptied %s: detached parts %+v, want it alone, covered", victim, st.DetachedParts)
+	}
+	samples, rollup := storedTotals(t, uri, start, partsStrict)
+	if samples != f.sent || rollup != f.sent {
+		t.Fatalf("stored samples %d, rollup total %d, sent %d", samples, rollup, f.sent)
+	}
+	t.Logf("emptied %s; reported %+v; %d samples exact", filepath.Base(victim), st.DetachedParts, samples)
+}
+
+// mergedPartWithSources returns the directory of an active-looking merged
+// part (level > 0) of table all of whose blocks are in other, smaller part
+// directories on disk (its sources, outdated but not yet removed), or "".
+func mergedPartWithSources(t *testing.T, dataDir, table string) string {
+	t.Helper()
+	tdir, err := filepath.EvalSymlinks(filepath.Join(dataDir, "data", "fleetprof", table))
+	if err != nil {
+		return ""
+	}
+	entries, err := os.ReadDir(tdir)
+	if err != nil {
+		return ""
+	}
+	type part struct {
+		dir, partition string
+		lo, hi, level  int
+	}
+	var parts []part
+	for _, e := range entries {
+		var p part
+		f := strings.Split(e.Name(), "_")
+		if !e.IsDir() || len(f) != 4 {
+			continue
+		}
+		if _, err := fmt.Sscanf(f[1]+" "+f[2]+" "+f[3], "%d %d %d", &p.lo, &p.hi, &p.level); err != nil {
+			continue
+		}
+		p.dir, p.partition = filepath.Join(tdir, e.Name()), f[0]
+		parts = append(parts, p)
+	}
+	for _, m := range parts {
+		if m.level == 0 || slices.ContainsFunc(parts, func(o part) bool {
+			return o.partition == m.partition && o.level > m.level && o.lo <= m.lo && o.hi >= m.hi
+		}) {
+			continue // not merged, or merged again: not the part served
+		}
+		next := m.lo
+		for next <= m.hi {
+			found := false
+			for _, s := range parts {
+				if s.partition == m.partition && s.level < m.level && s.lo == next && s.hi <= m.hi {
+					next, found = s.hi+1, true
+					break
+				}
+			}
+			if !found {
+				break
+			}
+		}
+		if next > m.hi {
+			return m.dir
+		}
+	}
+	return ""
 }

@@ -282,12 +282,13 @@ func storedTotals(t *testing.T, uri string, start time.Time, parts partsRule) (s
 	}
 	defer store.Close()
 	qctx := context.Background()
-	// A restart after the faults finds no broken part to set aside.
+	// A restart after the faults finds no broken part to set aside whose rows
+	// are missing (a covered one is logged: see TestEmptyMergeResultCovered).
 	if detached, err := store.DetachedParts(qctx); err == nil && len(detached) > 0 {
-		if parts == partsStrict {
+		if missing := storage.Uncovered(detached); len(missing) > 0 && parts == partsStrict {
 			t.Fatalf("detached parts after the faults: %+v", detached)
 		}
-		t.Logf("KNOWN BUG (issue 12, see the disk-full test): detached parts after the restart: %+v", detached)
+		t.Logf("detached parts after the restart: %+v", detached)
 	}
 	from, to := start.Add(-time.Hour), time.Now().Add(time.Hour)
 	p, err := store.Profile(qctx, model.Selection{Service: crashService, From: from, To: to})

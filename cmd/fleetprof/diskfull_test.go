@@ -98,13 +98,15 @@ func TestDiskFullExactlyOnce(t *testing.T) {
 	if agg.logsContain("storage write failed") == 0 || agg.logsContain("storage writes recovered") == 0 {
 		t.Fatal("aggregator did not log the storage failure and its recovery")
 	}
-	// Known bug: in 1 of 3 CI runs (2 of 22 here) a merged part (stacks or
-	// samples) written while the disk was full was set aside as broken at the
-	// next start (its stack names are lost; sample counts stay exact). Every
-	// file of such a part, checksums.txt included, is empty: the engine renamed
-	// a merge result none of whose writes landed. The tmpfs has no fsync to
-	// miss and the process stops cleanly, so fsync settings cannot help.
-	// make soak keeps it a failure.
+	if agg.logsContain("storage merges paused") == 0 || agg.logsContain("storage merges resumed") == 0 {
+		t.Fatal("aggregator did not pause the engine's merges while the disk was full, or did not resume them")
+	}
+	// A merge running when the disk fills can be published with every file
+	// empty (chDB 26.5 loses those write errors; pausing merges at the first
+	// failed write comes a few ms too late for it). The next start sets it
+	// aside and serves its source parts, still on disk: a covered part,
+	// logged. An uncovered one (rows missing) fails make soak; make test logs
+	// it.
 	parts := partsReported
 	if os.Getenv("FLEETPROF_SOAK") == "1" {
 		parts = partsStrict
