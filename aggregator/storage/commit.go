@@ -224,14 +224,20 @@ func (s *Store) partitionCond(t, partition string) string {
 }
 
 // commitMarkerPrefix starts the function name of a rollup commit marker: a
-// row with service "", zero counts and function commitMarkerPrefix+seq in
-// every bucket a staged commit's rollup covers. SummingMergeTree merges rows
-// of one key and keeps one commit_seq, so the rollup's own rows of a commit
-// may not count as published after a merge; a marker's key is its commit's
-// alone, so it never merges, and it is published by the same ATTACH as the
-// rows of its partition. Readers never see markers: every rollup read
-// selects a service, or the totals rows (function "").
+// row with service "", counts commitMarkerCount and function
+// commitMarkerPrefix+seq in every bucket a staged commit's rollup covers.
+// SummingMergeTree merges rows of one key and keeps one commit_seq, so the
+// rollup's own rows of a commit may not count as published after a merge; a
+// marker's key is its commit's alone, so it never merges with other rows, and
+// it is published by the same ATTACH as the rows of its partition. Readers
+// never see markers: every rollup read selects a service, or the totals rows
+// (function "").
 const commitMarkerPrefix = "[fleetprof commit] "
+
+// commitMarkerCount is a marker's self and inclusive: not zero, because a
+// SummingMergeTree merge deletes rows whose summed columns are all zero, and
+// a marker a merge deleted would let recovery publish its commit again.
+const commitMarkerCount = 1
 
 // publishedRows counts the rows of commit seq in partition of public table t
 // that match cond (for the rollup, markerCond: its commit markers).

@@ -260,8 +260,8 @@ func (a *rollupAgg) commitMarkers(seq uint64) arrow.RecordBatch {
 		rb.Field(2).(*array.Uint8Builder).Append(0)
 		rb.Field(3).(*array.TimestampBuilder).Append(arrow.Timestamp(c.key.bucket))
 		rb.Field(4).(*array.StringBuilder).Append(name)
-		rb.Field(5).(*array.Uint64Builder).Append(0)
-		rb.Field(6).(*array.Uint64Builder).Append(0)
+		rb.Field(5).(*array.Uint64Builder).Append(commitMarkerCount)
+		rb.Field(6).(*array.Uint64Builder).Append(commitMarkerCount)
 	}
 	return rb.NewRecordBatch()
 }
