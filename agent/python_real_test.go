@@ -15,6 +15,7 @@ import (
 	"github.com/fleetprof/fleetprof/agent/ship/shiptest"
 	"github.com/fleetprof/fleetprof/agent/symbolize"
 	"github.com/fleetprof/fleetprof/internal/testenv"
+	"github.com/fleetprof/fleetprof/model"
 	"github.com/fleetprof/fleetprof/proto/samplebatch"
 )
 
@@ -172,8 +173,17 @@ func TestRealPythonStacks(t *testing.T) {
 		want := samplebatch.Location(abs, line)
 		got := frameLocations(t, srv.Stored(), pid, "workload."+fn)
 		t.Logf("workload.%s locations: %v", fn, got)
-		if len(got) != 1 || got[want] == 0 {
-			t.Errorf("workload.%s: locations %v, want only %s", fn, got, want)
+		// One stack id has one set of locations (proto/samplebatch/SCHEMA.md):
+		// another test running this script by another path on the host (the
+		// sampler's) may lend its path, so only the line and file name count.
+		for loc := range got {
+			file, l, ok := model.SplitLocation(loc)
+			if !ok || filepath.Base(file) != filepath.Base(abs) || l != line {
+				t.Errorf("workload.%s: locations %v, want %s", fn, got, want)
+			}
+		}
+		if len(got) == 0 {
+			t.Errorf("workload.%s: no locations, want %s", fn, want)
 		}
 	}
 
